@@ -1,0 +1,5 @@
+import sys
+
+from dnatlas.cli import main
+
+sys.exit(main())

@@ -1,0 +1,57 @@
+"""The ``dnatlas`` command line: one entry point, one module per subcommand.
+
+Each module in this package that defines ``register(subparsers)`` adds its
+subcommand(s); the parser it registers must set ``func`` (a callable taking the
+parsed ``argparse.Namespace`` and returning an exit code or ``None``).
+
+Errors caused by the user's input (:class:`dnatlas.errors.DnatlasError`) are
+printed as one line on stderr and exit with code 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from dnatlas import __version__
+from dnatlas.errors import DnatlasError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dnatlas",
+        description="Train and interpret DNA language models.",
+    )
+    parser.add_argument("--version", action="version", version=f"dnatlas {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        code = args.func(args)
+    except DnatlasError as exc:
+        print(f"dnatlas: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dnatlas: interrupted", file=sys.stderr)
+        return 130
+    return 0 if code is None else int(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

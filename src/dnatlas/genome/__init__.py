@@ -1,0 +1,1 @@
+"""Genome data: alphabet, readers (FASTA/GenBank), the packed genome store and window sampler."""
