@@ -39,7 +39,8 @@ def encode(seq: str | bytes) -> np.ndarray:
     bad = np.flatnonzero(codes == INVALID)
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"invalid nucleotide {chr(raw[i])!r} at position {i}")
+        char = seq[i] if isinstance(seq, str) else chr(raw[i])  # str: one '?' per non-ASCII char
+        raise ValueError(f"invalid nucleotide {char!r} at position {i}")
     return codes
 
 

@@ -1,0 +1,21 @@
+"""The DNAtlas model: RCPS gated-convolution blocks, the thresholding + SoLU activation,
+the windowed-MLM triplet head, and Markov-chain masking."""
+
+from dnatlas.model.config import MASK_TOKEN, PRESETS, DNAtlasConfig
+from dnatlas.model.masking import MarkovMasking
+from dnatlas.model.modeling import SITES, DNAtlas, DNAtlasOutput
+from dnatlas.model.rcps import rc_channels, triplet_rc_permutation
+from dnatlas.model.windowed_mlm import (
+    amino_acid_probs,
+    codon_probs,
+    consistency_bias,
+    mask_tokens,
+    nucleotide_probs,
+    windowed_mlm_loss,
+)
+
+__all__ = [
+    "DNAtlas", "DNAtlasConfig", "DNAtlasOutput", "MarkovMasking", "MASK_TOKEN", "PRESETS",
+    "SITES", "amino_acid_probs", "codon_probs", "consistency_bias", "mask_tokens",
+    "nucleotide_probs", "rc_channels", "triplet_rc_permutation", "windowed_mlm_loss",
+]

@@ -1,0 +1,380 @@
+"""Neuron catalog: which neurons detect which annotated features, over whole genomes.
+
+**Strands with RCPS.** Label tracks are strand-aware (row 0: features on the + strand,
+row 1: on the − strand, both in forward coordinates). A neuron reads the strand it is run
+on, so neuron ``n`` is scored against
+
+- row 0 with its activation on the forward sequence, ``acts[n, i]``, and
+- row 1 with its activation on the reverse-complement sequence at the same nucleotide,
+  which RCPS gives without a second pass: ``acts[perm[n], i]`` (``perm`` from
+  ``model.rc_channel_permutation``), i.e. its RC partner on the forward strand.
+
+Both strands are pooled into one ranking of ``2 N`` samples per neuron, so a start-codon
+neuron is credited for genes on both strands, and the chance rate of a track is
+``(P+ + P−) / 2N``. Of an RC pair only one member is the *sense* detector of a stranded
+feature: its partner, read on its own strand, detects the feature's reverse complement
+(e.g. CAT for a start-codon neuron) and scores near chance; for strand-symmetric features
+(palindromes) both members can score.
+
+**Footnote 6.** The report's start-codon neuron fires on the codon's 2nd nucleotide and
+the stop-codon neuron on its 1st; ``footnote6=True`` replaces the ``start_codon`` and
+``stop_codon`` tracks by ``start_codon_2nd`` and ``stop_codon_1st``.
+
+Activations are read neuron-major, ``(C, N)`` per record (``layout="CL"`` of
+:func:`dnatlas.analysis.extract.extract_to_dir`), so one neuron is one contiguous row even
+when the arrays are memory maps of whole genomes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from dnatlas.analysis.auprc import LabelIndex, average_precision_column, precision_recall_curve
+from dnatlas.genome.alphabet import decode, reverse_complement
+
+__all__ = [
+    "GenomeLabels",
+    "NeuronCatalog",
+    "TopWindow",
+    "catalog_track_names",
+    "neuron_scores",
+    "pr_curve",
+    "scan_neurons",
+]
+
+FOOTNOTE6 = {"start_codon": "start_codon_2nd", "stop_codon": "stop_codon_1st"}
+
+
+def catalog_track_names(available: Sequence[str], footnote6: bool = False) -> list[str]:
+    """Tracks to evaluate: all available, with one version of each codon track.
+
+    Without ``footnote6`` the single-nucleotide variants (``start_codon_2nd``,
+    ``stop_codon_1st``) are dropped; with it they replace ``start_codon``/``stop_codon``.
+    """
+    variants = set(FOOTNOTE6.values())
+    names = []
+    for name in available:
+        if footnote6 and name in FOOTNOTE6:
+            continue
+        if not footnote6 and name in variants:
+            continue
+        names.append(name)
+    return names
+
+
+@dataclass
+class GenomeLabels:
+    """Strand label indexes of one or more records, concatenated in record order.
+
+    Attributes:
+        names: track names (T).
+        plus, minus: :class:`LabelIndex` of rows 0 and 1 over the N concatenated positions.
+        seqids, lengths: the records and their lengths; ``offsets`` their starts in N.
+    """
+
+    names: list[str]
+    plus: LabelIndex
+    minus: LabelIndex
+    seqids: list[str]
+    lengths: list[int]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.r_[0, np.cumsum(self.lengths)[:-1]].astype(np.int64)
+
+    @property
+    def n(self) -> int:
+        return int(sum(self.lengths))
+
+    @property
+    def n_pos(self) -> np.ndarray:
+        """(T,) positives on both strands."""
+        return self.plus.n_pos + self.minus.n_pos
+
+    @property
+    def chance(self) -> np.ndarray:
+        """(T,) chance AP = positive fraction over both strands."""
+        return self.n_pos / (2 * max(self.n, 1))
+
+    @classmethod
+    def from_tracks(cls, tracks: Mapping[str, object], names: Sequence[str] | None = None,
+                    footnote6: bool = False) -> "GenomeLabels":
+        """Build from ``{seqid: LabelTracks}`` (record order kept).
+
+        Args:
+            tracks: label tracks per record (``dnatlas.annotation.tracks.label_tracks``).
+            names: tracks to use (default :func:`catalog_track_names` of the first record).
+        """
+        seqids = list(tracks)
+        first = tracks[seqids[0]]
+        names = catalog_track_names(first.names, footnote6) if names is None else list(names)
+        rows = []
+        for row in (0, 1):
+            blocks = [np.stack([tracks[s][name][row] for name in names], axis=1) for s in seqids]
+            rows.append(LabelIndex.from_labels(np.concatenate(blocks), names))
+        return cls(names, rows[0], rows[1], seqids, [tracks[s].length for s in seqids])
+
+
+def neuron_scores(acts: Sequence[np.ndarray], neuron: int) -> np.ndarray:
+    """Row ``neuron`` of every record's (C, L_r) array, concatenated: shape (N,)."""
+    return np.concatenate([np.asarray(a[neuron]) for a in acts])
+
+
+@dataclass(frozen=True)
+class TopWindow:
+    """One top-activating site of a neuron.
+
+    ``position`` is the 0-based genomic coordinate of the activation, ``strand`` the strand
+    read (+1/-1); ``start``/``end`` bound the window on the record; ``sequence`` and
+    ``values`` run along the window in the strand's reading direction (5'->3'), so that an
+    RC partner's hit on − reads like a + hit.
+    """
+
+    neuron: int
+    rank: int
+    seqid: str
+    position: int
+    strand: int
+    activation: float
+    start: int
+    end: int
+    sequence: str
+    values: tuple[float, ...] = field(repr=False)
+
+    def as_dict(self) -> dict:
+        d = self.__dict__.copy()
+        d["values"] = [round(float(v), 4) for v in self.values]
+        return d
+
+
+def _top_sites(scores: np.ndarray, k: int, separation: int, record_of: np.ndarray | None = None):
+    """Indices of the k highest scores, at least ``separation`` apart (greedy suppression).
+
+    Args:
+        scores: (2N,) scores of both strands ([+ strand, − strand]).
+    """
+    n = len(scores)
+    m = min(n, max(k * 50, 200))
+    cand = np.argpartition(scores, n - m)[n - m:]
+    cand = cand[np.argsort(scores[cand], kind="stable")[::-1]]
+    chosen: list[int] = []
+    for i in cand:
+        if all(abs(int(i) - j) >= separation for j in chosen):
+            chosen.append(int(i))
+            if len(chosen) == k:
+                break
+    return chosen
+
+
+def _pair_order(neurons: list[int], perm) -> list[int]:
+    """Row order visiting each neuron right after its RC partner (when both are wanted)."""
+    if perm is None:
+        return list(range(len(neurons)))
+    row_of = {n: r for r, n in enumerate(neurons)}
+    order, seen = [], set()
+    for r, n in enumerate(neurons):
+        if r in seen:
+            continue
+        order.append(r)
+        seen.add(r)
+        partner_row = row_of.get(int(perm[n]))
+        if partner_row is not None and partner_row not in seen:
+            order.append(partner_row)
+            seen.add(partner_row)
+    return order
+
+
+@dataclass
+class _Genome:
+    """What top windows need to report sequences and coordinates."""
+
+    seqs: Sequence[np.ndarray]
+    labels: GenomeLabels
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Record number and position of a concatenated index."""
+        r = int(np.searchsorted(self.labels.offsets, index, side="right") - 1)
+        return r, int(index - self.labels.offsets[r])
+
+
+def _window(genome: _Genome, acts, neuron: int, perm, index: int, strand: int, half: int,
+            rank: int, activation: float) -> TopWindow:
+    r, pos = genome.locate(index)
+    seq = genome.seqs[r]
+    lo, hi = max(0, pos - half), min(len(seq), pos + half + 1)
+    channel = neuron if strand > 0 else perm[neuron]
+    values = np.asarray(acts[r][channel, lo:hi], dtype=np.float32)
+    codes = seq[lo:hi]
+    if strand < 0:
+        codes, values = reverse_complement(codes), values[::-1]
+    return TopWindow(neuron, rank, genome.labels.seqids[r], pos, strand, activation, lo, hi,
+                     decode(codes), tuple(values.tolist()))
+
+
+def scan_neurons(acts: Sequence[np.ndarray], labels: GenomeLabels, perm: np.ndarray | None,
+                 seqs: Sequence[np.ndarray] | None = None, neurons: Sequence[int] | None = None,
+                 top_k: int = 10, half_window: int = 20, progress: bool | None = None):
+    """AP of every neuron against every track, and each neuron's top-activating windows.
+
+    Args:
+        acts: per record, (C, L_r) forward-strand activations (memory maps are fine).
+        labels: :class:`GenomeLabels` of the same records.
+        perm: RCPS permutation (C,), or None to score the + strand only.
+        seqs: per record, (L_r,) nucleotide codes (for top windows; None skips them).
+        neurons: subset of neurons (default all C).
+        top_k: windows per neuron; ``half_window``: nt each side of the site.
+
+    Returns:
+        ``(auprc, windows)``: (len(neurons), T) float64 AP and ``{neuron: [TopWindow]}``.
+    """
+    n_channels = acts[0].shape[0]
+    neurons = list(range(n_channels)) if neurons is None else [int(n) for n in neurons]
+    genome = _Genome(seqs, labels) if seqs is not None else None
+    auprc = np.empty((len(neurons), len(labels.names)))
+    windows: dict[int, list[TopWindow]] = {}
+    cache: dict[int, np.ndarray] = {}  # the last partner read, reused on its turn
+    for row in tqdm(_pair_order(neurons, perm), desc="neurons", unit="neuron",
+                    disable=None if progress is None else not progress):
+        n = neurons[row]
+        plus = cache.pop(n, None)
+        plus = neuron_scores(acts, n) if plus is None else plus
+        cache.clear()
+        blocks = [(plus, labels.plus)]
+        minus = None
+        if perm is not None:
+            partner = int(perm[n])
+            minus = plus if partner == n else neuron_scores(acts, partner)
+            cache[partner] = minus
+            blocks.append((minus, labels.minus))
+        auprc[row] = average_precision_column(blocks)
+        if genome is not None and top_k > 0:
+            both = plus if minus is None else np.concatenate([plus, minus])
+            sites = _top_sites(both, top_k, 2 * half_window + 1)
+            windows[n] = [
+                _window(genome, acts, n, perm, i % labels.n, 1 if i < labels.n else -1,
+                        half_window, rank, float(both[i]))
+                for rank, i in enumerate(sites)]
+    return auprc, windows
+
+
+def pr_curve(acts: Sequence[np.ndarray], labels: GenomeLabels, track: str, neuron: int,
+             perm: np.ndarray | None):
+    """Precision-recall curve of one neuron on one track, both strands pooled.
+
+    Returns ``(precision, recall, thresholds)`` as
+    :func:`dnatlas.analysis.auprc.precision_recall_curve`.
+    """
+    t = labels.names.index(track)
+    y_plus = _track_column(labels.plus, t)
+    scores = [neuron_scores(acts, neuron)]
+    ys = [y_plus]
+    if perm is not None:
+        scores.append(neuron_scores(acts, int(perm[neuron])))
+        ys.append(_track_column(labels.minus, t))
+    return precision_recall_curve(np.concatenate(scores), np.concatenate(ys))
+
+
+def _track_column(index: LabelIndex, t: int) -> np.ndarray:
+    """Dense (N,) bool labels of track t, rebuilt from a :class:`LabelIndex`."""
+    y = np.zeros(index.n, dtype=bool)
+    for m, a, b in index.segments():
+        if index.table[m, t]:
+            y[index.order[a:b]] = True
+    return y
+
+
+@dataclass
+class NeuronCatalog:
+    """AP of every neuron for every track, with chance rates.
+
+    Attributes:
+        layer: activation name (e.g. ``blocks.7.neurons``).
+        tracks: track names (T); neurons: neuron ids (C'), rows of ``auprc``.
+        auprc: (C', T) average precision; chance: (T,) positive fraction; n_pos: (T,).
+        n: samples per strand (genome length).
+    """
+
+    layer: str
+    tracks: list[str]
+    neurons: np.ndarray
+    auprc: np.ndarray
+    chance: np.ndarray
+    n_pos: np.ndarray
+    n: int
+
+    def ranking(self, track: str, k: int | None = None) -> list[tuple[int, float]]:
+        """``[(neuron, ap), ...]`` best first (NaN last)."""
+        t = self.tracks.index(track)
+        ap = self.auprc[:, t]
+        order = np.argsort(np.where(np.isnan(ap), np.inf, -ap), kind="stable")
+        return [(int(self.neurons[i]), float(ap[i])) for i in order[:k]]
+
+    def best(self, track: str) -> tuple[int, float]:
+        return self.ranking(track, 1)[0]
+
+    def rows(self, top: int | None = 20):
+        """CSV rows: track, rank, neuron, auprc, chance, lift, positives, samples."""
+        for t, track in enumerate(self.tracks):
+            for rank, (neuron, ap) in enumerate(self.ranking(track, top), start=1):
+                chance = float(self.chance[t])
+                yield {"track": track, "rank": rank, "neuron": neuron, "auprc": ap,
+                       "chance": chance, "lift": ap / chance if chance else float("nan"),
+                       "positives": int(self.n_pos[t]), "samples": 2 * self.n}
+
+    def to_csv(self, path: str | Path, top: int | None = 20) -> None:
+        with open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["track", "rank", "neuron", "auprc", "chance",
+                                                    "lift", "positives", "samples"])
+            writer.writeheader()
+            for row in self.rows(top):
+                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                                 for k, v in row.items()})
+
+    def to_json(self, path: str | Path, top: int | None = 20, extra: dict | None = None) -> None:
+        tracks = {}
+        for t, track in enumerate(self.tracks):
+            tracks[track] = {"chance": float(self.chance[t]), "positives": int(self.n_pos[t]),
+                             "ranking": [{"neuron": n, "auprc": _json_float(ap)}
+                                         for n, ap in self.ranking(track, top)]}
+        doc = {"layer": self.layer, "samples_per_strand": self.n, "tracks": tracks,
+               **(extra or {})}
+        Path(path).write_text(json.dumps(doc, indent=1))
+
+    def save(self, directory: str | Path, top: int | None = 20, extra: dict | None = None) -> None:
+        """Write ``catalog.csv``, ``catalog.json`` and the full matrix ``auprc.npz``."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.to_csv(d / "catalog.csv", top)
+        self.to_json(d / "catalog.json", top, extra)
+        np.savez(d / "auprc.npz", auprc=self.auprc, neurons=self.neurons,
+                 tracks=np.array(self.tracks), chance=self.chance, n_pos=self.n_pos)
+
+
+def _json_float(x: float):
+    return None if not np.isfinite(x) else float(x)
+
+
+def write_top_windows(windows: Mapping[int, list[TopWindow]], path: str | Path) -> None:
+    """Top windows as CSV (one row per window; ``values`` omitted) or JSON by suffix."""
+    path = Path(path)
+    flat = [w for ws in windows.values() for w in ws]
+    if path.suffix == ".json":
+        path.write_text(json.dumps([w.as_dict() for w in flat]))
+        return
+    fields = ["neuron", "rank", "seqid", "position", "strand", "activation", "start", "end",
+              "sequence"]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for w in flat:
+            row = {k: getattr(w, k) for k in fields}
+            row["strand"] = "+" if w.strand > 0 else "-"
+            row["activation"] = f"{w.activation:.5g}"
+            writer.writerow(row)

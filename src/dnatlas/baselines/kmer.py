@@ -1,0 +1,656 @@
+"""Bidirectional k-mer context model: the count-based baseline for masked-nucleotide prediction.
+
+The model predicts the nucleotide at a position from its ``k`` left and ``k`` right neighbours,
+with backoff to the ``k - 1, ..., 1, 0`` nearest neighbours on each side and finally to a
+uniform distribution.
+
+Context codes
+-------------
+The order-``j`` context of position ``p`` in sequence ``x`` is the ``2j`` bases
+``x[p-j:p]`` and ``x[p+1:p+j+1]``, packed innermost-first into one integer::
+
+    ctx_j(p) = sum_{d=1..j} (4 * x[p-d] + x[p+d]) * 16 ** (j - d)
+
+so that dropping the outermost pair is a shift (``ctx_{j-1} = ctx_j >> 4``), and the stored
+key of a (context, centre) pair is ``4 * ctx_j + x[p]``. Keys are ``uint64``, which allows
+``k <= 15``. Per order the counts are kept as a sorted array of the keys that occur plus their
+counts (sparse, so ``k = 8`` costs memory in proportion to the training length, not ``4**17``);
+orders ``<= 5`` also get a dense ``(4**(2j), 4)`` lookup table, built on first use.
+
+Counting (:meth:`KmerContextModel.fit`) is vectorised: one pass computes the order-``k`` key of
+every position, one sort counts them, and each lower order is aggregated from the one above in
+linear time (the keys stay grouped by ``ctx_{j-1}``), plus the few positions whose order-``j``
+window is clean but whose order-``j+1`` window is not (next to N or a sequence end). A window
+containing N is never counted. With ``strand_symmetric=True`` (default) every window is also
+counted on the reverse strand, which makes the model reverse-complement symmetric, as DNAtlas
+is.
+
+Smoothing (the choice, documented)
+----------------------------------
+``smoothing="absolute"`` (default) is interpolated absolute discounting, as in Kneser-Ney but
+without continuation counts::
+
+    P_j(c | h) = (max(C(h, c) - D_j, 0) + D_j * T(h) * P_{j-1}(c | h')) / C(h)
+
+with ``C(h) = sum_c C(h, c)``, ``T(h)`` the number of distinct centres seen after ``h``,
+``h'`` the context without its outermost pair and ``P_{-1} = 1/4``. The discount of each order
+is Ney's estimate ``D_j = n1 / (n1 + 2 n2)`` from that order's count-of-counts, clipped to
+``[0.01, 1]`` so that every probability stays positive. Continuation counts are left out on
+purpose: with a four-letter alphabet and both-sided contexts almost every shorter context is
+seen in many longer ones, so they carry little information, and the plain lower-order counts
+are the maximum-likelihood marginal the backoff should fall to. An unseen context
+(``C(h) = 0``) backs off entirely: ``P_j = P_{j-1}``. ``smoothing="witten_bell"`` uses
+``P_j = (C(h, c) + T(h) P_{j-1}) / (C(h) + T(h))`` instead and needs no estimate.
+
+Masked and unknown neighbours (the choice, documented)
+------------------------------------------------------
+At prediction time a neighbour is *unknown* if it is MASK, N, or beyond the end of the row.
+Unknown neighbours are **marginalised**: an order-``j`` context with ``m`` unknown neighbours
+uses the counts summed over all ``4**m`` fillings, i.e. the empirical count of the pattern with
+wildcards, which is exactly the count of the known neighbours at their offsets. This is done
+while ``m <= max_marginal`` (default 2, i.e. at most 16 lookups per order); past that, the
+position stops at the largest order it reached, as for an unseen context. ``max_marginal=0``
+gives plain backoff to the largest window whose neighbours are all known. The centre token is
+never read: the prediction at every position is from its neighbours only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from dnatlas.errors import InputError
+from dnatlas.genome.alphabet import MASK, N
+
+FORMAT = "dnatlas-kmer-context"
+FORMAT_VERSION = 1
+MAX_K = 15  # 4k context bits + 2 centre bits must fit in uint64
+SMOOTHINGS = ("absolute", "witten_bell")
+
+_DENSE_MAX_ORDER = 5      # orders whose dense (4**(2j), 4) table is at most 4 M entries
+_FIT_CHUNK = 1 << 20      # positions per chunk while computing keys in fit()
+_AGG_CHUNK = 1 << 20      # keys per chunk while aggregating an order from the one above
+_PREDICT_CHUNK = 1 << 18  # positions per chunk in predict_proba()
+_D_MIN = 0.01
+_U64 = np.uint64
+
+
+class KmerContextModel:
+    """Counts of the centre nucleotide given ``k`` bases on each side, with backoff.
+
+    Args:
+        k: largest context order (bases on each side), ``0 <= k <= 15``; ``k = 0`` is the
+            base composition.
+        smoothing: ``"absolute"`` (interpolated absolute discounting) or ``"witten_bell"``.
+        strand_symmetric: also count every window on the reverse strand.
+        max_marginal: largest number of unknown (MASK/N/out-of-row) neighbours in a window that
+            is marginalised over at prediction time; see the module docstring.
+
+    After :meth:`fit`, ``discounts`` holds ``D_j`` for ``j = 0..k`` and ``n_positions`` the
+    number of counted centre positions (per strand).
+    """
+
+    def __init__(self, k: int, smoothing: str = "absolute", strand_symmetric: bool = True,
+                 max_marginal: int = 2):
+        if not 0 <= int(k) <= MAX_K:
+            raise ValueError(f"k must be in 0..{MAX_K}, got {k}")
+        if smoothing not in SMOOTHINGS:
+            raise ValueError(f"smoothing must be one of {SMOOTHINGS}, got {smoothing!r}")
+        if int(max_marginal) < 0:
+            raise ValueError(f"max_marginal must be >= 0, got {max_marginal}")
+        self.k = int(k)
+        self.smoothing = smoothing
+        self.strand_symmetric = bool(strand_symmetric)
+        self.max_marginal = int(max_marginal)
+        self.discounts = np.zeros(0)
+        self.n_positions = 0
+        self._keys: list[np.ndarray] = []    # per order: sorted uint64 keys 4*ctx + centre
+        self._counts: list[np.ndarray] = []  # per order: counts aligned with _keys
+        self._dense: dict[int, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ fitting
+
+    @property
+    def is_fitted(self) -> bool:
+        return len(self._keys) == self.k + 1
+
+    def fit(self, sequences: Iterable[np.ndarray]) -> "KmerContextModel":
+        """Count contexts in ``sequences`` (each a 1-D array of codes A=0 C=1 G=2 T=3 N=4).
+
+        Codes 4 (N) and 5 (MASK) break windows; other values raise ``ValueError``.
+        Replaces any previous counts. Returns ``self``.
+        """
+        K = self.k
+        top: list[np.ndarray] = []
+        extra: list[list[np.ndarray]] = [[] for _ in range(K)]
+        n_positions = 0
+        for i, seq in enumerate(sequences):
+            x = _as_codes(seq, f"sequence {i}")
+            for start in range(0, x.size, _FIT_CHUNK):
+                keys, order = _window_keys(x, start, min(start + _FIT_CHUNK, x.size), K)
+                n_positions += int(np.count_nonzero(order >= 0))
+                clean = order == K
+                top.append(_with_rc(keys[clean], K, self.strand_symmetric))
+                if not clean.all():  # windows cut short by N or a sequence end
+                    for j in range(K):
+                        sel = keys[order == j]
+                        if sel.size:
+                            extra[j].append(_with_rc(_truncate_keys(sel, K, j), j,
+                                                     self.strand_symmetric))
+        top_keys = _concat(top)
+        extra_keys = [_concat(e) for e in extra]
+        del top, extra
+
+        top_keys.sort()
+        keys, counts = _runs(top_keys)
+        del top_keys
+        tables = [(keys, counts)]
+        for j in range(K - 1, -1, -1):
+            keys, counts = _aggregate_down(keys, counts)
+            e_keys, e_counts = _runs(np.sort(extra_keys[j]))
+            keys, counts = _merge_sorted(keys, counts, e_keys, e_counts)
+            tables.append((keys, counts))
+        tables.reverse()
+
+        self._keys = [k_ for k_, _ in tables]
+        self._counts = [_compact_counts(c) for _, c in tables]
+        self._dense = {}
+        self.n_positions = n_positions
+        self.discounts = np.array([_ney_discount(c) for c in self._counts])
+        return self
+
+    def truncated(self, k: int) -> "KmerContextModel":
+        """The same model with largest order ``k`` (shares the count tables, no copy).
+
+        Identical to fitting a fresh order-``k`` model on the same data: the tables and
+        discounts of orders ``<= k`` do not depend on the largest order.
+        """
+        self._require_fitted()
+        if not 0 <= k <= self.k:
+            raise ValueError(f"k must be in 0..{self.k}, got {k}")
+        out = KmerContextModel(k, self.smoothing, self.strand_symmetric, self.max_marginal)
+        out._keys = self._keys[:k + 1]
+        out._counts = self._counts[:k + 1]
+        out._dense = self._dense  # shared cache, keyed by order
+        out.discounts = self.discounts[:k + 1].copy()
+        out.n_positions = self.n_positions
+        return out
+
+    def context_counts(self, order: int) -> tuple[np.ndarray, np.ndarray]:
+        """Counts of order ``order``: ``(contexts, counts)``.
+
+        Returns:
+            contexts: sorted uint64 context codes ``ctx_j`` that occur, shape (n,).
+            counts: int64 counts of the centre A, C, G, T after each context, shape (n, 4).
+        """
+        self._require_fitted()
+        keys, cnt = self._keys[order], self._counts[order]
+        ctx = keys >> _U64(2)
+        starts = _run_starts(ctx)
+        out = np.zeros((starts.size, 4), dtype=np.int64)
+        group = np.repeat(np.arange(starts.size), np.diff(starts, append=ctx.size))
+        out[group, (keys & _U64(3)).astype(np.intp)] = cnt
+        return ctx[starts], out
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict_nucleotides(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities of A, C, G, T at every position from the neighbours.
+
+        Args:
+            tokens: LongTensor (B, L) of codes A=0 C=1 G=2 T=3 N=4 MASK=5.
+
+        Returns:
+            FloatTensor (B, L, 4), natural-log probabilities, on ``tokens.device``.
+        """
+        t = torch.as_tensor(tokens)
+        probs = self.predict_proba(t.detach().cpu().numpy())
+        return torch.from_numpy(np.log(probs)).float().to(t.device)
+
+    def predict_proba(self, tokens: np.ndarray) -> np.ndarray:
+        """Probabilities of A, C, G, T, shape (B, L, 4) float64, for integer codes (B, L)."""
+        self._require_fitted()
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2:
+            raise ValueError(f"tokens must have shape (B, L), got {tokens.shape}")
+        if tokens.size and (tokens.min() < 0 or tokens.max() > MASK):
+            raise ValueError("tokens must be codes 0..5 (A C G T N MASK)")
+        B, L = tokens.shape
+        out = np.empty((B, L, 4))
+        rows = max(1, _PREDICT_CHUNK // max(L, 1))
+        for r in range(0, B, rows):
+            out[r:r + rows] = self._predict_rows(tokens[r:r + rows])
+        return out
+
+    def _predict_rows(self, tokens: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` for one chunk of rows."""
+        B, L = tokens.shape
+        K, pad = self.k, self.k + 1
+        width = L + 2 * pad
+        padded = np.full((B, width), N, dtype=np.int64)
+        padded[:, pad:pad + L] = tokens
+        unknown = (padded >= 4).ravel()
+        base = np.where(padded >= 4, 0, padded).astype(_U64).ravel()
+
+        probs = np.full((B * L, 4), 0.25)
+        active = np.arange(B * L)  # positions still refining, as flat indices into probs
+        centre = (active // L) * width + pad + active % L  # their flat index into `padded`
+        ctx = np.zeros(B * L, dtype=_U64)
+        umask = np.zeros(B * L, dtype=_U64)  # 0b11 in each 2-bit slot of ctx that is unknown
+        n_unknown = np.zeros(B * L, dtype=np.int64)
+        for j in range(K + 1):
+            if j > 0:
+                left, right = centre - j, centre + j
+                ctx = (ctx << _U64(4)) | (base[left] << _U64(2)) | base[right]
+                umask = ((umask << _U64(4)) | (unknown[left].astype(_U64) * _U64(12))
+                         | (unknown[right].astype(_U64) * _U64(3)))
+                n_unknown = n_unknown + unknown[left] + unknown[right]
+                keep = n_unknown <= self.max_marginal
+                active, centre, ctx, umask, n_unknown = (
+                    a[keep] for a in (active, centre, ctx, umask, n_unknown))
+            if active.size == 0:
+                break
+            counts = self._marginal_counts(j, ctx, umask, n_unknown)
+            total = counts.sum(axis=1)
+            seen = total > 0  # an unseen pattern stays unseen at every higher order
+            active, centre, ctx, umask, n_unknown, counts, total = (
+                a[seen] for a in (active, centre, ctx, umask, n_unknown, counts, total))
+            probs[active] = self._smooth(j, counts, total, probs[active])
+        return probs.reshape(B, L, 4)
+
+    def _smooth(self, j: int, counts: np.ndarray, total: np.ndarray,
+                lower: np.ndarray) -> np.ndarray:
+        """Interpolate counts (n, 4) of order ``j`` (all totals > 0) with ``lower`` (n, 4)."""
+        types = np.count_nonzero(counts, axis=1)[:, None]
+        if self.smoothing == "witten_bell":
+            return (counts + types * lower) / (total[:, None] + types)
+        d = self.discounts[j]
+        return (np.maximum(counts - d, 0.0) + d * types * lower) / total[:, None]
+
+    def _marginal_counts(self, j: int, ctx: np.ndarray, umask: np.ndarray,
+                         n_unknown: np.ndarray) -> np.ndarray:
+        """Counts (n, 4) float64 of order ``j`` summed over every filling of the unknown slots."""
+        out = np.zeros((ctx.size, 4))
+        for m in range(int(n_unknown.max(initial=0)) + 1):
+            sel = np.flatnonzero(n_unknown == m)
+            if sel.size == 0:
+                continue
+            fills, um = ctx[sel][:, None], umask[sel]
+            for _ in range(m):
+                low = um & (~um + _U64(1))  # lowest bit of the lowest unknown slot
+                values = low[:, None] * np.arange(4, dtype=_U64)[None, :]
+                fills = (fills[:, :, None] | values[:, None, :]).reshape(sel.size, -1)
+                um = um & ~(low * _U64(3))
+            out[sel] = self._lookup(j, fills.ravel()).reshape(sel.size, -1, 4).sum(axis=1)
+        return out
+
+    def _lookup(self, j: int, ctx: np.ndarray) -> np.ndarray:
+        """Counts (n, 4) float64 of order-``j`` contexts ``ctx`` (uint64, shape (n,))."""
+        if j <= _DENSE_MAX_ORDER:
+            return self._dense_table(j)[ctx.astype(np.intp)].astype(np.float64)
+        keys, cnt = self._keys[j], self._counts[j]
+        # Sorted, de-duplicated needles make searchsorted several times faster on big tables.
+        uniq, inverse = np.unique(ctx, return_inverse=True)
+        first = uniq << _U64(2)
+        lo = np.searchsorted(keys, first)
+        out = np.zeros((uniq.size, 4))
+        for o in range(4):
+            idx = lo + o
+            rows = np.flatnonzero(idx < keys.size)
+            rows = rows[(keys[idx[rows]] >> _U64(2)) == uniq[rows]]
+            if rows.size == 0:
+                break
+            idx = idx[rows]
+            out[rows, (keys[idx] & _U64(3)).astype(np.intp)] = cnt[idx]
+        return out[inverse.ravel()]
+
+    def _dense_table(self, j: int) -> np.ndarray:
+        table = self._dense.get(j)
+        if table is None:
+            flat = np.zeros(4 ** (2 * j + 1), dtype=self._counts[j].dtype)
+            flat[self._keys[j].astype(np.intp)] = self._counts[j]
+            table = self._dense[j] = flat.reshape(-1, 4)
+        return table
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``config.json`` and ``counts.npz`` into folder ``path`` (atomically per file)."""
+        self._require_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        arrays = {}
+        for j in range(self.k + 1):
+            arrays[f"keys_{j}"] = self._keys[j]
+            arrays[f"counts_{j}"] = self._counts[j]
+        tmp = path / "counts.npz.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path / "counts.npz")
+        config = {"format": FORMAT, "version": FORMAT_VERSION, "k": self.k,
+                  "smoothing": self.smoothing, "strand_symmetric": self.strand_symmetric,
+                  "max_marginal": self.max_marginal, "n_positions": self.n_positions,
+                  "discounts": [float(d) for d in self.discounts]}
+        tmp = path / "config.json.tmp"
+        tmp.write_text(json.dumps(config, indent=2) + "\n")
+        os.replace(tmp, path / "config.json")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "KmerContextModel":
+        """Read a folder written by :meth:`save`. Raises :class:`InputError` if it is not one."""
+        path = Path(path)
+        cfg_path, npz_path = path / "config.json", path / "counts.npz"
+        for p in (cfg_path, npz_path):
+            if not p.is_file():
+                raise InputError("not a saved k-mer context model (missing file)", path=p)
+        try:
+            cfg = json.loads(cfg_path.read_text())
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read config: {e}", path=cfg_path) from None
+        if cfg.get("format") != FORMAT or cfg.get("version") != FORMAT_VERSION:
+            raise InputError(f"not a {FORMAT} v{FORMAT_VERSION} config", path=cfg_path)
+        model = cls(cfg["k"], cfg["smoothing"], cfg["strand_symmetric"], cfg["max_marginal"])
+        with np.load(npz_path) as z:
+            try:
+                model._keys = [z[f"keys_{j}"] for j in range(model.k + 1)]
+                model._counts = [z[f"counts_{j}"] for j in range(model.k + 1)]
+            except KeyError as e:
+                raise InputError(f"missing array {e}", path=npz_path) from None
+        model.discounts = np.asarray(cfg["discounts"], dtype=np.float64)
+        model.n_positions = int(cfg["n_positions"])
+        return model
+
+    def __repr__(self) -> str:
+        state = f"{self.n_positions} positions" if self.is_fitted else "unfitted"
+        return (f"KmerContextModel(k={self.k}, smoothing={self.smoothing!r}, "
+                f"strand_symmetric={self.strand_symmetric}, "
+                f"max_marginal={self.max_marginal}; {state})")
+
+    def _require_fitted(self) -> None:
+        if not self.is_fitted:
+            raise RuntimeError("KmerContextModel is not fitted: call fit() or load()")
+
+
+def context_code(left: Sequence[int], right: Sequence[int]) -> int:
+    """Context code ``ctx_j`` of the bases ``left = x[p-j:p]`` and ``right = x[p+1:p+j+1]``."""
+    if len(left) != len(right):
+        raise ValueError("left and right contexts must have the same length")
+    code = 0
+    for d in range(1, len(left) + 1):
+        code = code * 16 + 4 * int(left[-d]) + int(right[d - 1])
+    return code
+
+
+# ---------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class MaskedScore:
+    """Masked-nucleotide metrics: cross-entropy in bits/nt and accuracy over ``n`` positions."""
+
+    bits_per_nt: float
+    accuracy: float
+    n: int
+
+
+def masked_nucleotide_sums(log_probs: torch.Tensor, targets: torch.Tensor,
+                           loss_mask: torch.Tensor) -> tuple[float, int, int]:
+    """Summed cross-entropy (bits), number correct and number scored.
+
+    Scores the positions where ``loss_mask`` is true and ``targets`` is A/C/G/T.
+
+    Args:
+        log_probs: (B, L, 4) natural-log probabilities.
+        targets: (B, L) true codes 0..4.
+        loss_mask: (B, L) bool, true where the input was masked.
+    """
+    targets = targets.to(log_probs.device).long()
+    sel = loss_mask.to(log_probs.device).bool() & (targets < 4)
+    lp, tg = log_probs[sel].double(), targets[sel]
+    if tg.numel() == 0:
+        return 0.0, 0, 0
+    nats = -lp.gather(1, tg[:, None]).sum().item()
+    correct = int((lp.argmax(dim=1) == tg).sum().item())
+    return nats / float(np.log(2.0)), correct, int(tg.numel())
+
+
+def evaluate_masked(predictor, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+                    ) -> MaskedScore:
+    """Score ``predictor.predict_nucleotides`` on ``(inputs, targets, loss_mask)`` batches."""
+    bits, correct, n = 0.0, 0, 0
+    for inputs, targets, loss_mask in batches:
+        b, c, m = masked_nucleotide_sums(predictor.predict_nucleotides(inputs), targets, loss_mask)
+        bits, correct, n = bits + b, correct + c, n + m
+    return MaskedScore(bits / n if n else float("nan"), correct / n if n else float("nan"), n)
+
+
+def masked_batches(sequences: Iterable[np.ndarray], masking_fn: Callable, seq_len: int = 1024,
+                   batch_size: int = 16) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Cut sequences into rows of ``seq_len`` and mask them: yields ``(inputs, targets, mask)``.
+
+    Each sequence gives ``len // seq_len`` full rows (grouped ``batch_size`` to a batch) and, if
+    there is a remainder, one shorter row on its own.
+
+    ``masking_fn(tokens)`` takes a LongTensor (B, L) and returns either a BoolTensor (B, L)
+    (true = masked; inputs become MASK there) or a tuple ``(inputs, mask)``. It should be
+    seeded by the caller for a fixed evaluation.
+    """
+    def emit(rows: np.ndarray):
+        targets = torch.from_numpy(rows.astype(np.int64))
+        result = masking_fn(targets)
+        if isinstance(result, tuple):
+            inputs, mask = result
+        else:
+            mask = result
+            inputs = targets.masked_fill(mask.bool(), MASK)
+        return inputs, targets, mask.bool()
+
+    pending: list[np.ndarray] = []
+    for i, seq in enumerate(sequences):
+        x = _as_codes(seq, f"sequence {i}")
+        n_full = x.size // seq_len
+        for r in range(n_full):
+            pending.append(x[r * seq_len:(r + 1) * seq_len])
+            if len(pending) == batch_size:
+                yield emit(np.stack(pending))
+                pending = []
+        if x.size % seq_len:
+            yield emit(x[n_full * seq_len:][None])
+    if pending:
+        yield emit(np.stack(pending))
+
+
+@dataclass
+class KSelection:
+    """Result of :func:`select_k`: validation metrics per ``k`` and the chosen model."""
+
+    best_k: int
+    bits_per_nt: dict[int, float]
+    accuracy: dict[int, float]
+    n_scored: int
+    model: KmerContextModel = field(repr=False)
+
+
+def select_k(train_seqs: Iterable[np.ndarray], val_seqs: Iterable[np.ndarray],
+             ks: Sequence[int], masking_fn: Callable, *, seq_len: int = 1024,
+             batch_size: int = 16, **model_kwargs) -> KSelection:
+    """Choose ``k`` by masked-nucleotide cross-entropy on validation sequences.
+
+    Fits one model of order ``max(ks)`` (lower orders are its truncations, identical to
+    separate fits), masks the validation rows once with ``masking_fn`` (see
+    :func:`masked_batches`) and scores every ``k`` on the same masked positions. Ties go to
+    the smaller ``k``. ``model_kwargs`` go to :class:`KmerContextModel`.
+    """
+    ks = sorted({int(k) for k in ks})
+    if not ks:
+        raise ValueError("ks is empty")
+    full = KmerContextModel(ks[-1], **model_kwargs).fit(train_seqs)
+    batches = list(masked_batches(val_seqs, masking_fn, seq_len, batch_size))
+    scores = {k: evaluate_masked(full.truncated(k), batches) for k in ks}
+    best = min(ks, key=lambda k: (scores[k].bits_per_nt, k))
+    return KSelection(best, {k: s.bits_per_nt for k, s in scores.items()},
+                      {k: s.accuracy for k, s in scores.items()},
+                      scores[best].n, full.truncated(best))
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _as_codes(seq, name: str) -> np.ndarray:
+    """1-D uint8 codes with 5 (MASK) folded into N, validated."""
+    x = np.asarray(seq)
+    if x.ndim != 1 or (x.size and x.dtype.kind not in "iub"):
+        raise ValueError(f"{name}: expected a 1-D integer array of codes, got {x.dtype} {x.shape}")
+    if x.size and (x.min() < 0 or x.max() > MASK):
+        raise ValueError(f"{name}: codes must be in 0..5 (A C G T N MASK)")
+    return np.minimum(x, N).astype(np.uint8)
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=_U64)
+
+
+def _window_keys(x: np.ndarray, start: int, stop: int, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """Order-``K`` keys and largest clean order of centre positions ``start..stop-1`` of ``x``.
+
+    Returns:
+        keys: uint64 (n,), ``4 * ctx_K + centre`` with unknown bases read as A (only the
+            innermost ``order`` pairs of a key are meaningful).
+        order: int64 (n,), the largest ``j <= K`` whose window holds only A/C/G/T, or -1 if
+            the centre itself is N.
+    """
+    pad, n = K + 1, stop - start
+    lo, hi = start - pad, stop + pad
+    seg = np.full(hi - lo, N, dtype=np.uint8)
+    a, b = max(lo, 0), min(hi, x.size)
+    seg[a - lo:b - lo] = x[a:b]
+    valid = seg < 4
+    idx = np.arange(seg.size)
+    last_bad = np.maximum.accumulate(np.where(valid, -1, idx))
+    next_bad = np.minimum.accumulate(np.where(valid, seg.size, idx)[::-1])[::-1]
+    c = np.arange(pad, pad + n)
+    left_run = (c - 1) - last_bad[c - 1]
+    right_run = next_bad[c + 1] - (c + 1)
+    order = np.minimum(np.minimum(left_run, right_run), K)
+    order[~valid[c]] = -1
+
+    base = np.where(valid, seg, 0).astype(_U64)
+    ctx = np.zeros(n, dtype=_U64)
+    tmp = np.empty(n, dtype=_U64)
+    for d in range(1, K + 1):
+        ctx <<= _U64(4)
+        np.left_shift(base[pad - d:pad - d + n], _U64(2), out=tmp)
+        ctx |= tmp
+        ctx |= base[pad + d:pad + d + n]
+    ctx <<= _U64(2)
+    ctx |= base[pad:pad + n]
+    return ctx, order
+
+
+def _with_rc(keys: np.ndarray, j: int, strand_symmetric: bool) -> np.ndarray:
+    return np.concatenate([keys, _rc_keys(keys, j)]) if strand_symmetric else keys
+
+
+def _truncate_keys(keys: np.ndarray, j_from: int, j_to: int) -> np.ndarray:
+    """Order-``j_to`` keys from order-``j_from`` keys (drop the outer pairs)."""
+    ctx = (keys >> _U64(2)) >> _U64(4 * (j_from - j_to))
+    return (ctx << _U64(2)) | (keys & _U64(3))
+
+
+def _rc_keys(keys: np.ndarray, j: int) -> np.ndarray:
+    """Keys of the same windows read on the reverse strand.
+
+    Reverse-complementing a window swaps left and right and complements: the pair
+    ``(l, r)`` becomes ``(3 - r, 3 - l)`` and the centre ``c`` becomes ``3 - c``.
+    """
+    ctx, centre = keys >> _U64(2), keys & _U64(3)
+    m33 = _U64(int("3" * j, 16) if j else 0)  # 0b0011 in every 4-bit pair
+    swapped = ((ctx & m33) << _U64(2)) | ((ctx >> _U64(2)) & m33)
+    ctx_rc = swapped ^ _U64((1 << (4 * j)) - 1)
+    return (ctx_rc << _U64(2)) | (_U64(3) - centre)
+
+
+def _run_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """Indices where a new value starts in a sorted array."""
+    new = np.empty(sorted_keys.size, dtype=bool)
+    new[:1] = True
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
+    return np.flatnonzero(new)
+
+
+def _runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique keys and their multiplicities (int64) of a sorted array."""
+    starts = _run_starts(sorted_keys)
+    return sorted_keys[starts], np.diff(starts, append=sorted_keys.size).astype(np.int64)
+
+
+def _aggregate_down(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order-``j`` table from the sorted order-``j+1`` table, in linear time.
+
+    The order-``j+1`` keys are sorted by ``ctx_{j+1} = 16 * ctx_j + outer``, so they are
+    grouped by ``ctx_j``; within each group the centres are summed with a bincount. Work is
+    done in chunks of whole groups to bound memory.
+    """
+    out_keys, out_counts = [], []
+    a = 0
+    while a < keys.size:
+        b = min(a + _AGG_CHUNK, keys.size)
+        if b < keys.size:  # extend to the end of the last group
+            b = int(np.searchsorted(keys, ((keys[b - 1] >> _U64(6)) + _U64(1)) << _U64(6)))
+        parent = keys[a:b] >> _U64(6)
+        new_group = np.empty(parent.size, dtype=bool)
+        new_group[0] = True
+        np.not_equal(parent[1:], parent[:-1], out=new_group[1:])
+        starts = np.flatnonzero(new_group)
+        slot = np.cumsum(new_group) - 1
+        slot *= 4
+        slot += (keys[a:b] & _U64(3)).astype(np.int64)
+        sums = np.bincount(slot, weights=counts[a:b], minlength=4 * starts.size)
+        nz = np.flatnonzero(sums)
+        out_keys.append((parent[starts[nz >> 2]] << _U64(2)) | (nz & 3).astype(_U64))
+        out_counts.append(np.rint(sums[nz]).astype(np.int64))
+        a = b
+    if not out_keys:
+        return keys, counts.astype(np.int64)
+    return np.concatenate(out_keys), np.concatenate(out_counts)
+
+
+def _merge_sorted(keys: np.ndarray, counts: np.ndarray, add_keys: np.ndarray,
+                  add_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge a small sorted unique table into a large one, summing counts of equal keys."""
+    counts = counts.astype(np.int64)  # a copy unless already int64 (then updated in place)
+    if add_keys.size == 0:
+        return keys, counts
+    pos = np.searchsorted(keys, add_keys)
+    hit = pos < keys.size
+    hit[hit] = keys[pos[hit]] == add_keys[hit]
+    counts[pos[hit]] += add_counts[hit]
+    miss = ~hit
+    if not miss.any():
+        return keys, counts
+    size = keys.size + int(miss.sum())
+    inserted = np.zeros(size, dtype=bool)
+    inserted[pos[miss] + np.arange(int(miss.sum()))] = True
+    out_keys, out_counts = np.empty(size, dtype=keys.dtype), np.empty(size, dtype=np.int64)
+    out_keys[inserted], out_counts[inserted] = add_keys[miss], add_counts[miss]
+    out_keys[~inserted], out_counts[~inserted] = keys, counts
+    return out_keys, out_counts
+
+
+def _compact_counts(counts: np.ndarray) -> np.ndarray:
+    return counts.astype(np.uint32 if counts.size == 0 or counts.max() < 2**32 else np.uint64)
+
+
+def _ney_discount(counts: np.ndarray) -> float:
+    """Absolute discount ``n1 / (n1 + 2 n2)`` from the count-of-counts, clipped to [0.01, 1]."""
+    n1 = int(np.count_nonzero(counts == 1))
+    n2 = int(np.count_nonzero(counts == 2))
+    d = n1 / (n1 + 2 * n2) if n1 + n2 else _D_MIN
+    return float(min(max(d, _D_MIN), 1.0))

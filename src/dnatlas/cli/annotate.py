@@ -1,0 +1,47 @@
+"""``dnatlas annotate GENOME --out GFF3``: annotate a genome with real tools.
+
+The tools' own modules (pyrodigal, pyaragorn, pybarrnap) are imported only when run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dnatlas.annotation.annotate import TOOLS, annotate_genome
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "annotate",
+        help="annotate a genome (CDS, tRNA/tmRNA, rRNA, terminators, CRISPR) as GFF3",
+        description=(
+            "Annotate a genome with pyrodigal (CDS), pyaragorn (tRNA, tmRNA), pybarrnap "
+            "(rRNA), TransTermHP (terminators) and pilercr (CRISPR arrays), and write the "
+            "features as GFF3. TransTermHP and pilercr are used when on PATH; a missing "
+            "tool is reported and skipped."),
+    )
+    parser.add_argument("genome", type=Path, help="FASTA or GenBank file (optionally gzipped)")
+    parser.add_argument("--out", "-o", type=Path, required=True, metavar="GFF3",
+                        help="output GFF3 file")
+    parser.add_argument("--tools", type=_tool_list, default=list(TOOLS), metavar="LIST",
+                        help=f"comma-separated tools to run (default: {','.join(TOOLS)})")
+    parser.add_argument("--expterm", type=Path, default=None, metavar="PATH",
+                        help="TransTermHP's expterm.dat (default: found next to transterm)")
+    parser.set_defaults(func=run)
+
+
+def _tool_list(text: str) -> list[str]:
+    tools = [tool.strip() for tool in text.split(",") if tool.strip()]
+    unknown = [tool for tool in tools if tool not in TOOLS]
+    if unknown or not tools:
+        problem = f"unknown tool {unknown[0]!r}" if unknown else "no tool given"
+        raise argparse.ArgumentTypeError(f"{problem} (choose from {','.join(TOOLS)})")
+    return tools
+
+
+def run(args: argparse.Namespace) -> int:
+    intervals = annotate_genome(args.genome, args.out, args.tools, expterm=args.expterm)
+    print(f"wrote {len(intervals):,} features to {args.out}", file=sys.stderr)
+    return 0

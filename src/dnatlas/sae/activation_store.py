@@ -1,0 +1,405 @@
+"""Activations for SAE training: streamed through a shuffling buffer, or cached on disk.
+
+Pipeline::
+
+    token windows (B, L) uint8  ->  adapter.activations  ->  rows {key: (B*L, d)}
+        ->  ShuffleBuffer (bounded memory)  ->  batches {key: (batch_size, d)}
+
+Rows of all keys stay aligned: row r of every key comes from the same nucleotide.
+
+:class:`ShuffleBuffer` holds at most ``capacity`` rows per key. It fills up, shuffles,
+emits about half of the rows as batches and refills, so positions of one window (which
+arrive together) are spread over many batches; with a capacity of many windows, two
+positions of the same window rarely share a batch (paper 001's "global shuffle").
+
+:func:`cache_activations` writes shards of activations (safetensors, float16/bfloat16/
+float32) with a ``manifest.json``; shard i holds the windows of window batches
+[i * batches_per_shard, (i + 1) * batches_per_shard), shuffled within the shard. Re-running
+it skips the shards already written without running the model (the window iterator is
+still advanced, which is cheap). :class:`CachedActivations` reads shards back in a shuffled
+order through a :class:`ShuffleBuffer`.
+
+Window sources: any iterable of uint8 arrays (B, L) with codes A=0 C=1 G=2 T=3 N=4, such as
+:class:`dnatlas.genome.sampler.WindowSampler` (``iter(sampler)``), or :func:`fasta_windows`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from dnatlas.errors import InputError
+
+MANIFEST_NAME = "manifest.json"
+CACHE_FORMAT = "dnatlas-activations"
+CACHE_VERSION = 1
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+Rows = dict[str, torch.Tensor]
+
+
+class ShuffleBuffer:
+    """Bounded-memory shuffling of aligned rows.
+
+    Args:
+        capacity: rows held per key (at least 2 * batch_size).
+        batch_size: rows per emitted batch.
+        seed: seed of the shuffles.
+        drop_last: drop the final incomplete batch when the input ends.
+
+    Attributes:
+        peak_rows: the most rows ever held (never above ``capacity``).
+    """
+
+    def __init__(self, capacity: int, batch_size: int, seed: int = 0, drop_last: bool = True):
+        if capacity < 2 * batch_size:
+            raise ValueError(f"buffer capacity {capacity} must be at least twice the batch "
+                             f"size {batch_size}")
+        self.capacity, self.batch_size, self.drop_last = capacity, batch_size, drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+        self.peak_rows = 0
+        self._buf: Rows = {}
+        self._n = 0
+
+    def _allocate(self, rows: Rows) -> None:
+        self._buf = {k: torch.empty((self.capacity, *v.shape[1:]), dtype=v.dtype, device=v.device)
+                     for k, v in rows.items()}
+
+    def _emit(self, n_emit: int) -> Iterator[Rows]:
+        """Shuffle the held rows, yield n_emit of them as batches, keep the rest at the front."""
+        perm = torch.randperm(self._n, generator=self.generator)
+        for start in range(0, n_emit, self.batch_size):
+            idx = perm[start:start + self.batch_size]
+            yield {k: v.index_select(0, idx.to(v.device)) for k, v in self._buf.items()}
+        keep = perm[n_emit:self._n]
+        for v in self._buf.values():
+            v[:keep.numel()] = v.index_select(0, keep.to(v.device))
+        self._n = keep.numel()
+
+    def shuffle(self, chunks: Iterable[Rows]) -> Iterator[Rows]:
+        """Batches {key: (batch_size, ...)} from chunks {key: (n, ...)} of aligned rows."""
+        half = (self.capacity // 2 // self.batch_size) * self.batch_size
+        for chunk in chunks:
+            n = _n_rows(chunk)
+            if not self._buf:
+                self._allocate(chunk)
+            pos = 0
+            while pos < n:
+                take = min(n - pos, self.capacity - self._n)
+                for k, v in chunk.items():
+                    self._buf[k][self._n:self._n + take] = v[pos:pos + take]
+                self._n += take
+                pos += take
+                self.peak_rows = max(self.peak_rows, self._n)
+                if self._n == self.capacity:
+                    yield from self._emit(half)
+        if self._n:
+            full = (self._n // self.batch_size) * self.batch_size
+            n_out = self._n if not self.drop_last else full
+            yield from self._emit(n_out)
+        self._n = 0
+
+
+def _n_rows(rows: Rows) -> int:
+    sizes = {v.shape[0] for v in rows.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"keys have different row counts: {sizes}")
+    return sizes.pop()
+
+
+# --------------------------------------------------------------------------------------
+# from windows to rows
+# --------------------------------------------------------------------------------------
+
+
+def window_rows(adapter, tokens: np.ndarray | torch.Tensor, keys: list[str], *,
+                drop_n: bool = True, dtype: torch.dtype = torch.float32,
+                device: str | torch.device = "cpu") -> Rows:
+    """Per-nucleotide activations of one batch of windows, flattened to rows.
+
+    Args:
+        adapter: an :class:`~dnatlas.sae.adapters.ActivationAdapter`.
+        tokens: codes, (B, L), A=0 C=1 G=2 T=3 N=4.
+        keys: activation keys.
+        drop_n: leave out positions whose nucleotide is N.
+
+    Returns:
+        {key: (n, d)} with n = B * L (minus N positions), in window-major order.
+    """
+    t = torch.as_tensor(np.asarray(tokens), dtype=torch.long)
+    with torch.no_grad():
+        acts = adapter.activations(t.to(adapter.device), keys)
+    keep = (t != 4).reshape(-1) if drop_n else None
+    out = {}
+    for k in keys:
+        a = acts[k].reshape(-1, acts[k].shape[-1])
+        if keep is not None:
+            a = a[keep.to(a.device)]
+        out[k] = a.to(device=device, dtype=dtype)
+    return out
+
+
+class ActivationStore:
+    """Shuffled batches of model activations streamed from token windows.
+
+    Args:
+        adapter: the model adapter.
+        windows: iterable of code arrays (B, L).
+        keys: activation keys to collect.
+        batch_size: rows per batch.
+        buffer_rows: shuffle buffer capacity (rows per key); memory is about
+            ``buffer_rows * sum(d) * bytes(dtype)`` plus one window batch.
+        seed: shuffle seed.
+        dtype: dtype of the buffered rows (SAEs compute in float32 regardless).
+        drop_n: leave out N positions.
+        max_windows: stop after this many window batches (None: as long as windows last).
+
+    Iterating yields ``{key: (batch_size, d)}`` (on ``device``).
+    """
+
+    def __init__(self, adapter, windows: Iterable[np.ndarray], keys: list[str], *,
+                 batch_size: int = 4096, buffer_rows: int = 1 << 18, seed: int = 0,
+                 dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+                 drop_n: bool = True, max_windows: int | None = None):
+        self.adapter, self.windows, self.keys = adapter, windows, list(keys)
+        self.batch_size, self.buffer_rows, self.seed = batch_size, buffer_rows, seed
+        self.dtype, self.device, self.drop_n, self.max_windows = dtype, device, drop_n, max_windows
+
+    def chunks(self) -> Iterator[Rows]:
+        windows = iter(self.windows)
+        if self.max_windows is not None:
+            windows = itertools.islice(windows, self.max_windows)
+        for tokens in windows:
+            yield window_rows(self.adapter, tokens, self.keys, drop_n=self.drop_n,
+                              dtype=self.dtype, device=self.device)
+
+    def __iter__(self) -> Iterator[Rows]:
+        buffer = ShuffleBuffer(self.buffer_rows, self.batch_size, self.seed)
+        return buffer.shuffle(self.chunks())
+
+
+# --------------------------------------------------------------------------------------
+# disk cache
+# --------------------------------------------------------------------------------------
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / MANIFEST_NAME
+    if not path.is_file():
+        raise InputError(f"not an activation cache (no {MANIFEST_NAME})", path=directory)
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+    if manifest.get("format") != CACHE_FORMAT:
+        raise InputError("not a dnatlas activation cache", path=path)
+    return manifest
+
+
+def cache_activations(rows_of: Callable[[np.ndarray], Rows], windows: Iterable[np.ndarray],
+                      out_dir: str | Path, *, n_shards: int, batches_per_shard: int,
+                      dtype: str = "float16", seed: int = 0,
+                      info: dict[str, Any] | None = None, progress: bool | None = None) -> Path:
+    """Write (or finish writing) a shard cache of activations.
+
+    Args:
+        rows_of: window batch (B, L) -> rows {key: (n, d)}, e.g.
+            ``functools.partial(window_rows, adapter, keys=keys)``.
+        windows: the window batches, deterministic (re-running must give the same ones).
+        out_dir: cache folder.
+        n_shards: shards to have in the end.
+        batches_per_shard: window batches per shard.
+        dtype: ``float16``, ``bfloat16`` or ``float32``.
+        seed: seed of the within-shard shuffles.
+        info: extra fields stored in the manifest (model, keys...).
+
+    Returns:
+        ``out_dir``. Shards already listed in an existing manifest with the same settings
+        are skipped (their window batches are drawn but the model is not run).
+
+    Raises:
+        InputError: an existing cache was written with other settings.
+    """
+    from tqdm.auto import tqdm
+
+    if dtype not in DTYPES:
+        raise InputError(f"unsupported cache dtype {dtype!r}; choose from {', '.join(DTYPES)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"batches_per_shard": batches_per_shard, "dtype": dtype, "seed": seed,
+                "info": info or {}}
+    manifest: dict[str, Any] = {"format": CACHE_FORMAT, "version": CACHE_VERSION, **settings,
+                                "keys": {}, "shards": [], "n_shards": n_shards, "complete": False}
+    if (out / MANIFEST_NAME).exists():
+        old = read_manifest(out)
+        for name, value in settings.items():
+            if old.get(name) != value:
+                raise InputError(f"existing cache has {name}={old.get(name)!r}, "
+                                 f"not {value!r}", path=out / MANIFEST_NAME)
+        manifest.update(keys=old["keys"], shards=old["shards"])
+    done = {s["index"] for s in manifest["shards"] if (out / s["file"]).exists()}
+    manifest["shards"] = [s for s in manifest["shards"] if s["index"] in done]
+    windows = iter(windows)
+    bar = tqdm(total=n_shards, initial=len(done), desc="cache", unit="shard",
+               disable=None if progress is None else not progress)
+    for index in range(n_shards):
+        batch_list = list(itertools.islice(windows, batches_per_shard))
+        if len(batch_list) < batches_per_shard:
+            break
+        if index in done:
+            continue
+        parts = [rows_of(tokens) for tokens in batch_list]
+        rows = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        n = _n_rows(rows)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + index))
+        tensors = {k: v.index_select(0, perm.to(v.device)).to("cpu", DTYPES[dtype]).contiguous()
+                   for k, v in rows.items()}
+        name = f"shard_{index:05d}.safetensors"
+        tmp = out / (name + ".tmp")
+        save_file(tensors, str(tmp))
+        os.replace(tmp, out / name)
+        manifest["keys"] = {k: int(v.shape[1]) for k, v in tensors.items()}
+        manifest["shards"].append({"index": index, "file": name, "rows": n})
+        manifest["shards"].sort(key=lambda s: s["index"])
+        _write_json_atomic(out / MANIFEST_NAME, manifest)
+        bar.update(1)
+    bar.close()
+    manifest["complete"] = len(manifest["shards"]) == n_shards
+    _write_json_atomic(out / MANIFEST_NAME, manifest)
+    return out
+
+
+class CachedActivations:
+    """Shuffled batches read back from a shard cache.
+
+    Args:
+        directory: the cache folder.
+        batch_size: rows per batch.
+        keys: keys to read (None: all).
+        seed: seed of the shard order and of the shuffle buffer.
+        buffer_rows: shuffle buffer capacity (None: two shards' worth).
+        loop: start another epoch (new shard order) when the shards are exhausted.
+        dtype: dtype of the yielded rows (None: as stored).
+        device: where batches are yielded.
+
+    Iterating yields ``{key: (batch_size, d)}``. ``batches(start)`` skips the first
+    ``start`` batches (for trainer resume).
+    """
+
+    def __init__(self, directory: str | Path, batch_size: int = 4096, *,
+                 keys: list[str] | None = None, seed: int = 0, buffer_rows: int | None = None,
+                 loop: bool = True, dtype: torch.dtype | None = torch.float32,
+                 device: str | torch.device = "cpu"):
+        self.directory = Path(directory)
+        self.manifest = read_manifest(self.directory)
+        if not self.manifest["shards"]:
+            raise InputError("the activation cache has no shard", path=self.directory)
+        self.keys = list(self.manifest["keys"]) if keys is None else list(keys)
+        missing = [k for k in self.keys if k not in self.manifest["keys"]]
+        if missing:
+            raise InputError(f"the activation cache has no key {missing[0]!r} "
+                             f"(it has {', '.join(self.manifest['keys'])})", path=self.directory)
+        self.batch_size, self.seed, self.loop = batch_size, seed, loop
+        self.dtype, self.device = dtype, device
+        largest = max(s["rows"] for s in self.manifest["shards"])
+        self.buffer_rows = buffer_rows or max(2 * largest, 2 * batch_size)
+
+    def d(self, key: str) -> int:
+        return int(self.manifest["keys"][key])
+
+    @property
+    def n_rows(self) -> int:
+        return sum(s["rows"] for s in self.manifest["shards"])
+
+    def _chunks(self) -> Iterator[Rows]:
+        shards = self.manifest["shards"]
+        for epoch in itertools.count():
+            order = torch.randperm(len(shards), generator=torch.Generator().manual_seed(
+                self.seed * 7919 + epoch)).tolist()
+            for i in order:
+                tensors = load_file(str(self.directory / shards[i]["file"]))
+                yield {k: tensors[k].to(self.device, self.dtype or tensors[k].dtype)
+                       for k in self.keys}
+            if not self.loop:
+                return
+
+    def batches(self, start: int = 0) -> Iterator[Rows]:
+        it = ShuffleBuffer(self.buffer_rows, self.batch_size, self.seed).shuffle(self._chunks())
+        return itertools.islice(it, start, None)
+
+    def __iter__(self) -> Iterator[Rows]:
+        return self.batches(0)
+
+
+# --------------------------------------------------------------------------------------
+# a FASTA window source (no genome store needed)
+# --------------------------------------------------------------------------------------
+
+
+def read_fasta_codes(path: str | Path) -> list[np.ndarray]:
+    """Records of a (gzipped) FASTA file as code arrays (uint8, A=0 C=1 G=2 T=3 N=4)."""
+    from dnatlas.genome.alphabet import encode
+
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    records: list[np.ndarray] = []
+    parts: list[str] = []
+    name = None
+    try:
+        with opener(path, "rt") as fh:
+            for lineno, line in enumerate(fh, 1):
+                line = line.strip()
+                if line.startswith(">"):
+                    if parts:
+                        records.append(_encode_record(encode, "".join(parts), path, name))
+                    name, parts = line[1:].split()[0] if line[1:].split() else "", []
+                elif line:
+                    if name is None:
+                        raise InputError("sequence before the first '>' header", path=path,
+                                         line=lineno)
+                    parts.append(line)
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    if parts:
+        records.append(_encode_record(encode, "".join(parts), path, name))
+    if not records:
+        raise InputError("no sequence found", path=path)
+    return records
+
+
+def _encode_record(encode, seq: str, path: Path, name: str | None) -> np.ndarray:
+    try:
+        return encode(seq)
+    except ValueError as exc:
+        raise InputError(str(exc), path=path, record=name) from None
+
+
+def fasta_windows(path: str | Path, window: int, batch_size: int, seed: int = 0
+                  ) -> Iterator[np.ndarray]:
+    """Endless batches (batch_size, window) of uniformly random windows of a FASTA file."""
+    records = [r for r in read_fasta_codes(path) if len(r) >= window]
+    if not records:
+        raise InputError(f"no record is at least {window} bases long", path=path)
+    starts = np.array([len(r) - window + 1 for r in records], dtype=np.int64)
+    cum = np.concatenate([[0], np.cumsum(starts)])
+    rng = np.random.default_rng(seed)
+    while True:
+        draws = rng.integers(0, cum[-1], size=batch_size)
+        which = np.searchsorted(cum, draws, side="right") - 1
+        offs = draws - cum[which]
+        yield np.stack([records[w][o:o + window] for w, o in zip(which, offs)])

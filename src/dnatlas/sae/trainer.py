@@ -1,0 +1,445 @@
+"""Train one or many SAEs from a single pass over activation batches.
+
+The trainer knows nothing about models: it reads batches, each either a tensor (B, d) (every
+SAE reads it) or a dict ``{key: (B, d)}`` (each SAE reads the key it is tagged with, so one
+pass can train SAEs on several layers and with several hyperparameters at once).
+
+Per SAE it keeps an Adam optimiser; the learning rate warms up linearly over the first
+``lr_warmup_frac`` of the steps, stays constant, and optionally decays linearly to zero
+over the last ``lr_decay_frac`` (paper 001: 5 % warm-up, then constant). The first
+``norm_batches`` batches estimate each key's input scale (E||x s||^2 = d_in) and are then
+trained on like every other batch.
+
+Outputs, under ``out_dir`` (one sub-folder per named SAE, or ``out_dir`` itself for a single
+SAE with ``name=None``):
+
+    <sae>/cfg.json, <sae>/sae_weights.safetensors     the final SAE (SAELens folder)
+    <sae>/metrics.csv                                 step, lr, loss terms, L0, FVU, dead...
+    checkpoint.pt                                     resumable state of all SAEs
+
+The checkpoint (written atomically every ``checkpoint_every`` steps and at the end) holds
+each SAE's parameters and buffers (input scale, dead-feature counters, thresholds), its
+optimiser state, the step and the partial metric sums, so a resumed run equals an
+uninterrupted one given the same batches. On resume, ``data`` may be a callable
+``start_step -> iterable`` that starts at the right batch; a plain iterable is advanced by
+consuming the batches already trained on.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from dnatlas.errors import InputError
+from dnatlas.sae.architectures import SAEConfig, SparseAutoencoder, build_sae, expected_norm_scale
+from dnatlas.sae.saelens_format import save_sae
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = "dnatlas-sae-trainer"
+CHECKPOINT_VERSION = 1
+METRIC_COLUMNS = ("step", "lr", "loss", "mse", "sparsity", "aux", "l0", "fvu", "dead_fraction")
+
+Batch = torch.Tensor | dict[str, torch.Tensor]
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by all SAEs of a run.
+
+    Args:
+        steps: optimiser steps (batches).
+        batch_size: rows per batch; informational for whoever builds the batches.
+        lr: peak learning rate of Adam.
+        lr_warmup_frac: fraction of steps of linear warm-up from lr / warmup_steps to lr.
+        lr_decay_frac: fraction of final steps of linear decay to 0 (0: constant to the end).
+        adam_betas: Adam's betas.
+        grad_clip: clip each SAE's gradient norm to this value (None: no clipping).
+        sparsity_warmup_frac: fraction of steps over which the sparsity coefficient ramps
+            linearly from 0 to its value.
+        norm_batches: batches used to estimate the input scale of SAEs that normalise.
+        log_every: steps between metric rows (means over the interval; L0/FVU at the row's step).
+        checkpoint_every: steps between checkpoints.
+        device: where SAEs train.
+        progress: show a tqdm bar (None: when stderr is a terminal).
+    """
+
+    steps: int = 10_000
+    batch_size: int = 4096
+    lr: float = 4e-4
+    lr_warmup_frac: float = 0.05
+    lr_decay_frac: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float | None = 1.0
+    sparsity_warmup_frac: float = 0.0
+    norm_batches: int = 8
+    log_every: int = 100
+    checkpoint_every: int = 1000
+    device: str = "cpu"
+    progress: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["adam_betas"] = list(self.adam_betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in data.items() if k in names}
+        if "adam_betas" in kw:
+            kw["adam_betas"] = tuple(kw["adam_betas"])
+        return cls(**kw)
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of (0-based) step ``step``."""
+        warm = round(self.steps * self.lr_warmup_frac)
+        decay = round(self.steps * self.lr_decay_frac)
+        if warm and step < warm:
+            return self.lr * (step + 1) / warm
+        if decay and step >= self.steps - decay:
+            return self.lr * (self.steps - step) / decay
+        return self.lr
+
+    def sparsity_scale_at(self, step: int) -> float:
+        warm = round(self.steps * self.sparsity_warmup_frac)
+        return min(1.0, (step + 1) / warm) if warm else 1.0
+
+
+#: named presets: (SAEConfig keyword overrides incl. "expansion", TrainConfig overrides)
+PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    # Paper 001 (SAEs on HyenaDNA-small-32k, layer 3): ReLU + L1 0.1, 32x expansion,
+    # lr linearly warmed up over 5 % of the steps then fixed at 1e-6, batch 2048. The paper
+    # does not mention input normalisation, so none is applied.
+    "hyenadna-001": (
+        {"arch": "relu", "expansion": 32, "l1_coefficient": 0.1, "normalize": False},
+        {"lr": 1e-6, "lr_warmup_frac": 0.05, "lr_decay_frac": 0.0, "batch_size": 2048},
+    ),
+}
+
+
+def preset(name: str) -> tuple[dict[str, Any], TrainConfig]:
+    """(SAE keyword overrides, TrainConfig) of a named preset; see :data:`PRESETS`."""
+    if name not in PRESETS:
+        raise InputError(f"unknown SAE preset {name!r}; choose from {', '.join(PRESETS)}")
+    sae_kw, train_kw = PRESETS[name]
+    return dict(sae_kw), TrainConfig(**train_kw)
+
+
+@dataclass
+class SAESpec:
+    """One SAE of a run: its folder name, the activation key it reads, and its config.
+
+    ``name=None`` (only for a single SAE) writes it into ``out_dir`` itself.
+    """
+
+    name: str | None
+    key: str
+    config: SAEConfig
+
+
+@dataclass
+class _Slot:
+    """Training state of one SAE."""
+
+    spec: SAESpec
+    sae: SparseAutoencoder
+    optim: torch.optim.Optimizer
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    n: int = 0
+
+
+def _item(value: torch.Tensor | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _adam(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    kw = {"lr": cfg.lr, "betas": tuple(cfg.adam_betas)}
+    if device.type in ("cpu", "cuda"):
+        try:
+            return torch.optim.Adam(params, fused=True, **kw)
+        except (RuntimeError, TypeError):  # pragma: no cover - older torch
+            pass
+    return torch.optim.Adam(params, **kw)
+
+
+class SAETrainer:
+    """Trains the SAEs of ``specs`` from one pass over batches.
+
+    Args:
+        specs: the SAEs; names must be unique (``None`` only for a single SAE).
+        cfg: optimisation settings.
+        out_dir: output folder (see module docstring).
+        metadata: extra metadata saved into each SAE's cfg.json (e.g. the data source).
+    """
+
+    def __init__(self, specs: list[SAESpec], cfg: TrainConfig, out_dir: str | Path,
+                 metadata: dict[str, Any] | None = None):
+        if not specs:
+            raise ValueError("no SAE to train")
+        names = [s.name for s in specs]
+        if None in names and len(specs) > 1:
+            raise ValueError("name=None is only allowed for a single SAE")
+        if len(set(names)) != len(names):
+            raise ValueError(f"SAE names are not unique: {names}")
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.metadata = metadata or {}
+        self.device = torch.device(cfg.device)
+        self.step = 0
+        self.slots: list[_Slot] = []
+        for spec in specs:
+            if not spec.config.hook_name:
+                spec.config.hook_name = spec.key
+            sae = build_sae(spec.config).to(self.device)
+            self.slots.append(_Slot(spec, sae, _adam(sae.parameters(), cfg, self.device)))
+
+    # ---- paths ---------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / CHECKPOINT_NAME
+
+    def sae_dir(self, spec: SAESpec) -> Path:
+        return self.out_dir if spec.name is None else self.out_dir / spec.name
+
+    @property
+    def saes(self) -> dict[str | None, SparseAutoencoder]:
+        return {slot.spec.name: slot.sae for slot in self.slots}
+
+    # ---- main loop -------------------------------------------------------------------
+
+    def fit(self, data: Iterable[Batch] | Callable[[int], Iterable[Batch]],
+            resume: bool = False) -> dict[str | None, SparseAutoencoder]:
+        """Train until ``cfg.steps``; returns the SAEs by name (trained, not folded).
+
+        Args:
+            data: batches, or a callable ``start_step -> batches`` for efficient resume.
+            resume: continue from ``out_dir/checkpoint.pt`` if it exists.
+
+        Raises:
+            InputError: a checkpoint exists but ``resume`` is false, it belongs to another
+                run, or the data run out before ``cfg.steps``.
+        """
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.checkpoint_path.exists():
+            if not resume:
+                raise InputError("a checkpoint already exists; resume it or choose another "
+                                 "output folder", path=self.checkpoint_path)
+            self.load_checkpoint(self.checkpoint_path)
+        for slot in self.slots:
+            self._init_metrics_file(slot)
+
+        batches = self._batches(data)
+        if self.step == 0:
+            batches = self._estimate_scales(batches)
+
+        bar = tqdm(total=self.cfg.steps, initial=self.step, desc="SAE", unit="step",
+                   disable=None if self.cfg.progress is None else not self.cfg.progress,
+                   dynamic_ncols=True)
+        t0, rows = time.perf_counter(), 0
+        try:
+            while self.step < self.cfg.steps:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    raise InputError(f"the activation data ran out after {self.step} of "
+                                     f"{self.cfg.steps} steps") from None
+                log = (self.step + 1) % self.cfg.log_every == 0 or self.step + 1 == self.cfg.steps
+                rows += self._train_step(batch, log)
+                self.step += 1
+                bar.update(1)
+                if log:
+                    postfix = self._log()
+                    elapsed = time.perf_counter() - t0
+                    postfix["rows/s"] = f"{rows / max(elapsed, 1e-9):.3g}"
+                    bar.set_postfix(postfix, refresh=False)
+                if self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+        self.save_checkpoint()
+        for slot in self.slots:
+            save_sae(slot.sae, self.sae_dir(slot.spec), self._metadata(slot))
+        return self.saes
+
+    def _batches(self, data) -> Iterator[Batch]:
+        if callable(data) and not hasattr(data, "__iter__"):
+            return iter(data(self.step))
+        it = iter(data)
+        for _ in range(self.step):  # resume on a plain iterable: skip what was trained on
+            next(it)
+        return it
+
+    def _estimate_scales(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        """Estimate each normalising SAE's input scale on the first batches, then replay them."""
+        keys = {slot.spec.key for slot in self.slots if slot.spec.config.normalize}
+        if not keys or self.cfg.norm_batches < 1:
+            return batches
+        head = list(itertools.islice(batches, self.cfg.norm_batches))
+        sums = dict.fromkeys(keys, 0.0)
+        counts = dict.fromkeys(keys, 0)
+        for batch in head:
+            for key in keys:
+                x = self._rows(batch, key).double()
+                sums[key] += float(x.pow(2).sum())
+                counts[key] += x.shape[0]
+        for slot in self.slots:
+            if slot.spec.config.normalize:
+                key = slot.spec.key
+                slot.sae.set_input_scale(expected_norm_scale(sums[key], counts[key], slot.sae.d_in))
+        return itertools.chain(head, batches)
+
+    def _rows(self, batch: Batch, key: str) -> torch.Tensor:
+        x = batch if isinstance(batch, torch.Tensor) else batch[key]
+        return torch.as_tensor(x).to(self.device, non_blocking=True)
+
+    def _train_step(self, batch: Batch, metrics: bool) -> int:
+        step = self.step
+        lr = self.cfg.lr_at(step)
+        sparsity_scale = self.cfg.sparsity_scale_at(step)
+        n_rows = 0
+        for slot in self.slots:
+            x = self._rows(batch, slot.spec.key)
+            n_rows = max(n_rows, x.shape[0])
+            for group in slot.optim.param_groups:
+                group["lr"] = lr
+            out = slot.sae.forward_train(x, sparsity_scale=sparsity_scale, metrics=metrics)
+            slot.optim.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if self.cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(slot.sae.parameters(), self.cfg.grad_clip)
+            slot.optim.step()
+            slot.sae.after_step()
+            slot.sae.update_dead(out.fired)
+            self._accumulate(slot, out, metrics)
+        return n_rows
+
+    @staticmethod
+    def _accumulate(slot: _Slot, out, metrics: bool) -> None:
+        """Add this step's loss terms to the interval sums (device tensors: no host sync)."""
+        values = {"loss": out.loss.detach(), **{k: v.detach() for k, v in out.terms.items()}}
+        for k, v in values.items():
+            slot.sums[k] = slot.sums[k] + v if k in slot.sums else v.clone()
+        slot.n += 1
+        if metrics:
+            slot.sums["_l0"] = out.l0.detach()
+            slot.sums["_fvu"] = out.fvu.detach()
+
+    # ---- metrics -----------------------------------------------------------------------
+
+    def _metrics_path(self, slot: _Slot) -> Path:
+        return self.sae_dir(slot.spec) / "metrics.csv"
+
+    def _init_metrics_file(self, slot: _Slot) -> None:
+        """Fresh run: new file with a header. Resume: drop rows past the checkpoint step."""
+        path = self._metrics_path(slot)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kept: list[list[str]] = []
+        if self.step > 0 and path.exists():
+            with path.open(newline="") as fh:
+                reader = csv.reader(fh)
+                next(reader, None)
+                kept = [row for row in reader if row and int(row[0]) <= self.step]
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(METRIC_COLUMNS)
+            writer.writerows(kept)
+        os.replace(tmp, path)
+
+    def _log(self) -> dict[str, str]:
+        postfix = {}
+        lr = self.cfg.lr_at(self.step - 1)
+        for slot in self.slots:
+            n = max(slot.n, 1)
+            row = {
+                "step": self.step,
+                "lr": f"{lr:.6g}",
+                **{k: f"{_item(slot.sums.get(k)) / n:.6g}" for k in ("loss", "mse", "sparsity", "aux")},
+                "l0": f"{_item(slot.sums.get('_l0')):.6g}",
+                "fvu": f"{_item(slot.sums.get('_fvu')):.6g}",
+                "dead_fraction": f"{float(slot.sae.dead_mask.float().mean()):.6g}",
+            }
+            with self._metrics_path(slot).open("a", newline="") as fh:
+                csv.writer(fh).writerow([row[c] for c in METRIC_COLUMNS])
+            slot.sums, slot.n = {}, 0
+            if len(postfix) < 9:
+                tag = "" if len(self.slots) == 1 else f"{slot.spec.name}:"
+                postfix[f"{tag}loss"] = row["loss"]
+                postfix[f"{tag}L0"] = row["l0"]
+                postfix[f"{tag}FVU"] = row["fvu"]
+        return postfix
+
+    # ---- checkpoints -----------------------------------------------------------------
+
+    def _metadata(self, slot: _Slot) -> dict[str, Any]:
+        return {**self.metadata, "dnatlas_training": {"steps": self.step,
+                                                      "train_config": self.cfg.to_dict()}}
+
+    def save_checkpoint(self, path: str | Path | None = None) -> Path:
+        """Write the whole run's state atomically (tmp file + os.replace)."""
+        path = Path(path) if path is not None else self.checkpoint_path
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "step": self.step,
+            "train_config": self.cfg.to_dict(),
+            "saes": [
+                {
+                    "name": slot.spec.name,
+                    "key": slot.spec.key,
+                    "config": slot.spec.config.to_dict(),
+                    "state": slot.sae.state_dict(),
+                    "optim": slot.optim.state_dict(),
+                    "sums": {k: v.cpu() for k, v in slot.sums.items()},
+                    "n": slot.n,
+                }
+                for slot in self.slots
+            ],
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore a run saved by :meth:`save_checkpoint` (same SAE names, keys, configs)."""
+        path = Path(path)
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a user problem
+            raise InputError(f"cannot read checkpoint: {exc}", path=path) from None
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("version") != CHECKPOINT_VERSION:
+            raise InputError("not a dnatlas SAE trainer checkpoint", path=path)
+        saved = {entry["name"]: entry for entry in state["saes"]}
+        if set(saved) != {slot.spec.name for slot in self.slots}:
+            raise InputError(f"checkpoint has SAEs {sorted(map(str, saved))}, this run has "
+                             f"{sorted(str(s.spec.name) for s in self.slots)}", path=path)
+        for slot in self.slots:
+            entry = saved[slot.spec.name]
+            ours = slot.spec.config.to_dict()
+            if entry["key"] != slot.spec.key or entry["config"] != ours:
+                diff = sorted(k for k in ours if entry["config"].get(k) != ours[k])
+                raise InputError(f"checkpoint SAE {slot.spec.name!r} was trained with other "
+                                 f"settings ({', '.join(diff) or 'key'})", path=path)
+            slot.sae.load_state_dict(entry["state"])
+            slot.optim.load_state_dict(entry["optim"])
+            slot.sums = {k: v.to(self.device) for k, v in entry["sums"].items()}
+            slot.n = int(entry["n"])
+        self.step = int(state["step"])
+
+
+def train_saes(specs: list[SAESpec], data, cfg: TrainConfig, out_dir: str | Path,
+               resume: bool = False, metadata: dict[str, Any] | None = None
+               ) -> dict[str | None, SparseAutoencoder]:
+    """Convenience wrapper: ``SAETrainer(specs, cfg, out_dir, metadata).fit(data, resume)``."""
+    return SAETrainer(specs, cfg, out_dir, metadata).fit(data, resume=resume)

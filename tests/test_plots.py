@@ -1,0 +1,90 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib import colors
+
+from dnatlas.analysis import plots
+from dnatlas.analysis.gram import gram_matrix, signed_parts
+from dnatlas.analysis.offsets import offset_profile
+from dnatlas.annotation.intervals import Interval
+
+INTERVALS = [
+    Interval("chr", 100, 400, 1, "CDS", "geneA", {"gene": "geneA"}),
+    Interval("chr", 100, 400, 1, "gene", "geneA", {}),
+    Interval("chr", 450, 530, -1, "tRNA", "tRNA-Ile", {}),
+    Interval("chr", 540, 580, 1, "repeat_region", "", {"Note": "REP12 element"}),
+    Interval("chr", 590, 620, 1, "terminator", "", {}),
+    Interval("chr", 620, 700, 0, "repeat_region", "", {"rpt_family": "CRISPR"}),
+    Interval("other", 0, 800, 1, "CDS", "elsewhere", {}),
+]
+
+
+@pytest.fixture
+def gram():
+    rng = np.random.default_rng(0)
+    return gram_matrix(np.abs(rng.normal(size=(300, 16))))
+
+
+def _png(fig, tmp_path, name):
+    path = plots.save_figure(fig, tmp_path / name, dpi=60)
+    assert path.stat().st_size > 1000
+    return path
+
+
+def test_feature_category():
+    cats = [plots.feature_category(iv) for iv in INTERVALS]
+    assert cats == ["CDS", None, "tRNA", "REP", "terminator", "CRISPR", "CDS"]
+    assert plots.feature_category(INTERVALS[1], has_cds=False) == "CDS"
+
+
+def test_gram_figure_with_tracks(gram, tmp_path):
+    fig = plots.gram_figure(gram, start=350, intervals=INTERVALS, seqid="chr", title="layer 8")
+    top = fig.axes[1]
+    assert len(top.patches) == 5  # CDS, tRNA, REP, terminator, CRISPR in [350, 650)
+    assert any(t.get_text() == "tRNA-Ile" for t in top.texts)
+    _png(fig, tmp_path, "gram.png")
+
+
+def test_norms():
+    assert isinstance(plots.gram_norm("power"), colors.PowerNorm)
+    signed = plots.gram_norm("power", signed=True)
+    assert np.asarray(signed(np.array([-0.25, 0.0, 0.25]))) == pytest.approx([0.25, 0.5, 0.75])
+    with pytest.raises(ValueError):
+        plots.gram_norm("log")
+
+
+def test_panels_grid_phase_and_pooling(gram, tmp_path):
+    centred = gram_matrix(np.random.default_rng(1).normal(size=(300, 8)), center=True)
+    pos, neg = signed_parts(centred)
+    fig = plots.gram_panels_figure({"raw": gram, "positive": pos, "negative": neg}, scale="power")
+    _png(fig, tmp_path, "fig3.png")
+    fig = plots.gram_grid_figure({f"layer {i}": gram for i in range(1, 5)}, start=400,
+                                 intervals=INTERVALS, seqid="chr", ncols=2)
+    _png(fig, tmp_path, "grid.png")
+    _png(plots.phase_gram_figure([gram[::3, ::3]] * 3, gene="cpoB"), tmp_path, "phase.png")
+    big = np.ones((3000, 3000), dtype=np.float32)
+    fig = plots.gram_panels_figure({"big": big})
+    assert fig.axes[0].images[0].get_array().shape[0] == 1500
+
+
+def test_neuron_plots(tmp_path):
+    rng = np.random.default_rng(2)
+    acts = np.maximum(rng.normal(size=(400, 6)), 0)
+    fig = plots.neuron_window_figure(acts, [0, 2], start=300, perm=np.array([3, 4, 5, 0, 1, 2]),
+                                     intervals=INTERVALS, seqid="chr", labels={0: "start"})
+    _png(fig, tmp_path, "window.png")
+    values = rng.random(100_000)
+    fig = plots.manhattan_figure(values, rng.random(100_000), n_bins=1000,
+                                 annotate=[(500, "ompG")], title="neuron 2654")
+    assert len(fig.axes[0].collections[0].get_offsets()) == 1000
+    _png(fig, tmp_path, "manhattan.png")
+    curve = (np.array([0.5, 1.0]), np.array([1.0, 0.0]), 0.8)
+    _png(plots.pr_curve_figure({"start": curve}, chance={"start": 0.001}), tmp_path, "pr.png")
+    windows = [{"sequence": "ACGTACGTA", "values": rng.random(9), "label": "chr:10 +"}] * 3
+    _png(plots.top_windows_figure(windows, title="neuron 962"), tmp_path, "top.png")
+    prof = offset_profile(np.eye(50), 20)
+    _png(plots.offset_profile_figure({"coding": prof, "raw": (prof.offsets, prof.mean)}),
+         tmp_path, "offsets.png")
