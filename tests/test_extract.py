@@ -162,6 +162,16 @@ def test_to_dir_memmap_layouts_and_meta(model, seq, tmp_path):
         cl.load(names[0])  # two records match
 
 
+def test_unbounded_receptive_field_runs_one_pass(seq):
+    class Unbounded(ToyRCModel):
+        receptive_field = None
+
+    m = Unbounded().eval()
+    acts = extract_activations(m, seq, ["blocks.2.neurons"], start=10, end=990, chunk_size=64,
+                               progress=False)["blocks.2.neurons"]
+    np.testing.assert_allclose(acts, full_pass(m, seq, "blocks.2.neurons")[10:990], atol=1e-5)
+
+
 def test_layer_names_and_regions(model):
     n = layer_names(model, "all", "post_act")
     assert n[0] == "blocks.0.post_act" and len(n) >= 2
@@ -202,6 +212,7 @@ def write_inputs(directory):
     return directory / "model", directory / "genome.fa", directory / "ann.gff3"
 
 
+@pytest.mark.slow
 def test_cli_extract(tmp_path):
     pytest.importorskip("dnatlas.model")
     from dnatlas.cli import main

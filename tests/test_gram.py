@@ -54,6 +54,7 @@ def test_phase_positions():
         phase_positions(cp, 3)
 
 
+@pytest.mark.slow
 def test_cli_gram(tmp_path, capsys):
     pytest.importorskip("dnatlas.model")
     import json

@@ -110,15 +110,16 @@ def test_probabilities_sum_to_one(smoothing):
     torch.testing.assert_close(logp.exp().sum(-1), torch.ones(3, 200), rtol=0, atol=1e-5)
 
 
-def test_backoff_when_context_unseen():
-    model = KmerContextModel(2).fit([encode("ACGT" * 50)])
+@pytest.mark.parametrize("smoothing", kmer.SMOOTHINGS)
+def test_backoff_when_context_unseen(smoothing):
+    model = KmerContextModel(2, smoothing=smoothing).fit([encode("ACGT" * 50)])
     query = torch.from_numpy(encode("TCGTCACACA").astype(np.int64))[None]
     full = model.predict_proba(query.numpy())[0]
     order1 = model.truncated(1).predict_proba(query.numpy())[0]
     order0 = model.truncated(0).predict_proba(query.numpy())[0]
     # Centre of TCGTC: (C, T) was seen around G, (T ... C) never -> order 1 decides.
     np.testing.assert_allclose(full[2], order1[2], rtol=0, atol=1e-12)
-    assert full[2].argmax() == 2 and full[2, 2] > 0.95
+    assert full[2].argmax() == 2 and full[2, 2] > 0.85
     assert not np.allclose(order1[2], order0[2])
     # Centre of CAC: (C, C) never seen around anything -> base composition.
     np.testing.assert_allclose(full[7], order0[7], rtol=0, atol=1e-12)
@@ -127,7 +128,8 @@ def test_backoff_when_context_unseen():
 def test_masked_neighbours_are_marginalised():
     rng = np.random.default_rng(4)
     x = markov_chain(rng, 1, 4000)
-    model = KmerContextModel(1, max_marginal=1, strand_symmetric=False).fit([x])
+    model = KmerContextModel(1, smoothing="absolute", max_marginal=1,
+                             strand_symmetric=False).fit([x])
     tokens = np.array([[0, MASK, 2, 3, 1]])  # predict position 2: left masked, right = T
     got = model.predict_proba(tokens)[0, 2]
     ctx, cnt = model.context_counts(1)
@@ -140,11 +142,14 @@ def test_masked_neighbours_are_marginalised():
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
     # With max_marginal=0 a masked neighbour stops the window: back off to order 0.
-    plain = KmerContextModel(1, max_marginal=0, strand_symmetric=False).fit([x])
+    plain = KmerContextModel(1, smoothing="absolute", max_marginal=0,
+                             strand_symmetric=False).fit([x])
     np.testing.assert_allclose(plain.predict_proba(tokens)[0, 2], p0, rtol=1e-12)
 
 
-def test_deterministic_rule_gives_near_zero_cross_entropy():
+@pytest.mark.parametrize("smoothing, alpha", [("absolute", 1.0), ("witten_bell", 1.0),
+                                              ("dirichlet", 1.0)])
+def test_deterministic_rule_gives_near_zero_cross_entropy(smoothing, alpha):
     """Triplets (a, b, f(b, c)) with a, b, c random in {A, C} and f in {G, T}."""
     def make(rng, n_triplets):
         x = rng.choice(np.array([0, 1], dtype=np.uint8), size=3 * n_triplets + 1)
@@ -160,7 +165,8 @@ def test_deterministic_rule_gives_near_zero_cross_entropy():
     mask[0, -1] = False
     inputs = tokens.masked_fill(mask, MASK)
     for strand_symmetric in (False, True):
-        model = KmerContextModel(2, strand_symmetric=strand_symmetric).fit([train])
+        model = KmerContextModel(2, smoothing=smoothing, alpha=alpha,
+                                 strand_symmetric=strand_symmetric).fit([train])
         score = evaluate_masked(model, [(inputs, tokens, mask)])
         assert score.n == 1000
         assert score.bits_per_nt < 0.02 and score.accuracy == 1.0
@@ -194,8 +200,12 @@ def test_select_k_finds_markov_blanket(order, n_train):
                       seq_len=1000, strand_symmetric=False)
     assert result.best_k == order, result.bits_per_nt
     assert result.n_scored > 5000
-    assert result.model.k == order
+    assert result.model.k == order and result.model.alpha == result.best_alpha
     assert result.bits_per_nt[0] > result.bits_per_nt[order]
+    # The returned model reproduces its validation score on the same masking.
+    again = evaluate_masked(result.model, masked_batches(val, sparse_masking(), seq_len=1000))
+    assert again.n == result.n_scored
+    assert again.bits_per_nt == pytest.approx(result.bits_per_nt[order], rel=1e-5)
 
 
 def test_masked_batches_shapes_and_tuple_masking():
@@ -210,9 +220,21 @@ def test_masked_batches_shapes_and_tuple_masking():
     assert (inputs[mask] == MASK).all() and (inputs[~mask] == targets[~mask]).all()
 
 
+def test_select_k_with_markov_masking_numpy_masks():
+    """The project's Markov masking returns numpy masks; select_k takes them as they are."""
+    from dnatlas.model.masking import MarkovMasking
+
+    masking, seeds = MarkovMasking(), iter(range(10**6))
+    chain = markov_chain(np.random.default_rng(7), 2, 60_000)
+    result = select_k([chain[:50_000]], [chain[50_000:]], ks=[0, 2],
+                      masking_fn=lambda t: masking.mask_batch(t.shape[1], [next(seeds) for _ in t]),
+                      seq_len=500, alphas=[4.0])
+    assert result.best_k == 2 and result.best_alpha == 4.0 and result.n_scored > 500
+
+
 def test_save_load_round_trip(tmp_path):
     rng = np.random.default_rng(6)
-    model = KmerContextModel(7, smoothing="witten_bell", max_marginal=1).fit(
+    model = KmerContextModel(7, smoothing="witten_bell", alpha=3.0, max_marginal=1).fit(
         [rng.integers(0, 4, 5000)])
     model.save(tmp_path / "kmer")
     loaded = KmerContextModel.load(tmp_path / "kmer")

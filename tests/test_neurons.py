@@ -151,6 +151,7 @@ def test_catalog_names_and_files(tmp_path):
     assert len(json.loads((tmp_path / "top.json").read_text())[0]["values"]) == 41
 
 
+@pytest.mark.slow
 def test_cli_neurons(tmp_path, capsys):
     pytest.importorskip("dnatlas.model")
     from dnatlas.cli import main

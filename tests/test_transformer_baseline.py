@@ -6,10 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dnatlas.baselines.transformer import (DNATLAS_PRESETS, TransformerConfig, TransformerMLM,
-                                           dnatlas_param_estimate)
+from dnatlas.baselines.transformer import (TransformerConfig, TransformerMLM,
+                                           dnatlas_param_estimate, dnatlas_preset_params)
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import MASK, encode
+from dnatlas.model import DNAtlas, DNAtlasConfig
 
 TINY = TransformerConfig(d_model=32, n_layers=2, n_heads=2, max_len=128)
 
@@ -49,13 +50,20 @@ def test_param_count_formula_is_exact(mlp):
     assert TransformerMLM(config).n_params == config.n_params
 
 
-@pytest.mark.parametrize("name", sorted(DNATLAS_PRESETS))
-def test_presets_match_dnatlas_within_5_percent(name):
-    spec = DNATLAS_PRESETS[name]
+@pytest.mark.parametrize("name", ["tiny", "small"])
+def test_presets_match_built_dnatlas_within_5_percent(name):
+    dnatlas = DNAtlas(DNAtlasConfig.preset(name))
+    target = sum(p.numel() for p in dnatlas.parameters())
     config = TransformerConfig.preset(name)
-    target = dnatlas_param_estimate(**spec)
     assert abs(TransformerMLM(config).n_params / target - 1) < 0.05
-    assert config.n_layers == spec["n_layers"]
+    assert config.n_layers == dnatlas.config.n_layers
+    assert abs(dnatlas_preset_params(name)[0] / target - 1) < 0.02
+
+
+def test_param_estimate_formula():
+    # per block d * n * (kernel + 2), halved by RCPS
+    assert dnatlas_param_estimate(128, 4, 512, 9) == 128 * 512 * 11 * 4 // 2
+    assert dnatlas_param_estimate(128, 4, 512, 9, rcps=False) == 128 * 512 * 11 * 4
 
 
 @pytest.mark.parametrize("target, hint, mlp", [(200_000, None, "relu2"), (700_000, 4, "relu2"),

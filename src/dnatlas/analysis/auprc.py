@@ -42,9 +42,12 @@ __all__ = [
     "LabelIndex",
     "average_precision",
     "average_precision_column",
+    "average_precision_keys",
     "chance_rate",
+    "joint_keys",
     "precision_recall_curve",
     "score_keys",
+    "top_key_threshold",
 ]
 
 
@@ -181,17 +184,19 @@ class _Histograms:
     def add(self, keys: np.ndarray, index: LabelIndex) -> None:
         if len(keys) != index.n:
             raise ValueError(f"{len(keys)} scores but {index.n} labelled samples")
-        self.parts.append((keys[index.order], index))
+        # intp once here, not per bincount call
+        self.parts.append((keys[index.order].astype(np.intp, copy=False), index))
 
-    def average_precision(self) -> np.ndarray:
-        """AP of every track, shape (T,)."""
+    def average_precision(self) -> tuple[np.ndarray, np.ndarray]:
+        """AP of every track (T,), and the histogram of all keys (n_keys,)."""
         n_pos = sum(index.n_pos for _, index in self.parts)
         total_m = sum(index.n_combinations for _, index in self.parts)
         if self.n_keys * total_m <= _MAX_HIST:
             h_all, h_pos = self._by_combination()
         else:
             h_all, h_pos = self._by_track()
-        return _ap_from_counts(h_all, h_pos, n_pos)
+        used = np.flatnonzero(h_all)
+        return _ap_from_counts(h_all[used], h_pos, n_pos), h_all
 
     def _by_combination(self):
         """Histogram per combination, then tracks = table^T @ histograms."""
@@ -205,9 +210,10 @@ class _Histograms:
             h_all += h.sum(axis=0)
             hists.append((h, index))
         used = np.flatnonzero(h_all)
-        for h, index in hists:
-            h_pos = h_pos + index.table.T.astype(np.float64) @ h[:, used]
-        return h_all[used], np.asarray(h_pos, dtype=np.float64)
+        for h, index in hists:  # einsum, not BLAS: small, and safe in forked workers
+            h_pos = h_pos + np.einsum("mt,mk->tk", index.table.astype(np.float64),
+                                      h[:, used].astype(np.float64))
+        return h_all, np.asarray(h_pos, dtype=np.float64)
 
     def _by_track(self):
         """One bincount per track (for many distinct keys, e.g. float32 scores)."""
@@ -220,7 +226,7 @@ class _Histograms:
                 pieces = [sorted_keys[a:b] for m, a, b in index.segments() if index.table[m, t]]
                 if pieces:
                     h_pos[t] += np.bincount(np.concatenate(pieces), minlength=self.n_keys)[used]
-        return h_all[used], h_pos
+        return h_all, h_pos
 
 
 def _ap_from_counts(h_all: np.ndarray, h_pos: np.ndarray, n_pos: np.ndarray) -> np.ndarray:
@@ -240,6 +246,36 @@ def _ap_from_counts(h_all: np.ndarray, h_pos: np.ndarray, n_pos: np.ndarray) -> 
 
 # --------------------------------------------------------------------------- public
 
+def joint_keys(scores: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
+    """Keys (see :func:`score_keys`) of several score vectors in one shared key space."""
+    scores = [np.asarray(s) for s in scores]
+    if len(scores) > 1 and not _sortless(scores[0].dtype):
+        keys_all, n = score_keys(np.concatenate(scores))
+        return np.split(keys_all, np.cumsum([len(s) for s in scores])[:-1]), n
+    pairs = [score_keys(s) for s in scores]
+    return [k for k, _ in pairs], pairs[0][1]
+
+
+def average_precision_keys(blocks, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
+    """AP from precomputed keys: ``blocks`` of ``(keys, index)`` sharing ``n_keys``.
+
+    Returns:
+        ``(ap, histogram)``: (T,) AP and the (n_keys,) count of every key over all blocks
+        (e.g. to find the top-scoring samples without sorting, :func:`top_key_threshold`).
+    """
+    hist = _Histograms(n_keys)
+    for keys, index in blocks:
+        hist.add(keys, index)
+    return hist.average_precision()
+
+
+def top_key_threshold(histogram: np.ndarray, count: int) -> int:
+    """The largest key ``k`` such that at least ``count`` samples have a key ``>= k``."""
+    at_least = np.cumsum(histogram[::-1])
+    i = int(np.searchsorted(at_least, min(count, int(at_least[-1]))))
+    return len(histogram) - 1 - i
+
+
 def average_precision_column(blocks) -> np.ndarray:
     """AP of one score column against every track of one or more label blocks.
 
@@ -252,18 +288,9 @@ def average_precision_column(blocks) -> np.ndarray:
         (T,) float64 average precision, NaN where a track has no positives.
     """
     blocks = list(blocks)
-    scores = [np.asarray(s) for s, _ in blocks]
-    if len(blocks) > 1 and not _sortless(scores[0].dtype):
-        keys_all, n = score_keys(np.concatenate(scores))
-        splits = np.cumsum([len(s) for s in scores])[:-1]
-        keys = np.split(keys_all, splits)
-    else:
-        pairs = [score_keys(s) for s in scores]
-        keys, n = [k for k, _ in pairs], pairs[0][1]
-    hist = _Histograms(n)
-    for k, (_, index) in zip(keys, blocks):
-        hist.add(k, index)
-    return hist.average_precision()
+    keys, n_keys = joint_keys([s for s, _ in blocks])
+    ap, _ = average_precision_keys(zip(keys, (index for _, index in blocks)), n_keys)
+    return ap
 
 
 def _sortless(dtype) -> bool:

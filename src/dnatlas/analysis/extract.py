@@ -42,6 +42,7 @@ __all__ = [
     "open_activations",
     "parse_region",
     "rc_permutation",
+    "receptive_field",
 ]
 
 SITES = ("pre_act", "neurons", "post_act", "residual")
@@ -218,9 +219,17 @@ def _forward(model, seq: np.ndarray, batch, names, device):
                              for name in names}
 
 
+def receptive_field(model) -> int | None:
+    """One-sided context radius R of a model, or None if unbounded (e.g. attention)."""
+    radius = getattr(model, "receptive_field", None)
+    return None if radius is None else int(radius)
+
+
 def _run(model, seq, names, start, end, strands, sinks, chunk_size, batch_size, device,
          progress, desc):
-    radius = int(model.receptive_field)
+    radius = receptive_field(model)
+    if radius is None:  # no finite receptive field: one pass over the whole record
+        radius, chunk_size = len(seq), len(seq)
     perms = {name: rc_permutation(model, name) for name in names} if "-" in strands else {}
     bar = tqdm(total=end - start, unit="nt", unit_scale=True, desc=desc,
                disable=None if progress is None else not progress)
@@ -266,7 +275,7 @@ def _strands(strand: str) -> tuple[str, ...]:
 
 def extract_activations(model, seq: np.ndarray, layers="all", site: str = "neurons",
                         start: int = 0, end: int | None = None, strand: str = "+",
-                        chunk_size: int = 1 << 15, batch_size: int = 4, dtype=np.float32,
+                        chunk_size: int = 1 << 15, batch_size: int = 1, dtype=np.float32,
                         layout: str = "LC", device=None, progress: bool | None = None):
     """Activations of ``seq[start:end]`` in memory.
 
@@ -308,7 +317,7 @@ def _file_name(seqid: str, name: str, strand: str) -> str:
 def extract_to_dir(model, seq: np.ndarray, out: str | Path, layers="all",
                    site: str = "neurons", seqid: str = "seq", start: int = 0,
                    end: int | None = None, strand: str = "+", chunk_size: int = 1 << 15,
-                   batch_size: int = 4, dtype=np.float16, layout: str = "LC", device=None,
+                   batch_size: int = 1, dtype=np.float16, layout: str = "LC", device=None,
                    progress: bool | None = None, model_name: str = "") -> "Activations":
     """Stream activations of ``seq[start:end]`` to ``.npy`` files in ``out`` (see module doc).
 
@@ -346,7 +355,7 @@ def extract_to_dir(model, seq: np.ndarray, out: str | Path, layers="all",
             pass
     meta = {"format": FORMAT, "version": 1, "model": model_name, "site": site,
             "dtype": np.dtype(dtype).name, "layout": layout,
-            "receptive_field": int(model.receptive_field), "rc_permutation": perms,
+            "receptive_field": receptive_field(model), "rc_permutation": perms,
             "arrays": entries}
     _merge_meta(out, meta)
     return open_activations(out)

@@ -9,6 +9,8 @@ positions that were masked and whose true base is not N (:func:`evaluate_masked`
   each side, with interpolated backoff; :func:`select_k` picks ``k`` on validation data.
 - :class:`TransformerMLM` (:mod:`.transformer`): a bidirectional Transformer encoder on single
   nucleotides (RoPE, QK-norm, RMSNorm, ReLU^2/SwiGLU), sized to match DNAtlas presets.
+
+Both plug into :func:`dnatlas.training.evaluate.evaluate` through ``predict_nucleotides``.
 """
 
 from dnatlas.baselines.kmer import (
@@ -21,10 +23,15 @@ from dnatlas.baselines.kmer import (
     masked_nucleotide_sums,
     select_k,
 )
-from dnatlas.baselines.transformer import TransformerConfig, TransformerMLM, dnatlas_param_estimate
+from dnatlas.baselines.transformer import (
+    TransformerConfig,
+    TransformerMLM,
+    dnatlas_param_estimate,
+    dnatlas_preset_params,
+)
 
 __all__ = [
     "KmerContextModel", "KSelection", "MaskedScore", "context_code", "evaluate_masked",
     "masked_batches", "masked_nucleotide_sums", "select_k",
-    "TransformerConfig", "TransformerMLM", "dnatlas_param_estimate",
+    "TransformerConfig", "TransformerMLM", "dnatlas_param_estimate", "dnatlas_preset_params",
 ]

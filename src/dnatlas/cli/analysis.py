@@ -20,24 +20,15 @@ SCALES = ("linear", "power")
 
 # --------------------------------------------------------------------------- shared
 
-def load_model(spec: str):
-    """A DNAtlas model from a ``save_pretrained`` folder, or ``bundled`` for the shipped one."""
-    from dnatlas.model import DNAtlas
+def load_model(spec: str | None, device: str | None = None):
+    """The model of ``--model``: a ``save_pretrained`` folder, or the bundled default.
 
-    path = Path(spec)
-    if spec in ("bundled", "default"):
-        root = Path(__file__).resolve().parents[1] / "bundled" / "models"
-        found = sorted(p.parent for p in root.glob("*/config.json"))
-        if not found:
-            raise InputError("no bundled model is installed", path=root)
-        path = found[0]
-    if not (path / "config.json").is_file():
-        raise InputError("not a model folder (expected config.json and model.safetensors)",
-                         path=path)
-    try:
-        return DNAtlas.from_pretrained(path)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise InputError(f"cannot load model: {exc}", path=path) from None
+    ``device`` (e.g. ``cuda``) moves it there; extraction then runs on that device.
+    """
+    from dnatlas.model.pretrained import load_model as load
+
+    model = load(spec)
+    return model if device is None else model.to(device)
 
 
 def _records(fasta: Path, region: str | None):
@@ -59,14 +50,17 @@ def _records(fasta: Path, region: str | None):
 
 
 def _add_model_input(parser, required: bool) -> None:
-    parser.add_argument("--model", "-m", required=required, metavar="DIR",
-                        help="model folder (config.json + model.safetensors), or 'bundled'")
+    parser.add_argument("--model", "-m", default=None, metavar="DIR",
+                        help="model folder (config.json + model.safetensors); default: the "
+                             "bundled model")
     parser.add_argument("--fasta", "-f", type=Path, required=required, metavar="FILE",
                         help="genome (FASTA or GenBank, optionally gzipped)")
     parser.add_argument("--chunk-size", type=int, default=1 << 15, metavar="NT",
                         help="positions per forward pass (default 32768)")
-    parser.add_argument("--batch-size", type=int, default=4, metavar="N",
-                        help="chunks per forward pass (default 4)")
+    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
+                        help="chunks per forward pass (default 1; more helps on a GPU)")
+    parser.add_argument("--device", default=None, metavar="DEV",
+                        help="torch device, e.g. cuda (default: the model's, cpu)")
 
 
 def _site_arg(parser) -> None:
@@ -103,7 +97,7 @@ def _register_extract(subparsers) -> None:
 def run_extract(args: argparse.Namespace) -> int:
     from dnatlas.analysis.extract import extract_to_dir
 
-    model = load_model(args.model)
+    model = load_model(args.model, args.device)
     acts = None
     for record, start, end in _records(args.fasta, args.region):
         acts = extract_to_dir(model, record.seq, args.out, args.layers, args.site,
@@ -124,7 +118,7 @@ def _register_gram(subparsers) -> None:
         description="Cosine similarities of unit-normalised activations of a region, drawn "
                     "as an image (report Figures 2-3), with genes, RNAs, REP, terminators and "
                     "CRISPR along both axes. Prints the Toeplitz score and 3-periodicity.")
-    src = p.add_argument_group("input (either --acts, or --model with --fasta and --region)")
+    src = p.add_argument_group("input (either --acts, or --fasta and --region with a model)")
     src.add_argument("--acts", type=Path, metavar="DIR", help="directory from 'dnatlas extract'")
     _add_model_input(src, required=False)
     src.add_argument("--region", metavar="ID:START-END",
@@ -174,11 +168,11 @@ def _gram_inputs(args):
             out[layer] = np.asarray(array[start - lo:end - lo])
             seqid = entry["seqid"]
         return seqid, start, end, out
-    if args.model is None or args.fasta is None or args.region is None:
-        raise InputError("give --acts, or --model with --fasta and --region")
+    if args.fasta is None or args.region is None:
+        raise InputError("give --acts, or --fasta and --region (and optionally --model)")
     if args.layers != "all" and args.layer is None:
         raise InputError("give --layer (or --layers all)")
-    model = load_model(args.model)
+    model = load_model(args.model, args.device)
     (record, start, end), = _records(args.fasta, args.region)
     layers = layer_names(model, "all" if args.layers == "all" else args.layer, args.site)
     acts = extract_activations(model, record.seq, layers, args.site, start=start, end=end,
@@ -319,6 +313,8 @@ def _register_neurons(subparsers) -> None:
                    help="comma-separated neurons to plot (default: the best of each track)")
     p.add_argument("--acts", type=Path, metavar="DIR",
                    help="reuse (or create) neuron-major activations here (default OUT/acts)")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
+                   help="processes scoring neurons (default 1)")
     p.add_argument("--out", "-o", type=Path, required=True, metavar="DIR")
     p.set_defaults(func=run_neurons)
 
@@ -330,7 +326,7 @@ def run_neurons(args: argparse.Namespace) -> int:
     from dnatlas.annotation.tracks import label_tracks
     from dnatlas.genome.readers import read_records
 
-    model = load_model(args.model)
+    model = load_model(args.model, args.device)
     (layer,) = layer_names(model, args.layer, args.site)
     intervals = load_annotations(args.annotations)
     wanted = set(args.records.split(",")) if args.records else {iv.seqid for iv in intervals}
@@ -344,7 +340,8 @@ def run_neurons(args: argparse.Namespace) -> int:
     acts = _neuron_major(model, records, layer, args, acts_dir)
     perm = rc_permutation(model, layer)
     auprc, windows = scan_neurons(acts, labels, perm, seqs=[r.seq for r in records],
-                                  top_k=args.windows, half_window=args.half_window)
+                                  top_k=args.windows, half_window=args.half_window,
+                                  n_jobs=args.jobs)
     catalog = NeuronCatalog(layer, labels.names, np.arange(acts[0].shape[0]), auprc,
                             labels.chance, labels.n_pos, labels.n)
     extra = {"model": str(args.model), "records": labels.seqids, "footnote6": args.footnote6}

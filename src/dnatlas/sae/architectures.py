@@ -161,11 +161,6 @@ class TrainOutput:
 # --------------------------------------------------------------------------------------
 
 
-def _rectangle(z: Tensor) -> Tensor:
-    """Rectangle kernel K(z) = 1 on (-1/2, 1/2), else 0 (same dtype as z)."""
-    return ((z > -0.5) & (z < 0.5)).to(z.dtype)
-
-
 class JumpReLUFunction(torch.autograd.Function):
     """JumpReLU with its L0, and straight-through estimators for the threshold.
 
@@ -188,20 +183,23 @@ class JumpReLUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, pre: Tensor, threshold: Tensor, bandwidth: float):
         active = pre > threshold
-        ctx.save_for_backward(pre, threshold)
+        ctx.save_for_backward(pre, threshold, active)
         ctx.bandwidth = bandwidth
         return pre * active, active.sum(-1, dtype=pre.dtype)
 
     @staticmethod
     def backward(ctx, grad_f: Tensor, grad_l0: Tensor):
-        pre, threshold = ctx.saved_tensors
+        pre, threshold, active = ctx.saved_tensors
         eps = ctx.bandwidth
         grad_pre = grad_threshold = None
         if ctx.needs_input_grad[0]:
-            grad_pre = grad_f * (pre > threshold)
+            grad_pre = grad_f * active
         if ctx.needs_input_grad[1]:
-            window = _rectangle((pre - threshold) / eps) / eps
-            grad_threshold = -((threshold * grad_f + grad_l0.unsqueeze(-1)) * window).sum(0)
+            # K((z - theta) / eps) = 1 exactly where |z - theta| < eps / 2
+            window = ((pre - threshold).abs_() < eps / 2).to(grad_f.dtype)
+            through_f = (grad_f * window).sum(0)       # sum_b dL/df_bi K_bi
+            through_l0 = grad_l0 @ window              # sum_b dL/dl0_b K_bi
+            grad_threshold = -(threshold * through_f + through_l0) / eps
         return grad_pre, grad_threshold, None
 
 
@@ -237,7 +235,8 @@ class GatherPreActivations(torch.autograd.Function):
         grad_W = grad_bias = None
         if ctx.needs_input_grad[2]:
             # features as bags: bag j sums g[n] * x[rows[n]] over the entries of feature j
-            order = torch.argsort(cols)
+            # int32 keys: torch's CPU sort is much faster on them than on int64
+            order = torch.argsort(cols.to(torch.int32))
             counts = torch.bincount(cols, minlength=S)
             offsets = torch.cumsum(counts, 0) - counts
             grad_WT = F.embedding_bag(rows[order], x, offsets, mode="sum",
@@ -582,7 +581,7 @@ class BatchTopKSAE(TopKSAE):
 
 
 def batch_topk_indices(values: Tensor, m: int, sample: int = 1 << 16) -> tuple[Tensor, Tensor]:
-    """Indices and values of the m largest positive entries of ``values`` (N,), by index.
+    """Indices (ascending) and values of the m largest positive entries of ``values`` (N,).
 
     Equals ``values.relu().topk(m)`` restricted to positive values (zeros selected by topk
     change nothing), sorted by index. Instead of a top-k over all N entries it estimates a
@@ -604,10 +603,12 @@ def batch_topk_indices(values: Tensor, m: int, sample: int = 1 << 16) -> tuple[T
     if candidates is None:
         candidates = torch.nonzero(values > 0).squeeze(1)
     if candidates.numel() > m:
+        # keep the top m, preserving index order (candidates come sorted from nonzero)
         top = values[candidates].topk(m, sorted=False).indices
-        candidates = candidates[top]
-    idx = torch.sort(candidates).values
-    return idx, values[idx]
+        keep = torch.zeros(candidates.numel(), dtype=torch.bool, device=values.device)
+        keep[top] = True
+        candidates = candidates[keep]
+    return candidates, values[candidates]
 
 
 class JumpReLUSAE(SparseAutoencoder):

@@ -1,0 +1,113 @@
+"""Training configuration: a preset or YAML file, plus ``--set key=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from dnatlas.errors import InputError
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (with the data store and output folder).
+
+    ``batch_size`` is the *global* batch in windows per optimiser step; each of the W
+    data-parallel ranks processes ``batch_size / W`` windows per step in micro-batches of
+    at most ``micro_batch_size`` (gradient accumulation).
+    """
+
+    model: str = "dnatlas"                 # "dnatlas" or "transformer" (the baseline)
+    preset: str = "tiny"                   # model preset (DNAtlasConfig / TransformerConfig)
+    model_overrides: dict = field(default_factory=dict)
+    window: int = 1024                     # sequence length L in nucleotides
+    batch_size: int = 16                   # global windows per step
+    micro_batch_size: int = 16             # per rank, per forward/backward
+    steps: int = 1000
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1              # cosine floor as a fraction of lr
+    warmup_steps: int = 100
+    schedule: str = "cosine"               # "cosine" or "constant"
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    seed: int = 0
+    eligible_fraction: float = 0.7         # Markov masking (report Appendix A.2)
+    mask_rate: float = 0.15
+    run_length_range: tuple[float, float] = (1.0, 1024.0)
+    eval_every: int = 200
+    eval_windows: int = 64                 # validation windows per evaluation
+    checkpoint_every: int = 200
+    log_every: int = 10
+    bf16: bool = True                      # autocast on CUDA (ignored on CPU)
+    compile: bool = False                  # torch.compile the model
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        self.run_length_range = tuple(self.run_length_range)
+        if self.model not in ("dnatlas", "transformer"):
+            raise ValueError(f"model must be 'dnatlas' or 'transformer', got {self.model!r}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        for name in ("window", "batch_size", "micro_batch_size", "steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive")
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        out["run_length_range"] = list(self.run_length_range)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "config") -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"unknown training setting(s) {unknown}", path=source)
+        try:
+            return cls(**data)
+        except (TypeError, ValueError) as exc:
+            raise InputError(str(exc), path=source) from None
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("dnatlas.presets").iterdir()
+                  if p.name.endswith(".yaml"))
+
+
+def load_train_config(spec: str, overrides: list[str] = ()) -> TrainConfig:
+    """A preset name (``tiny``, ``small``, ``wide``...) or a YAML file, then ``key=value``
+    overrides (values parsed as YAML; ``model_overrides.KEY=V`` sets a model field)."""
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise InputError("training config not found", path=path)
+        source, text = str(path), path.read_text()
+    elif spec in preset_names():
+        source = f"preset {spec}"
+        text = resources.files("dnatlas.presets").joinpath(f"{spec}.yaml").read_text()
+    else:
+        raise InputError(f"unknown preset {spec!r}; presets: {', '.join(preset_names())}, "
+                         "or give a YAML file")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        raise InputError(f"invalid YAML: {getattr(exc, 'problem', exc)}", path=source,
+                         line=None if line is None else line + 1) from None
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"--set expects key=value, got {item!r}")
+        parsed = yaml.safe_load(value)
+        if key.startswith("model_overrides."):
+            data.setdefault("model_overrides", {})[key.split(".", 1)[1]] = parsed
+        else:
+            data[key] = parsed
+    return TrainConfig.from_dict(data, source)
