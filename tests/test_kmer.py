@@ -245,3 +245,6 @@ def test_save_load_round_trip(tmp_path):
                                model.predict_nucleotides(tokens), rtol=0, atol=0)
     with pytest.raises(InputError):
         KmerContextModel.load(tmp_path / "missing")
+    (tmp_path / "kmer" / "counts.npz").write_bytes(b"not a zip file")
+    with pytest.raises(InputError):
+        KmerContextModel.load(tmp_path / "kmer")

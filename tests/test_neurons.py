@@ -9,6 +9,7 @@ from dnatlas.analysis.neurons import (
     GenomeLabels,
     NeuronCatalog,
     catalog_track_names,
+    footnote6_names,
     pr_curve,
     scan_neurons,
     write_top_windows,
@@ -129,6 +130,8 @@ def test_catalog_names_and_files(tmp_path):
                                  "stop_codon_1st", "tRNA"])
     assert names == ["CDS", "start_codon", "stop_codon", "tRNA"]
     assert catalog_track_names(["start_codon", "start_codon_2nd"], True) == ["start_codon_2nd"]
+    assert footnote6_names(["CDS", "stop_codon"]) == ["CDS", "stop_codon_1st"]
+    assert footnote6_names(["start_codon_2nd"], False) == ["start_codon_2nd"]
     catalog = NeuronCatalog("blocks.0.neurons", ["CDS", "tRNA"], np.array([0, 1, 2]),
                             np.array([[0.5, np.nan], [0.9, 0.1], [0.7, 0.2]]),
                             np.array([0.4, 0.001]), np.array([40, 1]), 100)

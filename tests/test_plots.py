@@ -88,3 +88,26 @@ def test_neuron_plots(tmp_path):
     prof = offset_profile(np.eye(50), 20)
     _png(plots.offset_profile_figure({"coding": prof, "raw": (prof.offsets, prof.mean)}),
          tmp_path, "offsets.png")
+
+
+def test_figure_recipes(tmp_path):
+    from dnatlas.analysis import figures
+    from tests.test_extract import ToyRCModel
+
+    model = ToyRCModel().eval()
+    seq = np.random.default_rng(3).integers(0, 4, 900).astype(np.uint8)
+    cds = figures.find_feature(INTERVALS, "geneA")
+    assert cds.type == "CDS"
+    with pytest.raises(Exception):
+        figures.find_feature(INTERVALS, "nope")
+    fig = figures.region_gram_figure(model, seq, 300, 700, layer=2, intervals=INTERVALS,
+                                     seqid="chr")
+    _png(fig, tmp_path, "region.png")
+    fig = figures.codon_phase_figure(model, seq, cds, layer=1)
+    assert fig.axes[0].images[0].get_array().shape == (100, 100)
+    other = np.random.default_rng(4).normal(size=(100, 5))
+    fig = figures.offset_similarity_figure(model, seq, cds, layer=1, other=other)
+    assert len(fig.axes) == 8 and "Spearman" in fig._suptitle.get_text()
+    _png(figures.layer_grid_figure(model, seq, 300, 500, INTERVALS, "chr"), tmp_path, "g.png")
+    _png(figures.neuron_window(model, seq, 300, 700, [0, 3], layer=2, intervals=INTERVALS,
+                               seqid="chr"), tmp_path, "w.png")

@@ -21,7 +21,7 @@ def fasta(tmp_path):
 COMMON = ["--window", "64", "--windows-per-batch", "4", "--device", "cpu"]
 
 
-def test_train_eval_cache(tmp_path, fasta, capsys):
+def test_train_resume_eval(tmp_path, fasta, capsys):
     out = tmp_path / "sae"
     args = ["sae", "train", "--model", "dnatlas:tiny:random-init", "--data", str(fasta),
             "--layer", "1", "--site", "residual", "--arch", "topk", "--expansion", "4", "--k", "8",
@@ -42,6 +42,8 @@ def test_train_eval_cache(tmp_path, fasta, capsys):
         assert k in metrics
     assert len(metrics["feature_frequency"]) == sae.d_sae
 
+
+def test_cache_then_train_several_layers(tmp_path, fasta):
     cache = tmp_path / "cache"
     assert main(["sae", "cache", "--model", "hyenadna:random-init", "--data", str(fasta), "--layer", "0,2",
                  "--shards", "2", "--batches-per-shard", "2", "--out", str(cache), *COMMON]) == 0

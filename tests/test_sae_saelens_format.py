@@ -82,6 +82,7 @@ def test_load_errors(tmp_path):
 
 
 @pytest.mark.skipif(not HAS_SAE_LENS, reason="sae_lens is not installed")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("arch", ["relu", "topk", "batchtopk", "jumprelu"])
 def test_sae_lens_loads_our_folder(tmp_path, arch):
     from sae_lens import SAE

@@ -60,6 +60,15 @@ def test_presets_match_built_dnatlas_within_5_percent(name):
     assert abs(dnatlas_preset_params(name)[0] / target - 1) < 0.02
 
 
+def test_preset_overrides():
+    assert TransformerConfig.preset("tiny", max_len=8192).max_len == 8192
+    assert TransformerConfig.preset("small", n_layers=4).n_layers == 4
+    explicit = TransformerConfig.preset("tiny", d_model=64)
+    assert explicit.d_model == 64 and explicit.n_layers == DNAtlasConfig.preset("tiny").n_layers
+    with pytest.raises(ValueError):
+        TransformerConfig.preset("nonexistent")
+
+
 def test_param_estimate_formula():
     # per block d * n * (kernel + 2), halved by RCPS
     assert dnatlas_param_estimate(128, 4, 512, 9) == 128 * 512 * 11 * 4 // 2
@@ -113,6 +122,17 @@ def test_predict_nucleotides_is_normalised_and_untrained_is_uniform():
     torch.testing.assert_close(logp.exp().sum(-1), torch.ones(2, 50))
     fresh = TransformerMLM(TINY).predict_nucleotides(tokens)  # zero-initialised head
     torch.testing.assert_close(fresh, torch.full((2, 50, 4), -torch.log(torch.tensor(4.0))))
+
+
+def test_bf16_autocast_trains():
+    model = random_model()
+    tokens = torch.randint(0, 6, (2, 40))
+    mask = torch.rand(2, 40) < 0.3
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.loss(tokens, tokens.clamp(max=3), mask)
+    loss.backward()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
 
 
 def test_rejects_sequences_longer_than_max_len():

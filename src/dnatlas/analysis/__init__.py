@@ -1,0 +1,41 @@
+"""Activation analysis: extraction, Gram maps, offset-dependent similarity, cross-model
+similarity and the neuron AUPRC catalog (report sections 4-5).
+
+Modules (importing this package loads neither torch nor matplotlib):
+
+- :mod:`~dnatlas.analysis.extract`: stream activations of any-length sequences to memory or
+  ``.npy`` files (chunks overlapping by the receptive field; − strand by RCPS).
+- :mod:`~dnatlas.analysis.gram`: unit-normalised similarity (Gram) matrices, codon phases.
+- :mod:`~dnatlas.analysis.offsets`: offset profile, 3-periodicity, Toeplitz score.
+- :mod:`~dnatlas.analysis.similarity`: linear CKA and the report's Spearman measure.
+- :mod:`~dnatlas.analysis.auprc`: vectorised average precision (all neurons x all tracks).
+- :mod:`~dnatlas.analysis.neurons`: strand-aware catalog, top windows, PR curves.
+- :mod:`~dnatlas.analysis.plots`: the figures (matplotlib, Agg; imported on demand).
+- :mod:`~dnatlas.analysis.figures`: one-call recipes for the report's figures from a model.
+"""
+
+from dnatlas.analysis.auprc import LabelIndex, average_precision, precision_recall_curve
+from dnatlas.analysis.extract import (
+    extract_activations,
+    extract_to_dir,
+    layer_names,
+    open_activations,
+)
+from dnatlas.analysis.gram import gram_matrix, phase_positions, signed_parts, unit_normalize
+from dnatlas.analysis.neurons import GenomeLabels, NeuronCatalog, scan_neurons
+from dnatlas.analysis.offsets import (
+    offset_profile,
+    offset_profile_acts,
+    period3_power,
+    periodicity3,
+    toeplitz_score,
+)
+from dnatlas.analysis.similarity import codon_pool, gram_spearman, linear_cka
+
+__all__ = [
+    "GenomeLabels", "LabelIndex", "NeuronCatalog", "average_precision", "codon_pool",
+    "extract_activations", "extract_to_dir", "gram_matrix", "gram_spearman", "layer_names",
+    "linear_cka", "offset_profile", "offset_profile_acts", "open_activations",
+    "period3_power", "periodicity3", "phase_positions", "precision_recall_curve",
+    "scan_neurons", "signed_parts", "toeplitz_score", "unit_normalize",
+]

@@ -30,8 +30,8 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +52,7 @@ __all__ = [
     "NeuronCatalog",
     "TopWindow",
     "catalog_track_names",
+    "footnote6_names",
     "neuron_scores",
     "pr_curve",
     "scan_neurons",
@@ -60,8 +61,16 @@ __all__ = [
 FOOTNOTE6 = {"start_codon": "start_codon_2nd", "stop_codon": "stop_codon_1st"}
 
 
+def footnote6_names(names: Sequence[str], footnote6: bool = True) -> list[str]:
+    """Requested track names, with ``start_codon``/``stop_codon`` mapped to their
+    footnote-6 single-nucleotide versions when ``footnote6`` (duplicates dropped)."""
+    if not footnote6:
+        return list(names)
+    return list(dict.fromkeys(FOOTNOTE6.get(name, name) for name in names))
+
+
 def catalog_track_names(available: Sequence[str], footnote6: bool = False) -> list[str]:
-    """Tracks to evaluate: all available, with one version of each codon track.
+    """Default tracks to evaluate: all available, with one version of each codon track.
 
     Without ``footnote6`` the single-nucleotide variants (``start_codon_2nd``,
     ``stop_codon_1st``) are dropped; with it they replace ``start_codon``/``stop_codon``.
@@ -118,11 +127,16 @@ class GenomeLabels:
 
         Args:
             tracks: label tracks per record (``dnatlas.annotation.tracks.label_tracks``).
-            names: tracks to use (default :func:`catalog_track_names` of the first record).
+            names: tracks to use (default: all of the first record's, through
+                :func:`catalog_track_names`); they must exist in every record's tracks.
+            footnote6: see the module doc (applied to ``names`` by :func:`footnote6_names`).
         """
         seqids = list(tracks)
         first = tracks[seqids[0]]
-        names = catalog_track_names(first.names, footnote6) if names is None else list(names)
+        if names is None:
+            names = catalog_track_names(first.names, footnote6)
+        else:
+            names = footnote6_names(names, footnote6)
         rows = []
         for row in (0, 1):
             blocks = [np.stack([tracks[s][name][row] for name in names], axis=1) for s in seqids]

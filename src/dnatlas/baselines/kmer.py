@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -295,6 +296,8 @@ class KmerContextModel:
         counting pass.
         """
         k = self.k if k is None else k
+        if not 0 <= k <= min(self.k, counts.shape[0] - 1):
+            raise ValueError(f"k={k} is beyond the model's order {self.k} or the counts given")
         alpha = self.alpha if alpha is None else alpha
         probs = np.full(counts.shape[1:], 0.25)
         for j in range(k + 1):
@@ -413,22 +416,21 @@ class KmerContextModel:
                         cfg["max_marginal"])
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(f"invalid config: {e}", path=cfg_path) from None
-        with np.load(npz_path) as z:
-            try:
+        try:
+            with np.load(npz_path) as z:
                 model._keys = [z[f"keys_{j}"] for j in range(model.k + 1)]
                 model._counts = [z[f"counts_{j}"] for j in range(model.k + 1)]
-            except KeyError as e:
-                raise InputError(f"missing array {e}", path=npz_path) from None
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
+            raise InputError(f"cannot read counts: {e}", path=npz_path) from None
         model.discounts = np.asarray(cfg["discounts"], dtype=np.float64)
         model.n_positions = int(cfg["n_positions"])
         return model
 
     def __repr__(self) -> str:
         state = f"{self.n_positions} positions" if self.is_fitted else "unfitted"
-        return (f"KmerContextModel(k={self.k}, smoothing={self.smoothing!r}, "
-                f"alpha={self.alpha}, "
-                f"strand_symmetric={self.strand_symmetric}, "
-                f"max_marginal={self.max_marginal}; {state})")
+        return (f"KmerContextModel(k={self.k}, smoothing={self.smoothing!r}, alpha={self.alpha}, "
+                f"strand_symmetric={self.strand_symmetric}, max_marginal={self.max_marginal}; "
+                f"{state})")
 
     def _require_fitted(self) -> None:
         if not self.is_fitted:
@@ -489,7 +491,8 @@ def evaluate_masked(predictor, batches: Iterable[tuple[torch.Tensor, torch.Tenso
 
 
 def masked_batches(sequences: Iterable[np.ndarray], masking_fn: Callable, seq_len: int = 1024,
-                   batch_size: int = 16) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                   batch_size: int = 16
+                   ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Cut sequences into rows of ``seq_len`` and mask them: yields ``(inputs, targets, mask)``.
 
     Each sequence gives ``len // seq_len`` full rows (grouped ``batch_size`` to a batch) and, if

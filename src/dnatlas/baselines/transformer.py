@@ -19,9 +19,10 @@ Parameter count (no biases, parameter-free norms), with ``h = round(mlp_ratio * 
 
     n_params = 6 d + n_layers (4 d^2 + f d h) + 4 d
 
-:meth:`TransformerConfig.matched` sizes a model to a parameter budget (e.g. a DNAtlas model's;
-:meth:`TransformerConfig.preset` matches a DNAtlas preset by name) and :meth:`TransformerConfig.flops_per_token` gives training
-FLOPs so that runs can be matched in compute.
+:meth:`TransformerConfig.matched` sizes a model to a parameter budget (e.g. a DNAtlas
+model's), :meth:`TransformerConfig.preset` matches a DNAtlas preset by name, and
+:meth:`TransformerConfig.flops_per_token` gives FLOPs so that runs can be matched in compute
+(compare with :meth:`dnatlas.model.DNAtlasConfig.flops_per_nucleotide`, forward only).
 """
 
 from __future__ import annotations
@@ -188,13 +189,18 @@ class TransformerConfig:
         """Config matched in parameters and depth to DNAtlas preset ``name``.
 
         ``name`` is a preset of :class:`dnatlas.model.DNAtlasConfig` (``tiny``, ``small``,
-        ``thin``, ``wide``); ``kwargs`` go to :meth:`matched` (e.g. ``max_len``, ``mlp``).
+        ``thin``, ``wide``); ``kwargs`` go to :meth:`matched` (e.g. ``max_len``, ``mlp``,
+        ``n_layers`` to match at another depth). An explicit ``d_model`` skips the matching.
         """
         try:
             n_params, n_layers = dnatlas_preset_params(name)
         except ValueError as e:
             raise ValueError(f"no DNAtlas preset to match: {e}") from None
-        return cls.matched(n_params, n_layers, **kwargs)
+        if "d_model" in kwargs:  # an explicit width overrides the matching
+            kwargs.setdefault("n_layers", n_layers)
+            kwargs.setdefault("n_heads", _pick_heads(kwargs["d_model"]))
+            return cls(**kwargs)
+        return cls.matched(n_params, kwargs.pop("n_layers", n_layers), **kwargs)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -234,6 +240,7 @@ def _linear(d_in: int, d_out: int, zero: bool = False) -> nn.Linear:
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """RoPE on x (B, L, H, Dh) with cos, sin (L, 1, Dh/2): rotates the pairs (i, i + Dh/2)."""
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin), dim=-1)
 
@@ -251,8 +258,9 @@ class Attention(nn.Module):
         """x (B, L, d) -> (B, L, d)."""
         B, L, d = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.n_heads, self.head_dim).unbind(2)
-        q = _rotate(F.rms_norm(q, (self.head_dim,)), cos, sin)
-        k = _rotate(F.rms_norm(k, (self.head_dim,)), cos, sin)
+        # (rms_norm may run in float32 under autocast: keep q, k in v's dtype for SDPA)
+        q = _rotate(F.rms_norm(q, (self.head_dim,)).to(v.dtype), cos, sin)
+        k = _rotate(F.rms_norm(k, (self.head_dim,)).to(v.dtype), cos, sin)
         y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
                                            v.transpose(1, 2), is_causal=False)
         return self.proj(y.transpose(1, 2).reshape(B, L, d))

@@ -104,7 +104,7 @@ def run_extract(args: argparse.Namespace) -> int:
                               seqid=record.id, start=start, end=end, strand=args.strand,
                               chunk_size=args.chunk_size, batch_size=args.batch_size,
                               dtype=np.dtype(args.dtype), layout=args.layout,
-                              model_name=str(args.model))
+                              model_name=str(args.model or "default"))
     n = len(acts.meta["arrays"]) if acts else 0
     print(f"wrote {n} arrays to {args.out}", file=sys.stderr)
     return 0
@@ -321,7 +321,13 @@ def _register_neurons(subparsers) -> None:
 
 def run_neurons(args: argparse.Namespace) -> int:
     from dnatlas.analysis.extract import layer_names, rc_permutation
-    from dnatlas.analysis.neurons import GenomeLabels, NeuronCatalog, scan_neurons, write_top_windows
+    from dnatlas.analysis.neurons import (
+        GenomeLabels,
+        NeuronCatalog,
+        footnote6_names,
+        scan_neurons,
+        write_top_windows,
+    )
     from dnatlas.annotation.intervals import load_annotations
     from dnatlas.annotation.tracks import label_tracks
     from dnatlas.genome.readers import read_records
@@ -333,7 +339,9 @@ def run_neurons(args: argparse.Namespace) -> int:
     records = [r for r in read_records(args.fasta) if r.id in wanted]
     if not records:
         raise InputError("no record of the genome is annotated (check the seqids)", path=args.annotations)
-    names = args.tracks.split(",") if args.tracks else None
+    names = None
+    if args.tracks:
+        names = footnote6_names([t for t in args.tracks.split(",") if t], args.footnote6)
     tracks = {r.id: label_tracks(intervals, r.id, len(r), tracks=names) for r in records}
     labels = GenomeLabels.from_tracks(tracks, names, footnote6=args.footnote6)
     acts_dir = args.acts or args.out / "acts"
@@ -344,7 +352,7 @@ def run_neurons(args: argparse.Namespace) -> int:
                                   n_jobs=args.jobs)
     catalog = NeuronCatalog(layer, labels.names, np.arange(acts[0].shape[0]), auprc,
                             labels.chance, labels.n_pos, labels.n)
-    extra = {"model": str(args.model), "records": labels.seqids, "footnote6": args.footnote6}
+    extra = {"model": str(args.model or "default"), "records": labels.seqids, "footnote6": args.footnote6}
     catalog.save(args.out, args.top, extra)
     write_top_windows(windows, args.out / "top_windows.csv")
     write_top_windows(windows, args.out / "top_windows.json")
@@ -374,7 +382,7 @@ def _neuron_major(model, records, layer, args, acts_dir):
             existing = extract_to_dir(model, record.seq, acts_dir, [layer], args.site,
                                       seqid=record.id, layout="CL", dtype=np.float16,
                                       chunk_size=args.chunk_size, batch_size=args.batch_size,
-                                      model_name=str(args.model))
+                                      model_name=str(args.model or "default"))
         out.append(existing.load(layer, "+", record.id))
     return out
 

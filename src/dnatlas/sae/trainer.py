@@ -21,8 +21,9 @@ The checkpoint (written atomically every ``checkpoint_every`` steps and at the e
 each SAE's parameters and buffers (input scale, dead-feature counters, thresholds), its
 optimiser state, the step and the partial metric sums, so a resumed run equals an
 uninterrupted one given the same batches. On resume, ``data`` may be a callable
-``start_step -> iterable`` that starts at the right batch; a plain iterable is advanced by
-consuming the batches already trained on.
+``start_step -> iterable`` or an object with a ``batches(start_step)`` method (such as
+:class:`~dnatlas.sae.activation_store.CachedActivations`) that starts at the right batch; a
+plain iterable is advanced by consuming the batches already trained on.
 """
 
 from __future__ import annotations
@@ -274,6 +275,8 @@ class SAETrainer:
     def _batches(self, data) -> Iterator[Batch]:
         if callable(data) and not hasattr(data, "__iter__"):
             return iter(data(self.step))
+        if callable(getattr(data, "batches", None)):  # e.g. CachedActivations.batches(start)
+            return iter(data.batches(self.step))
         it = iter(data)
         for _ in range(self.step):  # resume on a plain iterable: skip what was trained on
             next(it)

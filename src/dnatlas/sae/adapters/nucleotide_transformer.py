@@ -181,6 +181,11 @@ class NucleotideTransformerAdapter(ActivationAdapter):
 
     def _ids(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         ids, pos, _ = tokenize(tokens.detach().cpu().numpy())
+        cfg = self.model.config
+        limit = cfg.max_position_embeddings - (cfg.pad_token_id + 1)
+        if cfg.position_embedding_type == "absolute" and ids.shape[1] > limit:
+            raise ValueError(f"windows need {ids.shape[1]} tokens but the model takes at most "
+                             f"{limit}; use shorter windows")
         ids_t = torch.from_numpy(ids).to(self.device)
         real = (ids_t != PAD) & (ids_t != CLS)
         return ids_t, torch.from_numpy(pos).to(self.device), real
