@@ -130,6 +130,14 @@ def test_nt_mlm_loss_and_interventions(nt):
     assert not torch.allclose(other.mlm_loss(codes, seed=1), clean)
 
 
+def test_nt_rejects_windows_longer_than_its_positions():
+    small = NucleotideTransformerAdapter.from_config(tiny_esm_config(hidden_size=16, intermediate_size=32,
+                                                                     max_position_embeddings=12))
+    small.activations(torch.zeros(1, 54, dtype=torch.long), ["blocks.0.residual"])  # 9 6-mers + CLS
+    with pytest.raises(ValueError, match="at most"):
+        small.activations(torch.zeros(1, 60, dtype=torch.long), ["blocks.0.residual"])
+
+
 def tiny_hyena_cfg(**kw):
     base = dict(d_model=16, n_layer=2, d_inner=32, max_seq_len=64, emb_dim=5, filter_order=8,
                 activation_freq=10)

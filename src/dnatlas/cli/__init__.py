@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dnatlas: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `dnatlas data info STORE | head`
+        sys.stderr.close()
+        return 0
     return 0 if code is None else int(code)
 
 

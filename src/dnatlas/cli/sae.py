@@ -147,6 +147,16 @@ def window_source(args: argparse.Namespace):
     return iter(WindowSampler(store, args.split, args.window, args.windows_per_batch, args.seed))
 
 
+def _probe(adapter, args, keys: list[str]) -> None:
+    """Run the model once on a window of the requested length, reporting problems as input errors."""
+    import torch
+
+    try:
+        adapter.activations(torch.zeros(1, args.window, dtype=torch.long), keys)
+    except ValueError as exc:
+        raise InputError(f"{adapter.name}: {exc}") from None
+
+
 def _keys(adapter, args) -> list[str]:
     try:
         layers = [int(x) for x in str(args.layer).split(",") if x.strip()]
@@ -191,6 +201,8 @@ def run_train(args: argparse.Namespace) -> int:
     adapter = load_adapter(args.model, device=device, seed=args.seed)
     data_path = Path(args.data)
     keys = _keys(adapter, args)
+    if not _is_cache(data_path):
+        _probe(adapter, args, keys)
     if _is_cache(data_path):
         data = CachedActivations(data_path, train.batch_size, keys=keys, seed=args.seed,
                                  device=device)
@@ -244,6 +256,8 @@ def run_eval(args: argparse.Namespace) -> int:
         raise InputError(str(exc), path=args.sae) from None
 
     data_path = Path(args.data)
+    if not _is_cache(data_path):
+        _probe(adapter, args, [key])
     if _is_cache(data_path):
         cached = CachedActivations(data_path, 4096, keys=[key], seed=args.seed, loop=False,
                                    device=device)
@@ -281,6 +295,7 @@ def run_cache(args: argparse.Namespace) -> int:
     device = _device(args.device)
     adapter = load_adapter(args.model, device=device, seed=args.seed)
     keys = _keys(adapter, args)
+    _probe(adapter, args, keys)
     rows_of = functools.partial(window_rows, adapter, keys=keys, drop_n=not args.keep_n)
     out = cache_activations(rows_of, window_source(args), args.out, n_shards=args.shards,
                             batches_per_shard=args.batches_per_shard, dtype=args.dtype,
