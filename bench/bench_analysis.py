@@ -31,10 +31,11 @@ import numpy as np
 GENOME_LENGTH = 4_639_675
 
 
-def _extract_child(length: int, out: str, chunk: int) -> dict:
+def _extract_child(length: int, out: str, chunk: int, threads: int) -> dict:
     """Run in a subprocess: extract all layers of a random sequence of ``length`` nt."""
     import torch
 
+    torch.set_num_threads(threads)
     from dnatlas.analysis.extract import extract_to_dir
     from dnatlas.model import DNAtlas, DNAtlasConfig
 
@@ -53,13 +54,14 @@ def _extract_child(length: int, out: str, chunk: int) -> dict:
             "threads": torch.get_num_threads()}
 
 
-def bench_extraction(lengths, chunk: int) -> list[dict]:
+def bench_extraction(runs, chunk: int) -> list[dict]:
+    """``runs``: (length, torch threads) pairs."""
     rows = []
-    for length in lengths:
+    for length, threads in runs:
         with tempfile.TemporaryDirectory() as tmp:
             code = (f"import json, sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
                     f"import bench_analysis as b; "
-                    f"print(json.dumps(b._extract_child({length}, {tmp!r}, {chunk})))")
+                    f"print(json.dumps(b._extract_child({length}, {tmp!r}, {chunk}, {threads})))")
             out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                                  text=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
@@ -118,18 +120,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    lengths = [20_000, 60_000] if args.quick else [100_000, 300_000]
-    chunk = 4096 if args.quick else 16_384
+    lengths = [20_000, 60_000] if args.quick else [50_000, 200_000]
+    runs = [(lengths[0], 1), (lengths[1], 1), (lengths[1], 2)]
+    chunk = 4096 if args.quick else 8192
     length = 500_000 if args.quick else GENOME_LENGTH
     n_neurons = 16 if args.quick else 64
 
     print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}\n")
     print(f"### Extraction (random tiny DNAtlas, all 5 layers, `neurons`, float16 to disk, "
           f"chunks of {chunk:,} nt)\n")
-    print("| length (nt) | seconds | nt/s | peak RSS (MiB) | tracemalloc peak (MiB) |")
-    print("|---:|---:|---:|---:|---:|")
-    for r in bench_extraction(lengths, chunk):
-        print(f"| {r['length']:,} | {r['seconds']:.1f} | {r['nt_per_s']:,.0f} | "
+    print("| length (nt) | torch threads | seconds | nt/s | peak RSS (MiB) "
+          "| tracemalloc peak (MiB) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in bench_extraction(runs, chunk):
+        print(f"| {r['length']:,} | {r['threads']} | {r['seconds']:.1f} | {r['nt_per_s']:,.0f} | "
               f"{r['rss_mib']:.0f} | {r['traced_mib']:.1f} |")
 
     rows, info = bench_auprc(length, n_neurons)

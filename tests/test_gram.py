@@ -4,6 +4,17 @@ import pytest
 from dnatlas.analysis.gram import gram_matrix, phase_positions, signed_parts, unit_normalize
 
 
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Models run on 1 thread: faster than 2 on a shared 2-core machine (and under -n 2)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_nonnegative_gram_in_unit_interval_with_unit_diagonal():
     rng = np.random.default_rng(0)
     acts = np.maximum(rng.normal(size=(50, 16)), 0).astype(np.float16)

@@ -21,6 +21,17 @@ from dnatlas.genome.alphabet import encode, reverse_complement
 FILLER = "ACGGACCAGCAGGCCA"  # no T: contains neither ATG nor CAT
 
 
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Models run on 1 thread: faster than 2 on a shared 2-core machine (and under -n 2)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _genome():
     """A record with one gene per strand and no other ATG or CAT.
 
@@ -173,8 +184,10 @@ def test_cli_neurons(tmp_path, capsys):
     chance = doc["tracks"]["start_codon_2nd"]["chance"]
     assert chance == pytest.approx(3 / (2 * 3300))
     for name in ("catalog.csv", "auprc.npz", "top_windows.csv", "top_windows.json",
-                 "pr/start_codon_2nd.png", "manhattan/neuron_5.png", "windows/neuron_0.png"):
+                 "pr/start_codon_2nd.png", "pr/codons.png", "manhattan/neuron_5.png",
+                 "windows/neuron_0.png"):
         assert (out / name).exists(), name
+    assert main([*args[:-2], "--manhattan", "9999", "--out", str(out)]) == 2
     # a second run reuses the extracted activations
     mtime = (out / "acts" / "meta.json").stat().st_mtime
     assert main(args) == 0

@@ -62,7 +62,7 @@ def test_cli_errors(tmp_path, fasta, capsys):
     assert "no activation" in capsys.readouterr().err
     assert main(base + ["--data", str(fasta), "--layer", "0", "--arch", "topk"]) == 2
     assert main(["sae", "train", "--model", "nt:random-init", "--data", str(fasta), "--layer", "0",
-                 "--arch", "relu", "--window", "2000", "--out", str(tmp_path / "o")]) == 2
+                 "--arch", "relu", "--window", "7000", "--out", str(tmp_path / "o")]) == 2
     assert "at most" in capsys.readouterr().err
     assert main(["sae", "train", "--model", "gpt:x", "--data", str(fasta), "--layer", "0", "--arch", "relu",
                  "--out", str(tmp_path / "o")]) == 2

@@ -472,7 +472,8 @@ def manhattan_figure(values: np.ndarray, minus: np.ndarray | None = None, start:
     ax.set_ylabel("activation")
     ax.set_xlim(start, start + len(values))
     if minus is not None:
-        ax.legend(fontsize=7, frameon=False, markerscale=4)
+        ax.legend(fontsize=7, frameon=False, markerscale=4, ncol=2, loc="lower right",
+                  bbox_to_anchor=(1.0, 1.0))
     if title:
         ax.set_title(title, fontsize=9)
     for side in ("top", "right"):

@@ -122,7 +122,7 @@ def _register_gram(subparsers) -> None:
     src.add_argument("--acts", type=Path, metavar="DIR", help="directory from 'dnatlas extract'")
     _add_model_input(src, required=False)
     src.add_argument("--region", metavar="ID:START-END",
-                     help="region (required with --model; optional sub-region with --acts)")
+                     help="region (required without --acts; an optional sub-region with it)")
     p.add_argument("--layer", default=None, metavar="L",
                    help="0-based layer or site name (default: the only one in --acts)")
     p.add_argument("--layers", choices=("all",), default=None,
@@ -347,17 +347,19 @@ def run_neurons(args: argparse.Namespace) -> int:
     acts_dir = args.acts or args.out / "acts"
     acts = _neuron_major(model, records, layer, args, acts_dir)
     perm = rc_permutation(model, layer)
+    chosen = _parse_neurons(args.manhattan, acts[0].shape[0])
     auprc, windows = scan_neurons(acts, labels, perm, seqs=[r.seq for r in records],
                                   top_k=args.windows, half_window=args.half_window,
                                   n_jobs=args.jobs)
     catalog = NeuronCatalog(layer, labels.names, np.arange(acts[0].shape[0]), auprc,
                             labels.chance, labels.n_pos, labels.n)
-    extra = {"model": str(args.model or "default"), "records": labels.seqids, "footnote6": args.footnote6}
+    extra = {"model": str(args.model or "default"), "records": labels.seqids,
+             "footnote6": args.footnote6}
     catalog.save(args.out, args.top, extra)
     write_top_windows(windows, args.out / "top_windows.csv")
     write_top_windows(windows, args.out / "top_windows.json")
-    chosen = _chosen_neurons(args.manhattan, catalog)
-    _neuron_figures(args.out, catalog, labels, acts, perm, windows, chosen)
+    chosen = _best_neurons(catalog) if chosen is None else chosen
+    _neuron_figures(args.out, catalog, labels, acts, perm, windows, chosen, intervals)
     _print_summary(catalog)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
@@ -387,12 +389,22 @@ def _neuron_major(model, records, layer, args, acts_dir):
     return out
 
 
-def _chosen_neurons(spec, catalog) -> list[int]:
-    if spec:
-        try:
-            return [int(n) for n in spec.split(",")]
-        except ValueError:
-            raise InputError(f"--manhattan takes neuron numbers, got {spec!r}") from None
+def _parse_neurons(spec: str | None, n_channels: int) -> list[int] | None:
+    """Neurons of ``--manhattan`` (validated), or None when not given."""
+    if not spec:
+        return None
+    try:
+        chosen = [int(n) for n in spec.split(",") if n.strip()]
+    except ValueError:
+        raise InputError(f"--manhattan takes neuron numbers, got {spec!r}") from None
+    bad = [n for n in chosen if not 0 <= n < n_channels]
+    if bad:
+        raise InputError(f"neuron {bad[0]} out of range: the layer has {n_channels} neurons")
+    return chosen
+
+
+def _best_neurons(catalog) -> list[int]:
+    """The best neuron of every track (each once)."""
     chosen = []
     for track in catalog.tracks:
         neuron, ap = catalog.best(track)
@@ -401,10 +413,14 @@ def _chosen_neurons(spec, catalog) -> list[int]:
     return chosen
 
 
-def _neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen) -> None:
+def _neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen,
+                    intervals) -> None:
+    """PR curves of each track's best neuron (and all codon tracks together, Figure 4 e),
+    Manhattan plots with the top sites' genes (Figure 4 b) and top windows (Supp. Fig. 3)."""
     from dnatlas.analysis import plots
     from dnatlas.analysis.neurons import neuron_scores, pr_curve
 
+    codons = {}
     for t, track in enumerate(catalog.tracks):
         neuron, ap = catalog.best(track)
         if not np.isfinite(ap):
@@ -413,23 +429,55 @@ def _neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen) -> 
         fig = plots.pr_curve_figure({f"neuron {neuron}": (precision, recall, ap)},
                                     chance=float(catalog.chance[t]), title=track)
         plots.save_figure(fig, out / "pr" / f"{track}.png")
+        if track.startswith(("start_codon", "stop_codon")):
+            codons[f"{track}: neuron {neuron}"] = (precision, recall, ap)
+    if codons:
+        chance = float(max(catalog.chance[catalog.tracks.index(k.split(":")[0])] for k in codons))
+        plots.save_figure(plots.pr_curve_figure(codons, chance=chance, title=catalog.layer),
+                          out / "pr" / "codons.png")
+    genes = _gene_finder(intervals)
+    offsets = dict(zip(labels.seqids, labels.offsets.tolist()))
     for neuron in chosen:
         plus = neuron_scores(acts, neuron)
         minus = neuron_scores(acts, int(perm[neuron])) if perm is not None else None
-        fig = plots.manhattan_figure(plus, minus, title=f"{catalog.layer} neuron {neuron}")
+        sites = windows.get(neuron, [])[:8]
+        notes = [(offsets[w.seqid] + w.position, genes(w.seqid, w.position)) for w in sites]
+        fig = plots.manhattan_figure(plus, minus, title=f"{catalog.layer} neuron {neuron}",
+                                     annotate=[(x, g) for x, g in notes if g])
         plots.save_figure(fig, out / "manhattan" / f"neuron_{neuron}.png")
-        if neuron in windows:
+        if sites:
             rows = [{"sequence": w.sequence, "values": w.values,
-                     "label": f"{w.seqid}:{w.position} {'+' if w.strand > 0 else '-'}"}
+                     "label": f"{w.seqid}:{w.position} {'+' if w.strand > 0 else '-'} "
+                              f"{genes(w.seqid, w.position)}"}
                     for w in windows[neuron]]
             plots.save_figure(plots.top_windows_figure(rows, title=f"neuron {neuron}"),
                               out / "windows" / f"neuron_{neuron}.png")
+
+
+def _gene_finder(intervals):
+    """``f(seqid, position)`` -> name of a CDS/RNA feature covering the position, or ''."""
+    kinds = ("CDS", "tRNA", "rRNA", "ncRNA", "tmRNA")
+    by_seq: dict[str, list] = {}
+    for iv in intervals:
+        if iv.type in kinds:
+            by_seq.setdefault(iv.seqid, []).append(iv)
+
+    def find(seqid: str, position: int) -> str:
+        for iv in by_seq.get(seqid, ()):
+            if iv.start <= position < iv.end:
+                return iv.name or iv.attributes.get("gene", "")
+        return ""
+
+    return find
 
 
 def _print_summary(catalog) -> None:
     print("track\tchance\tbest_neuron\tauprc")
     for t, track in enumerate(catalog.tracks):
         neuron, ap = catalog.best(track)
+        if not np.isfinite(ap):
+            print(f"{track}\t0\t-\t-  (no positives)")
+            continue
         print(f"{track}\t{catalog.chance[t]:.3g}\t{neuron}\t{ap:.3f}")
 
 

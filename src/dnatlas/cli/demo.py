@@ -91,9 +91,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_analysis(out: Path) -> None:
     try:
-        from dnatlas.analysis import demo as analysis_demo
-    except ImportError as exc:  # analysis extra not installed
-        print(f"(analysis skipped: {exc})")
+        import matplotlib  # noqa: F401  (the analysis extra)
+    except ImportError as exc:
+        print(f"(analysis skipped: {exc}; pip install 'dnatlas[analysis]')")
         return
-    _section("4. analysis of the bundled model on E. coli MG1655")
-    analysis_demo.run(out / "analysis")
+    from dnatlas.cli import figures
+
+    _section("4. the bundled model on E. coli MG1655: Gram maps, offsets, neuron catalog")
+    figures.run(argparse.Namespace(model=None, out=out / "figures", layer=None, quick=True))

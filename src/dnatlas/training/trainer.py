@@ -129,7 +129,7 @@ def _train(cfg, data, out, resume, progress, info, on_step) -> TrainResult:
         sampler.load_state_dict(state["sampler"])
         set_rng_state(state["rng"])
         start_step = state["step"]
-    elif info.is_main:
+    if info.is_main:  # the settings in effect (a resumed run may change e.g. steps)
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     has_val = store.segment_indices("val").size > 0
