@@ -95,6 +95,7 @@ def test_nt_tokenize_matches_reference_on_random_windows():
 
 @pytest.fixture(scope="module")
 def nt():
+    pytest.importorskip("transformers")
     return NucleotideTransformerAdapter.from_config(tiny_esm_config(hidden_size=32, intermediate_size=64))
 
 
@@ -131,6 +132,7 @@ def test_nt_mlm_loss_and_interventions(nt):
 
 
 def test_nt_rejects_windows_longer_than_its_positions():
+    pytest.importorskip("transformers")
     small = NucleotideTransformerAdapter.from_config(tiny_esm_config(hidden_size=16, intermediate_size=32,
                                                                      max_position_embeddings=12))
     small.activations(torch.zeros(1, 54, dtype=torch.long), ["blocks.0.residual"])  # 9 6-mers + CLS
@@ -270,4 +272,5 @@ def test_model_specs(tmp_path):
         load_adapter("hyenadna:" + str(tmp_path / "missing"))
     adapter = load_adapter("dnatlas:tiny:random-init")
     assert adapter.n_layers >= 1
+    pytest.importorskip("transformers")
     assert isinstance(load_adapter("nt:random-init"), NucleotideTransformerAdapter)

@@ -2,7 +2,7 @@
 the bundled one) on the bundled *E. coli* K-12 MG1655 genome and its RefSeq annotation.
 
     dnatlas figures --out docs/figures            # everything (whole-genome neuron catalog)
-    dnatlas figures --out runs/figs --quick       # a subset on the first 1 Mb (the demo)
+    dnatlas figures --out runs/figs --quick       # neuron catalog on the first 400 kb (the demo)
 
 Figure analogues (report numbering; layers 0-based in file names):
   fig2a  tRNA cluster lysT-valT-lysW with its promoter and terminator (Gram map)
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--layer", type=int, default=None,
                    help="0-based layer for single-layer figures [the report's 8/12 depth]")
     p.add_argument("--quick", action="store_true",
-                   help="neuron catalog on the first 1 Mb only (minutes instead of ~20)")
+                   help="neuron catalog on the first 400 kb only (minutes instead of ~20)")
     p.set_defaults(func=run)
 
 
@@ -133,7 +133,7 @@ def _offset_stats(model, seq, intervals, seqid, out: Path) -> None:
         print(f"    {name:<18} {r['coding']:+.4f} / {r['noncoding']:+.4f}   toeplitz {r['toeplitz']:.3f}")
 
 
-def _quick_inputs(seq, seqid, intervals, directory: Path, length: int = 1_000_000):
+def _quick_inputs(seq, seqid, intervals, directory: Path, length: int = 400_000):
     """The first ``length`` bp and the features inside them, as FASTA and GFF3 files."""
     from dnatlas.annotation.gff3 import write_gff3
     from dnatlas.genome.alphabet import decode

@@ -20,14 +20,11 @@ from torch import Tensor
 from dnatlas.errors import InputError
 from dnatlas.sae.adapters.base import ActivationAdapter, Intervention
 
-#: where ``dnatlas:default`` is looked for, relative to the dnatlas package
-DEFAULT_MODEL = Path("bundled") / "models" / "default"
-
-
 def default_model_dir() -> Path:
-    import dnatlas
+    """The bundled DNAtlas model (``dnatlas:default``)."""
+    from dnatlas.model.pretrained import default_model_path
 
-    return Path(dnatlas.__file__).parent / DEFAULT_MODEL
+    return default_model_path()
 
 
 class DNAtlasAdapter(ActivationAdapter):
