@@ -264,7 +264,7 @@ def test_segments_are_dataclasses(tmp_path, inputs):
 
 def test_bundled_genome_paths():
     paths = bundled_genome_paths()
-    assert len(paths) == 7 and paths == sorted(paths)
+    assert len(paths) == 6 and paths == sorted(paths)
     assert all(p.name.endswith(".fa.gz") and p.is_file() for p in paths)
 
 
