@@ -50,3 +50,22 @@ def test_output_has_rms_gamma():
     _, z = act(torch.randn(10, 64) * 3)
     rms = z.square().mean(-1).sqrt()
     assert torch.allclose(rms, act.gamma.detach().expand(10), rtol=1e-4)
+
+
+def test_compiled_activation_matches_eager():
+    from dnatlas.model import activation as A
+
+    act = ThresholdSoLU(32)
+    x = torch.randn(4, 7, 32, requires_grad=True)
+    y0, z0 = act(x)
+    (z0.square().sum() + y0.sum()).backward()
+    g0 = x.grad.clone()
+    x.grad = None
+    A.compile_activation(True)
+    try:
+        y1, z1 = act(x)
+        (z1.square().sum() + y1.sum()).backward()
+    finally:
+        A.compile_activation(False)
+    assert torch.allclose(y0, y1, atol=1e-6) and torch.allclose(z0, z1, atol=1e-5)
+    assert torch.allclose(g0, x.grad, atol=1e-4)

@@ -98,4 +98,5 @@ def _run_analysis(out: Path) -> None:
     from dnatlas.cli import figures
 
     _section("4. the bundled model on E. coli MG1655: Gram maps, offsets, neuron catalog")
-    figures.run(argparse.Namespace(model=None, out=out / "figures", layer=None, quick=True))
+    figures.run(argparse.Namespace(model=None, out=out / "figures", layer=None, quick=True,
+                                   work=None))

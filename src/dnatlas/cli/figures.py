@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, default=Path("docs/figures"))
     p.add_argument("--layer", type=int, default=None,
                    help="0-based layer for single-layer figures [the report's 8/12 depth]")
+    p.add_argument("--work", type=Path, default=None,
+                   help="scratch folder for activations (large) [OUT/work]")
     p.add_argument("--quick", action="store_true",
                    help="neuron catalog on the first 400 kb only (minutes instead of ~20)")
     p.set_defaults(func=run)
@@ -97,8 +99,9 @@ def run(args: argparse.Namespace) -> int:
     _save(F.layer_grid_figure(model, seq, lys_t.start - 250, feature("lysW").end + 150,
                               intervals, seqid), out / "supp1_all_layers_trna_cluster.png")
     _offset_stats(model, seq, intervals, seqid, out)
-    quick = _quick_inputs(seq, seqid, intervals, out / "quick-inputs") if args.quick else None
-    _neurons(args, model, layer, genome, out, quick)
+    work = args.work or out / "work"
+    quick = _quick_inputs(seq, seqid, intervals, work / "quick-inputs") if args.quick else None
+    _neurons(args, model, layer, genome, out, work, quick)
     _neuron_window(model, seq, intervals, seqid, layer, feature("ompG"), out)
     print(f"figures done in {time.perf_counter() - t0:.0f} s", flush=True)
     return 0
@@ -146,7 +149,8 @@ def _quick_inputs(seq, seqid, intervals, directory: Path, length: int = 400_000)
     return fasta, gff
 
 
-def _neurons(args, model, layer: int, genome: Path, out: Path, quick_inputs=None) -> None:
+def _neurons(args, model, layer: int, genome: Path, out: Path, work: Path,
+             quick_inputs=None) -> None:
     """The neuron catalog with the report's footnote-6 codon labels."""
     from dnatlas.annotation.intervals import bundled_annotation_path
     from dnatlas.cli import main as cli_main
@@ -154,7 +158,7 @@ def _neurons(args, model, layer: int, genome: Path, out: Path, quick_inputs=None
     fasta, gff = quick_inputs or (genome, bundled_annotation_path())
     argv = ["neurons", "--fasta", str(fasta), "--annotations", str(gff),
             "--layer", str(layer), "--footnote6", "--out", str(out / "neurons"),
-            "--acts", str(out / "neurons" / "acts")]
+            "--acts", str(work / "acts")]
     if args.model:
         argv += ["--model", str(args.model)]
     print("  neuron catalog: dnatlas " + " ".join(argv), flush=True)

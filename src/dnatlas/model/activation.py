@@ -44,6 +44,27 @@ def solu_norm(y: torch.Tensor, gamma: torch.Tensor, eps: float = 1e-6) -> torch.
     return gamma * u * torch.rsqrt(u.square().mean(dim=-1, keepdim=True) + eps)
 
 
+def threshold_solu(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, slope: float,
+                   gamma: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both stages at once: ``(y, z)`` from pre-activations x (..., C)."""
+    y = threshold(_upcast(x), a, b, slope)
+    return y, solu_norm(y, gamma, eps)
+
+
+_compiled_threshold_solu = None
+
+
+def compile_activation(enabled: bool = True) -> None:
+    """Run the activation as one ``torch.compile``-fused kernel (process-wide).
+
+    On CPU this makes a training step of the ``small`` preset about 1.3x faster (see
+    ``bench/bench_model.py --compile-activation``). It needs a working C++ compiler
+    (inductor); the first call compiles for ~10 s.
+    """
+    global _compiled_threshold_solu
+    _compiled_threshold_solu = torch.compile(threshold_solu, dynamic=False) if enabled else None
+
+
 class ThresholdSoLU(nn.Module):
     """The DNAtlas activation over a neuron axis of width C.
 
@@ -86,5 +107,5 @@ class ThresholdSoLU(nn.Module):
         return solu_norm(_upcast(y), self.gamma, self.eps)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y = self.threshold(x)
-        return y, self.normalize(y)
+        fn = _compiled_threshold_solu or threshold_solu
+        return fn(x, self.a, self.b, self.slope, self.gamma, self.eps)

@@ -45,6 +45,7 @@ class TrainConfig:
     log_every: int = 10
     bf16: bool = True                      # autocast on CUDA (ignored on CPU)
     compile: bool = False                  # torch.compile the model
+    compile_activation: bool = False       # torch.compile only the activation (CPU: ~1.3x)
     tensorboard: bool = True
 
     def __post_init__(self) -> None:

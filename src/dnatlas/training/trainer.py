@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from dnatlas.errors import DnatlasError
 from dnatlas.genome.sampler import WindowSampler
 from dnatlas.genome.store import GenomeStore
+from dnatlas.model.activation import compile_activation
 from dnatlas.model.masking import MarkovMasking
 from dnatlas.training import distributed
 from dnatlas.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -140,6 +141,8 @@ def _train(cfg, data, out, resume, progress, info, on_step) -> TrainResult:
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
     if cfg.compile:
         train_model = torch.compile(train_model)
+    elif cfg.compile_activation:
+        compile_activation(True)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if cfg.bf16 and info.device.type == "cuda" else contextlib.nullcontext())
 
