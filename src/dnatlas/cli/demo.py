@@ -39,8 +39,8 @@ def build_default_store(out: Path, force: bool = False):
 
     if out.exists() and not force:
         return GenomeStore.open(out)
-    paths = [p for p in bundled_genome_paths()]
-    return build_store(paths, out, val_genomes=[DEMO_VAL_GENOME], overwrite=force)
+    return build_store(bundled_genome_paths(), out, val_genomes=[DEMO_VAL_GENOME],
+                       overwrite=force)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
         results["bundled DNAtlas (default)"] = evaluate(dnatlas_predictor(load_model()), **common)
     results["brief run"] = evaluate(dnatlas_predictor(load_model(out / "brief-run" / "model")),
                                     **common)
-    from dnatlas.cli.eval import _fit_kmer
+    from dnatlas.training.evaluate import fit_kmer_baseline
 
-    sel = _fit_kmer(store, "val", [2, 4, 6], 1024)
+    sel = fit_kmer_baseline(store, "val", [1, 2, 4, 6], 1024)
     results[f"k-mer baseline (k={sel.best_k})"] = evaluate(sel.model.predict_nucleotides, **common)
     for name, r in results.items():
         print(f"{name:<32} {r['bits_per_nt']:.4f} bits/nt   accuracy {r['accuracy']:.4f}")

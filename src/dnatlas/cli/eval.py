@@ -29,24 +29,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _fit_kmer(store, split: str, orders: list[int], window: int):
-    from dnatlas.baselines.kmer import select_k
-    from dnatlas.model.masking import MarkovMasking
-
-    train = [store.segment_tokens(int(i)) for i in store.segment_indices("train")]
-    val = [store.segment_tokens(int(i)) for i in store.segment_indices(split)]
-    masking = MarkovMasking()
-    seeds = iter(range(10**9))
-
-    def mask_fn(rows):  # a different seed stream from the evaluation's
-        return masking.mask_batch(rows.shape[1], [(7, next(seeds)) for _ in range(len(rows))])
-    return select_k(train, val, orders, mask_fn, seq_len=window)
-
-
 def run(args: argparse.Namespace) -> int:
     from dnatlas.genome.store import GenomeStore
     from dnatlas.model.pretrained import load_model, resolve_model_path
-    from dnatlas.training.evaluate import coding_lookup, dnatlas_predictor, evaluate
+    from dnatlas.training.evaluate import (coding_lookup, dnatlas_predictor, evaluate,
+                                           fit_kmer_baseline)
     from dnatlas.errors import InputError
 
     store = GenomeStore.open(args.data)
@@ -65,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         kind, _, path = spec.partition(":")
         if kind == "kmer" and not path:
             orders = [int(k) for k in args.kmer_orders.split(",")]
-            sel = _fit_kmer(store, args.split, orders, args.window)
+            sel = fit_kmer_baseline(store, args.split, orders, args.window)
             res = evaluate(sel.model.predict_nucleotides, **common)
             res["k"] = sel.best_k
             res["k_selection_bits_per_nt"] = sel.bits_per_nt

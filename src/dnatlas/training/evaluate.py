@@ -126,3 +126,23 @@ def evaluate(predict: Predictor, store: GenomeStore, split: str = "val", window:
         out["coding"] = tallies["coding"].result()
         out["noncoding"] = tallies["noncoding"].result()
     return out
+
+
+def fit_kmer_baseline(store: GenomeStore, split: str = "val", orders=(1, 2, 3, 4, 5, 6),
+                      window: int = 1024):
+    """The k-mer context baseline: counts from the train split, k chosen on ``split``.
+
+    k is chosen under a different masking seed from :func:`evaluate`'s. Returns the
+    :class:`dnatlas.baselines.kmer.KSelection` (``.model``, ``.best_k``, scores per k).
+    """
+    from itertools import count
+
+    from dnatlas.baselines.kmer import select_k
+
+    train = [store.segment_tokens(int(i)) for i in store.segment_indices("train")]
+    held = [store.segment_tokens(int(i)) for i in store.segment_indices(split)]
+    masking, seeds = MarkovMasking(), count()
+
+    def mask_fn(rows):
+        return masking.mask_batch(rows.shape[1], [(7, next(seeds)) for _ in range(len(rows))])
+    return select_k(train, held, list(orders), mask_fn, seq_len=window)

@@ -1,0 +1,15 @@
+import json
+
+import pytest
+
+from dnatlas.cli import main
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    """The README's main job: store, brief training, evaluation, figures (several minutes)."""
+    assert main(["demo", "--out", str(tmp_path), "--train-steps", "3", "--eval-windows", "4"]) == 0
+    results = json.loads((tmp_path / "eval.json").read_text())
+    assert "brief run" in results and any(k.startswith("k-mer") for k in results)
+    assert (tmp_path / "figures" / "neurons" / "catalog.json").exists()
+    assert list((tmp_path / "figures").glob("fig2a_*.png"))
