@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import torch
 
 from dnatlas.genome.store import build_store
 from dnatlas.model import DNAtlas
-from dnatlas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from dnatlas.training.checkpoint import load_checkpoint
 from dnatlas.training.config import TrainConfig, load_train_config
 from dnatlas.training.trainer import TrainingDiverged, lr_lambda, train
 

@@ -1,14 +1,13 @@
 import itertools
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from dnatlas.model import DNAtlas, DNAtlasConfig, MarkovMasking
 from dnatlas.model.windowed_mlm import (
     AMINO_ACIDS, INCONSISTENT_PENALTY, amino_acid_probs, codon_probs, codon_to_amino_acid,
-    consistency_bias, loss_positions, mask_tokens, masked_log_probs, nucleotide_probs,
+    consistency_bias, loss_positions, mask_tokens, nucleotide_probs,
     triplet_targets, windowed_mlm_loss,
 )
 
