@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from dnatlas.baselines import kmer
-from dnatlas.baselines.kmer import (KmerContextModel, context_code, evaluate_masked,
-                                    masked_batches, select_k)
+from dnatlas.baselines.kmer import KmerContextModel, context_code
+from dnatlas.baselines.kmer_selection import evaluate_masked, masked_batches, select_k
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import MASK, N, encode, reverse_complement
 

@@ -6,18 +6,18 @@ of natural-log probabilities of A, C, G, T at every position. The evaluation sco
 positions that were masked and whose true base is not N (:func:`evaluate_masked`).
 
 - :class:`KmerContextModel` (:mod:`.kmer`): counts of the centre base given ``k`` bases on
-  each side, with interpolated backoff; :func:`select_k` picks ``k`` on validation data.
+  each side, with interpolated backoff; :func:`select_k` (:mod:`.kmer_selection`) picks
+  ``k`` on validation data.
 - :class:`TransformerMLM` (:mod:`.transformer`): a bidirectional Transformer encoder on single
   nucleotides (RoPE, QK-norm, RMSNorm, ReLU^2/SwiGLU), sized to match DNAtlas presets.
 
 Both plug into :func:`dnatlas.training.evaluate.evaluate` through ``predict_nucleotides``.
 """
 
-from dnatlas.baselines.kmer import (
-    KmerContextModel,
+from dnatlas.baselines.kmer import KmerContextModel, context_code
+from dnatlas.baselines.kmer_selection import (
     KSelection,
     MaskedScore,
-    context_code,
     evaluate_masked,
     masked_batches,
     masked_nucleotide_sums,

@@ -133,11 +133,11 @@ def fit_kmer_baseline(store: GenomeStore, split: str = "val", orders=(1, 2, 3, 4
     """The k-mer context baseline: counts from the train split, k chosen on ``split``.
 
     k is chosen under a different masking seed from :func:`evaluate`'s. Returns the
-    :class:`dnatlas.baselines.kmer.KSelection` (``.model``, ``.best_k``, scores per k).
+    :class:`dnatlas.baselines.kmer_selection.KSelection` (``.model``, ``.best_k``, scores per k).
     """
     from itertools import count
 
-    from dnatlas.baselines.kmer import select_k
+    from dnatlas.baselines.kmer_selection import select_k
 
     train = [store.segment_tokens(int(i)) for i in store.segment_indices("train")]
     held = [store.segment_tokens(int(i)) for i in store.segment_indices(split)]
