@@ -52,8 +52,14 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from dnatlas.sae.sparse_ops import (  # re-exported: tests and users import them from here
+    GatherPreActivations,
+    JumpReLUFunction,
+    batch_topk_indices,
+    sparse_decode,
+)
 
 ARCHITECTURES = ("relu", "topk", "batchtopk", "jumprelu")
 
@@ -154,118 +160,6 @@ class TrainOutput:
     fired: Tensor
     l0: Tensor | None = None
     fvu: Tensor | None = None
-
-
-# --------------------------------------------------------------------------------------
-# autograd building blocks
-# --------------------------------------------------------------------------------------
-
-
-class JumpReLUFunction(torch.autograd.Function):
-    """JumpReLU with its L0, and straight-through estimators for the threshold.
-
-    Forward, for pre-activations z (B, S) and threshold theta (S,):
-
-        f  = z * H(z - theta)                (B, S)
-        l0 = sum_i H(z_i - theta_i)          (B,)
-
-    Backward (Rajamanoharan et al. 2024, rectangle kernel K of bandwidth eps):
-
-        df/dz        = H(z - theta)
-        df/dtheta    = -(theta / eps) * K((z - theta) / eps)
-        dl0/dz       = 0
-        dl0_i/dtheta = -(1 / eps) * K((z_i - theta_i) / eps)
-
-    These are the exact derivatives of the smoothed objectives in which the jump is spread
-    over a window of width eps (see tests); both outputs share one pass over (B, S).
-    """
-
-    @staticmethod
-    def forward(ctx, pre: Tensor, threshold: Tensor, bandwidth: float):
-        active = pre > threshold
-        ctx.save_for_backward(pre, threshold, active)
-        ctx.bandwidth = bandwidth
-        return pre * active, active.sum(-1, dtype=pre.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_f: Tensor, grad_l0: Tensor):
-        pre, threshold, active = ctx.saved_tensors
-        eps = ctx.bandwidth
-        grad_pre = grad_threshold = None
-        if ctx.needs_input_grad[0]:
-            grad_pre = grad_f * active
-        if ctx.needs_input_grad[1]:
-            # K((z - theta) / eps) = 1 exactly where |z - theta| < eps / 2
-            window = ((pre - threshold).abs_() < eps / 2).to(grad_f.dtype)
-            through_f = (grad_f * window).sum(0)       # sum_b dL/df_bi K_bi
-            through_l0 = grad_l0 @ window              # sum_b dL/dl0_b K_bi
-            grad_threshold = -(threshold * through_f + through_l0) / eps
-        return grad_pre, grad_threshold, None
-
-
-class GatherPreActivations(torch.autograd.Function):
-    """Selected pre-activations with a sparse backward pass.
-
-    The dense pre-activations ``pre = x @ W_enc + bias`` (B, S) are computed without
-    autograd; this function returns ``values[n] = pre[rows[n], cols[n]]`` for the nnz
-    selected entries and back-propagates only through them:
-
-        dW_enc[:, j] = sum_{n: cols[n] = j} g[n] * x[rows[n]]      (d, S)
-        dbias[j]     = sum_{n: cols[n] = j} g[n]                   (S,)
-
-    so the backward pass costs O(nnz * d) instead of two (B, S, d) matrix products.
-
-    Args (forward):
-        values: the selected pre-activations, (nnz,), computed without grad.
-        x: inputs, (B, d).  W_enc: (d, S).  bias: (S,).
-        rows, cols: int64 (nnz,) coordinates of the selected entries.
-    """
-
-    @staticmethod
-    def forward(ctx, values: Tensor, x: Tensor, W_enc: Tensor, bias: Tensor,
-                rows: Tensor, cols: Tensor):
-        ctx.save_for_backward(x, rows, cols)
-        ctx.d_sae = W_enc.shape[1]
-        return values.clone()
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        x, rows, cols = ctx.saved_tensors
-        S = ctx.d_sae
-        grad_W = grad_bias = None
-        if ctx.needs_input_grad[2]:
-            # features as bags: bag j sums g[n] * x[rows[n]] over the entries of feature j
-            # int32 keys: torch's CPU sort is much faster on them than on int64
-            order = torch.argsort(cols.to(torch.int32))
-            counts = torch.bincount(cols, minlength=S)
-            offsets = torch.cumsum(counts, 0) - counts
-            grad_WT = F.embedding_bag(rows[order], x, offsets, mode="sum",
-                                      per_sample_weights=grad[order].to(x.dtype))
-            grad_W = grad_WT.t().contiguous()
-        if ctx.needs_input_grad[3]:
-            grad_bias = torch.zeros(S, dtype=grad.dtype, device=grad.device)
-            grad_bias.index_add_(0, cols, grad)
-        return None, None, grad_W, grad_bias, None, None
-
-
-def sparse_decode(cols: Tensor, values: Tensor, offsets: Tensor, W_dec: Tensor) -> Tensor:
-    """sum_n values[n] * W_dec[cols[n]] per row, with rows given as contiguous bags.
-
-    Args:
-        cols: feature index of each entry, int64 (nnz,), grouped by row.
-        values: activation of each entry, (nnz,).
-        offsets: start of each row's entries in ``cols``, int64 (B,).
-        W_dec: (S, d).
-
-    Returns:
-        (B, d); rows without entries are zero.
-    """
-    return F.embedding_bag(cols, W_dec, offsets, mode="sum", per_sample_weights=values)
-
-
-# --------------------------------------------------------------------------------------
-# base class
-# --------------------------------------------------------------------------------------
 
 
 class SparseAutoencoder(nn.Module):
@@ -578,37 +472,6 @@ class BatchTopKSAE(TopKSAE):
         else:
             lr = self.cfg.threshold_lr
             self.threshold.mul_(1 - lr).add_(lr * smallest)
-
-
-def batch_topk_indices(values: Tensor, m: int, sample: int = 1 << 16) -> tuple[Tensor, Tensor]:
-    """Indices (ascending) and values of the m largest positive entries of ``values`` (N,).
-
-    Equals ``values.relu().topk(m)`` restricted to positive values (zeros selected by topk
-    change nothing), sorted by index. Instead of a top-k over all N entries it estimates a
-    lower bound of the m-th largest value from a strided sample, keeps the entries above it
-    (about 1.5 m) and takes the exact top-m among those; when the bound is too high it falls
-    back to the full top-k, so the result is always exact.
-    """
-    N = values.numel()
-    m = min(m, N)
-    candidates = None
-    if N > 4 * sample and m * 8 < N:
-        stride = (N // sample) | 1  # odd: no aliasing with power-of-two widths
-        probe = values[::stride]
-        q = max(1, min(probe.numel(), int(round(probe.numel() * (1.0 - 1.5 * m / N)))))
-        bound = probe.kthvalue(q).values.clamp_min(0)
-        above = torch.nonzero(values > bound).squeeze(1)
-        if above.numel() >= m:
-            candidates = above
-    if candidates is None:
-        candidates = torch.nonzero(values > 0).squeeze(1)
-    if candidates.numel() > m:
-        # keep the top m, preserving index order (candidates come sorted from nonzero)
-        top = values[candidates].topk(m, sorted=False).indices
-        keep = torch.zeros(candidates.numel(), dtype=torch.bool, device=values.device)
-        keep[top] = True
-        candidates = candidates[keep]
-    return candidates, values[candidates]
 
 
 class JumpReLUSAE(SparseAutoencoder):
