@@ -10,6 +10,7 @@ from dnatlas.model.windowed_mlm import (
     codon_probs,
     consistency_bias,
     mask_tokens,
+    nucleotide_log_probs,
     nucleotide_probs,
     windowed_mlm_loss,
 )
@@ -17,5 +18,5 @@ from dnatlas.model.windowed_mlm import (
 __all__ = [
     "DNAtlas", "DNAtlasConfig", "DNAtlasOutput", "MarkovMasking", "MASK_TOKEN", "PRESETS",
     "SITES", "amino_acid_probs", "codon_probs", "consistency_bias", "mask_tokens",
-    "nucleotide_probs", "rc_channels", "triplet_rc_permutation", "windowed_mlm_loss",
+    "nucleotide_log_probs", "nucleotide_probs", "rc_channels", "triplet_rc_permutation", "windowed_mlm_loss",
 ]

@@ -100,11 +100,16 @@ def windowed_mlm_loss(logits: torch.Tensor, seq: torch.Tensor, mask: torch.Tenso
     return total if reduction == "sum" else total / keep.sum().clamp(min=1)
 
 
+def nucleotide_log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Per-nucleotide log-probabilities (B, L, 4) over A, C, G, T: the log centre marginal
+    of each position's triplet distribution (one forward pass)."""
+    logp = masked_log_probs(logits, tokens).view(*logits.shape[:-1], 4, 4, 4)
+    return logp.logsumexp(dim=(-3, -1))
+
+
 def nucleotide_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Per-nucleotide probabilities (B, L, 4) over A, C, G, T: the centre marginal of
-    each position's triplet distribution (one forward pass)."""
-    p = masked_log_probs(logits, tokens).exp().view(*logits.shape[:-1], 4, 4, 4)
-    return p.sum(dim=(-3, -1))
+    """Per-nucleotide probabilities (B, L, 4): ``exp`` of :func:`nucleotide_log_probs`."""
+    return nucleotide_log_probs(logits, tokens).exp()
 
 
 def codon_probs(logits: torch.Tensor, tokens: torch.Tensor, frame: int = 0,

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from dnatlas.genome.sampler import gather_windows, tile_coordinates
 from dnatlas.genome.store import GenomeStore
 from dnatlas.model.masking import MarkovMasking
-from dnatlas.model.windowed_mlm import mask_tokens, masked_log_probs
+from dnatlas.model.windowed_mlm import mask_tokens, nucleotide_log_probs
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 EVAL_MASK_SEED = 20251122
@@ -29,9 +29,7 @@ EVAL_MASK_SEED = 20251122
 def dnatlas_predictor(model) -> Predictor:
     """Per-nucleotide log-marginals of DNAtlas's centre triplet, (B, L) -> (B, L, 4)."""
     def predict(tokens: torch.Tensor) -> torch.Tensor:
-        logits = model(tokens).logits
-        logp = masked_log_probs(logits, tokens).view(*tokens.shape, 4, 4, 4)
-        return logp.logsumexp(dim=(-3, -1))
+        return nucleotide_log_probs(model(tokens).logits, tokens)
     return predict
 
 

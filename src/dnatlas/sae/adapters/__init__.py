@@ -40,6 +40,17 @@ def parse_model_spec(spec: str) -> tuple[str, str | None, bool]:
     return kind, rest or None, random
 
 
+def _checkpoint_adapter_class(kind: str):
+    """The adapter class of a Hugging Face checkpoint kind (imported lazily)."""
+    if kind == "hyenadna":
+        from dnatlas.sae.adapters.hyenadna import HyenaDNAAdapter
+
+        return HyenaDNAAdapter
+    from dnatlas.sae.adapters.nucleotide_transformer import NucleotideTransformerAdapter
+
+    return NucleotideTransformerAdapter
+
+
 def load_adapter(spec: str, device: str = "cpu", seed: int = 0) -> ActivationAdapter:
     """The adapter of a model specification (see module docstring), on ``device``."""
     kind, target, random = parse_model_spec(spec)
@@ -59,26 +70,14 @@ def load_adapter(spec: str, device: str = "cpu", seed: int = 0) -> ActivationAda
             adapter = DNAtlasAdapter.from_pretrained(target or "default")
             if random:
                 adapter = adapter.random_init(seed)
-    elif kind == "hyenadna":
-        from dnatlas.sae.adapters.hyenadna import HyenaDNAAdapter
-
-        if target is None:
-            if not random:
-                raise InputError("hyenadna needs a local checkpoint folder: hyenadna:PATH")
-            adapter = HyenaDNAAdapter.from_config(seed=seed, name="hyenadna:random-init")
-        else:
-            adapter = HyenaDNAAdapter.from_pretrained(target)
-            if random:
-                adapter = adapter.random_init(seed)
     else:
-        from dnatlas.sae.adapters.nucleotide_transformer import NucleotideTransformerAdapter
-
+        adapter_class = _checkpoint_adapter_class(kind)
         if target is None:
             if not random:
-                raise InputError("nt needs a local EsmForMaskedLM folder: nt:PATH")
-            adapter = NucleotideTransformerAdapter.from_config(seed=seed, name="nt:random-init")
+                raise InputError(f"{kind} needs a local checkpoint folder: {kind}:PATH")
+            adapter = adapter_class.from_config(seed=seed, name=f"{kind}:random-init")
         else:
-            adapter = NucleotideTransformerAdapter.from_pretrained(target)
+            adapter = adapter_class.from_pretrained(target)
             if random:
                 adapter = adapter.random_init(seed)
     return adapter.to(device)
