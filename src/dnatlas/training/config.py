@@ -49,8 +49,8 @@ class TrainConfig:
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)
-        self.run_length_range = tuple(self.run_length_range)
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, f.type, getattr(self, f.name)))
         if self.model not in ("dnatlas", "transformer"):
             raise ValueError(f"model must be 'dnatlas' or 'transformer', got {self.model!r}")
         if self.schedule not in ("cosine", "constant"):
@@ -75,6 +75,44 @@ class TrainConfig:
             return cls(**data)
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc), path=source) from None
+
+
+def _number(name: str, value, kind: type):
+    """``value`` as ``kind`` (int or float); YAML 1.1 leaves ``3e-3`` a string, so parse it."""
+    if isinstance(value, str):
+        try:
+            value = float(value) if kind is float else int(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a{'n integer' if kind is int else ' number'}, "
+                         f"got {value!r}")
+    if kind is int and value != int(value):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return kind(value)
+
+
+def _coerce(name: str, annotation: str, value):
+    """Check and convert one setting to its declared type (annotations are strings here)."""
+    if annotation in ("int", "float"):
+        return _number(name, value, int if annotation == "int" else float)
+    if annotation == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
+    if annotation == "str":
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {value!r}")
+        return value
+    if annotation == "dict":
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} must be a mapping, got {value!r}")
+        return dict(value)
+    if annotation == "tuple[float, float]":
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ValueError(f"{name} must be a pair of numbers, got {value!r}")
+        return tuple(_number(name, v, float) for v in value)
+    raise TypeError(f"no coercion for setting {name}: {annotation}")
 
 
 def preset_names() -> list[str]:
