@@ -5,14 +5,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
+from dnatlas.analysis.catalog import NeuronCatalog, layer_summary, write_top_windows
 from dnatlas.analysis.neurons import (
     GenomeLabels,
-    NeuronCatalog,
     catalog_track_names,
     footnote6_names,
     pr_curve,
     scan_neurons,
-    write_top_windows,
 )
 from dnatlas.annotation.intervals import Interval
 from dnatlas.annotation.tracks import label_tracks
@@ -192,3 +191,32 @@ def test_cli_neurons(tmp_path, capsys):
     mtime = (out / "acts" / "meta.json").stat().st_mtime
     assert main(args) == 0
     assert (out / "acts" / "meta.json").stat().st_mtime == mtime
+
+
+def test_cli_neurons_several_layers_in_one_pass(tmp_path, capsys):
+    pytest.importorskip("dnatlas.model")
+    from dnatlas.cli import main
+    from tests.test_extract import write_inputs
+
+    model, fasta, gff = write_inputs(tmp_path)
+    out = tmp_path / "neurons"
+    args = ["neurons", "--model", str(model), "--fasta", str(fasta), "--annotations", str(gff),
+            "--layers", "0,2", "--footnote6", "--windows", "2", "--tracks", "CDS,start_codon",
+            "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "best_layer" in printed and "start_codon_2nd" in printed
+    rows = list(csv.DictReader(open(out / "layers.csv")))
+    assert [(r["track"], r["layer"]) for r in rows] == [
+        ("CDS", "blocks.0.neurons"), ("CDS", "blocks.2.neurons"),
+        ("start_codon_2nd", "blocks.0.neurons"), ("start_codon_2nd", "blocks.2.neurons")]
+    for layer in ("blocks.0.neurons", "blocks.2.neurons"):
+        doc = json.loads((out / layer / "catalog.json").read_text())
+        best = doc["tracks"]["start_codon_2nd"]["ranking"][0]
+        row = next(r for r in rows if r["layer"] == layer and r["track"] == "start_codon_2nd")
+        assert int(row["neuron"]) == best["neuron"]
+        assert float(row["auprc"]) == pytest.approx(best["auprc"], rel=1e-5)
+    best = [r for r in rows if r["best_layer"] == "True"]
+    assert len(best) == 2
+    meta = json.loads((out / "acts" / "meta.json").read_text())
+    assert {a["layer"] for a in meta["arrays"]} == {"blocks.0.neurons", "blocks.2.neurons"}

@@ -9,7 +9,8 @@ Modules (importing this package loads neither torch nor matplotlib):
 - :mod:`~dnatlas.analysis.offsets`: offset profile, 3-periodicity, Toeplitz score.
 - :mod:`~dnatlas.analysis.similarity`: linear CKA and the report's Spearman measure.
 - :mod:`~dnatlas.analysis.auprc`: vectorised average precision (all neurons x all tracks).
-- :mod:`~dnatlas.analysis.neurons`: strand-aware catalog, top windows, PR curves.
+- :mod:`~dnatlas.analysis.neurons`: strand-aware scan of all neurons, top windows, PR curves.
+- :mod:`~dnatlas.analysis.catalog`: the catalog tables, per layer and across layers.
 - :mod:`~dnatlas.analysis.plots`: the figures (matplotlib, Agg; imported on demand).
 - :mod:`~dnatlas.analysis.figures`: one-call recipes for the report's figures from a model.
 """
@@ -22,7 +23,8 @@ from dnatlas.analysis.extract import (
     open_activations,
 )
 from dnatlas.analysis.gram import gram_matrix, phase_positions, signed_parts, unit_normalize
-from dnatlas.analysis.neurons import GenomeLabels, NeuronCatalog, scan_neurons
+from dnatlas.analysis.catalog import NeuronCatalog, layer_summary
+from dnatlas.analysis.neurons import GenomeLabels, scan_neurons
 from dnatlas.analysis.offsets import (
     offset_profile,
     offset_profile_acts,
@@ -35,6 +37,7 @@ from dnatlas.analysis.similarity import codon_pool, gram_spearman, linear_cka
 __all__ = [
     "GenomeLabels", "LabelIndex", "NeuronCatalog", "average_precision", "codon_pool",
     "extract_activations", "extract_to_dir", "gram_matrix", "gram_spearman", "layer_names",
+    "layer_summary",
     "linear_cka", "offset_profile", "offset_profile_acts", "open_activations",
     "period3_power", "periodicity3", "phase_positions", "precision_recall_curve",
     "scan_neurons", "signed_parts", "toeplitz_score", "unit_normalize",

@@ -27,8 +27,6 @@ when the arrays are memory maps of whole genomes.
 
 from __future__ import annotations
 
-import csv
-import json
 import multiprocessing
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -49,7 +47,6 @@ from dnatlas.genome.alphabet import decode, reverse_complement
 
 __all__ = [
     "GenomeLabels",
-    "NeuronCatalog",
     "TopWindow",
     "catalog_track_names",
     "footnote6_names",
@@ -387,93 +384,3 @@ def _track_column(index: LabelIndex, t: int) -> np.ndarray:
         if index.table[m, t]:
             y[index.order[a:b]] = True
     return y
-
-
-@dataclass
-class NeuronCatalog:
-    """AP of every neuron for every track, with chance rates.
-
-    Attributes:
-        layer: activation name (e.g. ``blocks.7.neurons``).
-        tracks: track names (T); neurons: neuron ids (C'), rows of ``auprc``.
-        auprc: (C', T) average precision; chance: (T,) positive fraction; n_pos: (T,).
-        n: samples per strand (genome length).
-    """
-
-    layer: str
-    tracks: list[str]
-    neurons: np.ndarray
-    auprc: np.ndarray
-    chance: np.ndarray
-    n_pos: np.ndarray
-    n: int
-
-    def ranking(self, track: str, k: int | None = None) -> list[tuple[int, float]]:
-        """``[(neuron, ap), ...]`` best first (NaN last)."""
-        t = self.tracks.index(track)
-        ap = self.auprc[:, t]
-        order = np.argsort(np.where(np.isnan(ap), np.inf, -ap), kind="stable")
-        return [(int(self.neurons[i]), float(ap[i])) for i in order[:k]]
-
-    def best(self, track: str) -> tuple[int, float]:
-        return self.ranking(track, 1)[0]
-
-    def rows(self, top: int | None = 20):
-        """CSV rows: track, rank, neuron, auprc, chance, lift, positives, samples."""
-        for t, track in enumerate(self.tracks):
-            for rank, (neuron, ap) in enumerate(self.ranking(track, top), start=1):
-                chance = float(self.chance[t])
-                yield {"track": track, "rank": rank, "neuron": neuron, "auprc": ap,
-                       "chance": chance, "lift": ap / chance if chance else float("nan"),
-                       "positives": int(self.n_pos[t]), "samples": 2 * self.n}
-
-    def to_csv(self, path: str | Path, top: int | None = 20) -> None:
-        with open(path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["track", "rank", "neuron", "auprc", "chance",
-                                                    "lift", "positives", "samples"])
-            writer.writeheader()
-            for row in self.rows(top):
-                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
-                                 for k, v in row.items()})
-
-    def to_json(self, path: str | Path, top: int | None = 20, extra: dict | None = None) -> None:
-        tracks = {}
-        for t, track in enumerate(self.tracks):
-            tracks[track] = {"chance": float(self.chance[t]), "positives": int(self.n_pos[t]),
-                             "ranking": [{"neuron": n, "auprc": _json_float(ap)}
-                                         for n, ap in self.ranking(track, top)]}
-        doc = {"layer": self.layer, "samples_per_strand": self.n, "tracks": tracks,
-               **(extra or {})}
-        Path(path).write_text(json.dumps(doc, indent=1))
-
-    def save(self, directory: str | Path, top: int | None = 20, extra: dict | None = None) -> None:
-        """Write ``catalog.csv``, ``catalog.json`` and the full matrix ``auprc.npz``."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        self.to_csv(d / "catalog.csv", top)
-        self.to_json(d / "catalog.json", top, extra)
-        np.savez(d / "auprc.npz", auprc=self.auprc, neurons=self.neurons,
-                 tracks=np.array(self.tracks), chance=self.chance, n_pos=self.n_pos)
-
-
-def _json_float(x: float):
-    return None if not np.isfinite(x) else float(x)
-
-
-def write_top_windows(windows: Mapping[int, list[TopWindow]], path: str | Path) -> None:
-    """Top windows as CSV (one row per window; ``values`` omitted) or JSON by suffix."""
-    path = Path(path)
-    flat = [w for ws in windows.values() for w in ws]
-    if path.suffix == ".json":
-        path.write_text(json.dumps([w.as_dict() for w in flat]))
-        return
-    fields = ["neuron", "rank", "seqid", "position", "strand", "activation", "start", "end",
-              "sequence"]
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        for w in flat:
-            row = {k: getattr(w, k) for k in fields}
-            row["strand"] = "+" if w.strand > 0 else "-"
-            row["activation"] = f"{w.activation:.5g}"
-            writer.writerow(row)
