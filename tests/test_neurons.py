@@ -205,7 +205,7 @@ def test_cli_neurons_several_layers_in_one_pass(tmp_path, capsys):
             "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "best_layer" in printed and "start_codon_2nd" in printed
+    assert "best_layer" in printed and "start_codon_2nd" in printed and "codon_match" in printed
     rows = list(csv.DictReader(open(out / "layers.csv")))
     assert [(r["track"], r["layer"]) for r in rows] == [
         ("CDS", "blocks.0.neurons"), ("CDS", "blocks.2.neurons"),
@@ -213,6 +213,8 @@ def test_cli_neurons_several_layers_in_one_pass(tmp_path, capsys):
     for layer in ("blocks.0.neurons", "blocks.2.neurons"):
         doc = json.loads((out / layer / "catalog.json").read_text())
         best = doc["tracks"]["start_codon_2nd"]["ranking"][0]
+        assert set(doc["codon_match_auprc"]) == {"start_codon_2nd"}
+        assert 0 < doc["codon_match_auprc"]["start_codon_2nd"] <= 1
         row = next(r for r in rows if r["layer"] == layer and r["track"] == "start_codon_2nd")
         assert int(row["neuron"]) == best["neuron"]
         assert float(row["auprc"]) == pytest.approx(best["auprc"], rel=1e-5)

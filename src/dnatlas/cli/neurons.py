@@ -49,6 +49,7 @@ def register(subparsers) -> None:
 def run_neurons(args: argparse.Namespace) -> int:
     from dnatlas.analysis.catalog import write_layer_summary
     from dnatlas.analysis.extract import layer_names
+    from dnatlas.analysis.motifs import codon_match_auprc
     from dnatlas.analysis.neurons import GenomeLabels, footnote6_names
     from dnatlas.annotation.intervals import load_annotations
     from dnatlas.annotation.tracks import label_tracks
@@ -66,25 +67,30 @@ def run_neurons(args: argparse.Namespace) -> int:
         names = footnote6_names([t for t in args.tracks.split(",") if t], args.footnote6)
     tracks = {r.id: label_tracks(intervals, r.id, len(r), tracks=names) for r in records}
     labels = GenomeLabels.from_tracks(tracks, names, footnote6=args.footnote6)
+    match = codon_match_auprc([r.seq for r in records], [tracks[r.id] for r in records],
+                              labels.names)
     acts_dir = args.acts or args.out / "acts"
     acts_by_layer = _neuron_major(model, records, layers, args, acts_dir)
     catalogs = []
     for layer in layers:
         out = args.out if len(layers) == 1 else args.out / layer
         catalogs.append(_layer_catalog(model, layer, acts_by_layer[layer], records, labels,
-                                       intervals, args, out))
+                                       intervals, args, out, match))
         if len(layers) > 1:
             print(f"wrote {out}", file=sys.stderr)
     if len(layers) > 1:
-        _print_layer_summary(write_layer_summary(catalogs, args.out))
+        _print_layer_summary(write_layer_summary(catalogs, args.out), match)
     else:
-        _print_summary(catalogs[0])
+        _print_summary(catalogs[0], match)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
-def _layer_catalog(model, layer, acts, records, labels, intervals, args, out: Path):
-    """Scan one layer's neurons and write its catalog, windows and figures into ``out``."""
+def _layer_catalog(model, layer, acts, records, labels, intervals, args, out: Path, match):
+    """Scan one layer's neurons and write its catalog, windows and figures into ``out``.
+
+    ``match`` ({codon track: AP of an exact codon match}) is recorded in catalog.json.
+    """
     from dnatlas.analysis.catalog import NeuronCatalog, write_top_windows
     from dnatlas.analysis.extract import rc_permutation
     from dnatlas.analysis.neurons import scan_neurons
@@ -97,7 +103,7 @@ def _layer_catalog(model, layer, acts, records, labels, intervals, args, out: Pa
     catalog = NeuronCatalog(layer, labels.names, np.arange(acts[0].shape[0]), auprc,
                             labels.chance, labels.n_pos, labels.n)
     extra = {"model": str(args.model or "default"), "records": labels.seqids,
-             "footnote6": args.footnote6}
+             "footnote6": args.footnote6, "codon_match_auprc": match}
     catalog.save(out, args.top, extra)
     write_top_windows(windows, out / "top_windows.csv")
     write_top_windows(windows, out / "top_windows.json")
@@ -216,23 +222,28 @@ def _gene_finder(intervals):
     return find
 
 
-def _print_layer_summary(rows) -> None:
-    print("track\tchance\tbest_layer\tneuron\tauprc\tlift")
+def _match(match: dict, track: str) -> str:
+    return f"{match[track]:.3f}" if track in match else "-"
+
+
+def _print_layer_summary(rows, match) -> None:
+    """Each track's best layer and neuron; ``codon_match``: AP of an exact codon match."""
+    print("track\tchance\tbest_layer\tneuron\tauprc\tlift\tcodon_match")
     for row in rows:
         if row["best_layer"]:
             print(f"{row['track']}\t{row['chance']:.3g}\t{row['layer']}\t{row['neuron']}"
-                  f"\t{row['auprc']:.3f}\t{row['lift']:.1f}")
+                  f"\t{row['auprc']:.3f}\t{row['lift']:.1f}\t{_match(match, row['track'])}")
     missing = sorted({r["track"] for r in rows} - {r["track"] for r in rows if r["best_layer"]})
     for track in missing:
         print(f"{track}\t0\t-\t-\t-\t-  (no positives)")
 
 
-def _print_summary(catalog) -> None:
-    print("track\tchance\tbest_neuron\tauprc")
+def _print_summary(catalog, match) -> None:
+    print("track\tchance\tbest_neuron\tauprc\tcodon_match")
     for t, track in enumerate(catalog.tracks):
         neuron, ap = catalog.best(track)
         if not np.isfinite(ap):
             print(f"{track}\t0\t-\t-  (no positives)")
             continue
-        print(f"{track}\t{catalog.chance[t]:.3g}\t{neuron}\t{ap:.3f}")
+        print(f"{track}\t{catalog.chance[t]:.3g}\t{neuron}\t{ap:.3f}\t{_match(match, track)}")
 
