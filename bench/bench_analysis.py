@@ -2,6 +2,7 @@
 
     python bench/bench_analysis.py            # full: 4.64 Mb AUPRC, extraction up to 400 kb
     python bench/bench_analysis.py --quick    # smaller sizes, for a smoke run
+    python bench/bench_analysis.py --genome   # bundled model, whole E. coli genome
 
 Extraction runs a random ``tiny`` DNAtlas (CPU) over random sequences of growing length,
 streaming float16 activations of every layer to disk; each length runs in a fresh process so
@@ -31,8 +32,14 @@ import numpy as np
 GENOME_LENGTH = 4_639_675
 
 
-def _extract_child(length: int, out: str, chunk: int, threads: int) -> dict:
-    """Run in a subprocess: extract all layers of a random sequence of ``length`` nt."""
+def _extract_child(length: int, out: str, chunk: int, threads: int, genome: bool = False,
+                   layers: str = "all") -> dict:
+    """Run in a subprocess: extract ``layers`` over ``length`` nt.
+
+    ``genome=False``: a random tiny model on a random sequence, positions x channels.
+    ``genome=True``: the bundled model on the first ``length`` nt of *E. coli* MG1655,
+    neuron-major, as ``dnatlas neurons`` extracts it.
+    """
     import torch
 
     torch.set_num_threads(threads)
@@ -40,28 +47,37 @@ def _extract_child(length: int, out: str, chunk: int, threads: int) -> dict:
     from dnatlas.model import DNAtlas, DNAtlasConfig
 
     torch.manual_seed(0)
-    model = DNAtlas(DNAtlasConfig.preset("tiny")).eval()
-    seq = np.random.default_rng(0).integers(0, 4, length).astype(np.uint8)
+    if genome:
+        from dnatlas.genome.readers import read_records
+        from dnatlas.genome.store import bundled_genome_paths
+        from dnatlas.model.pretrained import load_model
+
+        model = load_model()
+        path = next(p for p in bundled_genome_paths() if "mg1655" in p.name)
+        seq = next(iter(read_records(path))).seq[:length]
+    else:
+        model = DNAtlas(DNAtlasConfig.preset("tiny")).eval()
+        seq = np.random.default_rng(0).integers(0, 4, length).astype(np.uint8)
     tracemalloc.start()
     t0 = time.perf_counter()
-    extract_to_dir(model, seq, out, "all", "neurons", dtype=np.float16, chunk_size=chunk,
-                   progress=False)
+    extract_to_dir(model, seq, out, layers, "neurons", dtype=np.float16, chunk_size=chunk,
+                   layout="CL" if genome else "LC", progress=False)
     seconds = time.perf_counter() - t0
     _, traced = tracemalloc.get_traced_memory()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
     return {"length": length, "seconds": seconds, "nt_per_s": length / seconds,
             "traced_mib": traced / 2**20, "rss_mib": rss, "R": model.receptive_field,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "layers": layers}
 
 
-def bench_extraction(runs, chunk: int) -> list[dict]:
-    """``runs``: (length, torch threads) pairs."""
+def bench_extraction(runs, chunk: int, genome: bool = False) -> list[dict]:
+    """``runs``: (length, torch threads, layers) triples; each in a fresh process."""
     rows = []
-    for length, threads in runs:
+    for length, threads, layers in runs:
         with tempfile.TemporaryDirectory() as tmp:
+            call = f"b._extract_child({length}, {tmp!r}, {chunk}, {threads}, {genome}, {layers!r})"
             code = (f"import json, sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); "
-                    f"import bench_analysis as b; "
-                    f"print(json.dumps(b._extract_child({length}, {tmp!r}, {chunk}, {threads})))")
+                    f"import bench_analysis as b; print(json.dumps({call}))")
             out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                                  text=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
@@ -116,12 +132,31 @@ def bench_auprc(length: int, n_neurons: int) -> tuple[list[dict], dict]:
     return rows, info
 
 
+def _genome_extraction() -> None:
+    chunk = 1 << 15  # the CLI default
+    runs = [(500_000, 1, "2"), (GENOME_LENGTH, 1, "2"), (GENOME_LENGTH, 1, "all")]
+    print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}\n")
+    print(f"### Extraction, bundled model on *E. coli* MG1655 (`neurons` site, float16, "
+          f"neuron-major, chunks of {chunk:,} nt, as `dnatlas neurons` runs it)\n")
+    print("| length (nt) | layers | torch threads | seconds | nt/s | peak RSS (MiB) "
+          "| tracemalloc peak (MiB) |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for r in bench_extraction(runs, chunk, genome=True):
+        print(f"| {r['length']:,} | {r['layers']} | {r['threads']} | {r['seconds']:.1f} | "
+              f"{r['nt_per_s']:,.0f} | {r['rss_mib']:.0f} | {r['traced_mib']:.1f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--genome", action="store_true",
+                        help="only the bundled model over 0.5 Mb and the whole E. coli genome")
     args = parser.parse_args()
+    if args.genome:
+        _genome_extraction()
+        return
     lengths = [20_000, 60_000] if args.quick else [50_000, 200_000]
-    runs = [(lengths[0], 1), (lengths[1], 1), (lengths[1], 2)]
+    runs = [(lengths[0], 1, "all"), (lengths[1], 1, "all"), (lengths[1], 2, "all")]
     chunk = 4096 if args.quick else 8192
     length = 500_000 if args.quick else GENOME_LENGTH
     n_neurons = 16 if args.quick else 64
