@@ -11,19 +11,25 @@ Modules (importing this package loads neither torch nor matplotlib):
 - :mod:`~dnatlas.analysis.auprc`: vectorised average precision (all neurons x all tracks).
 - :mod:`~dnatlas.analysis.neurons`: strand-aware scan of all neurons, top windows, PR curves.
 - :mod:`~dnatlas.analysis.catalog`: the catalog tables, per layer and across layers.
-- :mod:`~dnatlas.analysis.plots`: the figures (matplotlib, Agg; imported on demand).
+- :mod:`~dnatlas.analysis.plots`, :mod:`~dnatlas.analysis.neuron_plots`: the figures
+  (matplotlib, Agg; imported on demand).
 - :mod:`~dnatlas.analysis.figures`: one-call recipes for the report's figures from a model.
 """
 
 from dnatlas.analysis.auprc import LabelIndex, average_precision, precision_recall_curve
+from dnatlas.analysis.catalog import NeuronCatalog, layer_summary
 from dnatlas.analysis.extract import (
     extract_activations,
     extract_to_dir,
     layer_names,
     open_activations,
 )
-from dnatlas.analysis.gram import gram_matrix, phase_positions, signed_parts, unit_normalize
-from dnatlas.analysis.catalog import NeuronCatalog, layer_summary
+from dnatlas.analysis.gram import (
+    gram_matrix,
+    phase_positions,
+    signed_parts,
+    unit_normalize,
+)
 from dnatlas.analysis.neurons import GenomeLabels, scan_neurons
 from dnatlas.analysis.offsets import (
     offset_profile,

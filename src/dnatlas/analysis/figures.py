@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from dnatlas.analysis import plots
+from dnatlas.analysis import neuron_plots, plots
 from dnatlas.analysis.extract import extract_activations, layer_names, rc_permutation
 from dnatlas.analysis.gram import gram_matrix, phase_positions, signed_parts
 from dnatlas.analysis.similarity import gram_spearman
@@ -123,4 +123,4 @@ def neuron_window(model, seq: np.ndarray, start: int, end: int, neurons: Sequenc
         perm = rc_permutation(model, name)
     except ValueError:
         perm = None
-    return plots.neuron_window_figure(acts, neurons, start, perm, intervals, seqid, labels)
+    return neuron_plots.neuron_window_figure(acts, neurons, start, perm, intervals, seqid, labels)

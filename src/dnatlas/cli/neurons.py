@@ -168,7 +168,7 @@ def _neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen,
                     intervals) -> None:
     """PR curves of each track's best neuron (and all codon tracks together, Figure 4 e),
     Manhattan plots with the top sites' genes (Figure 4 b) and top windows (Supp. Fig. 3)."""
-    from dnatlas.analysis import plots
+    from dnatlas.analysis import neuron_plots, plots
     from dnatlas.analysis.neurons import neuron_scores, pr_curve
 
     codons = {}
@@ -177,14 +177,14 @@ def _neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen,
         if not np.isfinite(ap):
             continue
         precision, recall, _ = pr_curve(acts, labels, track, neuron, perm)
-        fig = plots.pr_curve_figure({f"neuron {neuron}": (precision, recall, ap)},
+        fig = neuron_plots.pr_curve_figure({f"neuron {neuron}": (precision, recall, ap)},
                                     chance=float(catalog.chance[t]), title=track)
         plots.save_figure(fig, out / "pr" / f"{track}.png")
         if track.startswith(("start_codon", "stop_codon")):
             codons[f"{track}: neuron {neuron}"] = (precision, recall, ap)
     if codons:
         chance = float(max(catalog.chance[catalog.tracks.index(k.split(":")[0])] for k in codons))
-        plots.save_figure(plots.pr_curve_figure(codons, chance=chance, title=catalog.layer),
+        plots.save_figure(neuron_plots.pr_curve_figure(codons, chance=chance, title=catalog.layer),
                           out / "pr" / "codons.png")
     genes = _gene_finder(intervals)
     offsets = dict(zip(labels.seqids, labels.offsets.tolist()))
@@ -193,7 +193,7 @@ def _neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen,
         minus = neuron_scores(acts, int(perm[neuron])) if perm is not None else None
         sites = windows.get(neuron, [])[:8]
         notes = [(offsets[w.seqid] + w.position, genes(w.seqid, w.position)) for w in sites]
-        fig = plots.manhattan_figure(plus, minus, title=f"{catalog.layer} neuron {neuron}",
+        fig = neuron_plots.manhattan_figure(plus, minus, title=f"{catalog.layer} neuron {neuron}",
                                      annotate=[(x, g) for x, g in notes if g])
         plots.save_figure(fig, out / "manhattan" / f"neuron_{neuron}.png")
         if sites:
@@ -201,7 +201,7 @@ def _neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen,
                      "label": f"{w.seqid}:{w.position} {'+' if w.strand > 0 else '-'} "
                               f"{genes(w.seqid, w.position)}"}
                     for w in windows[neuron]]
-            plots.save_figure(plots.top_windows_figure(rows, title=f"neuron {neuron}"),
+            plots.save_figure(neuron_plots.top_windows_figure(rows, title=f"neuron {neuron}"),
                               out / "windows" / f"neuron_{neuron}.png")
 
 
