@@ -49,7 +49,7 @@ def _extract_child(length: int, out: str, chunk: int, threads: int, genome: bool
     torch.manual_seed(0)
     if genome:
         from dnatlas.genome.readers import read_records
-        from dnatlas.genome.store import bundled_genome_paths
+        from dnatlas.genome.store_build import bundled_genome_paths
         from dnatlas.model.pretrained import load_model
 
         model = load_model()

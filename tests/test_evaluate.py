@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dnatlas.cli import main
-from dnatlas.genome.store import build_store
+from dnatlas.genome.store_build import build_store
 from dnatlas.model import DNAtlas, DNAtlasConfig
 from dnatlas.training.evaluate import dnatlas_predictor, evaluate, evaluation_windows
 

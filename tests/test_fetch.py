@@ -270,10 +270,9 @@ def test_select_then_fetch(tmp_path, ncbi, monkeypatch, capsys):
     assert rows[0]["taxonomy"].endswith("s__Klebsiella pneumoniae")
     assert (tmp_path / "g" / rows[0]["path"]).read_bytes() == KLEB_SRC.read_bytes()
     # the contract with `dnatlas data build --manifest` (genome_id, path, taxonomy)
-    store = pytest.importorskip("dnatlas.genome.store")
-    if not hasattr(store, "read_manifest"):
-        pytest.skip("dnatlas.genome.store.read_manifest is not available")
-    (source,) = store.read_manifest(tmp_path / "g" / "manifest.tsv")
+    from dnatlas.genome.store_build import read_manifest as read_build_manifest
+
+    (source,) = read_build_manifest(tmp_path / "g" / "manifest.tsv")
     assert source.path.resolve() == (tmp_path / "g" / KLEB_FILE).resolve()
     assert source.taxonomy.endswith("s__Klebsiella pneumoniae")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from dnatlas.analysis.catalog import NeuronCatalog, layer_summary, write_top_windows
+from dnatlas.analysis.catalog import NeuronCatalog, write_top_windows
 from dnatlas.analysis.neurons import (
     GenomeLabels,
     catalog_track_names,

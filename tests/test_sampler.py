@@ -10,7 +10,7 @@ from dnatlas.genome.alphabet import decode
 from dnatlas.genome.sampler import (
     CHUNK, WindowSampler, gather_windows, tile_coordinates, tile_windows,
 )
-from dnatlas.genome.store import build_store
+from dnatlas.genome.store_build import build_store
 
 L = 32
 RECORD_LENGTHS = {"train": [40, 100, 9, 300, 31], "val": [64, 20, 50]}

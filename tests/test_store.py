@@ -6,8 +6,12 @@ import pytest
 
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import decode, encode
-from dnatlas.genome.store import (
-    GenomeStore, Segment, build_store, bundled_genome_paths, read_manifest, region_split,
+from dnatlas.genome.store import GenomeStore, Segment
+from dnatlas.genome.store_build import (
+    build_store,
+    bundled_genome_paths,
+    read_manifest,
+    region_split,
 )
 
 RNG = np.random.default_rng(0)
@@ -197,7 +201,7 @@ def test_bad_input_leaves_no_partial_store(tmp_path, inputs):
 
 
 def test_failure_while_writing_leaves_no_partial_store(tmp_path, inputs, monkeypatch):
-    from dnatlas.genome import store as store_module
+    from dnatlas.genome import store_build as store_module
 
     def fail(*args):
         raise OSError("disk full")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dnatlas.genome.store import build_store
+from dnatlas.genome.store_build import build_store
 from dnatlas.model import DNAtlas
 from dnatlas.training.checkpoint import load_checkpoint
 from dnatlas.training.config import TrainConfig, load_train_config

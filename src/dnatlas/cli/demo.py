@@ -35,7 +35,8 @@ def _section(title: str) -> None:
 
 def build_default_store(out: Path, force: bool = False):
     """The bundled store: train on MG1655 + K. pneumoniae, hold out V. cholerae H1."""
-    from dnatlas.genome.store import GenomeStore, build_store, bundled_genome_paths
+    from dnatlas.genome.store import GenomeStore
+    from dnatlas.genome.store_build import build_store, bundled_genome_paths
 
     if out.exists() and not force:
         return GenomeStore.open(out)

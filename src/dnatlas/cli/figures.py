@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from dnatlas.analysis import figures as F
     from dnatlas.annotation.intervals import bundled_annotation_path, load_annotations
     from dnatlas.genome.readers import read_records
-    from dnatlas.genome.store import bundled_genome_paths
+    from dnatlas.genome.store_build import bundled_genome_paths
     from dnatlas.model.pretrained import load_model
 
     t0 = time.perf_counter()
