@@ -173,6 +173,23 @@ def test_to_dir_memmap_layouts_and_meta(model, seq, tmp_path):
         cl.load(names[0])  # two records match
 
 
+def test_extraction_that_cannot_fit_on_disk_is_refused_before_writing(model, seq, tmp_path,
+                                                                       monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    names = layer_names(model, [0, 1], "neurons")
+    channels = sum(full_pass(model, seq[:20], n).shape[1] for n in names)
+    needed = channels * len(seq) * 2 * 2  # float16, both strands
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(needed * 4, 0, needed - 1))
+    with pytest.raises(InputError, match="GiB"):
+        extract_to_dir(model, seq, tmp_path / "acts", names, strand="both", progress=False)
+    assert list((tmp_path / "acts").iterdir()) == []
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(needed * 4, 0, needed))
+    extract_to_dir(model, seq, tmp_path / "acts", names, strand="both", progress=False)
+
+
 def test_unbounded_receptive_field_runs_one_pass(seq):
     class Unbounded(ToyRCModel):
         receptive_field = None

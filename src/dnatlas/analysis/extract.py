@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -314,6 +315,15 @@ def _file_name(seqid: str, name: str, strand: str) -> str:
     return f"{safe}.{name}.{'fwd' if strand == '+' else 'rev'}.npy"
 
 
+def _check_free_space(out: Path, needed: int) -> None:
+    """Refuse to start an extraction that cannot fit on the disk (before writing anything)."""
+    free = shutil.disk_usage(out).free
+    if needed > free:
+        raise InputError(f"the activations need {needed / 2**30:.1f} GiB but only "
+                         f"{free / 2**30:.1f} GiB are free (fewer --layers, a --region, or "
+                         "another --out/--acts disk)", path=out)
+
+
 def extract_to_dir(model, seq: np.ndarray, out: str | Path, layers="all",
                    site: str = "neurons", seqid: str = "seq", start: int = 0,
                    end: int | None = None, strand: str = "+", chunk_size: int = 1 << 15,
@@ -333,6 +343,8 @@ def extract_to_dir(model, seq: np.ndarray, out: str | Path, layers="all",
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     channels = _channels(model, seq, names, device)
+    _check_free_space(out, sum(channels.values()) * (end - start) * len(strands)
+                      * np.dtype(dtype).itemsize)
     sinks, entries = {}, []
     for name in names:
         for s in strands:
