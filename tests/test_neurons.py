@@ -222,3 +222,10 @@ def test_cli_neurons_several_layers_in_one_pass(tmp_path, capsys):
     assert len(best) == 2
     meta = json.loads((out / "acts" / "meta.json").read_text())
     assert {a["layer"] for a in meta["arrays"]} == {"blocks.0.neurons", "blocks.2.neurons"}
+    # activations of another model are not reused
+    other = ["neurons", "--model", str(tmp_path / "elsewhere"), *args[3:]]
+    (tmp_path / "elsewhere").mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / "elsewhere" / name).write_bytes((model / name).read_bytes())
+    assert main(other) == 2
+    assert "another --acts" in capsys.readouterr().err

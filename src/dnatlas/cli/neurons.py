@@ -15,8 +15,8 @@ from dnatlas.errors import InputError
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "neurons", help="rank neurons by AUPRC for every annotation track (neuron catalog)",
-        description="Score every neuron of one or more layers against every label track (CDS, start/stop "
-                    "codons, tRNA, rRNA, ncRNA, REP, terminators, CRISPR, ...) over the whole "
+        description="Score every neuron of one or more layers against every label track "
+                    "(CDS, start/stop codons, tRNA, rRNA, ncRNA, REP, terminators, CRISPR, ...) over the whole "
                     "genome and both strands (via RCPS), and write catalog.csv/json, the best "
                     "neurons' precision-recall curves, Manhattan plots and top-activating windows.")
     add_model_input(p, required=True)
@@ -125,6 +125,11 @@ def _neuron_major(model, records, layers, args, acts_dir) -> dict[str, list]:
         if existing.layout != "CL":
             raise InputError("--acts must hold neuron-major (--layout CL) activations",
                              path=acts_dir)
+        model_name = str(args.model or "default")
+        if (existing.meta.get("model"), existing.meta.get("site")) != (model_name, args.site):
+            raise InputError(f"--acts holds activations of model {existing.meta.get('model')!r} "
+                             f"at site {existing.meta.get('site')!r}, not of {model_name!r} at "
+                             f"{args.site!r}; give another --acts folder", path=acts_dir)
     out: dict[str, list] = {layer: [] for layer in layers}
     for record in records:
         missing = [layer for layer in layers if existing is None or not any(
