@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(spec, args.device)
         predict = (dnatlas_predictor(model) if hasattr(model, "site_names")
                    else model.predict_nucleotides)
-        results[f"model:{resolve_model_path(spec)}"] = evaluate(predict, **common)
+        label = resolve_model_path(spec).name if spec in (None, "default") else spec
+        results[f"model:{label}"] = evaluate(predict, **common)
     for spec in args.baseline:
         kind, _, path = spec.partition(":")
         if kind == "kmer" and not path:
