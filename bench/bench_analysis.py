@@ -134,7 +134,7 @@ def bench_auprc(length: int, n_neurons: int) -> tuple[list[dict], dict]:
 
 def _genome_extraction() -> None:
     chunk = 1 << 15  # the CLI default
-    runs = [(500_000, 1, "2"), (GENOME_LENGTH, 1, "2"), (GENOME_LENGTH, 1, "all")]
+    runs = [(500_000, 1, "2"), (GENOME_LENGTH, 1, "2")]
     print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}\n")
     print(f"### Extraction, bundled model on *E. coli* MG1655 (`neurons` site, float16, "
           f"neuron-major, chunks of {chunk:,} nt, as `dnatlas neurons` runs it)\n")
