@@ -80,7 +80,9 @@ def _add_train(sub) -> None:
     p.add_argument("--buffer-rows", type=int, default=1 << 17, metavar="N",
                    help="shuffle buffer rows per layer (default 131072)")
     p.add_argument("--checkpoint-every", type=int, default=1000, metavar="N")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output: the SAELens folder of the SAE, or with several --layer one "
+                        "subfolder per hook (e.g. OUT/blocks.2.residual)")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
     p.set_defaults(func=run_train)
 
