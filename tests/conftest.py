@@ -19,3 +19,17 @@ def shared_data() -> Path:
 @pytest.fixture
 def bundled() -> Path:
     return BUNDLED
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Models run on 1 thread: faster than 2 on a shared 2-core machine (and under -n 2)."""
+    try:
+        import torch
+    except ImportError:  # numpy-only tests of the module still run
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

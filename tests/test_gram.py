@@ -5,14 +5,7 @@ from dnatlas.analysis.gram import gram_matrix, phase_positions, signed_parts, un
 
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Models run on 1 thread: faster than 2 on a shared 2-core machine (and under -n 2)."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_nonnegative_gram_in_unit_interval_with_unit_diagonal():

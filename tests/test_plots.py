@@ -29,14 +29,7 @@ def gram():
 
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Models run on 1 thread: faster than 2 on a shared 2-core machine (and under -n 2)."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _png(fig, tmp_path, name):
