@@ -58,13 +58,8 @@ class NeuronCatalog:
                        "positives": int(self.n_pos[t]), "samples": 2 * self.n}
 
     def to_csv(self, path: str | Path, top: int | None = 20) -> None:
-        with open(path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["track", "rank", "neuron", "auprc", "chance",
-                                                    "lift", "positives", "samples"])
-            writer.writeheader()
-            for row in self.rows(top):
-                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
-                                 for k, v in row.items()})
+        _write_csv(path, ["track", "rank", "neuron", "auprc", "chance", "lift", "positives",
+                          "samples"], self.rows(top))
 
     def to_json(self, path: str | Path, top: int | None = 20, extra: dict | None = None) -> None:
         tracks = {}
@@ -84,6 +79,16 @@ class NeuronCatalog:
         self.to_json(d / "catalog.json", top, extra)
         np.savez(d / "auprc.npz", auprc=self.auprc, neurons=self.neurons,
                  tracks=np.array(self.tracks), chance=self.chance, n_pos=self.n_pos)
+
+
+def _write_csv(path: str | Path, fields: list[str], rows) -> None:
+    """Rows of dicts as CSV, floats with 6 significant digits."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                             for k, v in row.items()})
 
 
 def _json_float(x: float):
@@ -147,13 +152,8 @@ def write_layer_summary(catalogs: Sequence[NeuronCatalog], directory: str | Path
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     rows = layer_summary(catalogs)
-    fields = ["track", "layer", "neuron", "auprc", "chance", "lift", "best_layer"]
-    with open(d / "layers.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
-                             for k, v in row.items()})
+    _write_csv(d / "layers.csv",
+               ["track", "layer", "neuron", "auprc", "chance", "lift", "best_layer"], rows)
     doc = {}
     for row in rows:
         entry = doc.setdefault(row["track"], {"chance": row["chance"], "best": None,

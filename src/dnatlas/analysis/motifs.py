@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from dnatlas.analysis.auprc import average_precision
-from dnatlas.genome.alphabet import NUCLEOTIDES
+from dnatlas.genome.alphabet import NUCLEOTIDES, encode, reverse_complement_str
 
 __all__ = ["CODON_MOTIFS", "codon_match_auprc", "motif_scores", "motif_track_auprc"]
 
@@ -54,10 +54,8 @@ def _kmer_codes(seq: np.ndarray, k: int) -> np.ndarray:
 
 
 def _code(motif: str) -> int:
-    value = 0
-    for base in motif:
-        value = value * 4 + NUCLEOTIDES.index(base)
-    return value
+    """Base-4 code of an ACGT motif, as :func:`_kmer_codes` numbers k-mers."""
+    return int(_kmer_codes(encode(motif), len(motif))[0])
 
 
 def motif_scores(seq: np.ndarray, motifs: Mapping[str, float], anchor: int | None = 0
@@ -93,8 +91,7 @@ def motif_scores(seq: np.ndarray, motifs: Mapping[str, float], anchor: int | Non
     rc_table = np.zeros_like(table)
     for motif, weight in motifs.items():
         table[_code(motif)] = weight
-        rc = motif[::-1].translate(str.maketrans("ACGT", "TGCA"))
-        rc_table[_code(rc)] = weight
+        rc_table[_code(reverse_complement_str(motif))] = weight
     plus_start, minus_start = table[codes], rc_table[codes]  # scores by match start
     out = np.zeros((2, n), dtype=np.float32)
     offsets = range(k) if anchor is None else [anchor]

@@ -102,7 +102,7 @@ def _layer_catalog(model, layer, acts, records, labels, intervals, args, out: Pa
                                   n_jobs=args.jobs)
     catalog = NeuronCatalog(layer, labels.names, np.arange(acts[0].shape[0]), auprc,
                             labels.chance, labels.n_pos, labels.n)
-    extra = {"model": str(args.model or "default"), "records": labels.seqids,
+    extra = {"model": _model_name(args), "records": labels.seqids,
              "footnote6": args.footnote6, "codon_match_auprc": match}
     catalog.save(out, args.top, extra)
     write_top_windows(windows, out / "top_windows.csv")
@@ -125,7 +125,7 @@ def _neuron_major(model, records, layers, args, acts_dir) -> dict[str, list]:
         if existing.layout != "CL":
             raise InputError("--acts must hold neuron-major (--layout CL) activations",
                              path=acts_dir)
-        model_name = str(args.model or "default")
+        model_name = _model_name(args)
         if (existing.meta.get("model"), existing.meta.get("site")) != (model_name, args.site):
             raise InputError(f"--acts holds activations of model {existing.meta.get('model')!r} "
                              f"at site {existing.meta.get('site')!r}, not of {model_name!r} at "
@@ -139,10 +139,15 @@ def _neuron_major(model, records, layers, args, acts_dir) -> dict[str, list]:
             existing = extract_to_dir(model, record.seq, acts_dir, missing, args.site,
                                       seqid=record.id, layout="CL", dtype=np.float16,
                                       chunk_size=args.chunk_size, batch_size=args.batch_size,
-                                      model_name=str(args.model or "default"))
+                                      model_name=_model_name(args))
         for layer in layers:
             out[layer].append(existing.load(layer, "+", record.id))
     return out
+
+
+def _model_name(args) -> str:
+    """How the model is named in activation and catalog metadata."""
+    return str(args.model or "default")
 
 
 def _parse_neurons(spec: str | None, n_channels: int) -> list[int] | None:
