@@ -222,6 +222,7 @@ def test_overwrite(tmp_path, inputs):
     assert leftovers(tmp_path) == []
     other = tmp_path / "not_a_store"
     other.mkdir()
+    (other / "notes.txt").write_text("mine\n")  # an empty folder would simply be used
     with pytest.raises(InputError, match="not a genome store"):
         build_store(inputs, other, overwrite=True, progress=False)
 

@@ -38,18 +38,22 @@ def _add_build(subparsers) -> None:
         description="Pack FASTA/GenBank genomes (plain, gzip or bgzip) into a genome store: "
                     "tokens.npy, segments.tsv and store.json.")
     p.add_argument("inputs", nargs="*", metavar="INPUT",
-                   help="FASTA or GenBank files; the genome ID is the file name without "
-                        "its extensions")
+                   help="FASTA or GenBank files, or names of bundled genomes (e.g. "
+                        "ecoli_k12_mg1655); the genome ID is the file name without its "
+                        "extensions")
     p.add_argument("--out", required=True, metavar="STORE", help="store directory to create")
     p.add_argument("--manifest", metavar="TSV",
                    help="TSV with columns genome_id, path (relative to the TSV), optional "
                         "taxonomy and any others")
     p.add_argument("--val-genomes", default="", metavar="ID,...",
-                   help="comma-separated genome IDs held out entirely for validation")
+                   help="comma-separated genome IDs held out entirely for validation (an "
+                        "unambiguous accession prefix such as GCF_000006945.2 will do)")
     p.add_argument("--val-fraction", type=float, default=0.0, metavar="F",
                    help="fraction of every other record held out as one block (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the held-out block positions")
-    p.add_argument("--force", action="store_true", help="replace an existing store")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing store (only a folder holding nothing but the "
+                        "store's own files)")
     p.set_defaults(func=run_build)
 
 
@@ -63,12 +67,13 @@ def _add_info(subparsers) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from dnatlas.genome.store_build import build_store
+    from dnatlas.genome.store_build import build_store, resolve_bundled_genome
 
     if not args.inputs and not args.manifest:
         raise InputError("give INPUT files, --manifest, or both")
     val_genomes = [g.strip() for g in args.val_genomes.split(",") if g.strip()]
-    store = build_store(args.inputs, args.out, manifest=args.manifest, val_genomes=val_genomes,
+    inputs = [resolve_bundled_genome(name) for name in args.inputs]
+    store = build_store(inputs, args.out, manifest=args.manifest, val_genomes=val_genomes,
                         val_fraction=args.val_fraction, seed=args.seed, overwrite=args.force)
     print(f"built {store.path}")
     print(format_info(store.info()))

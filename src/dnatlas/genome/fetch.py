@@ -179,20 +179,26 @@ def read_manifest(path: str | Path) -> tuple[list[str], list[tuple[int, dict[str
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path=path)
-    with open(path, encoding="utf-8", newline="") as fh:
-        header = fh.readline().rstrip("\r\n").split("\t")
-        if "genome_id" not in header:
-            raise InputError("missing required column 'genome_id'", path=path, line=1)
-        rows = []
-        for line_no, line in enumerate(fh, start=2):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != len(header):
-                raise InputError(f"expected {len(header)} tab-separated fields, "
-                                 f"found {len(fields)}", path=path, line=line_no)
-            rows.append((line_no, dict(zip(header, fields))))
+    from dnatlas.genome.sources import decode_utf8
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    lines = decode_utf8(data, path, "manifest").split("\n")
+    header = lines[0].rstrip("\r").split("\t")
+    if "genome_id" not in header:
+        raise InputError("missing required column 'genome_id'", path=path, line=1)
+    rows = []
+    for line_no, line in enumerate(lines[1:], start=2):
+        line = line.rstrip("\r")
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise InputError(f"expected {len(header)} tab-separated fields, "
+                             f"found {len(fields)}", path=path, line=line_no)
+        rows.append((line_no, dict(zip(header, fields))))
     return header, rows
 
 
@@ -535,10 +541,10 @@ def fetch_genomes(manifest: str | Path, out: str | Path, base_url: str | None = 
 
 
 def _write_tsv(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
-    """Write a TSV atomically (``tmp`` + ``os.replace``)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+    """Write a TSV atomically (:func:`dnatlas.files.atomic_write`)."""
+    from dnatlas.files import atomic_write
+
+    with atomic_write(path, "w", encoding="utf-8") as fh:
         fh.write("\t".join(columns) + "\n")
         for row in rows:
             fh.write("\t".join(str(row.get(c, "")) for c in columns) + "\n")
-    os.replace(tmp, path)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import gzip
 import io
 import math
-import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -351,24 +350,20 @@ def _first_failure(f: list[str], idx: dict[str, int], c: SelectCriteria,
 
 def write_manifest(rows: Iterator[dict[str, str]] | Sequence[dict[str, str]], out: str | Path,
                    columns: Sequence[str] = MANIFEST_COLUMNS) -> int:
-    """Write manifest rows as TSV atomically (``tmp`` + ``os.replace``); return the row count.
+    """Write manifest rows as TSV atomically (:func:`dnatlas.files.atomic_write`); return
+    the row count.
 
     Tabs and newlines inside values are replaced by spaces so every row stays one line.
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    from dnatlas.files import atomic_write, check_writable_file
+
+    out = check_writable_file(out, "manifest")
     n = 0
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write("\t".join(columns) + "\n")
-            for row in rows:
-                fh.write("\t".join(_clean(row.get(c, "")) for c in columns) + "\n")
-                n += 1
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_write(out, "w", encoding="utf-8") as fh:
+        fh.write("\t".join(columns) + "\n")
+        for row in rows:
+            fh.write("\t".join(_clean(row.get(c, "")) for c in columns) + "\n")
+            n += 1
     return n
 
 

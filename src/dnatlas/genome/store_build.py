@@ -7,27 +7,40 @@ stays ``train``, so a record gives up to three segments.
 
 :func:`build_store` reads each input twice (once to check it and plan the layout, once to
 write it), so it never holds more than one genome in memory, and it builds into a temporary
-directory that is renamed into place only when complete.
+directory that is renamed into place only when complete. The free space is checked before
+anything is written, tokens are written with ordinary writes (a full disk is an error, not a
+SIGBUS), and the temporary directory is removed on any failure (as are those left by
+earlier builds of the same store that crashed). ``overwrite`` replaces only a folder that
+holds nothing but a store's own files.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from dnatlas import __version__
 from dnatlas.errors import InputError
-from dnatlas.genome.readers import genome_id_from_path, read_records
+from dnatlas.files import check_output_dir
+from dnatlas.genome.readers import read_records
+from dnatlas.genome.sources import (  # noqa: F401  (re-exported)
+    GenomeSource,
+    bundled_genome_paths,
+    collect_sources,
+    read_manifest,
+    resolve_bundled_annotation,
+    resolve_bundled_genome,
+    resolve_genome_ids,
+)
 from dnatlas.genome.store import (
     BASES,
     FORMAT,
@@ -39,86 +52,12 @@ from dnatlas.genome.store import (
     TOKENS_FILE,
     GenomeStore,
 )
+from dnatlas.progress import progress as progress_bar
 
-
-@dataclass
-class GenomeSource:
-    """An input genome: its ID, file, taxonomy and any extra manifest columns."""
-
-    id: str
-    path: Path
-    taxonomy: str = ""
-    metadata: dict[str, str] = field(default_factory=dict)
-
-
-def bundled_genome_paths() -> list[Path]:
-    """The genomes shipped with dnatlas (``bundled/genomes/*.fa.gz``), sorted by name."""
-    folder = Path(str(resources.files("dnatlas") / "bundled" / "genomes"))
-    return sorted(folder.glob("*.fa.gz"))
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def read_manifest(path: str | Path) -> list[GenomeSource]:
-    """Read a manifest TSV: a header row with ``genome_id``, ``path`` and optionally
-    ``taxonomy``; other columns are kept as metadata. Relative paths are relative to the
-    manifest's directory. Blank lines are skipped.
-    """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError("manifest not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read manifest: {exc}", path=path) from None
-    rows = [(number, line.split("\t")) for number, line in enumerate(lines, start=1)
-            if line.strip()]
-    if not rows:
-        raise InputError("manifest is empty", path=path)
-    header_line, header = rows[0]
-    missing = [name for name in ("genome_id", "path") if name not in header]
-    if missing:
-        raise InputError(f"manifest header lacks column(s) {', '.join(missing)}", path=path,
-                         line=header_line)
-    sources = []
-    for number, values in rows[1:]:
-        if len(values) != len(header):
-            raise InputError(f"expected {len(header)} tab-separated fields, found {len(values)}",
-                             path=path, line=number)
-        row = dict(zip(header, (value.strip() for value in values)))
-        if not row["genome_id"] or not row["path"]:
-            raise InputError("empty genome_id or path", path=path, line=number)
-        genome_path = path.parent / row["path"]
-        if not genome_path.is_file():
-            raise InputError(f"genome file not found: {genome_path}", path=path, line=number)
-        metadata = {k: v for k, v in row.items() if k not in ("genome_id", "path", "taxonomy")}
-        sources.append(GenomeSource(row["genome_id"], genome_path, row.get("taxonomy", ""),
-                                    metadata))
-    return sources
-
-
-def collect_sources(inputs: Iterable[str | Path], manifest: str | Path | None = None
-                    ) -> list[GenomeSource]:
-    """The input genomes: ``inputs`` (ID from the file name) then the manifest's rows.
-
-    Raises:
-        InputError: no genome at all, or two genomes with the same ID.
-    """
-    sources = [GenomeSource(genome_id_from_path(p), Path(p)) for p in inputs]
-    if manifest is not None:
-        sources += read_manifest(manifest)
-    if not sources:
-        raise InputError("no input genomes (give FASTA/GenBank files or a manifest)")
-    seen: dict[str, Path] = {}
-    for source in sources:
-        if not source.id or any(c in source.id for c in "\t\n\r"):
-            raise InputError(f"invalid genome ID {source.id!r}", path=source.path)
-        if source.id in seen:
-            raise InputError(f"duplicate genome ID {source.id!r} (also from {seen[source.id]})",
-                             path=source.path)
-        seen[source.id] = source.path
-    return sources
+#: The files a store folder holds; ``overwrite`` refuses a folder with anything else.
+STORE_FILES = frozenset({TOKENS_FILE, SEGMENTS_FILE, META_FILE})
+#: Bytes kept free beyond the store's own size when checking the disk.
+SPACE_MARGIN_BYTES = 16 << 20
 
 
 # --------------------------------------------------------------------------- splits
@@ -157,7 +96,7 @@ def build_store(inputs: Iterable[str | Path], out: str | Path, manifest: str | P
         val_genomes: IDs of genomes held out entirely for validation.
         val_fraction: fraction (0 <= F < 1) of each other record held out as one block.
         seed: seed of the position of the held-out blocks.
-        progress: show tqdm progress bars (only when stderr is a terminal).
+        progress: show progress (a bar on a terminal, else a plain line every 10 s).
         overwrite: replace an existing store at ``out``.
 
     Raises:
@@ -168,16 +107,16 @@ def build_store(inputs: Iterable[str | Path], out: str | Path, manifest: str | P
     if not 0.0 <= val_fraction < 1.0:
         raise InputError(f"validation fraction must be in [0, 1), got {val_fraction}")
     _check_destination(out, overwrite)
+    check_output_dir(out.parent, "folder of the store")
     sources = collect_sources(inputs, manifest)
-    held_out = set(val_genomes)
-    unknown = held_out - {s.id for s in sources}
-    if unknown:
-        raise InputError(f"unknown validation genome(s): {', '.join(sorted(unknown))}")
+    held_out = set(resolve_genome_ids(val_genomes, [s.id for s in sources]))
     plans = [_plan_genome(s, s.id in held_out, val_fraction, seed)
              for s in _progress(sources, progress, "checking genomes")]
     _assign_offsets(plans)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    remove_stale_builds(out)
+    _check_free_space(out.parent, sum(plan.length for plan in plans) + 128
+                      + 200 * sum(len(plan.parts) + len(plan.records) for plan in plans))
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:
         _write_tokens(tmp / TOKENS_FILE, plans, progress)
@@ -186,10 +125,67 @@ def build_store(inputs: Iterable[str | Path], out: str | Path, manifest: str | P
                   "dnatlas_version": __version__}
         _write_json(tmp / META_FILE, _metadata(plans, params))
         _publish(tmp, out, overwrite)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InputError("no space left on the device while writing the store "
+                             "(nothing was kept)", path=out) from None
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return GenomeStore.open(out)
+
+
+def remove_stale_builds(out: str | Path) -> list[Path]:
+    """Remove the temporary folders (``STORE.tmp-PID-*``, ``STORE.old-*``) that crashed
+    builds of the store ``out`` left; returns them.
+
+    Only folders holding nothing but store files are removed, and never one of a build
+    whose process is still running.
+    """
+    out = Path(out)
+    removed = []
+    if not out.parent.is_dir():
+        return removed
+    for tmp in sorted(out.parent.glob(f"{out.name}.tmp-*")) + sorted(
+            out.parent.glob(f"{out.name}.old-*")):
+        if not tmp.is_dir() or _build_running(tmp.name[len(out.name):]):
+            continue
+        if {child.name for child in tmp.iterdir()} <= STORE_FILES:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _build_running(suffix: str) -> bool:
+    """Whether the build that made a ``.tmp-PID-HEX`` folder is still running."""
+    parts = suffix.split("-")
+    if not suffix.startswith(".tmp-") or len(parts) != 3 or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_free_space(folder: Path, needed: int) -> None:
+    """Refuse to start writing ``needed`` bytes into ``folder`` without room for them."""
+    free = shutil.disk_usage(folder).free
+    if free < needed + SPACE_MARGIN_BYTES:
+        raise InputError(f"not enough free space for the store: it needs about "
+                         f"{_megabytes(needed)}, the disk has {_megabytes(free)} free",
+                         path=folder)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
 
 
 @dataclass
@@ -234,24 +230,28 @@ def _assign_offsets(plans: Sequence[_GenomePlan]) -> None:
 
 
 def _write_tokens(path: Path, plans: Sequence[_GenomePlan], progress: bool) -> None:
-    """Pass 2: stream every genome into ``tokens.npy``, one record at a time."""
+    """Pass 2: stream every genome into ``tokens.npy``, one record at a time.
+
+    The ``.npy`` header is followed by the uint8 codes, written with ordinary writes (not
+    through a memory map, where a full disk kills the process with SIGBUS).
+    """
     total = sum(plan.length for plan in plans)
-    tokens = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(total,))
-    for plan in _progress(plans, progress, "writing tokens"):
-        offset = plan.offset
-        expected = iter(plan.records)
-        for rec in read_records(plan.source.path):
-            want = next(expected, None)
-            if want is None or (want["id"], want["length"]) != (rec.id, len(rec)):
+    header = {"descr": np.dtype(np.uint8).str, "fortran_order": False, "shape": (total,)}
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, header)
+        for plan in _progress(plans, progress, "writing tokens"):
+            expected = iter(plan.records)
+            for rec in read_records(plan.source.path):
+                want = next(expected, None)
+                if want is None or (want["id"], want["length"]) != (rec.id, len(rec)):
+                    raise InputError("file changed while the store was being built",
+                                     path=plan.source.path, record=rec.id)
+                fh.write(rec.seq.tobytes())
+            if next(expected, None) is not None or _sha256(plan.source.path) != plan.sha256:
                 raise InputError("file changed while the store was being built",
-                                 path=plan.source.path, record=rec.id)
-            tokens[offset:offset + len(rec)] = rec.seq
-            offset += len(rec)
-        if _sha256(plan.source.path) != plan.sha256:
-            raise InputError("file changed while the store was being built",
-                             path=plan.source.path)
-    tokens.flush()
-    del tokens
+                                 path=plan.source.path)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _write_segments(path: Path, plans: Sequence[_GenomePlan]) -> None:
@@ -312,20 +312,31 @@ def _sha256(path: Path) -> str:
 
 
 def _check_destination(out: Path, overwrite: bool) -> None:
-    """Refuse to replace anything but an existing store, and that only with ``overwrite``."""
-    if not out.exists():
+    """Refuse to replace anything but an existing store, and that only with ``overwrite``.
+
+    An empty folder is fine. A store folder that also holds other files (the user's own) is
+    never replaced, since replacing it would delete them.
+    """
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return
-    if not overwrite:
-        raise InputError("already exists (use --force to replace the store)", path=out)
+    if not out.is_dir():
+        raise InputError("exists and is a file, not a genome store", path=out)
     if not (out / META_FILE).is_file():
         raise InputError("exists and is not a genome store; refusing to replace it", path=out)
+    if not overwrite:
+        raise InputError("already exists (use --force to replace the store)", path=out)
+    others = sorted(child.name for child in out.iterdir() if child.name not in STORE_FILES)
+    if others:
+        shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+        raise InputError(f"holds files that dnatlas did not write ({shown}); refusing to "
+                         "replace the store (move them away first)", path=out)
 
 
 def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
     """Rename the finished store ``tmp`` to ``out``, replacing an old store if allowed."""
     _check_destination(out, overwrite)
-    if not out.exists():
-        os.rename(tmp, out)
+    if not out.exists() or not any(out.iterdir()):
+        os.rename(tmp, out)  # replaces an empty folder
         return
     old = out.with_name(f"{out.name}.old-{uuid.uuid4().hex[:8]}")
     os.rename(out, old)
@@ -334,8 +345,8 @@ def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
 
 
 def _progress(items: Sequence, enabled: bool, desc: str):
-    """tqdm over ``items`` when ``enabled`` and stderr is a terminal."""
-    return tqdm(items, desc=desc, unit="genome", disable=None if enabled else True)
+    """Progress over ``items``: a bar on a terminal, plain lines in a log (when ``enabled``)."""
+    return progress_bar(items, desc=desc, unit="genome", disable=not enabled)
 
 
 # --------------------------------------------------------------------------- reading
