@@ -229,3 +229,201 @@ def test_latin1_gtdb_metadata_is_an_input_error(tmp_path):
     path.write_bytes("accession\tcaf\u00e9\n".encode("latin-1"))
     with pytest.raises(InputError):
         list(iter_selected(path))
+
+
+# ----------------------------------------------------------------- annotations
+
+GENBANK = """\
+LOCUS       rec1                      60 bp    DNA     linear   BCT 01-JAN-2000
+DEFINITION  test.
+ACCESSION   rec1
+VERSION     rec1.1
+FEATURES             Location/Qualifiers
+     source          1..60
+     CDS             4..30
+                     /gene="abc"
+                     /codon_start={codon_start}
+ORIGIN
+        1 acgtacgtac gtacgtacgt acgtacgtac gtacgtacgt acgtacgtac gtacgtacgt
+//
+"""
+
+
+def test_bed_keeps_sequences_named_track_or_browser(tmp_path):
+    from dnatlas.annotation.bed import load_bed
+
+    path = tmp_path / "x.bed"
+    path.write_text("track name=x\nbrowser position chr1:1-10\n# note\n"
+                    "track1\t0\t10\nbrowser_2\t5\t8\tname\n")
+    intervals = load_bed(path)
+    assert [(iv.seqid, iv.start, iv.end) for iv in intervals] == [
+        ("track1", 0, 10), ("browser_2", 5, 8)]
+
+
+def test_bed_format_sniffing_skips_only_real_headers(tmp_path):
+    from dnatlas.annotation.intervals import annotation_format
+
+    path = tmp_path / "noext"
+    path.write_text("track1\t0\t10\n")
+    assert annotation_format(path) == "bed"
+
+
+@pytest.mark.parametrize("value", ["abc", "4"])
+def test_genbank_bad_codon_start_names_file_and_record(tmp_path, value):
+    from dnatlas.annotation.intervals import load_genbank_features
+
+    path = tmp_path / "a.gbk"
+    path.write_text(GENBANK.format(codon_start=value))
+    with pytest.raises(InputError, match=rf"a.gbk: record 'rec1.1': CDS .*abc.*"
+                                         rf"/codon_start={value} is not 1, 2 or 3"):
+        load_genbank_features(path)
+    path.write_text(GENBANK.format(codon_start=2))
+    assert load_genbank_features(path)[0].attributes["phase"] == "1"
+
+
+def test_biopython_warnings_do_not_leak(tmp_path, capfd):
+    from dnatlas.annotation.intervals import load_genbank_features
+    from dnatlas.genome.readers import read_genome
+
+    path = tmp_path / "a.gbk"  # a malformed LOCUS line makes Biopython warn
+    path.write_text(GENBANK.format(codon_start=1).replace(
+        "60 bp    DNA     linear   BCT", "60 bp DNA linear BCT"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(load_genbank_features(path)) == 1
+        assert len(read_genome(path)[0]) == 60
+    assert capfd.readouterr().err == ""
+
+
+def _pipe(tmp_path, data: bytes, name="pipe"):
+    """A FIFO fed with ``data`` by a background thread (like ``<(cat file)``)."""
+    import threading
+
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+
+    def feed():
+        with open(fifo, "wb") as fh:
+            fh.write(data)
+
+    threading.Thread(target=feed, daemon=True).start()
+    return fifo
+
+
+def test_genome_from_a_pipe(tmp_path):
+    from dnatlas.genome.readers import read_genome
+
+    records = read_genome(_pipe(tmp_path, gzip.compress(FASTA.encode())))
+    assert [(r.id, len(r)) for r in records] == [("r1", 14), ("r2", 10)]
+    bad = _pipe(tmp_path, b">x\nAC!T\n", "bad")
+    with pytest.raises(InputError, match=r"bad: record 'x': line 2: invalid character '!'"):
+        read_genome(bad)
+
+
+def test_annotation_from_a_pipe(tmp_path):
+    from dnatlas.annotation.intervals import load_annotations
+
+    gff = "##gff-version 3\nr1\tx\tCDS\t1\t9\t.\t+\t0\tID=c1\n"
+    intervals = load_annotations(_pipe(tmp_path, gff.encode()))
+    assert [(iv.seqid, iv.start, iv.end, iv.type) for iv in intervals] == [("r1", 0, 9, "CDS")]
+    with pytest.raises(InputError, match="pipe2: record 'r1': line 2"):
+        load_annotations(_pipe(tmp_path, gff.replace("\t9\t", "\tnine\t").encode(), "pipe2"))
+
+
+def test_store_from_a_pipe_is_refused_in_one_line(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # nobody writes: it must not be opened at all
+    with pytest.raises(InputError, match="pipe: is a pipe or device"):
+        build_store([fifo], tmp_path / "store", progress=False)
+
+
+def _iv(seqid, start, end, type="CDS"):
+    from dnatlas.annotation.intervals import Interval
+
+    return Interval(seqid, start, end, 1, type, "g")
+
+
+def test_restricting_an_annotation_to_part_of_the_genome():
+    from dnatlas.annotation.intervals import restrict_to_genome
+
+    intervals = [_iv("chr", 0, 90), _iv("plasmid", 0, 30)]
+    messages = []
+    assert restrict_to_genome(intervals, {"chr": 100}, warn=messages.append) == intervals[:1]
+    assert messages == []
+    kept = restrict_to_genome(intervals, {"chr": 100, "contig9": 50}, path="a.gff",
+                              warn=messages.append)
+    assert kept == intervals[:1]
+    assert messages == ["a.gff: 1 of the genome's 2 records have no annotated feature "
+                        "('contig9'); they are labelled as having none"]
+
+
+def test_annotation_of_other_seqids_is_an_input_error(capsys):
+    from dnatlas.annotation.intervals import restrict_to_genome
+
+    with pytest.raises(InputError, match=r"a.gff: no feature lies on the genome's records: "
+                                         r"the annotation's seqids \('NC_000913.3'\) match "
+                                         r"none of the records \('K-12-MG1655'\)"):
+        restrict_to_genome([_iv("NC_000913.3", 0, 10)], {"K-12-MG1655": 100}, path="a.gff")
+    with pytest.raises(InputError, match="ends past the record's length 50"):
+        restrict_to_genome([_iv("chr", 0, 90)], {"chr": 50})
+
+
+def test_restriction_warns_on_stderr_in_one_line(capsys):
+    from dnatlas.annotation.intervals import restrict_to_genome
+
+    restrict_to_genome([_iv("chr", 0, 9)], {"chr": 10, "p1": 5, "p2": 5})
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("dnatlas: warning: 2 of the genome's 3")
+
+
+def test_annotate_writes_atomically_next_to_the_output(tmp_path, monkeypatch, fasta):
+    from dnatlas.annotation import annotate, gff3
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(annotate, "annotate_sequences", lambda genome, *a, **k: [])
+
+    def broken(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "out" / "genes.gff3"
+    annotate.annotate_genome(fasta, out)
+    assert out.read_text().startswith("##gff-version 3\n")
+    monkeypatch.setattr(gff3, "_gff3_line", broken)
+    monkeypatch.setattr(annotate, "annotate_sequences", lambda genome, *a, **k: [_iv("r1", 0, 3)])
+    with pytest.raises(OSError):
+        annotate.annotate_genome(fasta, "genes.gff3")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.fa", "out"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["genes.gff3"]
+
+
+def test_annotate_checks_the_output_before_running_tools(tmp_path, monkeypatch, fasta):
+    from dnatlas.annotation import annotate
+
+    def never(*args, **kwargs):
+        raise AssertionError("tools ran before the output was checked")
+
+    monkeypatch.setattr(annotate, "annotate_sequences", never)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="would sit under a file"):
+        annotate.annotate_genome(fasta, tmp_path / "afile" / "out.gff3")
+    with pytest.raises(InputError, match="is a folder"):
+        annotate.annotate_genome(fasta, tmp_path)
+
+
+def test_annotate_cli_accepts_a_bundled_genome_name(tmp_path, capsys, monkeypatch):
+    from dnatlas.annotation import annotate
+
+    seen = []
+    monkeypatch.setattr(annotate, "annotate_sequences",
+                        lambda genome, *a, **k: seen.append([s for s, _ in genome]) or [])
+    import dnatlas.cli.annotate as cli_annotate
+
+    monkeypatch.setattr(cli_annotate, "annotate_genome", annotate.annotate_genome)
+    code, _, err = run_cli(["annotate", "ecoli_k12_mg1655", "--out", str(tmp_path / "a.gff3")],
+                           capsys, monkeypatch)
+    assert code == 0, err
+    assert seen == [["K-12-MG1655"]]
+    code, _, err = run_cli(["annotate", "no_such_genome", "--out", str(tmp_path / "b.gff3")],
+                           capsys, monkeypatch)
+    assert code == 2
+    one_line(err, "no_such_genome", "nor a bundled genome")

@@ -18,6 +18,7 @@ from dnatlas.annotation.intervals import (
     load_genbank_features,
     load_gff3,
     parse_bed_spec,
+    restrict_to_genome,
     write_gff3,
 )
 from dnatlas.annotation.tracks import STANDARD_TRACKS, LabelTracks, label_tracks
@@ -25,5 +26,5 @@ from dnatlas.annotation.tracks import STANDARD_TRACKS, LabelTracks, label_tracks
 __all__ = [
     "STANDARD_TRACKS", "Interval", "LabelTracks", "bundled_annotation_path", "group_features",
     "label_tracks", "load_annotations", "load_bed", "load_genbank_features", "load_gff3",
-    "parse_bed_spec", "write_gff3",
+    "parse_bed_spec", "restrict_to_genome", "write_gff3",
 ]

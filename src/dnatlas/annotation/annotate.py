@@ -25,7 +25,6 @@ PATH``) and skipped; nothing is ever made up in its place. Each feature's
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -43,6 +42,7 @@ from dnatlas.annotation.external import (
 from dnatlas.annotation.features import Interval, feature_name
 from dnatlas.annotation.gff3 import write_gff3
 from dnatlas.errors import InputError
+from dnatlas.files import check_writable_file
 from dnatlas.genome.alphabet import decode
 from dnatlas.genome.readers import read_records
 
@@ -61,17 +61,17 @@ def annotate_genome(genome_path: str | Path, out: str | Path, tools: Sequence[st
                     log: Callable[[str], None] | None = None) -> list[Interval]:
     """Annotate the records of a FASTA/GenBank file and write the features as GFF3.
 
-    The GFF3 is written atomically (temporary file, then rename). Returns the features.
+    ``out`` is checked before any tool runs, and the GFF3 is written atomically (a
+    temporary file next to ``out``, renamed when complete, removed on failure). Returns
+    the features.
     """
+    out = check_writable_file(out, "output GFF3")
     records = list(read_records(genome_path))
     if not records:
         raise InputError("no sequence records", path=genome_path)
     genome = [(record.id, decode(record.seq)) for record in records]
     intervals = annotate_sequences(genome, tools, expterm=expterm, log=log)
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    write_gff3(tmp, intervals, {seqid: len(seq) for seqid, seq in genome})
-    os.replace(tmp, out)
+    write_gff3(out, intervals, {seqid: len(seq) for seqid, seq in genome})
     return intervals
 
 

@@ -30,10 +30,19 @@ def load_bed(path: str | Path, type: str | None = None) -> list[Interval]:
     with open_text(path) as handle:
         for number, line in enumerate(handle, 1):
             line = line.rstrip("\r\n")
-            if not line.strip() or line.startswith(("#", "track", "browser")):
+            if not line.strip() or is_bed_header(line):
                 continue
             intervals += _parse_bed_line(line, path, number, ftype)
     return intervals
+
+
+def is_bed_header(line: str) -> bool:
+    """Whether a BED line is a comment or a ``track``/``browser`` line: by its exact first
+    word, so that a sequence named ``track1`` or ``browser_x`` is data."""
+    if line.startswith("#"):
+        return True
+    words = line.split(None, 1)
+    return bool(words) and words[0] in ("track", "browser")
 
 
 def bed_track_name(path: str | Path) -> str:

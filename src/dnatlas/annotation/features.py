@@ -115,13 +115,16 @@ def open_text(path: str | Path) -> Iterator[io.TextIOBase]:
     """
     path = Path(path)
     try:
+        # Opened once and peeked at, so that a pipe (``<(zcat a.gff.gz)``) works too.
         with open(path, "rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-        opener = gzip.open if gzipped else open
-        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-            yield handle
+            gzipped = raw.peek(2)[:2] == b"\x1f\x8b"
+            binary = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+            with io.TextIOWrapper(binary, encoding="utf-8", errors="replace") as handle:
+                yield handle
     except FileNotFoundError:
         raise InputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not a file", path=path) from None
     except (OSError, EOFError) as exc:
         raise InputError(f"cannot read file: {exc}", path=path) from None
 

@@ -18,6 +18,7 @@ from dnatlas.annotation.features import (
     parse_integer,
 )
 from dnatlas.errors import InputError
+from dnatlas.files import atomic_write_text
 
 #: GFF3 columns stored in ``Interval.attributes`` under these keys (when not ``.``).
 COLUMN_ATTRIBUTES = ("source", "score", "phase")
@@ -104,13 +105,14 @@ def write_gff3(path: str | Path, intervals: Iterable[Interval],
 
     The attributes ``source``, ``score`` and ``phase`` fill their columns (``.``
     when absent); the other attributes are percent-encoded where GFF3 requires.
-    Pieces of one feature are written as lines sharing their ``ID``.
+    Pieces of one feature are written as lines sharing their ``ID``. The file is written
+    atomically (a temporary file next to it, renamed when complete).
     """
     lines = ["##gff-version 3"]
     lines += [f"##sequence-region {_escape_seqid(seqid)} 1 {length}"
               for seqid, length in sequence_lengths.items()]
     lines += [_gff3_line(interval) for interval in intervals]
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def _gff3_line(interval: Interval) -> str:

@@ -15,10 +15,16 @@ line and the sequence ID. GFF3 lives in :mod:`~dnatlas.annotation.gff3`, BED in
 
 from __future__ import annotations
 
-from importlib import resources
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from dnatlas.annotation.bed import bed_track_name, load_bed, parse_bed_spec
+from dnatlas.annotation.bed import bed_track_name, is_bed_header, load_bed, parse_bed_spec
 from dnatlas.annotation.features import (
     SEQUENCE_TYPES,
     Interval,
@@ -34,13 +40,12 @@ __all__ = [
     "SEQUENCE_TYPES", "Interval", "annotation_format", "bed_track_name",
     "bundled_annotation_path", "codon_phases", "feature_name", "group_features",
     "load_annotations", "load_bed", "load_genbank_features", "load_gff3", "open_text",
-    "parse_bed_spec", "write_gff3",
+    "parse_bed_spec", "restrict_to_genome", "write_gff3",
 ]
 
 _GFF_SUFFIXES = frozenset({".gff", ".gff3"})
 _GENBANK_SUFFIXES = frozenset({".gb", ".gbk", ".gbff", ".genbank"})
 _BED_SUFFIXES = frozenset({".bed"})
-_BUNDLED_ANNOTATION = "ecoli_k12_mg1655.refseq.gff3.gz"
 
 
 def bundled_annotation_path() -> Path:
@@ -48,13 +53,88 @@ def bundled_annotation_path() -> Path:
 
     Its seqid is ``K-12-MG1655``, matching the bundled genome ``ecoli_k12_mg1655.fa.gz``.
     """
-    return Path(str(resources.files("dnatlas") / "bundled" / "annotations" / _BUNDLED_ANNOTATION))
+    from dnatlas import bundled
+
+    return bundled.annotation_path(bundled.DEFAULT_ANNOTATION)
 
 
 def load_annotations(path: str | Path) -> list[Interval]:
     """Read GFF3, GenBank or BED, chosen by extension (``.gz`` ignored) or else by content."""
     readers = {"gff3": load_gff3, "genbank": load_genbank_features, "bed": load_bed}
-    return readers[annotation_format(path)](path)
+    path = Path(path)
+    if not _is_stream(path):
+        return readers[annotation_format(path)](path)
+    # A pipe (``<(zcat a.gff.gz)``) can be read only once: copy it, parse the copy, and
+    # name the pipe in errors.
+    with tempfile.TemporaryDirectory(prefix="dnatlas-") as folder:
+        copy = Path(folder) / path.name
+        with open(path, "rb") as source, open(copy, "wb") as target:
+            shutil.copyfileobj(source, target)
+        try:
+            return readers[annotation_format(copy)](copy)
+        except InputError as exc:
+            exc.path = str(path)
+            raise
+
+
+def _is_stream(path: Path) -> bool:
+    """Whether ``path`` exists and is neither a regular file nor a folder (a pipe...)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def restrict_to_genome(intervals: Iterable[Interval], lengths: Mapping[str, int],
+                       path: str | Path | None = None,
+                       warn: Callable[[str], None] | None = None) -> list[Interval]:
+    """The intervals that lie on the sequences of a genome.
+
+    A genome may be only part of the annotated one (the chromosome without its plasmids,
+    a few contigs): the features of the other sequences are dropped.
+
+    Args:
+        intervals: the annotation's features.
+        lengths: the genome's record IDs -> lengths in nt.
+        path: the annotation file, for messages.
+        warn: receives one line naming the genome's records that have no feature
+            (default: ``dnatlas: warning: ...`` on stderr).
+
+    Raises:
+        InputError: no feature lies on any record of the genome (the seqids differ), or a
+            feature ends past its record (an annotation of another assembly).
+    """
+    intervals = list(intervals)
+    seqids = {iv.seqid for iv in intervals}
+    kept = [iv for iv in intervals if iv.seqid in lengths]
+    if not kept:
+        raise InputError(f"no feature lies on the genome's records: the annotation's seqids "
+                         f"({_some(seqids)}) match none of the records ({_some(lengths)})",
+                         path=path)
+    beyond = next((iv for iv in kept if iv.end > lengths[iv.seqid]), None)
+    if beyond is not None:
+        raise InputError(f"{beyond.type} {beyond.name!r} at [{beyond.start}, {beyond.end}) ends "
+                         f"past the record's length {lengths[beyond.seqid]} (an annotation of "
+                         "another assembly?)", path=path, record=beyond.seqid)
+    bare = [seqid for seqid in lengths if seqid not in seqids]
+    if bare:
+        message = (f"{len(bare)} of the genome's {len(lengths)} records have no annotated "
+                   f"feature ({_some(bare)}); they are labelled as having none")
+        if path is not None:
+            message = f"{path}: {message}"
+        (warn or _warn_stderr)(message)
+    return kept
+
+
+def _some(names: Iterable[str], shown: int = 3) -> str:
+    names = sorted(names)
+    text = ", ".join(repr(n) for n in names[:shown])
+    return text + (f", ... ({len(names)} in all)" if len(names) > shown else "") if names else "none"
+
+
+def _warn_stderr(message: str) -> None:
+    print(f"dnatlas: warning: {message}", file=sys.stderr, flush=True)
 
 
 def annotation_format(path: str | Path) -> str:
@@ -71,7 +151,7 @@ def annotation_format(path: str | Path) -> str:
                 return "gff3"
             if line.startswith("LOCUS"):
                 return "genbank"
-            if not line.strip() or line.startswith(("#", "track", "browser")):
+            if not line.strip() or is_bed_header(line):
                 continue
             return "gff3" if len(line.rstrip("\r\n").split("\t")) == 9 else "bed"
     raise InputError("cannot tell the annotation format (expected GFF3, GenBank or BED)",
@@ -90,11 +170,15 @@ def load_genbank_features(path: str | Path) -> list[Interval]:
     from Bio import SeqIO
 
     path = Path(path)
-    with open_text(path) as handle:
+    with open_text(path) as handle, warnings.catch_warnings():
+        # Biopython warns about what it repairs or drops (odd LOCUS lines, invalid
+        # locations); a dropped location is reported below, the rest is harmless.
+        warnings.simplefilter("ignore")
         try:
             records = list(SeqIO.parse(handle, "genbank"))
-        except ValueError as exc:
-            raise InputError(f"invalid GenBank file: {exc}", path=path) from None
+        except Exception as exc:  # Biopython raises ValueError, AssertionError...
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise InputError(f"invalid GenBank file: {detail}", path=path) from None
     if not records:
         raise InputError("no GenBank record found", path=path)
     intervals = []
@@ -114,8 +198,12 @@ def _genbank_intervals(seqid: str, feature, index: int, path: Path) -> list[Inte
     parts = feature.location.parts  # in biological (reading) order
     phases = [None] * len(parts)
     if feature.type == "CDS":
-        first_phase = int(attributes.get("codon_start", "1")) - 1
-        phases = codon_phases((len(part) for part in parts), first_phase)
+        codon_start = attributes.get("codon_start", "1")
+        if codon_start.strip() not in ("1", "2", "3"):
+            raise InputError(f"CDS feature #{index} ({feature_name(attributes)}): "
+                             f"/codon_start={codon_start} is not 1, 2 or 3",
+                             path=path, record=seqid)
+        phases = codon_phases((len(part) for part in parts), int(codon_start) - 1)
     name = feature_name(attributes)
     intervals = []
     for part, phase in zip(parts, phases, strict=True):

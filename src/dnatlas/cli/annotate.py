@@ -22,7 +22,8 @@ def register(subparsers) -> None:
             "features as GFF3. TransTermHP and pilercr are used when on PATH; a missing "
             "tool is reported and skipped."),
     )
-    parser.add_argument("genome", type=Path, help="FASTA or GenBank file (optionally gzipped)")
+    parser.add_argument("genome", help="FASTA or GenBank file (optionally gzipped), or a "
+                                       "bundled genome's name (e.g. ecoli_k12_mg1655)")
     parser.add_argument("--out", "-o", type=Path, required=True, metavar="GFF3",
                         help="output GFF3 file")
     parser.add_argument("--tools", type=_tool_list, default=list(TOOLS), metavar="LIST",
@@ -42,6 +43,9 @@ def _tool_list(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    intervals = annotate_genome(args.genome, args.out, args.tools, expterm=args.expterm)
+    from dnatlas.genome.store_build import resolve_bundled_genome
+
+    genome = resolve_bundled_genome(args.genome)
+    intervals = annotate_genome(genome, args.out, args.tools, expterm=args.expterm)
     print(f"wrote {len(intervals):,} features to {args.out}", file=sys.stderr)
     return 0

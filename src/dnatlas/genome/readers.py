@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import re
+import stat
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -72,11 +74,16 @@ def read_records(path: str | Path) -> Iterator[Record]:
             characters, empty records, duplicate IDs, truncated gzip data...
     """
     path = Path(path)
-    kind = _sniff_format(path)
-    if kind == "fasta":
-        yield from _read_fasta(path)
-    else:
-        yield from _read_genbank(path)
+    held = _hold_if_stream(path)
+    try:
+        kind = _sniff_format(path)
+        if kind == "fasta":
+            yield from _read_fasta(path)
+        else:
+            yield from _read_genbank(path)
+    finally:
+        if held:
+            _IN_MEMORY.pop(path, None)
 
 
 def read_genome(path: str | Path) -> list[Record]:
@@ -102,10 +109,32 @@ def genome_id_from_path(path: str | Path) -> str:
 # --------------------------------------------------------------------------- opening
 
 
+#: Content of the pipes being read (``<(zcat g.fa.gz)``, ``/dev/stdin``): a pipe can be
+#: read only once, and the parsers open their file more than once (to sniff the format,
+#: and on the error path to locate a problem).
+_IN_MEMORY: dict[Path, bytes] = {}
+
+
+def _hold_if_stream(path: Path) -> bool:
+    """Read a pipe or other non-regular file into memory (once); whether it was."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False  # _open_binary reports it
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or path in _IN_MEMORY:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            _IN_MEMORY[path] = fh.read()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
+    return True
+
+
 def _open_binary(path: Path) -> BinaryIO:
     """Open ``path`` for reading bytes, decompressing gzip/bgzip (detected by magic bytes)."""
     try:
-        fh = open(path, "rb")
+        fh = io.BytesIO(_IN_MEMORY[path]) if path in _IN_MEMORY else open(path, "rb")
     except FileNotFoundError:
         raise InputError("file not found", path=path) from None
     except IsADirectoryError:

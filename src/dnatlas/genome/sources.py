@@ -131,6 +131,10 @@ def collect_sources(inputs: Iterable[str | Path], manifest: str | Path | None = 
         raise InputError("no input genomes (give FASTA/GenBank files or a manifest)")
     seen: dict[str, Path] = {}
     for source in sources:
+        if source.path.exists() and not (source.path.is_file() or source.path.is_dir()):
+            raise InputError("is a pipe or device, not a regular file: a store is built by "
+                             "reading each genome twice; save it to a file first",
+                             path=source.path)
         if not source.id or any(c in source.id for c in "\t\n\r"):
             raise InputError(f"invalid genome ID {source.id!r}", path=source.path)
         if source.id in seen:
