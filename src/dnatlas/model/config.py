@@ -49,7 +49,25 @@ class DNAtlasConfig:
     model_type: str = field(default="dnatlas", repr=False)
 
     def __post_init__(self) -> None:
+        for name in ("d_model", "n_neurons", "n_layers", "kernel_size", "vocab_size",
+                     "n_outputs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.dilations, (str, bytes)) or not self.dilations:
+            raise ValueError(f"dilations must be a non-empty list of positive integers, "
+                             f"got {self.dilations!r}")
+        if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.dilations):
+            raise ValueError(f"dilations must be positive integers, got {list(self.dilations)}")
         self.dilations = tuple(int(d) for d in self.dilations)
+        for name in ("leaky_slope", "threshold_init", "sharpness_init", "norm_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise ValueError(f"{name} must be a number, got {value!r}")
+        if not self.norm_eps > 0:
+            raise ValueError(f"norm_eps must be positive, got {self.norm_eps}")
+        if not isinstance(self.rcps, bool):
+            raise ValueError(f"rcps must be true or false, got {self.rcps!r}")
         if self.kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
         if self.rcps and (self.d_model % 2 or self.n_neurons % 2):
@@ -88,6 +106,11 @@ class DNAtlasConfig:
             base = PRESETS[name]
         except KeyError:
             raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
+        known = {f.name for f in dataclasses.fields(cls)} - {"model_type"}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown model setting(s) {', '.join(unknown)}; valid keys: "
+                             f"{', '.join(sorted(known))}")
         return cls(**{**base, **overrides})
 
     def to_dict(self) -> dict:
@@ -100,7 +123,8 @@ class DNAtlasConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known - {"architectures", "transformers_version", "dnatlas_version"}
         if unknown:
-            raise ValueError(f"unknown DNAtlasConfig keys: {sorted(unknown)}")
+            raise ValueError(f"unknown DNAtlasConfig keys: {sorted(unknown)}; valid keys: "
+                             f"{', '.join(sorted(known - {'model_type'}))}")
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def save(self, path: str | Path) -> None:

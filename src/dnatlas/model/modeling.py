@@ -97,6 +97,34 @@ class DNAtlasBlock(nn.Module):
         return sites(f"{p}.residual", x + self.out(z.to(x.dtype)))
 
 
+def check_tokens(tokens: torch.Tensor, vocab_size: int = 6) -> torch.Tensor:
+    """``tokens`` (B, L) as int64, after checking that they are nucleotide codes.
+
+    Any integer dtype is accepted (the readers give uint8). Raises ValueError for a float
+    or bool tensor, a shape other than (B, L), L == 0, or a code outside ``0..vocab_size-1``.
+    """
+    if not isinstance(tokens, torch.Tensor):
+        raise ValueError(f"tokens must be a torch tensor of shape (B, L), got "
+                         f"{type(tokens).__name__}")
+    if tokens.dtype == torch.bool or tokens.is_floating_point() or tokens.is_complex():
+        raise ValueError(f"tokens must be integer nucleotide codes, got dtype {tokens.dtype} "
+                         f"({_CODES})")
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must have shape (B, L), got {tuple(tokens.shape)}")
+    if tokens.shape[1] == 0:
+        raise ValueError("tokens have length 0: the model needs at least 1 nucleotide")
+    tokens = tokens.long()
+    if tokens.numel() and not torch.compiler.is_compiling():
+        bad = (tokens < 0) | (tokens >= vocab_size)
+        if bool(bad.any()):
+            value = int(tokens[bad][0])
+            raise ValueError(f"token {value} is not a nucleotide code ({_CODES})")
+    return tokens
+
+
+_CODES = "A=0 C=1 G=2 T=3 N=4 MASK=5"
+
+
 class DNAtlas(nn.Module):
     """DNAtlas masked DNA language model.
 
@@ -121,14 +149,21 @@ class DNAtlas(nn.Module):
         """Run the model.
 
         Args:
-            tokens: (B, L) long tokens.
-            output_activations: site names to return, e.g. ``["blocks.7.neurons"]``.
+            tokens: (B, L) integer tokens (any integer dtype, e.g. the readers' uint8
+                codes) over A=0 C=1 G=2 T=3 N=4 MASK=5, L >= 1.
+            output_activations: site names to return, e.g. ``["blocks.7.neurons"]`` (one
+                name as a plain string is accepted too).
             intervene: site name -> function applied to that site's tensor (B, L, C),
                 whose result replaces it downstream.
         Returns:
             :class:`DNAtlasOutput` with logits (B, L, 64) and the requested activations.
+        Raises:
+            ValueError: tokens of a float dtype, of the wrong shape, empty, or outside
+                the vocabulary.
         """
-        wanted = list(output_activations)
+        tokens = check_tokens(tokens, self.config.vocab_size)
+        wanted = ([output_activations] if isinstance(output_activations, str)
+                  else list(output_activations))
         self._check_sites(wanted + list(intervene or {}))
         sites = _Sites(wanted, intervene)
         x = sites("embed", self.embed(tokens))
@@ -169,15 +204,14 @@ class DNAtlas(nn.Module):
         """Write ``config.json`` and ``model.safetensors`` (stored half-parameters) atomically."""
         from safetensors.torch import save_file
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        from dnatlas.files import atomic_path, atomic_write_text, check_output_dir
+
+        directory = check_output_dir(directory, "model folder")
         cfg = {**self.config.to_dict(), "architectures": ["DNAtlas"]}
-        tmp_cfg, tmp_w = directory / "config.json.tmp", directory / "model.safetensors.tmp"
-        tmp_cfg.write_text(json.dumps(cfg, indent=2) + "\n")
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(state, str(tmp_w), metadata={"format": "pt", "model_type": "dnatlas"})
-        tmp_w.replace(directory / "model.safetensors")
-        tmp_cfg.replace(directory / "config.json")
+        with atomic_path(directory / "model.safetensors") as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "model_type": "dnatlas"})
+        atomic_write_text(directory / "config.json", json.dumps(cfg, indent=2) + "\n")
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> "DNAtlas":
