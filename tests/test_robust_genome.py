@@ -427,3 +427,9 @@ def test_annotate_cli_accepts_a_bundled_genome_name(tmp_path, capsys, monkeypatc
                            capsys, monkeypatch)
     assert code == 2
     one_line(err, "no_such_genome", "nor a bundled genome")
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5])
+def test_negative_seed_is_refused(tmp_path, fasta, seed):
+    with pytest.raises(InputError, match="seed must be an integer >= 0"):
+        build_store([fasta], tmp_path / "store", seed=seed, val_fraction=0.1, progress=False)

@@ -16,8 +16,15 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="run folder: checkpoints, metrics, final model")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. --set steps=500 --set model_overrides.n_layers=6")
-    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
-    p.add_argument("--device", default=None, help="cpu, cuda (default: cuda when available)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true",
+                      help="continue from the run's last checkpoint")
+    mode.add_argument("--force", action="store_true",
+                      help="replace an earlier run in --out (removes only the files a run "
+                           "writes: model/, checkpoint.pt, metrics.csv, train_config.json, "
+                           "TensorBoard events)")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda, cuda:N (default: cuda when available)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -27,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from dnatlas.training.trainer import train
 
     cfg = load_train_config(args.config, args.overrides)
-    result = train(cfg, args.data, args.out, resume=args.resume,
+    result = train(cfg, args.data, args.out, resume=args.resume, force=args.force,
                    progress=not args.no_progress, device=args.device)
     if result.final_eval:
         print(f"step {result.step}: val {result.final_eval['bits_per_nt']:.4f} bits/nt")

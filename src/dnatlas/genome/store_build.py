@@ -106,6 +106,8 @@ def build_store(inputs: Iterable[str | Path], out: str | Path, manifest: str | P
     out = Path(out)
     if not 0.0 <= val_fraction < 1.0:
         raise InputError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"seed must be an integer >= 0, got {seed!r}")
     _check_destination(out, overwrite)
     check_output_dir(out.parent, "folder of the store")
     sources = collect_sources(inputs, manifest)

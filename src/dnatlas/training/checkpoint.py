@@ -1,24 +1,42 @@
-"""Atomic training checkpoints.
+"""Atomic training checkpoints, and the run folder they live in.
 
 A checkpoint is one ``torch.save`` file holding the model, optimiser, scheduler, RNG and
-sampler states and the step. It is written to a temporary file in the same folder,
-flushed and fsynced, then renamed over the previous one (``os.replace`` is atomic), so a
-process killed at any moment (even ``kill -9`` mid-write) leaves the last good checkpoint
-intact. Stale temporary files are removed on the next save or load.
+sampler states and the step. It is written with :func:`dnatlas.files.atomic_write` (a
+temporary file in the same folder, flushed and fsynced, then renamed over the previous
+one), so a process killed at any moment (even ``kill -9`` mid-write) leaves the last good
+checkpoint intact. Stale temporary files are removed on the next save or load.
+
+A run folder belongs to one training run at a time (:func:`lock_run`), and a new run
+refuses a folder holding an earlier one unless told to resume or replace it
+(:func:`prepare_run_folder`); replacing removes only the files a run writes
+(:data:`RUN_FILES`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from dnatlas.errors import InputError
+from dnatlas.files import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
+LOCK_NAME = ".lock"
+MODEL_DIR = "model"
+TENSORBOARD_DIR = "tensorboard"
+#: Files a training run writes at the top of its folder (besides ``model/`` and
+#: ``tensorboard/``); ``--force`` removes these and nothing else.
+RUN_FILES = (CHECKPOINT_NAME, "metrics.csv", "train_config.json")
+#: Files of ``model/`` (``save_pretrained``).
+MODEL_FILES = ("config.json", "model.safetensors")
 
 
 def rng_state() -> dict:
@@ -41,22 +59,13 @@ def _remove_stale(directory: Path) -> None:
 
 
 def save_checkpoint(directory: str | Path, state: dict) -> Path:
-    """Write ``state`` to ``directory/checkpoint.pt`` atomically; returns the path."""
+    """Write ``state`` to ``directory/checkpoint.pt`` atomically and durably; returns the path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale(directory)
     final = directory / CHECKPOINT_NAME
-    tmp = directory / f".{CHECKPOINT_NAME}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as fh:
+    with atomic_write(final, "wb") as fh:
         torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename durable
-    finally:
-        os.close(dir_fd)
     return final
 
 
@@ -72,3 +81,77 @@ def load_checkpoint(directory: str | Path) -> dict | None:
         return torch.load(final, map_location="cpu", weights_only=False)
     except Exception as exc:  # a damaged file is a user-visible problem, not a traceback
         raise InputError(f"cannot read checkpoint: {exc}", path=final) from None
+
+
+# ----------------------------------------------------------------------------- run folder
+
+
+@contextlib.contextmanager
+def lock_run(directory: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on the run folder ``directory`` (``flock`` of ``.lock``).
+
+    Raises:
+        InputError: another process (a second ``dnatlas train`` into the same ``--out``)
+            holds it.
+    """
+    path = Path(directory) / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise InputError("another training run is using this folder (it holds "
+                                 f"{LOCK_NAME}); wait for it or choose another --out",
+                                 path=directory) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def run_files(directory: str | Path) -> list[Path]:
+    """The files of an earlier run in ``directory`` (see :data:`RUN_FILES`)."""
+    directory = Path(directory)
+    found = [directory / name for name in RUN_FILES if (directory / name).exists()]
+    found += [directory / MODEL_DIR / name for name in MODEL_FILES
+              if (directory / MODEL_DIR / name).exists()]
+    tensorboard = directory / TENSORBOARD_DIR
+    if tensorboard.is_dir():
+        found += sorted(tensorboard.glob("events.out.tfevents.*"))
+    return found
+
+
+def prepare_run_folder(directory: str | Path, resume: bool = False, force: bool = False
+                       ) -> None:
+    """Check the run folder before training starts (call it holding :func:`lock_run`).
+
+    * ``resume``: the folder must hold a checkpoint to resume from.
+    * ``force``: the files of an earlier run are removed (only those, see
+      :func:`run_files`; other files in the folder are left alone).
+    * neither: the folder must not hold an earlier run.
+
+    Raises:
+        InputError: an earlier run without ``resume``/``force``, or ``resume`` without a
+            checkpoint.
+    """
+    directory = Path(directory)
+    earlier = run_files(directory)
+    if resume:
+        if not (directory / CHECKPOINT_NAME).is_file():
+            raise InputError("--resume: there is no checkpoint to resume from "
+                             f"({CHECKPOINT_NAME})", path=directory)
+        return
+    if earlier and not force:
+        names = ", ".join(sorted({p.relative_to(directory).parts[0] for p in earlier}))
+        raise InputError(f"holds an earlier training run ({names}); use --resume to continue "
+                         "it or --force to replace it", path=directory)
+    for path in earlier:
+        path.unlink(missing_ok=True)
+    _remove_stale(directory)
+    for sub in (MODEL_DIR, TENSORBOARD_DIR):
+        with contextlib.suppress(OSError):  # left when the user put files of their own there
+            (directory / sub).rmdir()
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -55,9 +56,49 @@ class TrainConfig:
             raise ValueError(f"model must be 'dnatlas' or 'transformer', got {self.model!r}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        for name in ("window", "batch_size", "micro_batch_size", "steps"):
+        for name in ("window", "batch_size", "micro_batch_size", "steps", "eval_every",
+                     "eval_windows", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be positive")
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("seed", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        _check_range("lr", self.lr, low=0.0, low_open=True)
+        _check_range("min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
+        _check_range("weight_decay", self.weight_decay, low=0.0)
+        _check_range("grad_clip", self.grad_clip, low=0.0, low_open=True)
+        for beta in self.betas:
+            _check_range("betas", beta, low=0.0, high=1.0, high_open=True)
+        _check_range("mask_rate", self.mask_rate, low=0.0, high=1.0, low_open=True)
+        _check_range("eligible_fraction", self.eligible_fraction, low=0.0, high=1.0,
+                     low_open=True, high_open=True)
+        if self.mask_rate > self.eligible_fraction:
+            raise ValueError(f"mask_rate ({self.mask_rate}) must not exceed eligible_fraction "
+                             f"({self.eligible_fraction})")
+        low, high = self.run_length_range
+        _check_range("run_length_range", low, low=1.0)
+        _check_range("run_length_range", high, low=low)
+        self._check_model()
+
+    def _check_model(self) -> None:
+        """The preset exists and ``model_overrides`` are valid settings of that model."""
+        from dnatlas.model.config import PRESETS, DNAtlasConfig
+
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}")
+        if self.model == "dnatlas":
+            try:
+                DNAtlasConfig.preset(self.preset, **self.model_overrides)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"model_overrides: {exc}") from None
+            return
+        from dnatlas.baselines.transformer import TransformerConfig
+
+        known = {f.name for f in dataclasses.fields(TransformerConfig)}
+        unknown = sorted(set(self.model_overrides) - known)
+        if unknown:
+            raise ValueError(f"model_overrides: unknown transformer setting(s) "
+                             f"{', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -75,6 +116,20 @@ class TrainConfig:
             return cls(**data)
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc), path=source) from None
+
+
+def _check_range(name: str, value: float, low: float | None = None,
+                 high: float | None = None, low_open: bool = False,
+                 high_open: bool = False) -> None:
+    """Raise ValueError unless ``value`` is finite and within [low, high] (or open ends)."""
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if not math.isfinite(value) or too_low or too_high:
+        left = "-inf" if low is None else f"{low:g}"
+        right = "inf" if high is None else f"{high:g}"
+        interval = f"{'(' if low_open or low is None else '['}{left}, {right}" \
+                   f"{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value}")
 
 
 def _number(name: str, value, kind: type):

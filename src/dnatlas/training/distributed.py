@@ -8,6 +8,10 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from dnatlas.devices import resolve_device
+
+__all__ = ["DistInfo", "all_reduce_sum", "resolve_device", "setup", "teardown"]
+
 
 @dataclass
 class DistInfo:
@@ -26,11 +30,21 @@ class DistInfo:
 
 
 def setup(device: str | None = None) -> DistInfo:
-    """Initialise the process group when launched by torchrun (``WORLD_SIZE`` > 1)."""
+    """Initialise the process group when launched by torchrun (``WORLD_SIZE`` > 1).
+
+    ``device`` is a user's ``--device`` (None: cuda when available); under torchrun each
+    rank uses ``cuda:LOCAL_RANK``.
+
+    Raises:
+        InputError: an unknown device, or one this machine lacks (see
+            :func:`dnatlas.devices.resolve_device`).
+    """
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank, local = int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
-    use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
-    dev = torch.device(f"cuda:{local}" if use_cuda else (device or "cpu"))
+    dev = resolve_device(device)
+    use_cuda = dev.type == "cuda"
+    if use_cuda and (world > 1 or dev.index is None):
+        dev = torch.device(f"cuda:{local}")
     if use_cuda:
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
