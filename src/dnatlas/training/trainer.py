@@ -15,6 +15,11 @@ One optimiser step on W data-parallel ranks:
 Because masks depend on the global draw index and the loss is normalised globally, W
 ranks give the same update as one process with the same global batch, up to float
 summation order. Checkpoints are atomic and hold everything needed to resume exactly.
+
+The run folder is locked for the whole run (a second run into it fails at once), and a
+new run refuses a folder that holds an earlier one unless it resumes it or is forced to
+replace it (which removes only the files a run writes). Losses are logged in bits per loss
+term; progress is a bar on a terminal and a plain line every 10 s in a log file.
 """
 
 from __future__ import annotations
@@ -31,18 +36,26 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
-from dnatlas.errors import DnatlasError
+from dnatlas.errors import DnatlasError, InputError
+from dnatlas.files import atomic_write_text, check_output_dir
 from dnatlas.genome.sampler import WindowSampler
 from dnatlas.genome.store import GenomeStore
 from dnatlas.model.activation import compile_activation
 from dnatlas.model.masking import MarkovMasking
 from dnatlas.training import distributed
-from dnatlas.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from dnatlas.progress import progress as progress_bar
+from dnatlas.training.checkpoint import (
+    load_checkpoint,
+    lock_run,
+    prepare_run_folder,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from dnatlas.training.config import TrainConfig
 from dnatlas.training.evaluate import dnatlas_predictor, evaluate
-from dnatlas.training.metrics_log import MetricsLog
+from dnatlas.training.metrics_log import MetricsLog, nats_to_bits
 from dnatlas.training.objective import build_model, count_loss_terms, loss_sum_and_count
 
 
@@ -92,26 +105,39 @@ def predictor_for(model: nn.Module, kind: str):
 
 def train(cfg: TrainConfig, data: str | Path, out: str | Path, resume: bool = False,
           progress: bool = True, device: str | None = None,
-          on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+          on_step: Callable[[int, float], None] | None = None,
+          force: bool = False) -> TrainResult:
     """Train a model on the ``train`` split of a genome store; write checkpoints and metrics
     into ``out`` and the final model (``save_pretrained`` folder) into ``out/model``.
 
-    ``on_step(step, loss)`` is called after each optimiser step (used by tests to
-    interrupt a run). Launch under ``torchrun`` for data parallelism.
+    ``resume`` continues from ``out``'s checkpoint; ``force`` replaces an earlier run in
+    ``out`` (removing only its files). ``on_step(step, loss)`` is called after each
+    optimiser step (used by tests to interrupt a run). Launch under ``torchrun`` for data
+    parallelism.
+
+    Raises:
+        InputError: ``out`` holds an earlier run (without ``resume``/``force``) or is in
+            use by another run, the checkpoint does not fit the model, a bad device...
     """
     info = distributed.setup(device)
     try:
-        return _train(cfg, Path(data), Path(out), resume, progress, info, on_step)
+        out = Path(out)
+        if not info.is_main:
+            return _train(cfg, Path(data), out, resume, progress, info, on_step, force)
+        check_output_dir(out, "run folder")
+        with lock_run(out):
+            return _train(cfg, Path(data), out, resume, progress, info, on_step, force)
     finally:
         distributed.teardown(info)
 
 
-def _train(cfg, data, out, resume, progress, info, on_step) -> TrainResult:
+def _train(cfg, data, out, resume, progress, info, on_step, force=False) -> TrainResult:
     if cfg.batch_size % info.world_size:
         raise DnatlasError(f"batch_size {cfg.batch_size} is not divisible by the "
                            f"{info.world_size} ranks")
-    out.mkdir(parents=True, exist_ok=True)
     store = GenomeStore.open(data)
+    if info.is_main:
+        prepare_run_folder(out, resume=resume, force=force)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.preset, cfg.model_overrides).to(info.device)
     optimizer = make_optimizer(model, cfg)
@@ -124,14 +150,14 @@ def _train(cfg, data, out, resume, progress, info, on_step) -> TrainResult:
     start_step = 0
     state = load_checkpoint(out) if resume else None
     if state is not None:
-        model.load_state_dict(state["model"])
+        _load_model_state(model, state, cfg, out)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         sampler.load_state_dict(state["sampler"])
         set_rng_state(state["rng"])
         start_step = state["step"]
     if info.is_main:  # the settings in effect (a resumed run may change e.g. steps)
-        (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        atomic_write_text(out / "train_config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     has_val = store.segment_indices("val").size > 0
     log = MetricsLog(out, start_step, cfg.tensorboard) if info.is_main else None
@@ -147,8 +173,8 @@ def _train(cfg, data, out, resume, progress, info, on_step) -> TrainResult:
                 if cfg.bf16 and info.device.type == "cuda" else contextlib.nullcontext())
 
     result = TrainResult(out, start_step)
-    bar = tqdm(total=cfg.steps, initial=start_step, desc="train", unit="step",
-               disable=not (progress and info.is_main), dynamic_ncols=True)
+    bar = progress_bar(total=cfg.steps, initial=start_step, desc="train", unit="step",
+                       disable=not (progress and info.is_main), dynamic_ncols=True)
     t0 = time.perf_counter()
     for step in range(start_step, cfg.steps):
         t_step = time.perf_counter()
@@ -186,11 +212,12 @@ def _train(cfg, data, out, resume, progress, info, on_step) -> TrainResult:
         done = step + 1
 
         nt_per_s = cfg.batch_size * cfg.window / (time.perf_counter() - t_step)
-        bar.set_postfix(loss=f"{loss:.4f}", nt_s=f"{nt_per_s:,.0f}", refresh=False)
+        bar.set_postfix(loss=f"{nats_to_bits(loss):.4f} bits", nt_s=f"{nt_per_s:,.0f}",
+                        refresh=False)
         bar.update(1)
         if log is not None and (done % cfg.log_every == 0 or done == cfg.steps):
-            log.log(done, "train", loss=loss, lr=scheduler.get_last_lr()[0], grad_norm=grad_norm,
-                    nt_per_s=nt_per_s, elapsed_s=time.perf_counter() - t0)
+            log.log(done, "train", loss_bits=nats_to_bits(loss), lr=scheduler.get_last_lr()[0],
+                    grad_norm=grad_norm, nt_per_s=nt_per_s, elapsed_s=time.perf_counter() - t0)
         if has_val and info.is_main and (done % cfg.eval_every == 0 or done == cfg.steps):
             model.eval()
             metrics = evaluate(predictor_for(model, cfg.model), store, "val", cfg.window,
@@ -213,3 +240,21 @@ def _train(cfg, data, out, resume, progress, info, on_step) -> TrainResult:
         if log is not None:
             log.close()
     return result
+
+
+def _load_model_state(model: nn.Module, state: dict, cfg: TrainConfig, out: Path) -> None:
+    """Load a checkpoint's weights, or say in one line why they do not fit ``model``."""
+    where = out / "checkpoint.pt"
+    saved = state.get("config") or {}
+    for key in ("model", "preset", "model_overrides"):
+        if key in saved and saved[key] != cfg.to_dict()[key]:
+            raise InputError(f"--resume: the checkpoint is of another model ({key} "
+                             f"{saved[key]!r}, this run has {cfg.to_dict()[key]!r}); resume "
+                             "with its settings or start a new --out", path=where)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else (first[0] if first else "")
+        raise InputError("--resume: the checkpoint's weights do not fit this model "
+                         f"(another architecture?): {detail[:200]}", path=where) from None
