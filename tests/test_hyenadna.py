@@ -14,7 +14,7 @@ from dnatlas.models.arch.hyenadna import load_hyenadna
 from dnatlas.models.hyenadna import HyenaDNAAdapter
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hyenadna"
-TOL = dict(atol=1e-5, rtol=1e-5)
+TOL = {"atol": 1e-5, "rtol": 1e-5}
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ def test_tokenizer_gives_reference_ids(version):
     _, tokens, outputs = fixture(version)
     layout = V1 if version == 1 else V2
     for b, seq in enumerate(tokens["sequences"]):
-        ids, _, n = tokenize(encode(seq)[None], layout)
+        ids, _, _ = tokenize(encode(seq)[None], layout)
         ref = np.array(tokens["input_ids"][b])
         assert ids[0].tolist() == ref[ref != PAD].tolist()
         assert [layout.vocabulary()[i] for i in ids[0]] == [t for t in tokens["tokens"][b] if t != "<pad>"]
@@ -68,7 +68,7 @@ def test_tokenizer_gives_reference_ids(version):
 
 
 def test_model_reproduces_reference_hidden_states_and_logits(reference):
-    version, adapter, tokens, ref = reference
+    version, adapter, _, ref = reference
     assert adapter.version == version and adapter.layout is (V1 if version == 1 else V2)
     ids = ref["input_ids"]
     real = ids != PAD
@@ -76,7 +76,7 @@ def test_model_reproduces_reference_hidden_states_and_logits(reference):
     for i in range(adapter.n_layers - 1):
         torch.testing.assert_close(acts[f"blocks.{i}.residual"][real], ref[f"hidden_{i}"][real],
                                    atol=ATOL, rtol=1e-4)
-    final_ln = (adapter.model.esm.encoder.emb_layer_norm_after)
+    final_ln = adapter.model.esm.encoder.emb_layer_norm_after
     last = final_ln(acts[f"blocks.{adapter.n_layers - 1}.residual"])
     torch.testing.assert_close(last[real], ref["final_embeddings"][real], atol=ATOL, rtol=1e-4)
     torch.testing.assert_close(logits[..., ref["logit_columns"]][real], ref["logits_at_columns"][real],
@@ -142,7 +142,7 @@ def test_max_length_is_the_token_limit_in_nucleotides(reference):
 
 
 def test_interventions_losses_and_fingerprints(reference):
-    _, adapter, tokens, _ = reference
+    _, adapter, _, _ = reference
     codes = torch.from_numpy(np.stack([encode("ACGTAGGCTTACGATCGATTACGN" * 2)] * 3))
     clean = adapter.mlm_loss(codes, seed=1)
     assert torch.isfinite(clean)

@@ -28,7 +28,12 @@ from torch import Tensor
 
 from dnatlas.errors import InputError
 from dnatlas.models.arch.hyenadna import HyenaConfig, HyenaDNA, load_hyenadna
-from dnatlas.models.protocol import Intervention, ModelAdapter, check_codes, module_state
+from dnatlas.models.protocol import (
+    Intervention,
+    ModelAdapter,
+    check_codes,
+    module_state,
+)
 
 TOKEN_OFFSET = 7  # id = code + 7 (A=7 C=8 G=9 T=10 N=11)
 HYENA_MASK = 3    # HyenaDNA's [MASK] id

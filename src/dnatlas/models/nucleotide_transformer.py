@@ -52,7 +52,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dnatlas.errors import InputError
-from dnatlas.models.arch.nucleotide_transformer import NTv2Config, NTv2ForMaskedLM, load_nt_v2
+from dnatlas.models.arch.nucleotide_transformer import (
+    NTv2Config,
+    NTv2ForMaskedLM,
+    load_nt_v2,
+)
 from dnatlas.models.protocol import (
     Intervention,
     ModelAdapter,
@@ -109,7 +113,7 @@ def _structure(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     starts (nucleotide starts a token), tok (0-based token index), offset (position inside
     its token, 0..5).
     """
-    B, L = codes.shape
+    L = codes.shape[1]
     idx = np.arange(L)
     is_n = codes == 4
     run_start = np.maximum.accumulate(np.where(is_n, idx + 1, 0), axis=1)
@@ -161,8 +165,9 @@ def kmer_marginals(kmer_log_probs: Tensor) -> Tensor:
 
 def tiny_nt_config(version: int = 2, **overrides):
     """A small random-init config (v1: ``EsmConfig``, v2: :class:`NTv2Config`) for tests."""
-    kw = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-              pad_token_id=PAD, mask_token_id=MASK, layer_norm_eps=1e-5)
+    kw = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+          "intermediate_size": 64, "pad_token_id": PAD, "mask_token_id": MASK,
+          "layer_norm_eps": 1e-5}
     if version == 2:
         kw.update(vocab_size=V2.min_vocab, max_position_embeddings=1026)
         kw.update(overrides)

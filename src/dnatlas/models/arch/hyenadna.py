@@ -305,8 +305,7 @@ def _rename(state: dict[str, Tensor]) -> dict[str, Tensor]:
     out = {}
     for k, v in state.items():
         k = k.replace(".mixer.layer.", ".mixer.").replace(".mlp.layer.", ".mlp.")
-        if k.startswith("model."):
-            k = k[len("model."):]
+        k = k.removeprefix("model.")
         if k.startswith("backbone."):
             k = "hyena." + k
         if k.startswith("head."):
