@@ -183,8 +183,11 @@ def test_resolve_bundled_names_and_paths(tmp_path, fasta):
     assert resolve_bundled_genome(fasta) == fasta
     assert resolve_bundled_genome("vibrio_cholerae_h1") == bundled.genome_path("vibrio_cholerae_h1")
     assert resolve_bundled_annotation("ecoli_k12_mg1655").is_file()
-    with pytest.raises(InputError, match="no such file, nor a bundled genome"):
+    with pytest.raises(InputError, match="missing.fa: file not found"):
         resolve_bundled_genome(tmp_path / "missing.fa")
+    with pytest.raises(InputError, match="ecolli: no such file, nor a bundled genome "
+                                         r"\(bundled: ecoli_k12_mg1655, "):
+        resolve_bundled_genome("ecolli")
 
 
 def test_data_build_accepts_a_bundled_genome_name(tmp_path, capsys, monkeypatch):

@@ -52,7 +52,8 @@ def resolve_bundled_genome(name_or_path: str | Path) -> Path:
     (e.g. ``ecoli_k12_mg1655``, see :func:`dnatlas.bundled.genome_names`).
 
     Raises:
-        InputError: neither a file nor a bundled genome (the message lists the names).
+        InputError: neither a file nor a bundled genome (for a bare name, the message lists
+            the bundled names).
     """
     return _resolve_bundled(name_or_path, "genome", bundled.genome_names(), bundled.genome_path)
 
@@ -70,6 +71,8 @@ def _resolve_bundled(name_or_path: str | Path, kind: str, names: list[str], look
         return path
     if str(name_or_path) in names:
         return lookup(str(name_or_path))
+    if len(path.parts) > 1 or path.suffix:  # a path, not a short name
+        raise InputError("file not found", path=path)
     raise InputError(f"no such file, nor a bundled {kind} (bundled: {', '.join(names)})",
                      path=path)
 
