@@ -50,7 +50,7 @@ def _extract_child(length: int, out: str, chunk: int, threads: int, genome: bool
     if genome:
         from dnatlas.genome.readers import read_records
         from dnatlas.genome.store_build import bundled_genome_paths
-        from dnatlas.model.pretrained import load_model
+        from dnatlas.models import load_model
 
         model = load_model()
         path = next(p for p in bundled_genome_paths() if "mg1655" in p.name)

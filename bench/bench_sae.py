@@ -63,12 +63,12 @@ def make_data(d_in: int, batch_size: int, n: int, device: str) -> list[torch.Ten
 
 def run_ours(arch, args, data) -> float:
     from dnatlas.sae.architectures import SAEConfig
-    from dnatlas.sae.trainer import SAESpec, SAETrainer, TrainConfig
+    from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig
 
     kw = {"k": args.k} if arch in ("topk", "batchtopk") else {}
     cfg = SAEConfig.from_expansion(arch, args.d_in, args.expansion, normalize=False, **kw)
     total = args.steps + args.warmup
-    train = TrainConfig(steps=total, batch_size=args.batch_size, lr=4e-4, lr_warmup_frac=0.0,
+    train = SAETrainingConfig(steps=total, batch_size=args.batch_size, lr=4e-4, lr_warmup_frac=0.0,
                         log_every=total, checkpoint_every=10**9, device=args.device, progress=False)
     timed = TimedBatches(data, total, args.warmup)
     with tempfile.TemporaryDirectory() as out:

@@ -8,12 +8,13 @@ import torch
 from dnatlas.analysis.extract import (
     extract_activations,
     extract_to_dir,
-    layer_names,
     open_activations,
-    parse_region,
 )
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import reverse_complement
+from dnatlas.genome.regions import Region, parse_region
+from dnatlas.models import ModelAdapter, as_adapter
+from dnatlas.models.protocol import module_state
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -67,6 +68,42 @@ class ToyRCModel(torch.nn.Module):
         return SimpleNamespace(logits=None, activations=wanted)
 
 
+class ToyAdapter(ModelAdapter):
+    """The toy model through the model protocol (any model can implement it)."""
+
+    kind, sites = "toy", ("neurons", "pre_act", "post_act", "residual")
+
+    def __init__(self, model, name="toy"):
+        self.model, self.name, self.n_layers = model.eval(), name, model.config.n_layers
+        self.receptive_field = model.receptive_field
+
+    device = property(lambda self: torch.device("cpu"))
+
+    def to(self, device):
+        return self
+
+    def d(self, key):
+        return self.model.d if key.endswith(("residual", "embed")) else self.model.c
+
+    def rc_permutation(self, key):
+        return self.model.rc_channel_permutation(key).numpy()
+
+    def activations(self, tokens, keys, intervene=None):
+        return self.model(tokens.long(), output_activations=keys).activations
+
+    def nucleotide_log_probs(self, tokens, intervene=None):
+        raise NotImplementedError
+
+    def mlm_loss(self, tokens, intervene=None, seed=0):
+        raise NotImplementedError
+
+    def random_init(self, seed=0):
+        return ToyAdapter(ToyRCModel(seed=seed))
+
+    def state_for_fingerprint(self):
+        return module_state(self.model, "toy")
+
+
 def tiny_model():
     """A random tiny DNAtlas (3 blocks, R = 84 nt) when available, else the toy RC model."""
     try:
@@ -78,6 +115,7 @@ def tiny_model():
 
 
 def full_pass(model, seq, name):
+    model = model.model if isinstance(model, ToyAdapter) else model
     with torch.inference_mode():
         out = model(torch.from_numpy(seq.astype(np.int64))[None], output_activations=[name])
     return out.activations[name][0].float().numpy()
@@ -86,7 +124,7 @@ def full_pass(model, seq, name):
 @pytest.fixture(scope="module", params=["toy", "dnatlas"])
 def model(request):
     if request.param == "toy":
-        return ToyRCModel().eval()
+        return ToyAdapter(ToyRCModel())
     pytest.importorskip("dnatlas.model")
     m = tiny_model()
     if isinstance(m, ToyRCModel):
@@ -111,7 +149,7 @@ def test_toy_model_is_rc_equivariant():
 
 @pytest.mark.parametrize("chunk,batch", [(97, 3), (1000, 1), (250, 2)])
 def test_chunked_equals_full_pass(model, seq, chunk, batch):
-    names = layer_names(model, "all", "neurons")[-2:]
+    names = as_adapter(model).select_keys("all", "neurons")[-2:]
     acts = extract_activations(model, seq, names, chunk_size=chunk, batch_size=batch,
                                progress=False)
     for name in names:
@@ -119,14 +157,14 @@ def test_chunked_equals_full_pass(model, seq, chunk, batch):
 
 
 def test_region_uses_flanking_context(model, seq):
-    name = layer_names(model, 0, "residual")[0]
+    name = as_adapter(model).select_keys(0, "residual")[0]
     acts = extract_activations(model, seq, [name], site="residual", start=300, end=420,
                                chunk_size=50, progress=False)[name]
     np.testing.assert_allclose(acts, full_pass(model, seq, name)[300:420], atol=1e-4, rtol=1e-4)
 
 
 def test_reverse_strand_equals_running_on_reverse_complement(model, seq):
-    name = layer_names(model, "all", "neurons")[-1]
+    name = as_adapter(model).select_keys("all", "neurons")[-1]
     both = extract_activations(model, seq, [name], strand="both", chunk_size=128,
                                progress=False)
     expected = full_pass(model, reverse_complement(seq), name)
@@ -139,13 +177,15 @@ def test_reverse_strand_equals_running_on_reverse_complement(model, seq):
 
 
 def test_to_dir_memmap_layouts_and_meta(model, seq, tmp_path):
-    names = layer_names(model, [0, 1], "neurons")
+    names = as_adapter(model).select_keys([0, 1], "neurons")
     ref = {n: full_pass(model, seq, n) for n in names}
     acts = extract_to_dir(model, seq, tmp_path / "acts", names, seqid="chr 1", start=10,
                           end=900, strand="both", chunk_size=111, dtype=np.float16,
-                          model_name="toy", progress=False)
+                          progress=False)
     meta = json.loads((tmp_path / "acts" / "meta.json").read_text())
-    assert meta["dtype"] == "float16" and meta["model"] == "toy" and len(meta["arrays"]) == 4
+    assert meta["dtype"] == "float16" and len(meta["arrays"]) == 4
+    assert meta["model"] == as_adapter(model).name
+    assert meta["model_fingerprint"] == as_adapter(model).fingerprint()
     assert acts.seqids == ["chr 1"] and acts.layers == names
     got = acts.load(names[0], "+")
     assert isinstance(got, np.memmap) and got.shape == (890, ref[names[0]].shape[1])
@@ -170,7 +210,7 @@ def test_extraction_that_cannot_fit_on_disk_is_refused_before_writing(model, seq
     import shutil
     from collections import namedtuple
 
-    names = layer_names(model, [0, 1], "neurons")
+    names = as_adapter(model).select_keys([0, 1], "neurons")
     channels = sum(full_pass(model, seq[:20], n).shape[1] for n in names)
     needed = channels * len(seq) * 2 * 2  # float16, both strands
     usage = namedtuple("usage", "total used free")
@@ -183,26 +223,30 @@ def test_extraction_that_cannot_fit_on_disk_is_refused_before_writing(model, seq
 
 
 def test_unbounded_receptive_field_runs_one_pass(seq):
-    class Unbounded(ToyRCModel):
+    class Unbounded(ToyAdapter):
         receptive_field = None
 
-    m = Unbounded().eval()
+        def __init__(self, model):
+            super().__init__(model)
+            self.receptive_field = None
+
+    m = Unbounded(ToyRCModel())
     acts = extract_activations(m, seq, ["blocks.2.neurons"], start=10, end=990, chunk_size=64,
                                progress=False)["blocks.2.neurons"]
     np.testing.assert_allclose(acts, full_pass(m, seq, "blocks.2.neurons")[10:990], atol=1e-5)
 
 
 def test_layer_names_and_regions(model):
-    n = layer_names(model, "all", "post_act")
+    n = as_adapter(model).select_keys("all", "post_act")
     assert n[0] == "blocks.0.post_act" and len(n) >= 2
-    assert layer_names(model, "1,blocks.0.residual", "neurons") == ["blocks.1.neurons",
+    assert as_adapter(model).select_keys("1,blocks.0.residual", "neurons") == ["blocks.1.neurons",
                                                                     "blocks.0.residual"]
     with pytest.raises(InputError):
-        layer_names(model, 99)
+        as_adapter(model).select_keys(99)
     with pytest.raises(InputError):
-        layer_names(model, 0, "bogus")
-    assert parse_region("K-12:1,000-2,000") == ("K-12", 1000, 2000)
-    assert parse_region("chr") == ("chr", None, None)
+        as_adapter(model).select_keys(0, "bogus")
+    assert parse_region("K-12:1,000-2,000") == Region("K-12", 999, 2000)  # 1-based, closed
+    assert parse_region("chr") == Region("chr")
     with pytest.raises(InputError):
         parse_region("chr:5-1")
     with pytest.raises(InputError):
@@ -247,7 +291,7 @@ def test_cli_extract(tmp_path):
     assert main(["extract", "--model", str(model), "--fasta", str(fasta), "--region",
                  "chrA:100-300", "--layers", "1", "--layout", "CL", "--out",
                  str(tmp_path / "cl")]) == 0
-    assert open_activations(tmp_path / "cl").load().shape[1] == 200
+    assert open_activations(tmp_path / "cl").load().shape[1] == 201  # 1-based, inclusive
     # user errors are one line, exit code 2
     assert main(["extract", "--model", str(tmp_path), "--fasta", str(fasta), "--out",
                  str(out)]) == 2

@@ -215,10 +215,21 @@ def test_cli_neurons_several_layers_in_one_pass(tmp_path, capsys):
     assert len(best) == 2
     meta = json.loads((out / "acts" / "meta.json").read_text())
     assert {a["layer"] for a in meta["arrays"]} == {"blocks.0.neurons", "blocks.2.neurons"}
-    # activations of another model are not reused
+    # the same weights in another folder are the same model: its activations are reused
     other = ["neurons", "--model", str(tmp_path / "elsewhere"), *args[3:]]
     (tmp_path / "elsewhere").mkdir()
     for name in ("config.json", "model.safetensors"):
         (tmp_path / "elsewhere" / name).write_bytes((model / name).read_bytes())
-    assert main(other) == 2
-    assert "another --acts" in capsys.readouterr().err
+    before = (out / "acts" / "meta.json").stat().st_mtime_ns
+    assert main(other) == 0
+    assert (out / "acts" / "meta.json").stat().st_mtime_ns == before
+    capsys.readouterr()
+    # a model retrained at the same path is another model: its activations are not reused
+    import torch
+
+    from dnatlas.model import DNAtlas
+
+    torch.manual_seed(123)
+    DNAtlas(DNAtlas.from_pretrained(model).config).save_pretrained(model)
+    assert main(args) == 2
+    assert "another model_fingerprint" in capsys.readouterr().err

@@ -82,9 +82,9 @@ def test_offset_profile_plot(tmp_path):
 
 def test_figure_recipes(tmp_path):
     from dnatlas.analysis import figures
-    from tests.test_extract import ToyRCModel
+    from tests.test_extract import ToyAdapter, ToyRCModel
 
-    model = ToyRCModel().eval()
+    model = ToyAdapter(ToyRCModel())
     seq = np.random.default_rng(3).integers(0, 4, 900).astype(np.uint8)
     cds = figures.find_feature(INTERVALS, "geneA")
     assert cds.type == "CDS"

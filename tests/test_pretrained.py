@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from dnatlas.genome.alphabet import MASK  # noqa: E402
 from dnatlas.model import DNAtlas  # noqa: E402
 from dnatlas.model.config import DNAtlasConfig  # noqa: E402
-from dnatlas.model.pretrained import default_model_path, load_model  # noqa: E402
+from dnatlas.models import default_model_path, load_model  # noqa: E402
 from dnatlas.model.windowed_mlm import nucleotide_log_probs  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def _masked_bits_per_nt(model, seq: np.ndarray, every: int = 7) -> float:
 
 
 def test_bundled_model_is_the_documented_tiny_model():
-    model = load_model()
+    model = load_model().model
     tiny = DNAtlasConfig.preset("tiny")
     assert (model.config.d_model, model.config.n_neurons, model.config.n_layers) == (
         tiny.d_model, tiny.n_neurons, tiny.n_layers)
@@ -46,6 +46,6 @@ def test_bundled_model_is_the_documented_tiny_model():
 
 def test_bundled_model_predicts_masked_ecoli_nucleotides_far_better_than_untrained(ecoli_window):
     torch.manual_seed(0)
-    trained = _masked_bits_per_nt(load_model().eval(), ecoli_window)
+    trained = _masked_bits_per_nt(load_model().model, ecoli_window)
     untrained = _masked_bits_per_nt(DNAtlas(DNAtlasConfig.preset("tiny")).eval(), ecoli_window)
     assert untrained > 1.95 and trained < 1.85, (trained, untrained)

@@ -13,7 +13,6 @@ from dnatlas.sae.activation_store import (
     CachedActivations,
     ShuffleBuffer,
     cache_activations,
-    fasta_windows,
     window_rows,
 )
 
@@ -155,13 +154,15 @@ def test_cached_activations_read_back(tmp_path):
 
 
 def test_fasta_windows(tmp_path):
+    from dnatlas.pipelines.windows import window_source
+
     fa = tmp_path / "x.fa"
     fa.write_text(">r1 desc\nACGTACGTAC\nGGGG\n>short\nAC\n>r2\nTTTTTTTTTTTTTTTTNNNN\n")
-    batch = next(fasta_windows(fa, window=12, batch_size=8, seed=0))
+    batch = next(window_source(fa, "val", window=12, batch=8, seed=0))
     assert batch.shape == (8, 12) and batch.dtype == np.uint8 and batch.max() <= 4
     with pytest.raises(InputError):
-        next(fasta_windows(fa, window=100, batch_size=2))
+        next(window_source(fa, "train", window=100, batch=2))
     bad = tmp_path / "bad.fa"
     bad.write_text(">r\nACGX\n")
     with pytest.raises(InputError, match="record 'r'"):
-        next(fasta_windows(bad, window=2, batch_size=1))
+        next(window_source(bad, "train", window=2, batch=1))

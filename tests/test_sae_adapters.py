@@ -9,19 +9,15 @@ from safetensors.torch import save_file
 
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import decode, encode
-from dnatlas.sae.adapters import load_adapter, parse_model_spec
-from dnatlas.sae.adapters.hyenadna import (
-    HyenaConfig,
-    HyenaDNA,
-    HyenaDNAAdapter,
-    fft_causal_conv,
-)
-from dnatlas.sae.adapters.nucleotide_transformer import (
+from dnatlas.models import load_model, parse_model_spec
+from dnatlas.models.arch.hyenadna import HyenaConfig, HyenaDNA, fft_causal_conv
+from dnatlas.models.hyenadna import HyenaDNAAdapter
+from dnatlas.models.nucleotide_transformer import (
     CLS,
     PAD,
     NucleotideTransformerAdapter,
     nt_vocabulary,
-    tiny_esm_config,
+    tiny_nt_config,
     tokenize,
 )
 
@@ -96,7 +92,7 @@ def test_nt_tokenize_matches_reference_on_random_windows():
 @pytest.fixture(scope="module")
 def nt():
     pytest.importorskip("transformers")
-    return NucleotideTransformerAdapter.from_config(tiny_esm_config(hidden_size=32, intermediate_size=64))
+    return NucleotideTransformerAdapter.from_config(tiny_nt_config(1, hidden_size=32, intermediate_size=64))
 
 
 def test_nt_activations_are_per_nucleotide(nt):
@@ -133,7 +129,7 @@ def test_nt_mlm_loss_and_interventions(nt):
 
 def test_nt_rejects_windows_longer_than_its_positions():
     pytest.importorskip("transformers")
-    small = NucleotideTransformerAdapter.from_config(tiny_esm_config(hidden_size=16, intermediate_size=32,
+    small = NucleotideTransformerAdapter.from_config(tiny_nt_config(1, hidden_size=16, intermediate_size=32,
                                                                      max_position_embeddings=12))
     small.activations(torch.zeros(1, 54, dtype=torch.long), ["blocks.0.residual"])  # 9 6-mers + CLS
     with pytest.raises(ValueError, match="at most"):
@@ -247,9 +243,7 @@ def test_hyena_from_pretrained_local_folder(tmp_path, hyena, original):
 
 
 def test_dnatlas_adapter():
-    from dnatlas.sae.adapters.dnatlas import DNAtlasAdapter
-
-    adapter = DNAtlasAdapter.from_preset("tiny", seed=0)
+    adapter = load_model("dnatlas:tiny:random-init")
     codes = torch.randint(0, 5, (2, 64), generator=torch.Generator().manual_seed(5))
     key = adapter.key(1, "neurons")
     acts = adapter.activations(codes, [key, "blocks.0.residual", "embed"])
@@ -263,14 +257,21 @@ def test_dnatlas_adapter():
 
 
 def test_model_specs(tmp_path):
-    assert parse_model_spec("hyenadna:/a/b") == ("hyenadna", "/a/b", False)
-    assert parse_model_spec("nt:/x:random-init") == ("nt", "/x", True)
-    assert parse_model_spec("dnatlas:random-init") == ("dnatlas", None, True)
+    from dnatlas.models import ModelSpec
+
+    assert parse_model_spec("hyenadna:/a/b") == ModelSpec("hyenadna", "/a/b", text="hyenadna:/a/b")
+    spec = parse_model_spec("nt:/x:random-init")
+    assert (spec.kind, spec.target, spec.random_init) == ("nt", "/x", True)
+    spec = parse_model_spec("default")
+    assert (spec.kind, spec.target, spec.random_init) == ("dnatlas", "default", False)
+    spec = parse_model_spec("hf:org/name@v1:random-init")
+    assert spec.hub and spec.target == "org/name@v1" and spec.random_init
+    assert parse_model_spec("/some/folder").kind is None  # detected from config.json
     with pytest.raises(InputError):
-        parse_model_spec("gpt:/x")
+        load_model("gpt:/x")  # an unknown kind is a path that does not exist
     with pytest.raises(InputError):
-        load_adapter("hyenadna:" + str(tmp_path / "missing"))
-    adapter = load_adapter("dnatlas:tiny:random-init")
+        load_model("hyenadna:" + str(tmp_path / "missing"))
+    adapter = load_model("dnatlas:tiny:random-init")
     assert adapter.n_layers >= 1
     pytest.importorskip("transformers")
-    assert isinstance(load_adapter("nt:random-init"), NucleotideTransformerAdapter)
+    assert isinstance(load_model("nt:random-init"), NucleotideTransformerAdapter)

@@ -59,10 +59,10 @@ def test_cli_errors(tmp_path, fasta, capsys):
     base = ["sae", "train", "--model", "dnatlas:tiny:random-init", "--out", str(tmp_path / "o"), *COMMON]
     assert main(base + ["--data", str(tmp_path / "nope"), "--layer", "0", "--arch", "relu"]) == 2
     assert main(base + ["--data", str(fasta), "--layer", "99", "--arch", "relu"]) == 2
-    assert "no activation" in capsys.readouterr().err
+    assert "layer 99 out of range" in capsys.readouterr().err
     assert main(base + ["--data", str(fasta), "--layer", "0", "--arch", "topk"]) == 2
     assert main(["sae", "train", "--model", "nt:random-init", "--data", str(fasta), "--layer", "0",
                  "--arch", "relu", "--window", "7000", "--out", str(tmp_path / "o")]) == 2
-    assert "at most" in capsys.readouterr().err
+    assert "is longer than" in capsys.readouterr().err
     assert main(["sae", "train", "--model", "gpt:x", "--data", str(fasta), "--layer", "0", "--arch", "relu",
                  "--out", str(tmp_path / "o")]) == 2

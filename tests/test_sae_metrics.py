@@ -45,7 +45,8 @@ def identity_sae(d, hook):
 
 
 def test_loss_recovered():
-    from dnatlas.sae.adapters.hyenadna import HyenaConfig, HyenaDNAAdapter
+    from dnatlas.models.arch.hyenadna import HyenaConfig
+    from dnatlas.models.hyenadna import HyenaDNAAdapter
 
     adapter = HyenaDNAAdapter.from_config(HyenaConfig(d_model=16, n_layer=2, d_inner=32, max_seq_len=64,
                                                       filter_order=8), seed=0)

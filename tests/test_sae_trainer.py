@@ -9,7 +9,7 @@ import torch
 from dnatlas.errors import InputError
 from dnatlas.sae.architectures import SAEConfig
 from dnatlas.sae.saelens_format import load_sae
-from dnatlas.sae.trainer import SAESpec, SAETrainer, TrainConfig, preset, train_saes
+from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig, preset, train_saes
 
 D, S, B = 8, 32, 64
 
@@ -35,7 +35,7 @@ def cfg(**kw):
     base = dict(steps=12, lr=3e-3, log_every=2, checkpoint_every=5, norm_batches=2,
                 sparsity_warmup_frac=0.25, lr_decay_frac=0.2, progress=False)
     base.update(kw)
-    return TrainConfig(**base)
+    return SAETrainingConfig(**base)
 
 
 def interrupted(stop):
@@ -120,12 +120,12 @@ def test_tensor_batches_and_errors(tmp_path):
 
 
 def test_lr_schedule():
-    c = TrainConfig(steps=100, lr=1.0, lr_warmup_frac=0.05)
+    c = SAETrainingConfig(steps=100, lr=1.0, lr_warmup_frac=0.05)
     assert [c.lr_at(i) for i in range(6)] == [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
     assert c.lr_at(99) == 1.0
-    d = TrainConfig(steps=100, lr=1.0, lr_warmup_frac=0.0, lr_decay_frac=0.1)
+    d = SAETrainingConfig(steps=100, lr=1.0, lr_warmup_frac=0.0, lr_decay_frac=0.1)
     assert d.lr_at(89) == 1.0 and d.lr_at(90) == pytest.approx(1.0) and d.lr_at(99) == pytest.approx(0.1)
-    assert TrainConfig(steps=10, sparsity_warmup_frac=0.5).sparsity_scale_at(1) == pytest.approx(0.4)
+    assert SAETrainingConfig(steps=10, sparsity_warmup_frac=0.5).sparsity_scale_at(1) == pytest.approx(0.4)
 
 
 def test_preset_hyenadna_001():

@@ -3,8 +3,10 @@ similarity and the neuron AUPRC catalog (report sections 4-5).
 
 Modules (importing this package loads neither torch nor matplotlib):
 
-- :mod:`~dnatlas.analysis.extract`: stream activations of any-length sequences to memory or
-  ``.npy`` files (chunks overlapping by the receptive field; − strand by RCPS).
+- :mod:`~dnatlas.analysis.extract`: stream any model's activations over any-length
+  sequences to memory or ``.npy`` files (windows planned from the model's context).
+- :mod:`~dnatlas.analysis.activation_files`: activation folders on disk, keyed by what
+  produced them.
 - :mod:`~dnatlas.analysis.gram`: unit-normalised similarity (Gram) matrices, codon phases.
 - :mod:`~dnatlas.analysis.offsets`: offset profile, 3-periodicity, Toeplitz score.
 - :mod:`~dnatlas.analysis.similarity`: linear CKA and the report's Spearman measure.
@@ -21,7 +23,6 @@ from dnatlas.analysis.catalog import NeuronCatalog, layer_summary
 from dnatlas.analysis.extract import (
     extract_activations,
     extract_to_dir,
-    layer_names,
     open_activations,
 )
 from dnatlas.analysis.gram import (
@@ -42,8 +43,7 @@ from dnatlas.analysis.similarity import codon_pool, gram_spearman, linear_cka
 
 __all__ = [
     "GenomeLabels", "LabelIndex", "NeuronCatalog", "average_precision", "codon_pool",
-    "extract_activations", "extract_to_dir", "gram_matrix", "gram_spearman", "layer_names",
-    "layer_summary",
+    "extract_activations", "extract_to_dir", "gram_matrix", "gram_spearman", "layer_summary",
     "linear_cka", "offset_profile", "offset_profile_acts", "open_activations",
     "period3_power", "periodicity3", "phase_positions", "precision_recall_curve",
     "scan_neurons", "signed_parts", "toeplitz_score", "unit_normalize",

@@ -15,10 +15,12 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from dnatlas.analysis import neuron_plots, plots
-from dnatlas.analysis.extract import extract_activations, layer_names, rc_permutation
+from dnatlas.analysis.extract import extract_activations
 from dnatlas.analysis.gram import gram_matrix, phase_positions, signed_parts
 from dnatlas.analysis.similarity import gram_spearman
 from dnatlas.errors import InputError
+from dnatlas.genome.regions import format_region
+from dnatlas.models import as_adapter
 
 __all__ = [
     "codon_phase_figure",
@@ -41,7 +43,7 @@ def find_feature(intervals: Iterable, name: str, types: Sequence[str] = ("CDS", 
 
 
 def _acts(model, seq, layer, site, start, end):
-    (name,) = layer_names(model, layer, site)
+    (name,) = as_adapter(model).select_keys(layer, site)
     return name, extract_activations(model, seq, [name], site, start=start, end=end,
                                      progress=False)[name]
 
@@ -53,7 +55,7 @@ def region_gram_figure(model, seq: np.ndarray, start: int, end: int, layer: int 
     name, acts = _acts(model, seq, layer, site, start, end)
     gram = gram_matrix(acts, center=center)
     return plots.gram_figure(gram, start, end, intervals, seqid, scale=scale,
-                             title=title or f"{name}  {seqid or ''}:{start:,}-{end:,}")
+                             title=title or f"{name}  {format_region(seqid or 'seq', start, end)}")
 
 
 def codon_phase_figure(model, seq: np.ndarray, cds, layer: int | str = 7,
@@ -77,7 +79,7 @@ def layer_grid_figure(model, seq: np.ndarray, start: int, end: int, intervals=No
                       seqid: str | None = None, layers="all", site: str = "neurons",
                       ncols: int = 3, scale: str = "linear"):
     """Supplementary Figures 1-2: one similarity map per layer (titles are 1-based)."""
-    names = layer_names(model, layers, site)
+    names = as_adapter(model).select_keys(layers, site)
     acts = extract_activations(model, seq, names, site, start=start, end=end, progress=False)
     grams = {f"layer {int(n.split('.')[1]) + 1}": gram_matrix(acts[n]) for n in names}
     return plots.gram_grid_figure(grams, start, end, intervals, seqid, ncols=ncols, scale=scale)
@@ -119,8 +121,5 @@ def neuron_window(model, seq: np.ndarray, start: int, end: int, neurons: Sequenc
                   labels: dict | None = None):
     """Figure 4 a: selected neurons (both strands, via RCPS) over a window, with annotation."""
     name, acts = _acts(model, seq, layer, "neurons", start, end)
-    try:
-        perm = rc_permutation(model, name)
-    except ValueError:
-        perm = None
+    perm = as_adapter(model).rc_permutation(name)
     return neuron_plots.neuron_window_figure(acts, neurons, start, perm, intervals, seqid, labels)

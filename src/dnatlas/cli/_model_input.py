@@ -1,62 +1,60 @@
-"""Inputs shared by the activation commands (``extract``, ``gram``, ``neurons``): the
-model, the genome records, and the site argument.
-
-Layers are 0-based (the report's "layer 8" is ``--layer 7``) or full site names such as
-``blocks.7.neurons``.
-"""
+"""Options shared by every command that runs a model: one ``--model`` spec, the genome,
+chunking and device. Parsing only; the work is in :mod:`dnatlas.pipelines`."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from dnatlas.errors import InputError
+MODEL_HELP = ("model: default (the bundled DNAtlas), a folder, dnatlas:|hyenadna:|nt:|"
+              "transformer:|kmer: PATH, or hf:REPO_ID; add :random-init for fresh weights "
+              "(default: default)")
 
 
-def load_model(spec: str | None, device: str | None = None):
-    """The model of ``--model``: a ``save_pretrained`` folder, or the bundled default.
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
-    ``device`` (e.g. ``cuda``) moves it there; extraction then runs on that device.
-    """
-    from dnatlas.model.pretrained import load_model as load
 
-    model = load(spec)
-    return model if device is None else model.to(device)
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
 
 
-def records_of(fasta: Path, region: str | None):
-    """``[(record, start, end)]``: one region, or every record of the file."""
-    from dnatlas.analysis.extract import parse_region
-    from dnatlas.genome.readers import read_records
+def add_model_arg(parser, help_text: str = MODEL_HELP) -> None:
+    parser.add_argument("--model", "-m", default=None, metavar="SPEC", help=help_text)
 
-    if region is None:
-        return [(r, 0, len(r)) for r in read_records(fasta)]
-    seqid, start, end = parse_region(region)
-    for record in read_records(fasta):
-        if record.id == seqid:
-            start, end = (0, len(record)) if start is None else (start, end)
-            if end > len(record):
-                raise InputError(f"region end {end} is past the record's length {len(record)}",
-                                 path=fasta, record=seqid)
-            return [(record, start, end)]
-    raise InputError(f"no record {seqid!r}", path=fasta)
+
+def add_device_arg(parser) -> None:
+    parser.add_argument("--device", default=None, metavar="DEV",
+                        help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
 
 
 def add_model_input(parser, required: bool) -> None:
-    parser.add_argument("--model", "-m", default=None, metavar="DIR",
-                        help="model folder (config.json + model.safetensors); default: the "
-                             "bundled model")
+    add_model_arg(parser)
     parser.add_argument("--fasta", "-f", type=Path, required=required, metavar="FILE",
                         help="genome (FASTA or GenBank, optionally gzipped)")
-    parser.add_argument("--chunk-size", type=int, default=1 << 15, metavar="NT",
+    parser.add_argument("--chunk-size", type=positive_int, default=1 << 15, metavar="NT",
                         help="positions per forward pass (default 32768)")
-    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
+    parser.add_argument("--batch-size", type=positive_int, default=1, metavar="N",
                         help="chunks per forward pass (default 1; more helps on a GPU)")
-    parser.add_argument("--device", default=None, metavar="DEV",
-                        help="torch device, e.g. cuda (default: the model's, cpu)")
+    add_device_arg(parser)
 
 
 def add_site_arg(parser) -> None:
-    from dnatlas.analysis.extract import SITES
-
-    parser.add_argument("--site", choices=SITES, default="neurons",
-                        help="activation site (default neurons: after thresholding, before SoLU)")
+    parser.add_argument("--site", default=None,
+                        help="activation site of integer layers (DNAtlas: neurons (default), "
+                             "pre_act, post_act, residual; HyenaDNA: residual, mixer, mlp; "
+                             "NT and the Transformer: residual)")

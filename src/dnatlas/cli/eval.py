@@ -1,10 +1,11 @@
-"""``dnatlas eval``: masked-nucleotide bits/nt and accuracy, DNAtlas next to the baselines."""
+"""``dnatlas eval``: masked-nucleotide bits/nt and accuracy, models next to the baselines."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from dnatlas.cli._model_input import MODEL_HELP, add_device_arg, positive_int
 
 
 def register(subparsers) -> None:
@@ -12,78 +13,53 @@ def register(subparsers) -> None:
         "eval", help="masked-nucleotide cross-entropy (bits/nt) of models and baselines",
         description="Score models on a split of a genome store with a fixed, seeded Markov "
                     "masking, so numbers are comparable across models.")
-    p.add_argument("--model", action="append", default=None,
-                   help="saved model folder, or 'default' for the bundled model (repeatable)")
+    p.add_argument("--model", "-m", action="append", default=None, metavar="SPEC",
+                   help=MODEL_HELP + "; repeatable")
     p.add_argument("--data", required=True, help="genome store")
-    p.add_argument("--split", default="val")
+    p.add_argument("--split", default="val", choices=("train", "val"))
     p.add_argument("--baseline", action="append", default=[],
-                   help="'kmer' (fitted on the train split, k chosen on the split), "
-                        "'kmer:PATH' (saved k-mer model) or 'transformer:PATH' (repeatable)")
+                   help="'kmer' (fitted on the train split, k chosen on the split), or a "
+                        "model spec such as kmer:PATH or transformer:PATH (repeatable)")
     p.add_argument("--kmer-orders", default="1,2,3,4,5,6,7", help="k values tried for 'kmer'")
     p.add_argument("--annotations", help="GFF3/GenBank/BED: also report coding and non-coding")
-    p.add_argument("--window", type=int, default=1024)
-    p.add_argument("--max-windows", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--window", type=positive_int, default=1024)
+    p.add_argument("--max-windows", type=positive_int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--json", dest="json_out", help="write all results to this JSON file")
-    p.add_argument("--device", default="cpu")
+    add_device_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dnatlas.genome.store import GenomeStore
-    from dnatlas.model.pretrained import load_model, resolve_model_path
-    from dnatlas.training.evaluate import (coding_lookup, dnatlas_predictor, evaluate,
-                                           fit_kmer_baseline)
     from dnatlas.errors import InputError
+    from dnatlas.files import atomic_write_text, check_writable_file
+    from dnatlas.pipelines.evaluate import evaluate_models
+    from dnatlas.pipelines.gram import finite
 
-    store = GenomeStore.open(args.data)
-    if store.segment_indices(args.split).size == 0:
-        raise InputError(f"the store has no {args.split!r} split", path=args.data)
-    coding = coding_lookup(store, args.annotations) if args.annotations else None
-    common = dict(store=store, split=args.split, window=args.window, max_windows=args.max_windows,
-                  batch_size=args.batch_size, coding=coding, device=args.device, progress=True)
-    results: dict[str, dict] = {}
-    for spec in args.model or ([] if args.baseline else ["default"]):
-        model = load_model(spec, args.device)
-        predict = (dnatlas_predictor(model) if hasattr(model, "site_names")
-                   else model.predict_nucleotides)
-        label = resolve_model_path(spec).name if spec in (None, "default") else spec
-        results[f"model:{label}"] = evaluate(predict, **common)
-    for spec in args.baseline:
-        kind, _, path = spec.partition(":")
-        if kind == "kmer" and not path:
-            orders = [int(k) for k in args.kmer_orders.split(",")]
-            sel = fit_kmer_baseline(store, args.split, orders, args.window)
-            res = evaluate(sel.model.predict_nucleotides, **common)
-            res["k"] = sel.best_k
-            res["k_selection_bits_per_nt"] = sel.bits_per_nt
-            results["baseline:kmer"] = res
-        elif kind == "kmer":
-            from dnatlas.baselines.kmer import KmerContextModel
-
-            results[f"baseline:kmer:{path}"] = evaluate(
-                KmerContextModel.load(path).predict_nucleotides, **common)
-        elif kind == "transformer" and path:
-            results[f"baseline:transformer:{path}"] = evaluate(
-                load_model(path, args.device).predict_nucleotides, **common)
-        else:
-            raise InputError(f"unknown baseline {spec!r}: use kmer, kmer:PATH or transformer:PATH")
+    try:
+        orders = [int(k) for k in args.kmer_orders.split(",") if k.strip()]
+    except ValueError:
+        raise InputError(f"--kmer-orders must be integers, got {args.kmer_orders!r}") from None
+    if args.json_out:
+        check_writable_file(args.json_out, "--json")
+    results = evaluate_models(args.data, args.model, args.baseline, args.split,
+                              args.annotations, orders, args.window, args.max_windows,
+                              args.batch_size, args.device)
     _print_table(results)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_text(args.json_out, json.dumps(finite(results), indent=2) + "\n")
     return 0
 
 
 def _print_table(results: dict[str, dict]) -> None:
-    cols = ["bits_per_nt", "accuracy"]
     has_coding = any("coding" in r for r in results.values())
     header = f"{'model':<60} {'bits/nt':>8} {'acc':>7}"
     if has_coding:
-        header += f" {'coding':>8} {'noncoding':>9}"
+        header += f" {'coding bits/nt':>14} {'noncoding bits/nt':>17}"
     print(header)
     print("-" * len(header))
     for name, r in results.items():
-        line = f"{name[-60:]:<60} {r[cols[0]]:8.4f} {r[cols[1]]:7.4f}"
+        line = f"{name[-60:]:<60} {r['bits_per_nt']:8.4f} {r['accuracy']:7.4f}"
         if has_coding and "coding" in r:
-            line += f" {r['coding']['bits_per_nt']:8.4f} {r['noncoding']['bits_per_nt']:9.4f}"
+            line += f" {r['coding']['bits_per_nt']:14.4f} {r['noncoding']['bits_per_nt']:17.4f}"
         print(line)

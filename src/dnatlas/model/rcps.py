@@ -41,7 +41,7 @@ def triplet_rc_permutation() -> torch.Tensor:
 
     Triplet index = 16*first + 4*middle + last; RC(abc) = comp(c) comp(b) comp(a).
     """
-    t = torch.arange(64)
+    t = torch.arange(64, device="cpu")  # explicit: also under a meta-device context
     a, b, c = t // 16, (t // 4) % 4, t % 4
     return 16 * (3 - c) + 4 * (3 - b) + (3 - a)
 
@@ -70,7 +70,7 @@ class RCEmbedding(nn.Module):
         self.rcps = rcps
         width = d // 2 if rcps else d
         self.weight_half = nn.Parameter(torch.randn(vocab_size, width))
-        self.register_buffer("complement", torch.tensor(TOKEN_COMPLEMENT[:vocab_size]),
+        self.register_buffer("complement", torch.tensor(TOKEN_COMPLEMENT[:vocab_size], device="cpu"),
                              persistent=False)
 
     def full_weight(self) -> torch.Tensor:
@@ -153,14 +153,15 @@ class RCTripletHead(nn.Module):
         super().__init__()
         self.rcps = rcps
         perm = triplet_rc_permutation()
-        rep = torch.nonzero(torch.arange(64) < perm).squeeze(1)  # 32 representatives
+        cpu = "cpu"  # index buffers are built on the CPU even under a meta-device context
+        rep = torch.nonzero(torch.arange(64, device=cpu) < perm).squeeze(1)  # 32 representatives
         # full row t = stored row src[t], mirrored when t is not a representative
-        src = torch.empty(64, dtype=torch.long)
-        src[rep] = torch.arange(32)
-        src[perm[rep]] = torch.arange(32)
+        src = torch.empty(64, dtype=torch.long, device=cpu)
+        src[rep] = torch.arange(32, device=cpu)
+        src[perm[rep]] = torch.arange(32, device=cpu)
         self.register_buffer("src", src, persistent=False)
-        self.register_buffer("is_mirror", torch.ones(64, dtype=torch.bool).index_fill_(0, rep, False),
-                             persistent=False)
+        self.register_buffer("is_mirror", torch.ones(64, dtype=torch.bool, device=cpu)
+                             .index_fill_(0, rep, False), persistent=False)
         rows = 32 if rcps else 64
         self.weight_half = nn.Parameter(torch.randn(rows, d) / math.sqrt(d))
         self.bias_half = nn.Parameter(torch.zeros(rows))

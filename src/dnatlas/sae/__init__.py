@@ -9,18 +9,19 @@ Modules:
 * :mod:`~dnatlas.sae.saelens_format`: :func:`save_sae` / :func:`load_sae` SAELens folders.
 * :mod:`~dnatlas.sae.activation_store`: shuffle buffer, streaming store, disk cache.
 * :mod:`~dnatlas.sae.metrics`: L0, FVU, dead/dense features, loss recovered.
-* :mod:`~dnatlas.sae.adapters`: DNAtlas, HyenaDNA and Nucleotide Transformer adapters.
+
+Models are reached through :mod:`dnatlas.models` (any model, one protocol).
 
 Quick start::
 
-    from dnatlas.sae import SAEConfig, SAESpec, TrainConfig, SAETrainer, ActivationStore
-    from dnatlas.sae.adapters import load_adapter
+    from dnatlas.sae import SAEConfig, SAESpec, SAETrainingConfig, SAETrainer, ActivationStore
+    from dnatlas.models import load_model
 
-    adapter = load_adapter("hyenadna:/models/hyenadna-small-32k-seqlen-hf")
+    adapter = load_model("hyenadna:/models/hyenadna-small-32k-seqlen-hf")
     key = adapter.key(2)                                   # "blocks.2.residual"
     store = ActivationStore(adapter, windows, [key], batch_size=4096)
     spec = SAESpec(None, key, SAEConfig.from_expansion("topk", adapter.d(key), 16, k=32))
-    SAETrainer([spec], TrainConfig(steps=20_000), "out/sae").fit(store)
+    SAETrainer([spec], SAETrainingConfig(steps=20_000), "out/sae").fit(store)
 """
 
 from dnatlas.sae.activation_store import (
@@ -28,7 +29,6 @@ from dnatlas.sae.activation_store import (
     CachedActivations,
     ShuffleBuffer,
     cache_activations,
-    fasta_windows,
     window_rows,
 )
 from dnatlas.sae.architectures import (
@@ -43,12 +43,12 @@ from dnatlas.sae.architectures import (
 )
 from dnatlas.sae.metrics import evaluate_reconstruction, loss_recovered
 from dnatlas.sae.saelens_format import load_sae, save_sae
-from dnatlas.sae.trainer import PRESETS, SAESpec, SAETrainer, TrainConfig, preset, train_saes
+from dnatlas.sae.trainer import PRESETS, SAESpec, SAETrainer, SAETrainingConfig, preset, train_saes
 
 __all__ = [
     "ARCHITECTURES", "ActivationStore", "BatchTopKSAE", "CachedActivations", "JumpReLUSAE",
     "PRESETS", "ReLUSAE", "SAEConfig", "SAESpec", "SAETrainer", "ShuffleBuffer",
-    "SparseAutoencoder", "TopKSAE", "TrainConfig", "build_sae", "cache_activations",
-    "evaluate_reconstruction", "fasta_windows", "load_sae", "loss_recovered", "preset",
+    "SparseAutoencoder", "TopKSAE", "SAETrainingConfig", "build_sae", "cache_activations",
+    "evaluate_reconstruction", "load_sae", "loss_recovered", "preset",
     "save_sae", "train_saes", "window_rows",
 ]

@@ -20,12 +20,12 @@ still advanced, which is cheap). :class:`CachedActivations` reads shards back in
 order through a :class:`ShuffleBuffer`.
 
 Window sources: any iterable of uint8 arrays (B, L) with codes A=0 C=1 G=2 T=3 N=4, such as
-:class:`dnatlas.genome.sampler.WindowSampler` (``iter(sampler)``), or :func:`fasta_windows`.
+:class:`dnatlas.genome.sampler.WindowSampler` (``iter(sampler)``), or
+:func:`dnatlas.pipelines.windows.window_source`.
 """
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import json
 import os
@@ -38,9 +38,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dnatlas.errors import InputError
+from dnatlas.files import atomic_path, atomic_write_text
 
 MANIFEST_NAME = "manifest.json"
-CACHE_FORMAT = "dnatlas-activations"
+CACHE_FORMAT = "dnatlas-sae-activation-shards"
 CACHE_VERSION = 1
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -127,7 +128,7 @@ def window_rows(adapter, tokens: np.ndarray | torch.Tensor, keys: list[str], *,
     """Per-nucleotide activations of one batch of windows, flattened to rows.
 
     Args:
-        adapter: an :class:`~dnatlas.sae.adapters.ActivationAdapter`.
+        adapter: an :class:`~dnatlas.models.ModelAdapter`.
         tokens: codes, (B, L), A=0 C=1 G=2 T=3 N=4.
         keys: activation keys.
         drop_n: leave out positions whose nucleotide is N.
@@ -193,9 +194,7 @@ class ActivationStore:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
@@ -270,9 +269,8 @@ def cache_activations(rows_of: Callable[[np.ndarray], Rows], windows: Iterable[n
         tensors = {k: v.index_select(0, perm.to(v.device)).to("cpu", DTYPES[dtype]).contiguous()
                    for k, v in rows.items()}
         name = f"shard_{index:05d}.safetensors"
-        tmp = out / (name + ".tmp")
-        save_file(tensors, str(tmp))
-        os.replace(tmp, out / name)
+        with atomic_path(out / name) as tmp:
+            save_file(tensors, str(tmp))
         manifest["keys"] = {k: int(v.shape[1]) for k, v in tensors.items()}
         manifest["shards"].append({"index": index, "file": name, "rows": n})
         manifest["shards"].sort(key=lambda s: s["index"])
@@ -344,62 +342,3 @@ class CachedActivations:
 
     def __iter__(self) -> Iterator[Rows]:
         return self.batches(0)
-
-
-# --------------------------------------------------------------------------------------
-# a FASTA window source (no genome store needed)
-# --------------------------------------------------------------------------------------
-
-
-def read_fasta_codes(path: str | Path) -> list[np.ndarray]:
-    """Records of a (gzipped) FASTA file as code arrays (uint8, A=0 C=1 G=2 T=3 N=4)."""
-    from dnatlas.genome.alphabet import encode
-
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    records: list[np.ndarray] = []
-    parts: list[str] = []
-    name = None
-    try:
-        with opener(path, "rt") as fh:
-            for lineno, line in enumerate(fh, 1):
-                line = line.strip()
-                if line.startswith(">"):
-                    if parts:
-                        records.append(_encode_record(encode, "".join(parts), path, name))
-                    name, parts = line[1:].split()[0] if line[1:].split() else "", []
-                elif line:
-                    if name is None:
-                        raise InputError("sequence before the first '>' header", path=path,
-                                         line=lineno)
-                    parts.append(line)
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    if parts:
-        records.append(_encode_record(encode, "".join(parts), path, name))
-    if not records:
-        raise InputError("no sequence found", path=path)
-    return records
-
-
-def _encode_record(encode, seq: str, path: Path, name: str | None) -> np.ndarray:
-    try:
-        return encode(seq)
-    except ValueError as exc:
-        raise InputError(str(exc), path=path, record=name) from None
-
-
-def fasta_windows(path: str | Path, window: int, batch_size: int, seed: int = 0
-                  ) -> Iterator[np.ndarray]:
-    """Endless batches (batch_size, window) of uniformly random windows of a FASTA file."""
-    records = [r for r in read_fasta_codes(path) if len(r) >= window]
-    if not records:
-        raise InputError(f"no record is at least {window} bases long", path=path)
-    starts = np.array([len(r) - window + 1 for r in records], dtype=np.int64)
-    cum = np.concatenate([[0], np.cumsum(starts)])
-    rng = np.random.default_rng(seed)
-    while True:
-        draws = rng.integers(0, cum[-1], size=batch_size)
-        which = np.searchsorted(cum, draws, side="right") - 1
-        offs = draws - cum[which]
-        yield np.stack([records[w][o:o + window] for w, o in zip(which, offs)])

@@ -95,7 +95,7 @@ def loss_recovered(adapter, sae: SparseAutoencoder, token_batches: Iterable[np.n
     """Model loss with the SAE reconstruction spliced in at ``key``, vs clean and zero-ablated.
 
     Args:
-        adapter: the model's :class:`~dnatlas.sae.adapters.ActivationAdapter`.
+        adapter: the model's :class:`~dnatlas.models.ModelAdapter`.
         token_batches: windows of nucleotide codes (B, L).
         key: the site (default: the SAE's ``hook_name``).
         seed: masking seed (batch i uses seed + i, the same for all three runs).

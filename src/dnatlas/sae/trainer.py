@@ -53,7 +53,7 @@ Batch = torch.Tensor | dict[str, torch.Tensor]
 
 
 @dataclass
-class TrainConfig:
+class SAETrainingConfig:
     """Optimisation settings shared by all SAEs of a run.
 
     Args:
@@ -93,7 +93,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+    def from_dict(cls, data: dict[str, Any]) -> SAETrainingConfig:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in data.items() if k in names}
         if "adam_betas" in kw:
@@ -115,7 +115,7 @@ class TrainConfig:
         return min(1.0, (step + 1) / warm) if warm else 1.0
 
 
-#: named presets: (SAEConfig keyword overrides incl. "expansion", TrainConfig overrides)
+#: named presets: (SAEConfig keyword overrides incl. "expansion", SAETrainingConfig overrides)
 PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # Paper 001 (SAEs on HyenaDNA-small-32k, layer 3): ReLU + L1 0.1, 32x expansion,
     # lr linearly warmed up over 5 % of the steps then fixed at 1e-6, batch 2048. The paper
@@ -127,12 +127,12 @@ PRESETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-def preset(name: str) -> tuple[dict[str, Any], TrainConfig]:
-    """(SAE keyword overrides, TrainConfig) of a named preset; see :data:`PRESETS`."""
+def preset(name: str) -> tuple[dict[str, Any], SAETrainingConfig]:
+    """(SAE keyword overrides, SAETrainingConfig) of a named preset; see :data:`PRESETS`."""
     if name not in PRESETS:
         raise InputError(f"unknown SAE preset {name!r}; choose from {', '.join(PRESETS)}")
     sae_kw, train_kw = PRESETS[name]
-    return dict(sae_kw), TrainConfig(**train_kw)
+    return dict(sae_kw), SAETrainingConfig(**train_kw)
 
 
 @dataclass
@@ -162,7 +162,7 @@ def _item(value: torch.Tensor | None) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _adam(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def _adam(params, cfg: SAETrainingConfig, device: torch.device) -> torch.optim.Optimizer:
     kw = {"lr": cfg.lr, "betas": tuple(cfg.adam_betas)}
     if device.type in ("cpu", "cuda"):
         try:
@@ -182,7 +182,7 @@ class SAETrainer:
         metadata: extra metadata saved into each SAE's cfg.json (e.g. the data source).
     """
 
-    def __init__(self, specs: list[SAESpec], cfg: TrainConfig, out_dir: str | Path,
+    def __init__(self, specs: list[SAESpec], cfg: SAETrainingConfig, out_dir: str | Path,
                  metadata: dict[str, Any] | None = None):
         if not specs:
             raise ValueError("no SAE to train")
@@ -441,7 +441,7 @@ class SAETrainer:
         self.step = int(state["step"])
 
 
-def train_saes(specs: list[SAESpec], data, cfg: TrainConfig, out_dir: str | Path,
+def train_saes(specs: list[SAESpec], data, cfg: SAETrainingConfig, out_dir: str | Path,
                resume: bool = False, metadata: dict[str, Any] | None = None
                ) -> dict[str | None, SparseAutoencoder]:
     """Convenience wrapper: ``SAETrainer(specs, cfg, out_dir, metadata).fit(data, resume)``."""

@@ -54,7 +54,7 @@ from dnatlas.training.checkpoint import (
     set_rng_state,
 )
 from dnatlas.training.config import TrainConfig
-from dnatlas.training.evaluate import dnatlas_predictor, evaluate
+from dnatlas.training.evaluate import evaluate
 from dnatlas.training.metrics_log import MetricsLog, nats_to_bits
 from dnatlas.training.objective import build_model, count_loss_terms, loss_sum_and_count
 
@@ -100,7 +100,12 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def predictor_for(model: nn.Module, kind: str):
-    return dnatlas_predictor(model) if kind == "dnatlas" else model.predict_nucleotides
+    """Nucleotide log-probabilities (B, L) -> (B, L, 4) of an unwrapped model, through its
+    adapter (``kind`` is checked to be trainable)."""
+    from dnatlas.models.registry import as_adapter, trainable_adapter
+
+    trainable_adapter(kind)
+    return as_adapter(model).nucleotide_log_probs
 
 
 def train(cfg: TrainConfig, data: str | Path, out: str | Path, resume: bool = False,

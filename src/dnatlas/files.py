@@ -1,0 +1,157 @@
+"""File mechanics shared by every reader and writer: gzip-aware text opening, atomic
+writes that survive crashes, and output-folder checks made before long work starts.
+
+* :func:`open_text`: open a text file, decompressing gzip (detected by its magic bytes,
+  not its suffix).
+* :func:`atomic_write`: write a file through a temporary sibling that is fsynced and then
+  renamed over the target, so a reader never sees half a file and a crash leaves the old
+  one. Files are created with the usual permissions (0666 minus the umask).
+* :func:`check_writable_file` / :func:`check_output_dir`: fail early with one line when an
+  output cannot be written, before any work is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+from dnatlas.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_gzip(path: str | Path) -> bool:
+    """Whether ``path`` starts with the gzip magic bytes."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+def open_text(path: str | Path, encoding: str = "utf-8") -> IO[str]:
+    """Open ``path`` for reading text, gunzipping it when it is gzip (by magic bytes).
+
+    Raises :class:`InputError` when the file does not exist or is a folder.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file", path=path)
+    if path.is_dir():
+        raise InputError("is a folder, not a file", path=path)
+    if is_gzip(path):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding)
+    return open(path, encoding=encoding)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8"
+                 ) -> Iterator[IO]:
+    """Context manager yielding a file object whose content replaces ``path`` on success.
+
+    The data is written to a temporary file in the same folder, flushed and fsynced, then
+    renamed over ``path`` (and the folder fsynced). On an exception the temporary file is
+    removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    binary = "b" in mode
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_umask())
+    try:
+        with os.fdopen(fd, mode, **({} if binary else {"encoding": encoding})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(path) as fh:
+        fh.write(text)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+    with atomic_write(path, "wb") as fh:
+        fh.write(data)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary sibling path for libraries that write by file name (safetensors,
+    ``torch.save``); it is fsynced and renamed over ``path`` when the block succeeds."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def check_writable_file(path: str | Path, what: str = "output") -> Path:
+    """Refuse an output file that cannot be written: it is a folder, or sits under a file
+    or in a read-only folder. Creates missing parent folders."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{what} is a folder, not a file", path=path)
+    _make_parents(path.parent, what)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"{what} is not writable", path=path)
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise InputError(f"{what} folder is not writable", path=path.parent)
+    return path
+
+
+def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Refuse an output folder that is a file, sits under a file, or is not writable;
+    create it when missing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} is a file, not a folder", path=path)
+    _make_parents(path, what)
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"{what} is not writable", path=path)
+    return path
+
+
+def _make_parents(directory: Path, what: str) -> None:
+    for parent in [directory, *directory.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{what} would sit under a file", path=parent)
+            break
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the {what}: {exc.strerror}", path=directory) from None

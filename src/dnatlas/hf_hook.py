@@ -1,0 +1,51 @@
+"""Register DNAtlas with ``transformers`` when (and only when) ``transformers`` is imported.
+
+``import dnatlas`` calls :func:`register_when_imported`; it costs no import of torch or
+transformers. The classes themselves are in :mod:`dnatlas.models.hf`.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
+
+
+def _register() -> None:
+    try:
+        from dnatlas.models.hf import register
+
+        register()
+    except Exception:  # a broken or too old transformers must not break its own import
+        pass
+
+
+class _RegisterOnImport(importlib.abc.MetaPathFinder):
+    """Wraps the loader of ``transformers`` so that registration follows its import."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "transformers":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        original = spec.loader.exec_module
+
+        def exec_module(module):
+            original(module)
+            _register()
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def register_when_imported() -> None:
+    """Register now if ``transformers`` is imported, else as soon as it is."""
+    if "transformers" in sys.modules:
+        _register()
+        return
+    if importlib.util.find_spec("transformers") is None:
+        return
+    if not any(isinstance(f, _RegisterOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterOnImport())

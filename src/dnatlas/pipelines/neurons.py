@@ -1,0 +1,199 @@
+"""The neuron catalog pipeline (report section 5, Figure 4): for every neuron of one or more
+layers of any model, its AUPRC against every annotation track over whole genomes and both
+strands, with PR curves, Manhattan plots and top-activating windows.
+
+    from dnatlas.pipelines.neurons import CatalogSettings, neuron_catalog
+    result = neuron_catalog("default", "genome.fa", "genes.gff3", layers="all", out="runs/n")
+    result.summary          # each track's best layer and neuron
+
+Activations are extracted once, neuron-major, into ``acts_dir`` (default ``OUT/acts``) and
+reused only when the model's fingerprint, the site, the chunking and every record's
+sequence hash match. For RC-equivariant models (DNAtlas) the − strand comes from the RC
+permutation; for others (HyenaDNA, NT) from a second pass over the reverse complement,
+stored as extra channels (``strand="paired"``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dnatlas.errors import InputError
+from dnatlas.models import ModelAdapter, load_model
+
+
+@dataclass
+class CatalogSettings:
+    """Options of :func:`neuron_catalog`.
+
+    Attributes:
+        records: records to scan (default: the annotated ones).
+        tracks: tracks to score (default: all).
+        footnote6: label start codons at their 2nd and stop codons at their 1st nucleotide.
+        top: neurons listed per track; windows: top windows per neuron, each
+            ``half_window`` nt each side of its centre.
+        manhattan: neurons to plot (default: the best of each track).
+        jobs: processes scoring neurons; chunk_size, batch_size: extraction.
+    """
+
+    records: list[str] | None = None
+    tracks: list[str] | None = None
+    footnote6: bool = False
+    top: int = 20
+    windows: int = 10
+    half_window: int = 40
+    manhattan: list[int] | None = None
+    jobs: int = 1
+    chunk_size: int = 1 << 15
+    batch_size: int = 1
+
+    def check(self) -> None:
+        for name in ("top", "windows", "half_window", "jobs", "chunk_size", "batch_size"):
+            if getattr(self, name) < (0 if name in ("windows",) else 1):
+                raise InputError(f"{name.replace('_', '-')} must be positive, got "
+                                 f"{getattr(self, name)}")
+
+
+@dataclass
+class CatalogResult:
+    """What :func:`neuron_catalog` produced.
+
+    Attributes:
+        catalogs: one :class:`~dnatlas.analysis.catalog.NeuronCatalog` per layer.
+        codon_match: AUPRC of an exact codon match per codon track (the reference).
+        summary: per track, its best layer and neuron (several layers only).
+        out: the output folder.
+    """
+
+    catalogs: list
+    codon_match: dict
+    summary: list[dict] = field(default_factory=list)
+    out: Path = Path(".")
+
+
+def _labels(records, intervals, settings: CatalogSettings):
+    from dnatlas.analysis.neurons import GenomeLabels, footnote6_names
+    from dnatlas.annotation.tracks import label_tracks
+
+    names = footnote6_names(settings.tracks, settings.footnote6) if settings.tracks else None
+    tracks = {r.id: label_tracks(intervals, r.id, len(r), tracks=names) for r in records}
+    return tracks, GenomeLabels.from_tracks(tracks, names, footnote6=settings.footnote6)
+
+
+def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
+                   annotations: str | Path, layers, out: str | Path, site: str | None = None,
+                   acts_dir: str | Path | None = None,
+                   settings: CatalogSettings | None = None, device: str | None = None
+                   ) -> CatalogResult:
+    """Score every neuron of ``layers`` against every track; write catalogs and figures.
+
+    One layer writes into ``out``; several write ``out/<layer>/`` each, plus
+    ``out/layers.csv``/``layers.json`` with each track's best layer.
+    """
+    from dnatlas.analysis.catalog import write_layer_summary
+    from dnatlas.analysis.motifs import codon_match_auprc
+    from dnatlas.annotation.intervals import load_annotations
+    from dnatlas.files import check_output_dir
+    from dnatlas.genome.readers import read_records
+
+    settings = settings or CatalogSettings()
+    settings.check()
+    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device)
+    keys = adapter.select_keys(layers, site)
+    out = check_output_dir(out)
+    intervals = load_annotations(annotations)
+    wanted = set(settings.records) if settings.records else {iv.seqid for iv in intervals}
+    records = [r for r in read_records(fasta) if r.id in wanted]
+    if not records:
+        raise InputError("no record of the genome is annotated (check the seqids)",
+                         path=annotations)
+    tracks, labels = _labels(records, intervals, settings)
+    match = codon_match_auprc([r.seq for r in records], [tracks[r.id] for r in records],
+                              labels.names)
+    acts, perms = neuron_major_activations(adapter, records, keys,
+                                           Path(acts_dir) if acts_dir else out / "acts",
+                                           settings.chunk_size, settings.batch_size)
+    catalogs = []
+    for key in keys:
+        layer_out = out if len(keys) == 1 else out / key
+        catalogs.append(layer_catalog(adapter, key, acts[key], perms[key], records, labels,
+                                      intervals, settings, layer_out, match))
+        if len(keys) > 1:
+            print(f"wrote {layer_out}", file=sys.stderr)
+    summary = write_layer_summary(catalogs, out) if len(keys) > 1 else []
+    return CatalogResult(catalogs, match, summary, out)
+
+
+def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts_dir: Path,
+                             chunk_size: int, batch_size: int):
+    """``({key: [(C', L_r) float16 per record]}, {key: perm})``, extracted once into
+    ``acts_dir`` and reused only when model, site, chunking and sequence all match.
+
+    ``C'`` is C for RC-equivariant models (perm: their RC permutation) and 2C otherwise
+    (``paired`` arrays; perm maps channel c to its − strand copy C + c).
+    """
+    from dnatlas.analysis.activation_files import (
+        check_compatible,
+        open_activations,
+        read_meta,
+        sequence_sha256,
+    )
+    from dnatlas.analysis.extract import extract_to_dir
+
+    strand = "+" if all(model.rc_permutation(k) is not None for k in keys) else "paired"
+    existing = open_activations(acts_dir) if read_meta(acts_dir) is not None else None
+    if existing is not None and existing.layout != "CL":
+        raise InputError("the activation folder must hold neuron-major (--layout CL) "
+                         "activations", path=acts_dir)
+    if existing is not None:
+        check_compatible(acts_dir, existing.meta, {
+            "model_fingerprint": model.fingerprint(), "site": keys[0].rsplit(".", 1)[-1],
+            "layout": "CL", "dtype": "float16",
+            "chunk_size": int(chunk_size) if model.receptive_field is None else None})
+    out: dict[str, list] = {key: [] for key in keys}
+    for record in records:
+        sha = sequence_sha256(record.seq)
+
+        def cached(key):
+            return existing and existing.find(key, strand, record.id, sha, 0, len(record))
+
+        missing = [key for key in keys if not cached(key)]
+        if missing:
+            existing = extract_to_dir(model, record.seq, acts_dir, missing, seqid=record.id,
+                                      strand=strand, layout="CL", dtype=np.float16,
+                                      chunk_size=chunk_size, batch_size=batch_size)
+        for key in keys:
+            out[key].append(existing.load_entry(cached(key)))
+    perms = {key: existing.rc_permutation(key) for key in keys}
+    return out, perms
+
+
+def layer_catalog(model: ModelAdapter, key: str, acts, perm, records, labels, intervals,
+                  settings: CatalogSettings, out: Path, match: dict):
+    """Scan one layer's neurons and write its catalog, top windows and figures into ``out``."""
+    from dnatlas.analysis.catalog import NeuronCatalog, write_top_windows
+    from dnatlas.analysis.neurons import scan_neurons
+    from dnatlas.pipelines.neuron_figures import best_neurons, neuron_figures
+
+    n_channels = model.d(key)
+    chosen = settings.manhattan
+    bad = [n for n in chosen or [] if not 0 <= n < n_channels]
+    if bad:
+        raise InputError(f"neuron {bad[0]} out of range: {key} has {n_channels} neurons")
+    auprc, windows = scan_neurons(acts, labels, perm, seqs=[r.seq for r in records],
+                                  neurons=range(n_channels), top_k=settings.windows,
+                                  half_window=settings.half_window, n_jobs=settings.jobs)
+    catalog = NeuronCatalog(key, labels.names, np.arange(n_channels), auprc, labels.chance,
+                            labels.n_pos, labels.n)
+    extra = {"model": model.name, "model_fingerprint": model.fingerprint(),
+             "records": labels.seqids, "footnote6": settings.footnote6,
+             "codon_match_auprc": match}
+    catalog.save(out, settings.top, extra)
+    write_top_windows(windows, out / "top_windows.csv")
+    write_top_windows(windows, out / "top_windows.json")
+    neuron_figures(out, catalog, labels, acts, perm, windows,
+                   best_neurons(catalog) if chosen is None else chosen, intervals)
+    return catalog

@@ -1,0 +1,280 @@
+"""SAE pipelines: train SAEs over layers x hyperparameters, evaluate one, cache activations.
+
+Plain functions with typed arguments; the ``dnatlas sae`` commands call them, and so can a
+notebook::
+
+    from dnatlas.pipelines.sae import SAEHyperparameters, train_sae
+    train_sae("default", "runs/demo/store", layers=[2], out="runs/sae",
+              hyper=SAEHyperparameters(arch="topk", k=16, steps=500))
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dnatlas.errors import InputError
+from dnatlas.models import ModelAdapter, load_model
+from dnatlas.pipelines.windows import window_source
+
+ARCHS = ("relu", "topk", "batchtopk", "jumprelu")
+
+
+@dataclass
+class SAEHyperparameters:
+    """What a user may set about an SAE run; None means the preset's value or the default.
+
+    Attributes:
+        preset: a named preset of :data:`dnatlas.sae.trainer.PRESETS` (flags override it).
+        arch: relu, topk, batchtopk or jumprelu.
+        expansion: d_sae / d_in (default 16).
+        k: active features per row (topk, batchtopk).
+        l1, l0: sparsity coefficients (relu; jumprelu).
+        steps, batch_size, lr: optimisation (defaults 10,000, 4,096 rows, 4e-4).
+        normalize: rescale inputs to E||x||^2 = d_in during training.
+        checkpoint_every: steps between checkpoints.
+    """
+
+    preset: str | None = None
+    arch: str | None = None
+    expansion: float | None = None
+    k: int | None = None
+    l1: float | None = None
+    l0: float | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    normalize: bool = True
+    checkpoint_every: int = 1000
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_hyperparameters(hyper: SAEHyperparameters, device: str):
+    """Merge a preset with the user's values: ``(arch, expansion, sae_kwargs, train_config)``.
+
+    Raises :class:`InputError` for missing or out-of-range values.
+    """
+    from dnatlas.sae.trainer import SAETrainingConfig, preset
+
+    sae_kw, train = preset(hyper.preset) if hyper.preset else ({}, SAETrainingConfig())
+    arch = hyper.arch or sae_kw.pop("arch", None)
+    sae_kw.pop("arch", None)
+    if arch is None:
+        raise InputError(f"give an architecture ({', '.join(ARCHS)}) or a preset")
+    if arch not in ARCHS:
+        raise InputError(f"unknown SAE architecture {arch!r}; choose from {', '.join(ARCHS)}")
+    expansion = sae_kw.pop("expansion", 16)
+    if hyper.expansion is not None:
+        expansion = hyper.expansion
+    _positive("expansion", expansion)
+    for value, name in ((hyper.k, "k"), (hyper.l1, "l1_coefficient"), (hyper.l0, "l0_coefficient")):
+        if value is not None:
+            (_positive if name == "k" else _non_negative)(name, value)
+            sae_kw[name] = value
+    if not hyper.normalize:
+        sae_kw["normalize"] = False
+    if arch in ("topk", "batchtopk") and "k" not in sae_kw:
+        raise InputError(f"the {arch} architecture needs k (--k)")
+    for name in ("steps", "batch_size", "lr"):
+        value = getattr(hyper, name)
+        if value is not None:
+            _positive(name, value)
+            setattr(train, name, value)
+    _positive("checkpoint_every", hyper.checkpoint_every)
+    train.device = device
+    train.checkpoint_every = hyper.checkpoint_every
+    return arch, expansion, {**sae_kw, **hyper.extra}, train
+
+
+def _positive(name: str, value) -> None:
+    if not value > 0:
+        raise InputError(f"{name} must be positive, got {value}")
+
+
+def _non_negative(name: str, value) -> None:
+    if not value >= 0:
+        raise InputError(f"{name} must be at least 0, got {value}")
+
+
+def _device(name: str | None) -> str:
+    from dnatlas.devices import resolve_device
+
+    return str(resolve_device(name))
+
+
+def _keys(model: ModelAdapter, layers, site: str) -> list[str]:
+    return model.select_keys(layers, site)
+
+
+@dataclass
+class WindowSettings:
+    """How windows of nucleotides are drawn from ``data`` for a model.
+
+    Attributes:
+        data: a genome store folder, a FASTA file, or an activation cache folder.
+        split: the store split (ignored for FASTA files).
+        window: nucleotides per window; windows_per_batch: windows per forward pass.
+        keep_n: keep positions whose nucleotide is N.
+        seed: seed of windows and shuffles.
+    """
+
+    data: str | Path
+    split: str = "train"
+    window: int = 1024
+    windows_per_batch: int = 8
+    keep_n: bool = False
+    seed: int = 0
+
+
+def _is_cache(path: Path) -> bool:
+    from dnatlas.sae.activation_store import MANIFEST_NAME
+
+    return (path / MANIFEST_NAME).is_file()
+
+
+def _check_window(model: ModelAdapter, w: WindowSettings) -> None:
+    """Refuse a window the model cannot take, before any data is read."""
+    _positive("window", w.window)
+    _positive("windows per batch", w.windows_per_batch)
+    if model.max_length is not None and w.window > model.max_length:
+        raise InputError(f"--window {w.window} is longer than {model.name} accepts "
+                         f"({model.max_length} nt)")
+
+
+def train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers, out: str | Path,
+              hyper: SAEHyperparameters, site: str = "residual", buffer_rows: int = 1 << 17,
+              device: str | None = None, resume: bool = False, force: bool = False
+              ) -> list[Path]:
+    """Train one SAE per layer from one stream of activations; returns the SAE folders.
+
+    Args:
+        model: a ``--model`` spec or an adapter (None: the bundled model).
+        windows: where the windows come from (:class:`WindowSettings`).
+        layers: layer selection (see :meth:`ModelAdapter.select_keys`).
+        out: the SAELens folder of a single SAE, or with several layers one subfolder per
+            hook (``OUT/blocks.2.residual``).
+        buffer_rows: shuffle buffer rows per layer.
+    """
+    from dnatlas.sae.activation_store import ActivationStore, CachedActivations
+    from dnatlas.sae.architectures import SAEConfig
+    from dnatlas.sae.trainer import SAESpec, SAETrainer
+
+    device = _device(device)
+    arch, expansion, sae_kw, train = resolve_hyperparameters(hyper, device)
+    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
+                                                                       seed=windows.seed)
+    keys = _keys(adapter, layers, site)
+    data_path = Path(windows.data)
+    if _is_cache(data_path):
+        data = CachedActivations(data_path, train.batch_size, keys=keys, seed=windows.seed,
+                                 device=device)
+        data_info = {"activation_cache": str(data_path)}
+    else:
+        _check_window(adapter, windows)
+        source = window_source(windows.data, windows.split, windows.window,
+                               windows.windows_per_batch, windows.seed)
+        _positive("buffer rows", buffer_rows)
+        data = ActivationStore(adapter, source, keys, batch_size=train.batch_size,
+                               buffer_rows=max(buffer_rows, 2 * train.batch_size),
+                               seed=windows.seed, drop_n=not windows.keep_n)
+        data_info = {"data": str(data_path), "split": windows.split, "window": windows.window}
+    specs = []
+    for i, key in enumerate(keys):
+        try:
+            cfg = SAEConfig.from_expansion(arch, adapter.d(key), expansion, hook_name=key,
+                                           model_name=adapter.name, seed=windows.seed + i,
+                                           **sae_kw)
+        except (TypeError, ValueError) as exc:
+            raise InputError(str(exc)) from None
+        specs.append(SAESpec(None if len(keys) == 1 else key, key, cfg))
+    trainer = SAETrainer(specs, train, out, metadata={
+        "dnatlas_data": data_info, "model_fingerprint": adapter.fingerprint()})
+    print(f"training {len(specs)} {arch} SAE(s) on {', '.join(keys)} of {adapter.name} "
+          f"({specs[0].config.d_in} -> {specs[0].config.d_sae}) for {train.steps} steps "
+          f"of {train.batch_size} rows on {device}", file=sys.stderr)
+    trainer.fit(data, resume=resume)
+    return [trainer.sae_dir(spec) for spec in specs]
+
+
+def evaluate_sae(sae_dir: str | Path, model: str | ModelAdapter | None, windows: WindowSettings,
+                 batches: int = 20, loss_batches: int = 4, dense_threshold: float = 0.1,
+                 device: str | None = None) -> tuple[dict, list[float]]:
+    """L0, FVU, dead/dense features and MLM loss recovered of an SAE.
+
+    Returns ``(metrics, feature_frequency)``; ``metrics["warnings"]`` lists reasons a number
+    should not be trusted (e.g. zero-ablation scoring better than the clean model).
+    """
+    from dnatlas.sae.activation_store import CachedActivations, window_rows
+    from dnatlas.sae.metrics import evaluate_reconstruction, loss_recovered
+    from dnatlas.sae.saelens_format import load_sae
+
+    _positive("batches", batches)
+    _non_negative("loss batches", loss_batches)
+    device = _device(device)
+    sae = load_sae(sae_dir, device=device)
+    key = sae.cfg.hook_name
+    if not key:
+        raise InputError("the SAE's cfg.json has no hook_name", path=sae_dir)
+    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
+                                                                       seed=windows.seed)
+    try:
+        adapter.check_keys([key])
+        if adapter.d(key) != sae.d_in:
+            raise ValueError(f"{key} has width {adapter.d(key)} but the SAE reads {sae.d_in}")
+    except ValueError as exc:
+        raise InputError(f"the SAE does not fit {adapter.name}: {exc}", path=sae_dir) from None
+    data_path = Path(windows.data)
+    if _is_cache(data_path):
+        cached = CachedActivations(data_path, 4096, keys=[key], seed=windows.seed, loop=False,
+                                   device=device)
+        recon = evaluate_reconstruction(sae, cached, key=key, max_batches=batches,
+                                        dense_threshold=dense_threshold)
+        loss = {}
+    else:
+        _check_window(adapter, windows)
+        source = window_source(windows.data, windows.split, windows.window,
+                               windows.windows_per_batch, windows.seed)
+        eval_windows = list(itertools.islice(source, batches))
+        rows = (window_rows(adapter, w, [key], drop_n=not windows.keep_n, device=device)
+                for w in eval_windows)
+        recon = evaluate_reconstruction(sae, rows, key=key, dense_threshold=dense_threshold)
+        loss = (loss_recovered(adapter, sae, eval_windows[:loss_batches], key=key,
+                               seed=windows.seed) if loss_batches > 0 else {})
+    warnings = []
+    if loss and loss.get("loss_zero_ablation", float("inf")) <= loss.get("loss_clean", 0.0):
+        warnings.append("zero-ablation scores no worse than the clean model, so 'loss "
+                        "recovered' is meaningless at this site")
+    metrics = {"sae": str(sae_dir), "model": adapter.name, "key": key, "data": str(windows.data),
+               **{k: v for k, v in recon.items() if k != "feature_frequency"}, **loss,
+               "warnings": warnings}
+    return metrics, recon["feature_frequency"]
+
+
+def cache_sae_activations(model: str | ModelAdapter | None, windows: WindowSettings, layers,
+                          out: str | Path, shards: int, batches_per_shard: int = 16,
+                          dtype: str = "float16", site: str = "residual",
+                          device: str | None = None) -> Path:
+    """Write activations of ``layers`` to safetensors shards (resumable); returns ``out``."""
+    import functools
+
+    from dnatlas.sae.activation_store import cache_activations, window_rows
+
+    _positive("shards", shards)
+    _positive("batches per shard", batches_per_shard)
+    device = _device(device)
+    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
+                                                                       seed=windows.seed)
+    keys = _keys(adapter, layers, site)
+    _check_window(adapter, windows)
+    rows_of = functools.partial(window_rows, adapter, keys=keys, drop_n=not windows.keep_n)
+    source = window_source(windows.data, windows.split, windows.window,
+                           windows.windows_per_batch, windows.seed)
+    info = {"model": adapter.name, "model_fingerprint": adapter.fingerprint(),
+            "data": str(windows.data), "split": windows.split, "window": windows.window,
+            "windows_per_batch": windows.windows_per_batch, "keys": keys,
+            "drop_n": not windows.keep_n}
+    return cache_activations(rows_of, source, out, n_shards=shards,
+                             batches_per_shard=batches_per_shard, dtype=dtype,
+                             seed=windows.seed, info=info)

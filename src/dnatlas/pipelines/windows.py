@@ -1,0 +1,55 @@
+"""Batches of nucleotide windows from a genome store folder or a FASTA/GenBank file.
+
+One sampler serves both: a genome file is first packed into a temporary genome store (the
+same reader and the same :class:`~dnatlas.genome.sampler.WindowSampler` as training), which
+is removed when the process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from dnatlas.errors import InputError
+
+
+def _store_of(path: Path):
+    """The genome store of ``path``: the folder itself, or a temporary one built from a file."""
+    from dnatlas.genome.store import GenomeStore
+    from dnatlas.genome.store_build import build_store
+
+    if path.is_dir():
+        return GenomeStore.open(path), None
+    tmp = Path(tempfile.mkdtemp(prefix="dnatlas-windows-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    return build_store([path], tmp / "store", progress=False), "train"
+
+
+def window_source(data: str | Path, split: str, window: int, batch: int, seed: int = 0
+                  ) -> Iterator[np.ndarray]:
+    """Endless batches (batch, window) uint8 of random windows of ``data``.
+
+    Args:
+        data: a genome store folder (``dnatlas data build``) or a FASTA/GenBank file, whose
+            records are all used (``split`` is then ignored).
+        split: the store's split (``train`` or ``val``).
+        window: nucleotides per window; batch: windows per batch; seed: the sampler's seed.
+    """
+    from dnatlas.genome.sampler import WindowSampler
+
+    path = Path(data)
+    if not path.exists():
+        raise InputError("no such file or folder", path=path)
+    store, forced_split = _store_of(path)
+    split = forced_split or split
+    if store.segment_indices(split).size == 0:
+        raise InputError(f"the store has no {split!r} split", path=path)
+    try:
+        return iter(WindowSampler(store, split, window, batch, seed))
+    except ValueError as exc:
+        raise InputError(str(exc), path=path) from None
