@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 
 from dnatlas.genome.alphabet import (
-    COMPLEMENT, MASK, N, decode, encode, gc_content, reverse_complement,
-    reverse_complement_str, reverse_complement_tokens,
+    COMPLEMENT,
+    MASK,
+    N,
+    decode,
+    encode,
+    gc_content,
+    reverse_complement,
+    reverse_complement_str,
+    reverse_complement_tokens,
 )
 
 

@@ -16,7 +16,6 @@ from dnatlas.genome.regions import Region, parse_region
 from dnatlas.models import ModelAdapter, as_adapter
 from dnatlas.models.protocol import module_state
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -21,8 +21,13 @@ import dnatlas.cli as cli
 from dnatlas.cli.data_remote import add_commands
 from dnatlas.errors import InputError
 from dnatlas.genome.fetch import (
-    BASE_URL_ENV, FetchError, accession_dir_url, fetch_genomes, parse_directory_listing,
-    parse_md5_checksums, pick_assembly_dir,
+    BASE_URL_ENV,
+    FetchError,
+    accession_dir_url,
+    fetch_genomes,
+    parse_directory_listing,
+    parse_md5_checksums,
+    pick_assembly_dir,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -3,8 +3,6 @@ import pytest
 
 from dnatlas.analysis.gram import gram_matrix, phase_positions, signed_parts, unit_normalize
 
-
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from dnatlas.genome.alphabet import reverse_complement_tokens
-from dnatlas.model import DNAtlas, DNAtlasConfig, PRESETS, triplet_rc_permutation
+from dnatlas.model import PRESETS, DNAtlas, DNAtlasConfig, triplet_rc_permutation
 
 
 def _tokens(B, L, seed=0):

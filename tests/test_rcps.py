@@ -3,7 +3,13 @@ import torch
 
 from dnatlas.genome.alphabet import reverse_complement_tokens
 from dnatlas.model.rcps import (
-    RCConv1d, RCEmbedding, RCLinear, RCRMSNorm, RCTripletHead, rc_channels, triplet_rc_permutation,
+    RCConv1d,
+    RCEmbedding,
+    RCLinear,
+    RCRMSNorm,
+    RCTripletHead,
+    rc_channels,
+    triplet_rc_permutation,
 )
 
 

@@ -8,7 +8,11 @@ import pytest
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import decode
 from dnatlas.genome.sampler import (
-    CHUNK, WindowSampler, gather_windows, tile_coordinates, tile_windows,
+    CHUNK,
+    WindowSampler,
+    gather_windows,
+    tile_coordinates,
+    tile_windows,
 )
 from dnatlas.genome.store_build import build_store
 

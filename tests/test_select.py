@@ -12,8 +12,13 @@ import dnatlas.cli as cli
 from dnatlas.cli.data_remote import add_commands
 from dnatlas.errors import InputError
 from dnatlas.genome.select import (
-    CRITERIA, MANIFEST_COLUMNS, SelectCriteria, genome_id_from_accession, iter_selected,
-    select_genomes, taxonomy_has_taxon,
+    CRITERIA,
+    MANIFEST_COLUMNS,
+    SelectCriteria,
+    genome_id_from_accession,
+    iter_selected,
+    select_genomes,
+    taxonomy_has_taxon,
 )
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gtdb" / "bac120_metadata_r220_excerpt.tsv"

@@ -6,8 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dnatlas.baselines.transformer import (TransformerConfig, TransformerMLM,
-                                           dnatlas_param_estimate, dnatlas_preset_params)
+from dnatlas.baselines.transformer import (
+    TransformerConfig,
+    TransformerMLM,
+    dnatlas_param_estimate,
+    dnatlas_preset_params,
+)
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import MASK, encode
 from dnatlas.model import DNAtlas, DNAtlasConfig

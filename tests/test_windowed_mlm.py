@@ -6,9 +6,17 @@ import torch
 
 from dnatlas.model import DNAtlas, DNAtlasConfig, MarkovMasking
 from dnatlas.model.windowed_mlm import (
-    AMINO_ACIDS, INCONSISTENT_PENALTY, amino_acid_probs, codon_probs, codon_to_amino_acid,
-    consistency_bias, loss_positions, mask_tokens, nucleotide_probs,
-    triplet_targets, windowed_mlm_loss,
+    AMINO_ACIDS,
+    INCONSISTENT_PENALTY,
+    amino_acid_probs,
+    codon_probs,
+    codon_to_amino_acid,
+    consistency_bias,
+    loss_positions,
+    mask_tokens,
+    nucleotide_probs,
+    triplet_targets,
+    windowed_mlm_loss,
 )
 
 TRIPLETS = ["".join(t) for t in itertools.product("ACGT", repeat=3)]

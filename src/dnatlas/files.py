@@ -17,8 +17,9 @@ import gzip
 import io
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from dnatlas.errors import InputError
 

@@ -129,7 +129,7 @@ class LabelIndex:
         return self.table.shape[0]
 
     @classmethod
-    def from_labels(cls, labels: np.ndarray, names=None) -> "LabelIndex":
+    def from_labels(cls, labels: np.ndarray, names=None) -> LabelIndex:
         """Build from a boolean label matrix of shape (N, T) (or (N,) for one track)."""
         y = np.asarray(labels, dtype=bool)
         if y.ndim == 1:

@@ -135,7 +135,7 @@ def pr_curve_figure(curves: Mapping[str, tuple], chance: Mapping[str, float] | f
     """
     fig = Figure(figsize=size)
     ax = fig.add_subplot()
-    for k, (label, curve) in enumerate(curves.items()):
+    for label, curve in curves.items():
         precision, recall = curve[0], curve[1]
         text = f"{label} (AP {curve[2]:.3f})" if len(curve) > 2 else label
         line, = ax.step(recall, precision, where="post", linewidth=1.2, label=text)

@@ -118,7 +118,7 @@ class GenomeLabels:
 
     @classmethod
     def from_tracks(cls, tracks: Mapping[str, object], names: Sequence[str] | None = None,
-                    footnote6: bool = False) -> "GenomeLabels":
+                    footnote6: bool = False) -> GenomeLabels:
         """Build from ``{seqid: LabelTracks}`` (record order kept).
 
         Args:

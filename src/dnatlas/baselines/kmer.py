@@ -69,8 +69,8 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -135,7 +135,7 @@ class KmerContextModel:
     def is_fitted(self) -> bool:
         return len(self._keys) == self.k + 1
 
-    def fit(self, sequences: Iterable[np.ndarray]) -> "KmerContextModel":
+    def fit(self, sequences: Iterable[np.ndarray]) -> KmerContextModel:
         """Count contexts in ``sequences`` (each a 1-D array of codes A=0 C=1 G=2 T=3 N=4).
 
         Codes 4 (N) and 5 (MASK) break windows; other values raise ``ValueError``.
@@ -180,7 +180,7 @@ class KmerContextModel:
         self.discounts = np.array([_ney_discount(c) for c in self._counts])
         return self
 
-    def truncated(self, k: int) -> "KmerContextModel":
+    def truncated(self, k: int) -> KmerContextModel:
         """The same model with largest order ``k`` (shares the count tables, no copy).
 
         Identical to fitting a fresh order-``k`` model on the same data: the tables and
@@ -397,7 +397,7 @@ class KmerContextModel:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "KmerContextModel":
+    def load(cls, path: str | Path) -> KmerContextModel:
         """Read a folder written by :meth:`save`. Raises :class:`InputError` if it is not one."""
         path = Path(path)
         cfg_path, npz_path = path / "config.json", path / "counts.npz"

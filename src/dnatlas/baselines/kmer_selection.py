@@ -6,8 +6,8 @@ Split from :mod:`dnatlas.baselines.kmer`: these helpers work with any predictor
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch

@@ -138,7 +138,7 @@ class TransformerConfig:
     @classmethod
     def matched(cls, n_params: int, n_layers_hint: int | None = None, *,
                 multiple_of: int = 8, tolerance: float = 0.04,
-                **kwargs) -> "TransformerConfig":
+                **kwargs) -> TransformerConfig:
         """A config with about ``n_params`` parameters.
 
         Among the widths (multiples of ``multiple_of``) whose count is within ``tolerance``
@@ -185,7 +185,7 @@ class TransformerConfig:
         return best
 
     @classmethod
-    def preset(cls, name: str, **kwargs) -> "TransformerConfig":
+    def preset(cls, name: str, **kwargs) -> TransformerConfig:
         """Config matched in parameters and depth to DNAtlas preset ``name``.
 
         ``name`` is a preset of :class:`dnatlas.model.DNAtlasConfig` (``tiny``, ``small``,
@@ -206,7 +206,7 @@ class TransformerConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TransformerConfig":
+    def from_dict(cls, d: dict) -> TransformerConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -389,7 +389,7 @@ class TransformerMLM(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path,
-                        map_location: str | torch.device = "cpu") -> "TransformerMLM":
+                        map_location: str | torch.device = "cpu") -> TransformerMLM:
         """Load a folder written by :meth:`save_pretrained`; the model is in eval mode."""
         path = Path(path)
         cfg_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME

@@ -19,7 +19,6 @@ from torch import nn
 
 from dnatlas.model.rcps import MirroredVector
 
-
 MARGIN = 1e-4  # keeps a > 1, b > 0, gamma > 0 strict in floating point
 
 

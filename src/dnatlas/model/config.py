@@ -100,7 +100,7 @@ class DNAtlasConfig:
 
     # ------------------------------------------------------------------ presets / io
     @classmethod
-    def preset(cls, name: str, **overrides) -> "DNAtlasConfig":
+    def preset(cls, name: str, **overrides) -> DNAtlasConfig:
         """A named preset: ``wide`` and ``thin`` (the report), ``small`` and ``tiny`` (CPU)."""
         try:
             base = PRESETS[name]
@@ -119,7 +119,7 @@ class DNAtlasConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DNAtlasConfig":
+    def from_dict(cls, data: dict) -> DNAtlasConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known - {"architectures", "transformers_version", "dnatlas_version"}
         if unknown:
@@ -134,7 +134,7 @@ class DNAtlasConfig:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "DNAtlasConfig":
+    def load(cls, path: str | Path) -> DNAtlasConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

@@ -19,9 +19,9 @@ replace any of them through ``intervene`` (used for SAE splicing and steering).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -214,7 +214,7 @@ class DNAtlas(nn.Module):
         atomic_write_text(directory / "config.json", json.dumps(cfg, indent=2) + "\n")
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> "DNAtlas":
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> DNAtlas:
         """Load a folder written by :meth:`save_pretrained`."""
         from safetensors.torch import load_file
 

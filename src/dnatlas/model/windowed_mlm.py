@@ -12,7 +12,7 @@ distribution of a masked codon, and amino-acid probabilities for a reading frame
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -132,7 +132,7 @@ def codon_probs(logits: torch.Tensor, tokens: torch.Tensor, frame: int = 0,
     return p
 
 
-@lru_cache(maxsize=None)
+@cache
 def codon_to_amino_acid(table: int = 11) -> torch.Tensor:
     """(64,) long: index into :data:`AMINO_ACIDS` of each codon under an NCBI table."""
     from Bio.Data.CodonTable import unambiguous_dna_by_id

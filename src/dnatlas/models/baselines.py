@@ -18,7 +18,7 @@ from torch import Tensor
 from dnatlas.errors import InputError
 from dnatlas.model.masking import MarkovMasking
 from dnatlas.model.windowed_mlm import mask_tokens
-from dnatlas.models.protocol import Intervention, ModelAdapter, check_codes, module_state
+from dnatlas.models.protocol import ModelAdapter, check_codes, module_state
 
 
 def _masked_nll(log_probs: Tensor, seq: Tensor, mask: Tensor) -> Tensor:

@@ -52,7 +52,7 @@ def detect_kind(directory: Path) -> str:
 
 def _load_dnatlas(path: Path | None, target: str | None, random: bool, seed: int,
                   name: str) -> ModelAdapter:
-    from dnatlas.model import DNAtlasConfig, PRESETS
+    from dnatlas.model import PRESETS, DNAtlasConfig
     from dnatlas.models.dnatlas import DNAtlasAdapter, load_dnatlas_config
 
     if path is None and random and target in PRESETS:

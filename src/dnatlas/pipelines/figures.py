@@ -29,6 +29,7 @@ import numpy as np
 
 from dnatlas.models import ModelAdapter, load_model
 
+
 def default_layer(n_layers: int) -> int:
     """The layer at the depth of the report's 'layer 8' of 12 (0-based)."""
     return max(0, round(n_layers * 8 / 12) - 1)

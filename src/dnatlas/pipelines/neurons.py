@@ -156,19 +156,22 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
     out: dict[str, list] = {key: [] for key in keys}
     for record in records:
         sha = sequence_sha256(record.seq)
-
-        def cached(key):
-            return existing and existing.find(key, strand, record.id, sha, 0, len(record))
-
-        missing = [key for key in keys if not cached(key)]
+        missing = [key for key in keys
+                   if not _cached(existing, key, strand, record.id, sha, len(record))]
         if missing:
             existing = extract_to_dir(model, record.seq, acts_dir, missing, seqid=record.id,
                                       strand=strand, layout="CL", dtype=np.float16,
                                       chunk_size=chunk_size, batch_size=batch_size)
         for key in keys:
-            out[key].append(existing.load_entry(cached(key)))
+            entry = _cached(existing, key, strand, record.id, sha, len(record))
+            out[key].append(existing.load_entry(entry))
     perms = {key: existing.rc_permutation(key) for key in keys}
     return out, perms
+
+
+def _cached(existing, key: str, strand: str, seqid: str, sha: str, length: int):
+    """The entry of a whole record's array in an activation folder, or None."""
+    return existing.find(key, strand, seqid, sha, 0, length) if existing is not None else None
 
 
 def layer_catalog(model: ModelAdapter, key: str, acts, perm, records, labels, intervals,

@@ -11,7 +11,7 @@ annotation is given) separately for coding (CDS, either strand) and non-coding p
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -28,9 +28,9 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -43,8 +43,8 @@ from dnatlas.genome.sampler import WindowSampler
 from dnatlas.genome.store import GenomeStore
 from dnatlas.model.activation import compile_activation
 from dnatlas.model.masking import MarkovMasking
-from dnatlas.training import distributed
 from dnatlas.progress import progress as progress_bar
+from dnatlas.training import distributed
 from dnatlas.training.checkpoint import (
     load_checkpoint,
     lock_run,
