@@ -18,7 +18,7 @@ from torch import Tensor
 from dnatlas.errors import InputError
 from dnatlas.model.masking import MarkovMasking
 from dnatlas.model.windowed_mlm import mask_tokens
-from dnatlas.models.protocol import ModelAdapter, check_codes, module_state
+from dnatlas.models.protocol import ModelAdapter, ModuleAdapter, check_codes, module_state
 
 
 def _masked_nll(log_probs: Tensor, seq: Tensor, mask: Tensor) -> Tensor:
@@ -33,7 +33,7 @@ def _markov_mask(seq: Tensor, seed: int) -> Tensor:
     return torch.from_numpy(mask).to(seq.device)
 
 
-class TransformerAdapter(ModelAdapter):
+class TransformerAdapter(ModuleAdapter):
     """The bidirectional Transformer baseline (:class:`dnatlas.baselines.TransformerMLM`)."""
 
     kind = "transformer"
@@ -60,14 +60,6 @@ class TransformerAdapter(ModelAdapter):
             raise InputError(f"invalid config: {exc}", path=path / "config.json") from None
         torch.manual_seed(seed)
         return cls(TransformerMLM(config), name=name)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def to(self, device) -> TransformerAdapter:
-        self.model.to(device)
-        return self
 
     def d(self, key: str) -> int:
         self.check_keys([key])

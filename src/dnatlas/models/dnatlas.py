@@ -31,10 +31,10 @@ from dnatlas.model import (
     windowed_mlm_loss,
 )
 from dnatlas.model.windowed_mlm import loss_positions
-from dnatlas.models.protocol import Intervention, ModelAdapter, check_codes, module_state
+from dnatlas.models.protocol import Intervention, ModuleAdapter, check_codes, module_state
 
 
-class DNAtlasAdapter(ModelAdapter):
+class DNAtlasAdapter(ModuleAdapter):
     """Activations, predictions and spliced windowed-MLM loss of a DNAtlas model."""
 
     kind = "dnatlas"
@@ -73,14 +73,6 @@ class DNAtlasAdapter(ModelAdapter):
     @property
     def keys(self) -> list[str]:
         return ["embed", *super().keys]
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def to(self, device) -> DNAtlasAdapter:
-        self.model.to(device)
-        return self
 
     def d(self, key: str) -> int:
         self.check_keys([key])

@@ -30,7 +30,7 @@ from dnatlas.errors import InputError
 from dnatlas.models.arch.hyenadna import HyenaConfig, HyenaDNA, load_hyenadna
 from dnatlas.models.protocol import (
     Intervention,
-    ModelAdapter,
+    ModuleAdapter,
     check_codes,
     module_state,
 )
@@ -62,7 +62,7 @@ def hyena_config(config=None) -> HyenaConfig:
     return HyenaConfig.from_dict(config)
 
 
-class HyenaDNAAdapter(ModelAdapter):
+class HyenaDNAAdapter(ModuleAdapter):
     """Activations and next-nucleotide predictions of a :class:`HyenaDNA` model."""
 
     kind = "hyenadna"
@@ -87,14 +87,6 @@ class HyenaDNAAdapter(ModelAdapter):
         cfg = hyena_config(cfg)
         torch.manual_seed(seed)
         return cls(HyenaDNA(cfg), name=name)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def to(self, device) -> HyenaDNAAdapter:
-        self.model.to(device)
-        return self
 
     def d(self, key: str) -> int:
         self.check_keys([key])

@@ -59,7 +59,7 @@ from dnatlas.models.arch.nucleotide_transformer import (
 )
 from dnatlas.models.protocol import (
     Intervention,
-    ModelAdapter,
+    ModuleAdapter,
     check_codes,
     mask_positions,
     module_state,
@@ -246,7 +246,7 @@ def _build(config, version: int):
     return EsmForMaskedLM(config)
 
 
-class NucleotideTransformerAdapter(ModelAdapter):
+class NucleotideTransformerAdapter(ModuleAdapter):
     """Per-nucleotide activations and predictions of an NT v1 or v2 masked LM."""
 
     kind = "nt"
@@ -302,14 +302,6 @@ class NucleotideTransformerAdapter(ModelAdapter):
         config, version, layout = _as_config(config)
         torch.manual_seed(seed)
         return cls(_build(config, version), version, layout, name=name)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def to(self, device) -> NucleotideTransformerAdapter:
-        self.model.to(device)
-        return self
 
     def d(self, key: str) -> int:
         self.check_keys([key])

@@ -210,6 +210,21 @@ class ModelAdapter(ABC):
         return f"{type(self).__name__}({self.name!r}, {self.n_layers} layers)"
 
 
+class ModuleAdapter(ModelAdapter):
+    """An adapter over one torch module, ``self.model``: its device is the module's, and
+    :meth:`to` moves the module."""
+
+    model: torch.nn.Module
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device) -> ModuleAdapter:
+        self.model.to(device)
+        return self
+
+
 def check_codes(tokens: Tensor, allow_mask: bool = False) -> Tensor:
     """``tokens`` as a long tensor of nucleotide codes, or ValueError naming the bad value.
 
