@@ -199,3 +199,19 @@ def test_hf_spec_loads_from_the_local_cache_offline(tmp_path, monkeypatch):
         assert torch.equal(loaded.model(tokens).logits, model.eval()(tokens).logits)
     with pytest.raises(InputError, match="not in the local Hugging Face cache"):
         load_model("hf:someone/absent")
+
+
+def test_checkpoints_with_legacy_parameter_names_load():
+    from dnatlas.model import DNAtlas, DNAtlasConfig
+
+    for rcps in (True, False):
+        cfg = DNAtlasConfig.preset("tiny", n_layers=2, rcps=rcps)
+        model = DNAtlas(cfg).eval()
+        legacy = {k.replace("stored_weight", "weight_half").replace("stored_bias", "bias_half"): v
+                  for k, v in model.state_dict().items()}
+        assert any(k.endswith("weight_half") for k in legacy)
+        fresh = DNAtlas(cfg).eval()
+        fresh.load_state_dict(legacy)
+        tokens = torch.randint(0, 6, (1, 120))
+        with torch.no_grad():
+            assert torch.equal(fresh(tokens).logits, model(tokens).logits)

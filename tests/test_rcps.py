@@ -48,7 +48,7 @@ def test_embedding_maps_complement_to_mirror():
 def test_triplet_head_mirrors_reverse_complement_triplets():
     torch.manual_seed(1)
     head = RCTripletHead(8).double()
-    head.bias_half.data.normal_()
+    head.stored_bias.data.normal_()
     x = torch.randn(2, 11, 8, dtype=torch.float64)
     P = triplet_rc_permutation()
     assert torch.allclose(head(_rc(x)), head(x).flip(1)[..., P], atol=1e-12)

@@ -7,7 +7,10 @@ sequence. Every layer below stores half of its parameters and builds the full, m
 weight on the fly, so the model is exactly RC-equivariant while the compute is that of an
 ordinary layer (the full kernel is built once per call, not the activations twice).
 
-With ``rcps=False`` each layer stores an unconstrained full weight (for ablations).
+Each layer's free parameters are ``stored_weight`` (and ``stored_bias``): the independent
+half with RCPS, from which the full weight is mirrored, and with ``rcps=False`` the
+unconstrained full weight itself (for ablations). Checkpoints written before this naming
+(``weight_half``/``bias_half``) load unchanged.
 
 Mirror rules (for input/output widths I/O):
 - embedding  ``E[comp(t)] = flip(E[t])`` (A<->T, C<->G, N and MASK palindromic);
@@ -27,8 +30,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: token -> complement token over the vocabulary A C G T N MASK
-TOKEN_COMPLEMENT = (3, 2, 1, 0, 4, 5)
+from dnatlas.genome.alphabet import COMPLEMENT
+
+#: parameter names of checkpoints written before ``stored_weight``/``stored_bias``
+LEGACY_NAMES = {"weight_half": "stored_weight", "bias_half": "stored_bias"}
+
+
+def _rename_legacy(module, state_dict, prefix, *args) -> None:
+    for old, new in LEGACY_NAMES.items():
+        if prefix + old in state_dict and prefix + new not in state_dict:
+            state_dict[prefix + new] = state_dict.pop(prefix + old)
+
+
+def _accept_legacy_names(module: nn.Module) -> None:
+    """Let ``module.load_state_dict`` read the legacy parameter names."""
+    module.register_load_state_dict_pre_hook(_rename_legacy)
 
 
 def rc_channels(x: torch.Tensor) -> torch.Tensor:
@@ -69,14 +85,15 @@ class RCEmbedding(nn.Module):
         super().__init__()
         self.rcps = rcps
         width = d // 2 if rcps else d
-        self.weight_half = nn.Parameter(torch.randn(vocab_size, width))
-        self.register_buffer("complement", torch.tensor(TOKEN_COMPLEMENT[:vocab_size], device="cpu"),
+        self.stored_weight = nn.Parameter(torch.randn(vocab_size, width))
+        _accept_legacy_names(self)
+        self.register_buffer("complement", torch.as_tensor(COMPLEMENT[:vocab_size].astype("int64"), device="cpu"),
                              persistent=False)
 
     def full_weight(self) -> torch.Tensor:
         if not self.rcps:
-            return self.weight_half
-        return torch.cat([self.weight_half, self.weight_half[self.complement].flip(1)], dim=1)
+            return self.stored_weight
+        return torch.cat([self.stored_weight, self.stored_weight[self.complement].flip(1)], dim=1)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return F.embedding(tokens, self.full_weight())
@@ -91,11 +108,12 @@ class RCLinear(nn.Module):
         self.rcps = rcps
         rows = d_out // 2 if rcps else d_out
         std = init_std if init_std is not None else 1.0 / math.sqrt(d_in)
-        self.weight_half = nn.Parameter(torch.randn(rows, d_in) * std)
+        self.stored_weight = nn.Parameter(torch.randn(rows, d_in) * std)
+        _accept_legacy_names(self)
         self.bias = MirroredVector(d_out, 0.0, rcps) if bias else None
 
     def full_weight(self) -> torch.Tensor:
-        w = self.weight_half
+        w = self.stored_weight
         return torch.cat([w, w.flip(0).flip(1)], dim=0) if self.rcps else w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,11 +135,12 @@ class RCConv1d(nn.Module):
         self.padding = dilation * (kernel_size - 1) // 2
         rows = d_out // 2 if rcps else d_out
         std = 1.0 / math.sqrt(d_in * kernel_size)
-        self.weight_half = nn.Parameter(torch.randn(rows, d_in, kernel_size) * std)
+        self.stored_weight = nn.Parameter(torch.randn(rows, d_in, kernel_size) * std)
+        _accept_legacy_names(self)
         self.bias = MirroredVector(d_out, 0.0, rcps) if bias else None
 
     def full_weight(self) -> torch.Tensor:
-        w = self.weight_half
+        w = self.stored_weight
         return torch.cat([w, w.flip(0).flip(1).flip(2)], dim=0) if self.rcps else w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,15 +182,16 @@ class RCTripletHead(nn.Module):
         self.register_buffer("is_mirror", torch.ones(64, dtype=torch.bool, device=cpu)
                              .index_fill_(0, rep, False), persistent=False)
         rows = 32 if rcps else 64
-        self.weight_half = nn.Parameter(torch.randn(rows, d) / math.sqrt(d))
-        self.bias_half = nn.Parameter(torch.zeros(rows))
+        self.stored_weight = nn.Parameter(torch.randn(rows, d) / math.sqrt(d))
+        self.stored_bias = nn.Parameter(torch.zeros(rows))
+        _accept_legacy_names(self)
 
     def full_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.rcps:
-            return self.weight_half, self.bias_half
-        w = self.weight_half[self.src]
+            return self.stored_weight, self.stored_bias
+        w = self.stored_weight[self.src]
         w = torch.where(self.is_mirror[:, None], w.flip(1), w)
-        return w, self.bias_half[self.src]
+        return w, self.stored_bias[self.src]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, b = self.full_weight()

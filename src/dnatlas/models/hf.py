@@ -66,12 +66,12 @@ def _classes():
 
             if isinstance(module, (RCEmbedding, RCTripletHead)):
                 with torch.device("cpu"):
-                    fresh = (RCEmbedding(module.weight_half.shape[0], self.config.d_model,
+                    fresh = (RCEmbedding(module.stored_weight.shape[0], self.config.d_model,
                                          module.rcps)
                              if isinstance(module, RCEmbedding)
                              else RCTripletHead(self.config.d_model, module.rcps))
                 for name, buffer in fresh.named_buffers(recurse=False):
-                    setattr(module, name, buffer.to(module.weight_half.device))
+                    setattr(module, name, buffer.to(module.stored_weight.device))
 
         def forward(self, tokens, output_activations=(), intervene=None):
             return DNAtlas.forward(self, tokens, output_activations, intervene)
