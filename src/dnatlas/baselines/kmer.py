@@ -66,29 +66,39 @@ never read: the prediction at every position is from its neighbours only.
 
 from __future__ import annotations
 
-import json
-import os
-import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from dnatlas.errors import InputError
+from dnatlas.baselines.kmer_counts import (  # context_code and MAX_K are re-exported
+    _U64,
+    MAX_K,
+    _aggregate_down,
+    _as_codes,
+    _compact_counts,
+    _concat,
+    _merge_sorted,
+    _ney_discount,
+    _run_starts,
+    _runs,
+    _truncate_keys,
+    _window_keys,
+    _with_rc,
+    context_code,
+)
+from dnatlas.baselines.kmer_files import FORMAT, FORMAT_VERSION, load_model, save_model
 from dnatlas.genome.alphabet import MASK, N
 
-FORMAT = "dnatlas-kmer-context"
-FORMAT_VERSION = 1
-MAX_K = 15  # 4k context bits + 2 centre bits must fit in uint64
+__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_K", "SMOOTHINGS", "KmerContextModel", "context_code"]
+
 SMOOTHINGS = ("absolute", "witten_bell", "dirichlet")
 
 _DENSE_MAX_ORDER = 5      # orders whose dense (4**(2j), 4) table is at most 4 M entries
 _FIT_CHUNK = 1 << 20      # positions per chunk while computing keys in fit()
 _AGG_CHUNK = 1 << 20      # keys per chunk while aggregating an order from the one above
 _PREDICT_CHUNK = 1 << 18  # positions per chunk in predict_proba()
-_D_MIN = 0.01
-_U64 = np.uint64
 
 
 class KmerContextModel:
@@ -167,7 +177,7 @@ class KmerContextModel:
         del top_keys
         tables = [(keys, counts)]
         for j in range(K - 1, -1, -1):
-            keys, counts = _aggregate_down(keys, counts)
+            keys, counts = _aggregate_down(keys, counts, _AGG_CHUNK)
             e_keys, e_counts = _runs(np.sort(extra_keys[j]))
             keys, counts = _merge_sorted(keys, counts, e_keys, e_counts)
             tables.append((keys, counts))
@@ -376,54 +386,12 @@ class KmerContextModel:
     def save(self, path: str | Path) -> Path:
         """Write ``config.json`` and ``counts.npz`` into folder ``path`` (atomically per file)."""
         self._require_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        arrays = {}
-        for j in range(self.k + 1):
-            arrays[f"keys_{j}"] = self._keys[j]
-            arrays[f"counts_{j}"] = self._counts[j]
-        tmp = path / "counts.npz.tmp"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path / "counts.npz")
-        config = {"format": FORMAT, "version": FORMAT_VERSION, "k": self.k,
-                  "smoothing": self.smoothing, "alpha": self.alpha,
-                  "strand_symmetric": self.strand_symmetric,
-                  "max_marginal": self.max_marginal, "n_positions": self.n_positions,
-                  "discounts": [float(d) for d in self.discounts]}
-        tmp = path / "config.json.tmp"
-        tmp.write_text(json.dumps(config, indent=2) + "\n")
-        os.replace(tmp, path / "config.json")
-        return path
+        return save_model(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> KmerContextModel:
         """Read a folder written by :meth:`save`. Raises :class:`InputError` if it is not one."""
-        path = Path(path)
-        cfg_path, npz_path = path / "config.json", path / "counts.npz"
-        for p in (cfg_path, npz_path):
-            if not p.is_file():
-                raise InputError("not a saved k-mer context model (missing file)", path=p)
-        try:
-            cfg = json.loads(cfg_path.read_text())
-        except (OSError, ValueError) as e:
-            raise InputError(f"cannot read config: {e}", path=cfg_path) from None
-        if cfg.get("format") != FORMAT or cfg.get("version") != FORMAT_VERSION:
-            raise InputError(f"not a {FORMAT} v{FORMAT_VERSION} config", path=cfg_path)
-        try:
-            model = cls(cfg["k"], cfg["smoothing"], cfg["alpha"], cfg["strand_symmetric"],
-                        cfg["max_marginal"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise InputError(f"invalid config: {e}", path=cfg_path) from None
-        try:
-            with np.load(npz_path) as z:
-                model._keys = [z[f"keys_{j}"] for j in range(model.k + 1)]
-                model._counts = [z[f"counts_{j}"] for j in range(model.k + 1)]
-        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
-            raise InputError(f"cannot read counts: {e}", path=npz_path) from None
-        model.discounts = np.asarray(cfg["discounts"], dtype=np.float64)
-        model.n_positions = int(cfg["n_positions"])
-        return model
+        return load_model(cls, path)
 
     def __repr__(self) -> str:
         state = f"{self.n_positions} positions" if self.is_fitted else "unfitted"
@@ -434,169 +402,3 @@ class KmerContextModel:
     def _require_fitted(self) -> None:
         if not self.is_fitted:
             raise RuntimeError("KmerContextModel is not fitted: call fit() or load()")
-
-
-def context_code(left: Sequence[int], right: Sequence[int]) -> int:
-    """Context code ``ctx_j`` of the bases ``left = x[p-j:p]`` and ``right = x[p+1:p+j+1]``."""
-    if len(left) != len(right):
-        raise ValueError("left and right contexts must have the same length")
-    code = 0
-    for d in range(1, len(left) + 1):
-        code = code * 16 + 4 * int(left[-d]) + int(right[d - 1])
-    return code
-
-
-# ---------------------------------------------------------------------- evaluation
-
-
-def _as_codes(seq, name: str) -> np.ndarray:
-    """1-D uint8 codes with 5 (MASK) folded into N, validated."""
-    x = np.asarray(seq)
-    if x.ndim != 1 or (x.size and x.dtype.kind not in "iub"):
-        raise ValueError(f"{name}: expected a 1-D integer array of codes, got {x.dtype} {x.shape}")
-    if x.size and (x.min() < 0 or x.max() > MASK):
-        raise ValueError(f"{name}: codes must be in 0..5 (A C G T N MASK)")
-    return np.minimum(x, N).astype(np.uint8)
-
-
-def _concat(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=_U64)
-
-
-def _window_keys(x: np.ndarray, start: int, stop: int, K: int) -> tuple[np.ndarray, np.ndarray]:
-    """Order-``K`` keys and largest clean order of centre positions ``start..stop-1`` of ``x``.
-
-    Returns:
-        keys: uint64 (n,), ``4 * ctx_K + centre`` with unknown bases read as A (only the
-            innermost ``order`` pairs of a key are meaningful).
-        order: int64 (n,), the largest ``j <= K`` whose window holds only A/C/G/T, or -1 if
-            the centre itself is N.
-    """
-    pad, n = K + 1, stop - start
-    lo, hi = start - pad, stop + pad
-    seg = np.full(hi - lo, N, dtype=np.uint8)
-    a, b = max(lo, 0), min(hi, x.size)
-    seg[a - lo:b - lo] = x[a:b]
-    valid = seg < 4
-    idx = np.arange(seg.size)
-    last_bad = np.maximum.accumulate(np.where(valid, -1, idx))
-    next_bad = np.minimum.accumulate(np.where(valid, seg.size, idx)[::-1])[::-1]
-    c = np.arange(pad, pad + n)
-    left_run = (c - 1) - last_bad[c - 1]
-    right_run = next_bad[c + 1] - (c + 1)
-    order = np.minimum(np.minimum(left_run, right_run), K)
-    order[~valid[c]] = -1
-
-    base = np.where(valid, seg, 0).astype(_U64)
-    ctx = np.zeros(n, dtype=_U64)
-    tmp = np.empty(n, dtype=_U64)
-    for d in range(1, K + 1):
-        ctx <<= _U64(4)
-        np.left_shift(base[pad - d:pad - d + n], _U64(2), out=tmp)
-        ctx |= tmp
-        ctx |= base[pad + d:pad + d + n]
-    ctx <<= _U64(2)
-    ctx |= base[pad:pad + n]
-    return ctx, order
-
-
-def _with_rc(keys: np.ndarray, j: int, strand_symmetric: bool) -> np.ndarray:
-    return np.concatenate([keys, _rc_keys(keys, j)]) if strand_symmetric else keys
-
-
-def _truncate_keys(keys: np.ndarray, j_from: int, j_to: int) -> np.ndarray:
-    """Order-``j_to`` keys from order-``j_from`` keys (drop the outer pairs)."""
-    ctx = (keys >> _U64(2)) >> _U64(4 * (j_from - j_to))
-    return (ctx << _U64(2)) | (keys & _U64(3))
-
-
-def _rc_keys(keys: np.ndarray, j: int) -> np.ndarray:
-    """Keys of the same windows read on the reverse strand.
-
-    Reverse-complementing a window swaps left and right and complements: the pair
-    ``(l, r)`` becomes ``(3 - r, 3 - l)`` and the centre ``c`` becomes ``3 - c``.
-    """
-    ctx, centre = keys >> _U64(2), keys & _U64(3)
-    m33 = _U64(int("3" * j, 16) if j else 0)  # 0b0011 in every 4-bit pair
-    swapped = ((ctx & m33) << _U64(2)) | ((ctx >> _U64(2)) & m33)
-    ctx_rc = swapped ^ _U64((1 << (4 * j)) - 1)
-    return (ctx_rc << _U64(2)) | (_U64(3) - centre)
-
-
-def _run_starts(sorted_keys: np.ndarray) -> np.ndarray:
-    """Indices where a new value starts in a sorted array."""
-    new = np.empty(sorted_keys.size, dtype=bool)
-    new[:1] = True
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
-    return np.flatnonzero(new)
-
-
-def _runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unique keys and their multiplicities (int64) of a sorted array."""
-    starts = _run_starts(sorted_keys)
-    return sorted_keys[starts], np.diff(starts, append=sorted_keys.size).astype(np.int64)
-
-
-def _aggregate_down(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Order-``j`` table from the sorted order-``j+1`` table, in linear time.
-
-    The order-``j+1`` keys are sorted by ``ctx_{j+1} = 16 * ctx_j + outer``, so they are
-    grouped by ``ctx_j``; within each group the centres are summed with a bincount. Work is
-    done in chunks of whole groups to bound memory.
-    """
-    out_keys, out_counts = [], []
-    a = 0
-    while a < keys.size:
-        b = min(a + _AGG_CHUNK, keys.size)
-        if b < keys.size:  # extend to the end of the last group
-            b = int(np.searchsorted(keys, ((keys[b - 1] >> _U64(6)) + _U64(1)) << _U64(6)))
-        parent = keys[a:b] >> _U64(6)
-        new_group = np.empty(parent.size, dtype=bool)
-        new_group[0] = True
-        np.not_equal(parent[1:], parent[:-1], out=new_group[1:])
-        starts = np.flatnonzero(new_group)
-        slot = np.cumsum(new_group) - 1
-        slot *= 4
-        slot += (keys[a:b] & _U64(3)).astype(np.int64)
-        sums = np.bincount(slot, weights=counts[a:b], minlength=4 * starts.size)
-        nz = np.flatnonzero(sums)
-        out_keys.append((parent[starts[nz >> 2]] << _U64(2)) | (nz & 3).astype(_U64))
-        out_counts.append(np.rint(sums[nz]).astype(np.int64))
-        a = b
-    if not out_keys:
-        return keys, counts.astype(np.int64)
-    return np.concatenate(out_keys), np.concatenate(out_counts)
-
-
-def _merge_sorted(keys: np.ndarray, counts: np.ndarray, add_keys: np.ndarray,
-                  add_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge a small sorted unique table into a large one, summing counts of equal keys."""
-    counts = counts.astype(np.int64)  # a copy unless already int64 (then updated in place)
-    if add_keys.size == 0:
-        return keys, counts
-    pos = np.searchsorted(keys, add_keys)
-    hit = pos < keys.size
-    hit[hit] = keys[pos[hit]] == add_keys[hit]
-    counts[pos[hit]] += add_counts[hit]
-    miss = ~hit
-    if not miss.any():
-        return keys, counts
-    size = keys.size + int(miss.sum())
-    inserted = np.zeros(size, dtype=bool)
-    inserted[pos[miss] + np.arange(int(miss.sum()))] = True
-    out_keys, out_counts = np.empty(size, dtype=keys.dtype), np.empty(size, dtype=np.int64)
-    out_keys[inserted], out_counts[inserted] = add_keys[miss], add_counts[miss]
-    out_keys[~inserted], out_counts[~inserted] = keys, counts
-    return out_keys, out_counts
-
-
-def _compact_counts(counts: np.ndarray) -> np.ndarray:
-    return counts.astype(np.uint32 if counts.size == 0 or counts.max() < 2**32 else np.uint64)
-
-
-def _ney_discount(counts: np.ndarray) -> float:
-    """Absolute discount ``n1 / (n1 + 2 n2)`` from the count-of-counts, clipped to [0.01, 1]."""
-    n1 = int(np.count_nonzero(counts == 1))
-    n2 = int(np.count_nonzero(counts == 2))
-    d = n1 / (n1 + 2 * n2) if n1 + n2 else _D_MIN
-    return float(min(max(d, _D_MIN), 1.0))

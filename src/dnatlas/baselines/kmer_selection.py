@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dnatlas.baselines.kmer import KmerContextModel, _as_codes
+from dnatlas.baselines.kmer import KmerContextModel
+from dnatlas.baselines.kmer_counts import _as_codes
 from dnatlas.genome.alphabet import MASK
 
 
@@ -163,6 +164,3 @@ def select_k(train_seqs: Iterable[np.ndarray], val_seqs: Iterable[np.ndarray],
     return KSelection(best_k, best_alpha, {k: s.bits_per_nt for k, s in per_k.items()},
                       {k: s.accuracy for k, s in per_k.items()}, scores[(best_k, best_alpha)].n,
                       model, scores)
-
-
-# ---------------------------------------------------------------------- helpers
