@@ -18,34 +18,23 @@ the record and the 1-based line where it applies.
 
 from __future__ import annotations
 
-import io
-import itertools
-import os
-import re
-import stat
-import warnings
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import ENCODE_TABLE, INVALID
+from dnatlas.genome.file_opening import hold_if_stream, open_binary, read_or_fail, release_stream
 
-GZIP_MAGIC = b"\x1f\x8b"
 CHUNK_BYTES = 1 << 23  # at most 8 MiB of text per parsing step
-GZIP_INPUT_BYTES = 1 << 20  # compressed bytes read at a time...
-GZIP_STEP_BYTES = 1 << 14  # ...and decompressed in steps of this size
 GENOME_SUFFIXES = (".fa", ".fasta", ".fna", ".gb", ".gbk", ".gbff")
 
 _NEWLINE = ord("\n")
 _WHITESPACE = b"\n\r \t"  # ignored inside sequence lines
 _TRANSLATE = ENCODE_TABLE.tobytes()  # for bytes.translate: byte -> code, 255 if invalid
 _INVALID_BYTE = bytes([INVALID])
-_DECOMPRESSION_ERRORS = (EOFError, zlib.error)
 
 
 @dataclass
@@ -74,16 +63,20 @@ def read_records(path: str | Path) -> Iterator[Record]:
             characters, empty records, duplicate IDs, truncated gzip data...
     """
     path = Path(path)
-    held = _hold_if_stream(path)
+    held = hold_if_stream(path)
     try:
         kind = _sniff_format(path)
         if kind == "fasta":
             yield from _read_fasta(path)
         else:
-            yield from _read_genbank(path)
+            # imported here: genbank.py imports Record from this module, and Biopython
+            # is loaded only for GenBank input
+            from dnatlas.genome.genbank import read_genbank
+
+            yield from read_genbank(path)
     finally:
         if held:
-            _IN_MEMORY.pop(path, None)
+            release_stream(path)
 
 
 def read_genome(path: str | Path) -> list[Record]:
@@ -106,138 +99,12 @@ def genome_id_from_path(path: str | Path) -> str:
     return name
 
 
-# --------------------------------------------------------------------------- opening
-
-
-#: Content of the pipes being read (``<(zcat g.fa.gz)``, ``/dev/stdin``): a pipe can be
-#: read only once, and the parsers open their file more than once (to sniff the format,
-#: and on the error path to locate a problem).
-_IN_MEMORY: dict[Path, bytes] = {}
-
-
-def _hold_if_stream(path: Path) -> bool:
-    """Read a pipe or other non-regular file into memory (once); whether it was."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False  # _open_binary reports it
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or path in _IN_MEMORY:
-        return False
-    try:
-        with open(path, "rb") as fh:
-            _IN_MEMORY[path] = fh.read()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    return True
-
-
-def _open_binary(path: Path) -> BinaryIO:
-    """Open ``path`` for reading bytes, decompressing gzip/bgzip (detected by magic bytes)."""
-    try:
-        fh = io.BytesIO(_IN_MEMORY[path]) if path in _IN_MEMORY else open(path, "rb")
-    except FileNotFoundError:
-        raise InputError("file not found", path=path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a sequence file", path=path) from None
-    except OSError as exc:
-        raise InputError(f"cannot open file: {exc.strerror}", path=path) from None
-    if fh.read(2) == GZIP_MAGIC:
-        fh.seek(0)
-        return _GzipReader(fh)
-    fh.seek(0)
-    return fh
-
-
-class _GzipReader(io.RawIOBase):
-    """Streaming reader of gzip data, including multi-member gzip such as bgzip.
-
-    Unlike :class:`gzip.GzipFile`, it hands out every byte decompressed before a truncation
-    or corruption and only then raises (``EOFError`` or ``zlib.error``), so that the parser
-    can say in which record and line the data stops.
-    """
-
-    def __init__(self, fh: BinaryIO):
-        super().__init__()
-        self._fh = fh
-        self._inflater = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
-        self._member_started = False
-        self._pending = memoryview(b"")
-        self._error: zlib.error | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` decompressed bytes (possibly fewer); ``b""`` at the end."""
-        if size < 0:
-            return self.readall()
-        while not self._pending:
-            if self._error is not None:
-                raise self._error
-            data = self._fh.read(GZIP_INPUT_BYTES)
-            if not data:
-                if self._member_started:
-                    raise EOFError("the file ends inside a gzip member")
-                return b""
-            self._pending = memoryview(self._inflate(data))
-        out = self._pending[:size].tobytes()
-        self._pending = self._pending[size:]
-        return out
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def _inflate(self, data: bytes) -> bytes:
-        """Decompress ``data`` in small steps, keeping the output made before an error."""
-        out = []
-        try:
-            for i in range(0, len(data), GZIP_STEP_BYTES):
-                out.append(self._inflate_step(data[i:i + GZIP_STEP_BYTES]))
-        except zlib.error as exc:
-            self._error = exc
-        return b"".join(out)
-
-    def _inflate_step(self, data: bytes) -> bytes:
-        """Decompress ``data``, starting a new gzip member after each one that ends."""
-        out = []
-        while data:
-            if self._inflater.eof:
-                self._inflater = zlib.decompressobj(wbits=31)
-            out.append(self._inflater.decompress(data))
-            data = self._inflater.unused_data if self._inflater.eof else b""
-            self._member_started = not self._inflater.eof
-        return b"".join(out)
-
-    def close(self) -> None:
-        self._fh.close()
-        super().close()
-
-
-def _open_text(path: Path) -> io.TextIOWrapper:
-    """Open ``path`` (plain, gzip or bgzip) as latin-1 text, for GenBank."""
-    fh = _open_binary(path)
-    if isinstance(fh, _GzipReader):
-        fh = io.BufferedReader(fh)
-    return io.TextIOWrapper(fh, encoding="latin-1")
-
-
-def _read_or_fail(fh: BinaryIO, size: int, path: Path, record: str | None, line: int) -> bytes:
-    """``fh.read(size)``, turning corrupt or truncated gzip data into an InputError."""
-    try:
-        return fh.read(size)
-    except _DECOMPRESSION_ERRORS as exc:
-        raise InputError(f"truncated or corrupt gzip data ({exc})", path=path,
-                         record=record, line=line) from None
-
-
 def _sniff_format(path: Path) -> str:
     """Return ``"fasta"`` or ``"genbank"`` from the first non-blank line of the file."""
-    with _open_binary(path) as fh:
+    with open_binary(path) as fh:
         head = b""
         while b"\n" not in head.lstrip():
-            block = _read_or_fail(fh, 1 << 16, path, None, head.count(b"\n") + 1)
+            block = read_or_fail(fh, 1 << 16, path, None, head.count(b"\n") + 1)
             if not block:
                 break
             head += block
@@ -367,10 +234,10 @@ def _header_positions(buf: bytes) -> list[int]:
 def _read_fasta(path: Path) -> Iterator[Record]:
     """Parse a FASTA file chunk by chunk; each chunk ends at a line boundary."""
     parser = _FastaParser(path)
-    with _open_binary(path) as fh:
+    with open_binary(path) as fh:
         rest = b""
         while True:
-            block = _read_or_fail(fh, CHUNK_BYTES, path, parser.record_id, parser.line)
+            block = read_or_fail(fh, CHUNK_BYTES, path, parser.record_id, parser.line)
             if not block:
                 break
             cut = block.rfind(b"\n") + 1
@@ -381,148 +248,3 @@ def _read_fasta(path: Path) -> Iterator[Record]:
             yield from parser.feed(chunk)
         yield from parser.feed(rest)
     yield from parser.finish()
-
-
-# --------------------------------------------------------------------------- GenBank
-
-
-def _read_genbank(path: Path) -> Iterator[Record]:
-    """Parse a GenBank file with Biopython, then encode and check each record's sequence."""
-    from Bio import SeqIO
-    from Bio.Seq import UndefinedSequenceError
-
-    seen: set[str] = set()
-    with _open_text(path) as text:
-        records = SeqIO.parse(text, "genbank")
-        for index in itertools.count():
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    rec = next(records)
-                    raw = bytes(rec.seq)
-            except StopIteration:
-                return
-            except _DECOMPRESSION_ERRORS as exc:
-                locus = _locate_locus(path, index)
-                raise InputError(f"truncated or corrupt gzip data ({exc})", path=path,
-                                 record=locus.name, line=locus.line) from None
-            except UndefinedSequenceError:
-                raise _no_sequence_error(path, index, rec.id) from None
-            except Exception as exc:  # Biopython raises ValueError, AssertionError...
-                raise _genbank_parse_error(path, index, exc) from None
-            _check_sequence_warnings(path, index, rec.id, caught)
-            yield _genbank_record(path, index, rec.id, rec.description, raw, seen)
-            seen.add(rec.id)
-
-
-def _check_sequence_warnings(path: Path, index: int, record_id: str, caught: list) -> None:
-    """Raise on the Biopython warnings that mean a truncated or inconsistent sequence.
-
-    Other parser warnings (a malformed LOCUS line, an odd feature location...) are ignored.
-    """
-    for warning in caught:
-        message = " ".join(str(warning.message).split())
-        if message.startswith("Premature end of file"):
-            message = "truncated GenBank record: the file ends inside its sequence"
-        elif message.startswith("Expected sequence length"):
-            message = f"sequence length disagrees with the LOCUS line: {message}"
-        else:
-            continue
-        raise InputError(message, path=path, record=record_id,
-                         line=_locate_locus(path, index).line)
-
-
-def _genbank_record(path: Path, index: int, record_id: str, description: str, raw: bytes,
-                    seen: set[str]) -> Record:
-    """Encode record ``index``'s sequence, checking that it is unique, non-empty and valid."""
-    if record_id in seen:
-        raise InputError("duplicate record ID", path=path, record=record_id,
-                         line=_locate_locus(path, index).line)
-    if not raw:
-        raise _no_sequence_error(path, index, record_id)
-    codes = bytearray(raw.translate(_TRANSLATE))
-    bad = codes.find(_INVALID_BYTE)
-    if bad >= 0:
-        line, column, char = _locate_origin_base(path, index, bad)
-        raise InputError(f"invalid character {char!r} at column {column}", path=path,
-                         record=record_id, line=line)
-    return Record(record_id, description, np.frombuffer(codes, dtype=np.uint8))
-
-
-def _no_sequence_error(path: Path, index: int, record_id: str | None = None) -> InputError:
-    locus = _locate_locus(path, index)
-    return InputError("GenBank record has no sequence (no ORIGIN data)", path=path,
-                      record=record_id or locus.name, line=locus.line)
-
-
-def _genbank_parse_error(path: Path, index: int, exc: Exception) -> InputError:
-    """The InputError for a record that Biopython cannot parse, as one line."""
-    locus = _locate_locus(path, index)
-    if not locus.terminated:
-        message = "truncated GenBank record: the file ends before its '//' line"
-    elif not locus.has_origin:
-        return _no_sequence_error(path, index)
-    else:
-        message = "invalid GenBank record: " + " ".join(str(exc).split())
-    return InputError(message, path=path, record=locus.name, line=locus.line)
-
-
-# Error path only: these helpers re-read the file to locate a problem.
-
-
-class _Locus(NamedTuple):
-    line: int | None  # 1-based line of the LOCUS line
-    name: str | None  # the LOCUS name
-    has_origin: bool  # whether the record has an ORIGIN line before its '//'
-    terminated: bool  # whether the record ends with a '//' line
-
-
-def _genbank_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line) pairs of a possibly gzipped text file; stops at corruption."""
-    try:
-        with _open_text(path) as text:
-            yield from enumerate(text, start=1)
-    except _DECOMPRESSION_ERRORS:
-        return
-
-
-def _locate_locus(path: Path, index: int) -> _Locus:
-    """Where record ``index`` (0-based) of a GenBank file starts, and whether it has ORIGIN."""
-    count = -1
-    line, name, has_origin = None, None, False
-    for number, text in _genbank_lines(path):
-        if text.startswith("LOCUS"):
-            count += 1
-            if count == index:
-                words = text.split()
-                line, name = number, (words[1] if len(words) > 1 else None)
-        elif count == index and text.startswith("ORIGIN"):
-            has_origin = True
-        elif count == index and text.startswith("//"):
-            return _Locus(line, name, has_origin, True)
-    return _Locus(line, name, has_origin, False)
-
-
-_ORIGIN_DATA = re.compile(r"^\s*\d+\s")
-
-
-def _locate_origin_base(path: Path, index: int, base: int) -> tuple[int | None, int | None, str]:
-    """(line, column, character) of the 0-based ``base`` of record ``index``'s ORIGIN data."""
-    start = _locate_locus(path, index).line or 1
-    seen = 0
-    in_origin = False
-    for number, text in _genbank_lines(path):
-        if number < start:
-            continue
-        if text.startswith("ORIGIN"):
-            in_origin = True
-        elif in_origin and _ORIGIN_DATA.match(text):
-            for column, char in enumerate(text.rstrip("\r\n"), start=1):
-                if char.isdigit() or char.isspace():
-                    continue
-                if seen == base:
-                    return number, column, char
-                seen += 1
-        elif in_origin:
-            break
-    return None, None, "?"
