@@ -7,14 +7,15 @@ Split from :mod:`dnatlas.baselines.kmer`; :meth:`KmerContextModel.save` and
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dnatlas.baselines.saved_folder import read_folder_config
 from dnatlas.errors import InputError
+from dnatlas.files import atomic_write, atomic_write_text
 
 if TYPE_CHECKING:
     from dnatlas.baselines.kmer import KmerContextModel
@@ -31,18 +32,14 @@ def save_model(model: KmerContextModel, path: str | Path) -> Path:
     for j in range(model.k + 1):
         arrays[f"keys_{j}"] = model._keys[j]
         arrays[f"counts_{j}"] = model._counts[j]
-    tmp = path / "counts.npz.tmp"
-    with open(tmp, "wb") as fh:
+    with atomic_write(path / "counts.npz", "wb") as fh:
         np.savez(fh, **arrays)
-    os.replace(tmp, path / "counts.npz")
     config = {"format": FORMAT, "version": FORMAT_VERSION, "k": model.k,
               "smoothing": model.smoothing, "alpha": model.alpha,
               "strand_symmetric": model.strand_symmetric,
               "max_marginal": model.max_marginal, "n_positions": model.n_positions,
               "discounts": [float(d) for d in model.discounts]}
-    tmp = path / "config.json.tmp"
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(tmp, path / "config.json")
+    atomic_write_text(path / "config.json", json.dumps(config, indent=2) + "\n")
     return path
 
 
@@ -50,13 +47,7 @@ def load_model(cls: type[KmerContextModel], path: str | Path) -> KmerContextMode
     """Read a folder written by :func:`save_model` as a ``cls``; :class:`InputError` if not one."""
     path = Path(path)
     cfg_path, npz_path = path / "config.json", path / "counts.npz"
-    for p in (cfg_path, npz_path):
-        if not p.is_file():
-            raise InputError("not a saved k-mer context model (missing file)", path=p)
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read config: {e}", path=cfg_path) from None
+    cfg = read_folder_config(cfg_path, npz_path, what="k-mer context model")
     if cfg.get("format") != FORMAT or cfg.get("version") != FORMAT_VERSION:
         raise InputError(f"not a {FORMAT} v{FORMAT_VERSION} config", path=cfg_path)
     try:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -39,7 +38,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from dnatlas.baselines.saved_folder import read_folder_config
 from dnatlas.errors import InputError
+from dnatlas.files import atomic_path, atomic_write_text
 
 MODEL_TYPE = "dnatlas-transformer-mlm"
 CONFIG_NAME = "config.json"
@@ -378,13 +379,10 @@ class TransformerMLM(nn.Module):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        tmp = path / (WEIGHTS_NAME + ".tmp")
-        save_file(state, str(tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
-        os.replace(tmp, path / WEIGHTS_NAME)
-        tmp = path / (CONFIG_NAME + ".tmp")
-        tmp.write_text(json.dumps({"model_type": MODEL_TYPE, **self.config.to_dict()},
-                                  indent=2) + "\n")
-        os.replace(tmp, path / CONFIG_NAME)
+        with atomic_path(path / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
+        atomic_write_text(path / CONFIG_NAME, json.dumps(
+            {"model_type": MODEL_TYPE, **self.config.to_dict()}, indent=2) + "\n")
         return path
 
     @classmethod
@@ -393,13 +391,7 @@ class TransformerMLM(nn.Module):
         """Load a folder written by :meth:`save_pretrained`; the model is in eval mode."""
         path = Path(path)
         cfg_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
-        for p in (cfg_path, weights_path):
-            if not p.is_file():
-                raise InputError("not a saved Transformer baseline (missing file)", path=p)
-        try:
-            raw = json.loads(cfg_path.read_text())
-        except (OSError, ValueError) as e:
-            raise InputError(f"cannot read config: {e}", path=cfg_path) from None
+        raw = read_folder_config(cfg_path, weights_path, what="Transformer baseline")
         if raw.get("model_type") != MODEL_TYPE:
             raise InputError(f"model_type is {raw.get('model_type')!r}, not {MODEL_TYPE!r}",
                              path=cfg_path)
