@@ -7,9 +7,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dnatlas.genome.alphabet import MASK
+
 #: Input vocabulary: the nucleotide codes of :mod:`dnatlas.genome.alphabet` plus MASK.
 VOCAB = ("A", "C", "G", "T", "N", "MASK")
-MASK_TOKEN = 5
+MASK_TOKEN = MASK  # one home: dnatlas.genome.alphabet
 N_TRIPLETS = 64
 
 

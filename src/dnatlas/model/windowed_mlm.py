@@ -17,7 +17,7 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 
-from dnatlas.model.config import MASK_TOKEN
+from dnatlas.genome.alphabet import MASK
 from dnatlas.model.rcps import triplet_rc_permutation
 
 #: added to the logits of triplets inconsistent with the input (finite, so fp32-safe)
@@ -70,7 +70,7 @@ def loss_positions(seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def mask_tokens(seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Model input: ``seq`` (B, L) with masked positions replaced by MASK."""
-    return torch.where(mask.bool(), torch.full_like(seq, MASK_TOKEN), seq)
+    return torch.where(mask.bool(), torch.full_like(seq, MASK), seq)
 
 
 def masked_log_probs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

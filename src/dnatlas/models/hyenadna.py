@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dnatlas.errors import InputError
+from dnatlas.genome.alphabet import MASK as MASK_CODE  # our code of a hidden nucleotide
 from dnatlas.models.arch.hyenadna import HyenaConfig, HyenaDNA, load_hyenadna
 from dnatlas.models.protocol import (
     Intervention,
@@ -37,7 +38,6 @@ from dnatlas.models.protocol import (
 
 TOKEN_OFFSET = 7  # id = code + 7 (A=7 C=8 G=9 T=10 N=11)
 HYENA_MASK = 3    # HyenaDNA's [MASK] id
-MASK_CODE = 5     # our code of a hidden nucleotide
 
 
 def codes_to_ids(tokens: Tensor) -> Tensor:

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dnatlas.errors import InputError
+from dnatlas.genome.alphabet import MASK as MASK_CODE  # our code of a hidden nucleotide
 from dnatlas.models.arch.nucleotide_transformer import (
     NTv2Config,
     NTv2ForMaskedLM,
@@ -67,7 +68,7 @@ from dnatlas.models.protocol import (
 
 K = 6
 UNK, PAD, MASK, CLS = 0, 1, 2, 3
-MASK_CODE = 5  # our code of a hidden nucleotide
+
 NT_ALPHABET = "ATCG"
 #: our code (A=0 C=1 G=2 T=3 N=4) -> NT digit (A=0 T=1 C=2 G=3); N gets a dummy 0
 CODE_TO_DIGIT = np.array([0, 2, 3, 1, 0], dtype=np.int64)
