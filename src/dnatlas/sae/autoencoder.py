@@ -193,14 +193,19 @@ class SparseAutoencoder(nn.Module):
 
     # ---- helpers shared by subclasses ---------------------------------------------------
 
+    def _dead_for_aux(self) -> Tensor | None:
+        """Indices of the dead features when the auxiliary loss is on and any is dead."""
+        if not self.cfg.aux_coefficient:
+            return None
+        dead = torch.nonzero(self.dead_mask).squeeze(1)
+        return dead if dead.numel() else None
+
     def _pre_act_aux(self, pre: Tensor, threshold: Tensor | float) -> Tensor:
         """Anthropic's dead-feature loss: c * mean_b sum_{i dead} relu(theta_i - pre_i) ||W_dec[i]||."""
+        dead = self._dead_for_aux()
+        if dead is None:
+            return self._zero()
         c = self.cfg.aux_coefficient
-        if not c:
-            return self._zero()
-        dead = torch.nonzero(self.dead_mask).squeeze(1)
-        if dead.numel() == 0:
-            return self._zero()
         pre_d = pre.index_select(1, dead)
         theta = threshold.index_select(0, dead) if isinstance(threshold, Tensor) else threshold
         norms = self.W_dec.index_select(0, dead).norm(dim=1)
@@ -211,12 +216,10 @@ class SparseAutoencoder(nn.Module):
 
         Gradients reach only dead features' W_enc columns, b_enc and W_dec rows.
         """
+        dead = self._dead_for_aux()
+        if dead is None:
+            return self._zero()
         c = self.cfg.aux_coefficient
-        if not c:
-            return self._zero()
-        dead = torch.nonzero(self.dead_mask).squeeze(1)
-        if dead.numel() == 0:
-            return self._zero()
         B = x_n.shape[0]
         k_aux = min(self.cfg.aux_k, dead.numel())
         with torch.no_grad():
