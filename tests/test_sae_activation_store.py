@@ -1,6 +1,7 @@
 """Activation store: shuffle buffer bounds and mixing, streaming, disk cache and resume."""
 
 import functools
+import itertools
 import json
 
 import numpy as np
@@ -166,3 +167,79 @@ def test_fasta_windows(tmp_path):
     bad.write_text(">r\nACGX\n")
     with pytest.raises(InputError, match="record 'r'"):
         next(window_source(bad, "train", window=2, batch=1))
+
+
+class CountingModel:
+    """Wraps a model adapter and counts forward passes."""
+
+    def __init__(self, adapter):
+        self.adapter, self.calls = adapter, 0
+        self.device = adapter.device
+
+    def activations(self, tokens, keys):
+        self.calls += 1
+        return self.adapter.activations(tokens, keys)
+
+
+class SeededWindows:
+    """A re-iterable, seeded source of window batches (like a genome sampler)."""
+
+    def __iter__(self):
+        rng = np.random.default_rng(11)
+        while True:
+            yield rng.integers(0, 4, (2, 48)).astype(np.uint8)
+
+
+def _store(model):
+    return ActivationStore(model, SeededWindows(), ["blocks.1.residual"], batch_size=32,
+                           buffer_rows=256, seed=3)
+
+
+def test_store_resumes_exactly_without_recomputing_activations():
+    from dnatlas.models import load_model
+
+    adapter = load_model("dnatlas:tiny:random-init")
+    full = list(itertools.islice(iter(_store(CountingModel(adapter))), 40))
+    first_model = CountingModel(adapter)
+    first = _store(first_model)
+    it = iter(first)
+    head = [next(it) for _ in range(15)]
+    state = first.state_dict()
+    resumed_model = CountingModel(adapter)
+    resumed = _store(resumed_model)
+    resumed.load_state_dict(state)
+    it = iter(resumed)
+    tail = [next(it) for _ in range(25)]
+    for a, b in zip(head + tail, full):
+        assert torch.equal(a["blocks.1.residual"], b["blocks.1.residual"])
+    # the resumed stream ran the model only on windows the first one had not consumed
+    assert resumed_model.calls + first_model.calls == forward_passes_for(adapter, 40)
+
+
+def forward_passes_for(adapter, n_batches):
+    model = CountingModel(adapter)
+    list(itertools.islice(iter(_store(model)), n_batches))
+    return model.calls
+
+
+def test_sae_training_resumes_from_the_stream_state(tmp_path):
+    from dnatlas.models import load_model
+    from dnatlas.sae.architectures import SAEConfig
+    from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig
+
+    adapter = load_model("dnatlas:tiny:random-init")
+    spec = SAESpec(None, "blocks.1.residual",
+                   SAEConfig.from_expansion("topk", adapter.d("blocks.1.residual"), 2, k=4))
+    cfg = SAETrainingConfig(steps=12, batch_size=32, checkpoint_every=5, progress=False)
+    SAETrainer([spec], cfg, tmp_path / "whole").fit(_store(CountingModel(adapter)))
+    SAETrainer([spec], SAETrainingConfig(**{**cfg.to_dict(), "steps": 5}),
+               tmp_path / "part").fit(_store(CountingModel(adapter)))
+    model = CountingModel(adapter)
+    trainer = SAETrainer([spec], cfg, tmp_path / "part")
+    trainer.fit(_store(model), resume=True)
+    whole = SAETrainer([spec], cfg, tmp_path / "whole")
+    whole.load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    for a, b in zip(trainer.slots[0].sae.state_dict().values(),
+                    whole.slots[0].sae.state_dict().values()):
+        assert torch.equal(a, b)
+    assert model.calls < forward_passes_for(adapter, 12)

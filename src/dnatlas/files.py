@@ -54,8 +54,8 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8"
-                 ) -> Iterator[IO]:
+def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8",
+                 newline: str | None = None) -> Iterator[IO]:
     """Context manager yielding a file object whose content replaces ``path`` on success.
 
     The data is written to a temporary file in the same folder, flushed and fsynced, then
@@ -67,7 +67,8 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.fchmod(fd, 0o666 & ~_umask())
     try:
-        with os.fdopen(fd, mode, **({} if binary else {"encoding": encoding})) as fh:
+        text = {} if binary else {"encoding": encoding, "newline": newline}
+        with os.fdopen(fd, mode, **text) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

@@ -38,6 +38,7 @@ from safetensors.torch import load_file, save_file
 
 from dnatlas.errors import InputError
 from dnatlas.files import atomic_path, atomic_write_text
+from dnatlas.sae.shuffle_buffer import ResumableStream, ShuffleBuffer, n_rows
 
 MANIFEST_NAME = "manifest.json"
 CACHE_FORMAT = "dnatlas-sae-activation-shards"
@@ -45,75 +46,8 @@ CACHE_VERSION = 1
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 Rows = dict[str, torch.Tensor]
-
-
-class ShuffleBuffer:
-    """Bounded-memory shuffling of aligned rows.
-
-    Args:
-        capacity: rows held per key (at least 2 * batch_size).
-        batch_size: rows per emitted batch.
-        seed: seed of the shuffles.
-        drop_last: drop the final incomplete batch when the input ends.
-
-    Attributes:
-        peak_rows: the most rows ever held (never above ``capacity``).
-    """
-
-    def __init__(self, capacity: int, batch_size: int, seed: int = 0, drop_last: bool = True):
-        if capacity < 2 * batch_size:
-            raise ValueError(f"buffer capacity {capacity} must be at least twice the batch "
-                             f"size {batch_size}")
-        self.capacity, self.batch_size, self.drop_last = capacity, batch_size, drop_last
-        self.generator = torch.Generator().manual_seed(seed)
-        self.peak_rows = 0
-        self._buf: Rows = {}
-        self._n = 0
-
-    def _allocate(self, rows: Rows) -> None:
-        self._buf = {k: torch.empty((self.capacity, *v.shape[1:]), dtype=v.dtype, device=v.device)
-                     for k, v in rows.items()}
-
-    def _emit(self, n_emit: int) -> Iterator[Rows]:
-        """Shuffle the held rows, yield n_emit of them as batches, keep the rest at the front."""
-        perm = torch.randperm(self._n, generator=self.generator)
-        for start in range(0, n_emit, self.batch_size):
-            idx = perm[start:start + self.batch_size]
-            yield {k: v.index_select(0, idx.to(v.device)) for k, v in self._buf.items()}
-        keep = perm[n_emit:self._n]
-        for v in self._buf.values():
-            v[:keep.numel()] = v.index_select(0, keep.to(v.device))
-        self._n = keep.numel()
-
-    def shuffle(self, chunks: Iterable[Rows]) -> Iterator[Rows]:
-        """Batches {key: (batch_size, ...)} from chunks {key: (n, ...)} of aligned rows."""
-        half = (self.capacity // 2 // self.batch_size) * self.batch_size
-        for chunk in chunks:
-            n = _n_rows(chunk)
-            if not self._buf:
-                self._allocate(chunk)
-            pos = 0
-            while pos < n:
-                take = min(n - pos, self.capacity - self._n)
-                for k, v in chunk.items():
-                    self._buf[k][self._n:self._n + take] = v[pos:pos + take]
-                self._n += take
-                pos += take
-                self.peak_rows = max(self.peak_rows, self._n)
-                if self._n == self.capacity:
-                    yield from self._emit(half)
-        if self._n:
-            full = (self._n // self.batch_size) * self.batch_size
-            n_out = self._n if not self.drop_last else full
-            yield from self._emit(n_out)
-        self._n = 0
-
-
-def _n_rows(rows: Rows) -> int:
-    sizes = {v.shape[0] for v in rows.values()}
-    if len(sizes) != 1:
-        raise ValueError(f"keys have different row counts: {sizes}")
-    return sizes.pop()
+__all__ = ["ActivationStore", "CachedActivations", "ShuffleBuffer", "cache_activations",
+           "read_manifest", "window_rows"]
 
 
 # --------------------------------------------------------------------------------------
@@ -174,17 +108,35 @@ class ActivationStore:
         self.batch_size, self.buffer_rows, self.seed = batch_size, buffer_rows, seed
         self.dtype, self.device, self.drop_n, self.max_windows = dtype, device, drop_n, max_windows
 
-    def chunks(self) -> Iterator[Rows]:
+        self._stream: ResumableStream | None = None
+        self._restore: dict | None = None
+
+    def _windows(self) -> Iterator[np.ndarray]:
         windows = iter(self.windows)
         if self.max_windows is not None:
             windows = itertools.islice(windows, self.max_windows)
-        for tokens in windows:
-            yield window_rows(self.adapter, tokens, self.keys, drop_n=self.drop_n,
-                              dtype=self.dtype, device=self.device)
+        return windows
+
+    def _rows(self, tokens) -> Rows:
+        return window_rows(self.adapter, tokens, self.keys, drop_n=self.drop_n,
+                           dtype=self.dtype, device=self.device)
 
     def __iter__(self) -> Iterator[Rows]:
         buffer = ShuffleBuffer(self.buffer_rows, self.batch_size, self.seed)
-        return buffer.shuffle(self.chunks())
+        self._stream = ResumableStream(self._windows, self._rows, buffer, self._restore)
+        self._restore = None
+        return self._stream
+
+    def state_dict(self) -> dict:
+        """Position of the current iteration (window batches consumed, shuffle buffer)."""
+        if self._stream is None:
+            raise RuntimeError("the store has not been iterated yet")
+        return self._stream.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Make the next iteration continue from ``state`` without recomputing activations
+        (the window source must be re-iterable from its start, like a seeded sampler)."""
+        self._restore = state
 
 
 # --------------------------------------------------------------------------------------
@@ -263,7 +215,7 @@ def cache_activations(rows_of: Callable[[np.ndarray], Rows], windows: Iterable[n
             continue
         parts = [rows_of(tokens) for tokens in batch_list]
         rows = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        n = _n_rows(rows)
+        n = n_rows(rows)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + index))
         tensors = {k: v.index_select(0, perm.to(v.device)).to("cpu", DTYPES[dtype]).contiguous()
                    for k, v in rows.items()}

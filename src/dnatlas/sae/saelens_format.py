@@ -23,7 +23,6 @@ are kept in ``metadata["dnatlas"]`` so that :func:`load_sae` restores, e.g., a B
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dnatlas.errors import InputError
+from dnatlas.files import atomic_path, atomic_write_text, check_output_dir
 from dnatlas.sae.architectures import SAEConfig, SparseAutoencoder, build_sae
 
 CFG_FILENAME = "cfg.json"
@@ -95,26 +95,19 @@ def _weights(sae: SparseAutoencoder) -> dict[str, torch.Tensor]:
     return {k: v.to("cpu", torch.float32).contiguous() for k, v in tensors.items()}
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def save_sae(sae: SparseAutoencoder, directory: str | Path,
              extra_metadata: dict[str, Any] | None = None) -> Path:
     """Write ``sae`` as a SAELens folder (input scale folded in); returns the folder.
 
-    Each file is written to a temporary name and moved into place.
+    Each file is written atomically (fsynced temporary file, renamed into place), with
+    the usual permissions.
     """
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(directory, "SAE folder")
     folded = sae.folded()
-    tmp = out / (WEIGHTS_FILENAME + ".tmp")
-    save_file(_weights(folded), str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, out / WEIGHTS_FILENAME)
+    with atomic_path(out / WEIGHTS_FILENAME) as tmp:
+        save_file(_weights(folded), str(tmp), metadata={"format": "pt"})
     cfg = saelens_cfg(folded, extra_metadata)
-    _atomic_write_bytes(out / CFG_FILENAME, (json.dumps(cfg, indent=2) + "\n").encode())
+    atomic_write_text(out / CFG_FILENAME, json.dumps(cfg, indent=2) + "\n")
     return out
 
 

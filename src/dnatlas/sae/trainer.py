@@ -20,7 +20,9 @@ SAE with ``name=None``):
 The checkpoint (written atomically every ``checkpoint_every`` steps and at the end) holds
 each SAE's parameters and buffers (input scale, dead-feature counters, thresholds), its
 optimiser state, the step and the partial metric sums, so a resumed run equals an
-uninterrupted one given the same batches. On resume, ``data`` may be a callable
+uninterrupted one given the same batches. A stream with ``state_dict``/``load_state_dict``
+(:class:`~dnatlas.sae.activation_store.ActivationStore`) is checkpointed with the run and
+restored without recomputing any activation. Otherwise, on resume, ``data`` may be a callable
 ``start_step -> iterable`` or an object with a ``batches(start_step)`` method (such as
 :class:`~dnatlas.sae.activation_store.CachedActivations`) that starts at the right batch; a
 plain iterable is advanced by consuming the batches already trained on.
@@ -28,9 +30,9 @@ plain iterable is advanced by consuming the batches already trained on.
 
 from __future__ import annotations
 
+import collections
 import csv
 import itertools
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -38,9 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from dnatlas.errors import InputError
+from dnatlas.files import atomic_path, atomic_write
+from dnatlas.progress import progress
 from dnatlas.sae.architectures import SAEConfig, SparseAutoencoder, build_sae, expected_norm_scale
 from dnatlas.sae.saelens_format import save_sae
 
@@ -70,7 +73,7 @@ class SAETrainingConfig:
         log_every: steps between metric rows (means over the interval; L0/FVU at the row's step).
         checkpoint_every: steps between checkpoints.
         device: where SAEs train.
-        progress: show a tqdm bar (None: when stderr is a terminal).
+        progress: False hides progress (default: a bar on a terminal, else a line every 10 s).
     """
 
     steps: int = 10_000
@@ -196,6 +199,9 @@ class SAETrainer:
         self.metadata = metadata or {}
         self.device = torch.device(cfg.device)
         self.step = 0
+        self._data = None          # the batches being trained on (for their stream state)
+        self._data_state = None    # stream state read from a checkpoint
+        self._replay: collections.deque = collections.deque()  # head batches not yet trained
         self.slots: list[_Slot] = []
         for spec in specs:
             if not spec.config.hook_name:
@@ -243,9 +249,8 @@ class SAETrainer:
         if self.step == 0:
             batches = self._estimate_scales(batches)
 
-        bar = tqdm(total=self.cfg.steps, initial=self.step, desc="SAE", unit="step",
-                   disable=None if self.cfg.progress is None else not self.cfg.progress,
-                   dynamic_ncols=True)
+        bar = progress(total=self.cfg.steps, initial=self.step, desc="SAE", unit="step",
+                       disable=self.cfg.progress is False, dynamic_ncols=True)
         t0, rows = time.perf_counter(), 0
         try:
             while self.step < self.cfg.steps:
@@ -273,10 +278,15 @@ class SAETrainer:
         return self.saes
 
     def _batches(self, data) -> Iterator[Batch]:
+        self._data = data
         if callable(data) and not hasattr(data, "__iter__"):
             return iter(data(self.step))
         if callable(getattr(data, "batches", None)):  # e.g. CachedActivations.batches(start)
             return iter(data.batches(self.step))
+        if self.step and self._data_state is not None and hasattr(data, "load_state_dict"):
+            data.load_state_dict(self._data_state["stream"])  # no activation is recomputed
+            self._replay = collections.deque(self._data_state["replay"])
+            return self._replaying(iter(data))
         it = iter(data)
         for _ in range(self.step):  # resume on a plain iterable: skip what was trained on
             next(it)
@@ -299,7 +309,14 @@ class SAETrainer:
             if slot.spec.config.normalize:
                 key = slot.spec.key
                 slot.sae.set_input_scale(expected_norm_scale(sums[key], counts[key], slot.sae.d_in))
-        return itertools.chain(head, batches)
+        self._replay = collections.deque(head)
+        return self._replaying(batches)
+
+    def _replaying(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        """The replayed head batches (saved with a checkpoint while pending), then the rest."""
+        while self._replay:
+            yield self._replay.popleft()
+        yield from batches
 
     def _rows(self, batch: Batch, key: str) -> torch.Tensor:
         x = batch if isinstance(batch, torch.Tensor) else batch[key]
@@ -352,12 +369,10 @@ class SAETrainer:
                 reader = csv.reader(fh)
                 next(reader, None)
                 kept = [row for row in reader if row and int(row[0]) <= self.step]
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("w", newline="") as fh:
+        with atomic_write(path, newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(METRIC_COLUMNS)
             writer.writerows(kept)
-        os.replace(tmp, path)
 
     def _log(self) -> dict[str, str]:
         postfix = {}
@@ -389,9 +404,13 @@ class SAETrainer:
                                                       "train_config": self.cfg.to_dict()}}
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        """Write the whole run's state atomically (tmp file + os.replace)."""
+        """Write the whole run's state atomically (fsynced tmp file, renamed into place)."""
         path = Path(path) if path is not None else self.checkpoint_path
+        data_state = None
+        if callable(getattr(self._data, "state_dict", None)):  # a resumable stream
+            data_state = {"stream": self._data.state_dict(), "replay": list(self._replay)}
         state = {
+            "data_state": data_state,
             "format": CHECKPOINT_FORMAT,
             "version": CHECKPOINT_VERSION,
             "step": self.step,
@@ -409,9 +428,8 @@ class SAETrainer:
                 for slot in self.slots
             ],
         }
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
         return path
 
     def load_checkpoint(self, path: str | Path) -> None:
@@ -439,6 +457,7 @@ class SAETrainer:
             slot.sums = {k: v.to(self.device) for k, v in entry["sums"].items()}
             slot.n = int(entry["n"])
         self.step = int(state["step"])
+        self._data_state = state.get("data_state")
 
 
 def train_saes(specs: list[SAESpec], data, cfg: SAETrainingConfig, out_dir: str | Path,
