@@ -2,6 +2,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from dnatlas.genome.alphabet import (
     COMPLEMENT,
@@ -45,7 +46,6 @@ def test_reverse_complement_round_trip():
 
 
 def test_reverse_complement_tokens_matches_numpy():
-    torch = pytest.importorskip("torch")
     codes = np.random.default_rng(1).integers(0, 6, size=(2, 17))
     tokens = torch.as_tensor(codes, dtype=torch.long)
     out = reverse_complement_tokens(tokens)

@@ -5,8 +5,7 @@ import sys
 import pytest
 
 from dnatlas.cli import main
-
-from .test_readers import BAD_NAMES, all_bad_cases
+from tests.helpers import BAD_NAMES, all_bad_cases
 
 FASTA_A = ">a1 first\nACGTACGTAC\nGGCC\n>a2\nTTTTNNNNAC\n"
 FASTA_B = ">b1\nGATTACA\n"

@@ -1,5 +1,4 @@
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,104 +12,10 @@ from dnatlas.analysis.extract import (
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import reverse_complement
 from dnatlas.genome.regions import Region, parse_region
-from dnatlas.models import ModelAdapter, as_adapter
-from dnatlas.models.protocol import module_state
+from dnatlas.models import as_adapter
+from tests.helpers import ToyAdapter, ToyRCModel, tiny_model, write_inputs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-class ToyRCModel(torch.nn.Module):
-    """A tiny RC-equivariant dilated CNN with the DNAtlas activation interface.
-
-    Weights are symmetrised so that the activations on the reverse complement are
-    ``act[..., perm].flip(1)`` (perm pairs channel i with i + C/2), with zero padding at
-    the ends, like RCPS. Used when the real model is not importable.
-    """
-
-    def __init__(self, d=8, c=12, dilations=(1, 4, 2), kernel=5, seed=0):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.d, self.c, self.kernel, self.dilations = d, c, kernel, dilations
-        self.p_in = torch.tensor([3, 2, 1, 0])
-        self.p_d = torch.cat([torch.arange(d // 2, d), torch.arange(d // 2)])
-        self.p_c = torch.cat([torch.arange(c // 2, c), torch.arange(c // 2)])
-        self.embed = torch.nn.Parameter(self._sym(torch.randn(d, 4, 1, generator=g), self.p_d, self.p_in))
-        self.convs = torch.nn.ParameterList(
-            [self._sym(torch.randn(c, d, kernel, generator=g) / d, self.p_c, self.p_d) for _ in dilations])
-        self.outs = torch.nn.ParameterList(
-            [self._sym(torch.randn(d, c, 1, generator=g) / c, self.p_d, self.p_c) for _ in dilations])
-        self.config = SimpleNamespace(n_layers=len(dilations))
-
-    @staticmethod
-    def _sym(w, p_out, p_in):
-        return (w + w[p_out][:, p_in].flip(-1)) / 2
-
-    @property
-    def receptive_field(self):
-        return sum((self.kernel - 1) // 2 * d for d in self.dilations)
-
-    def rc_channel_permutation(self, site):
-        return self.p_d if site.split(".")[-1] in ("residual", "embed") else self.p_c
-
-    def forward(self, tokens, output_activations=()):
-        x = torch.nn.functional.one_hot(tokens.clamp(max=4), 5)[..., :4].float().transpose(1, 2)
-        h = torch.nn.functional.conv1d(x, self.embed)
-        acts = {}
-        for i, (w, wo, dil) in enumerate(zip(self.convs, self.outs, self.dilations)):
-            pre = torch.nn.functional.conv1d(h, w, dilation=dil, padding=dil * (self.kernel - 1) // 2)
-            y = torch.relu(pre - 0.1)
-            z = y / (y.square().mean(1, keepdim=True).sqrt() + 1e-6)
-            h = h + torch.nn.functional.conv1d(z, wo)
-            for site, v in (("pre_act", pre), ("neurons", y), ("post_act", z), ("residual", h)):
-                acts[f"blocks.{i}.{site}"] = v.transpose(1, 2)
-        wanted = {k: acts[k] for k in output_activations}
-        return SimpleNamespace(logits=None, activations=wanted)
-
-
-class ToyAdapter(ModelAdapter):
-    """The toy model through the model protocol (any model can implement it)."""
-
-    kind, sites = "toy", ("neurons", "pre_act", "post_act", "residual")
-
-    def __init__(self, model, name="toy"):
-        self.model, self.name, self.n_layers = model.eval(), name, model.config.n_layers
-        self.receptive_field = model.receptive_field
-
-    device = property(lambda self: torch.device("cpu"))
-
-    def to(self, device):
-        return self
-
-    def d(self, key):
-        return self.model.d if key.endswith(("residual", "embed")) else self.model.c
-
-    def rc_permutation(self, key):
-        return self.model.rc_channel_permutation(key).numpy()
-
-    def activations(self, tokens, keys, intervene=None):
-        return self.model(tokens.long(), output_activations=keys).activations
-
-    def nucleotide_log_probs(self, tokens, intervene=None):
-        raise NotImplementedError
-
-    def mlm_loss(self, tokens, intervene=None, seed=0):
-        raise NotImplementedError
-
-    def random_init(self, seed=0):
-        return ToyAdapter(ToyRCModel(seed=seed))
-
-    def state_for_fingerprint(self):
-        return module_state(self.model, "toy")
-
-
-def tiny_model():
-    """A random tiny DNAtlas (3 blocks, R = 84 nt) when available, else the toy RC model."""
-    try:
-        from dnatlas.model import DNAtlas, DNAtlasConfig
-    except ImportError:
-        return ToyRCModel()
-    torch.manual_seed(0)
-    return DNAtlas(DNAtlasConfig.preset("tiny", n_layers=3, dilations=(1, 4, 16)))
 
 
 def full_pass(model, seq, name):
@@ -124,11 +29,7 @@ def full_pass(model, seq, name):
 def model(request):
     if request.param == "toy":
         return ToyAdapter(ToyRCModel())
-    pytest.importorskip("dnatlas.model")
-    m = tiny_model()
-    if isinstance(m, ToyRCModel):
-        pytest.skip("dnatlas.model has no DNAtlas yet")
-    return m.eval()
+    return tiny_model().eval()
 
 
 @pytest.fixture(scope="module")
@@ -254,30 +155,9 @@ def test_layer_names_and_regions(model):
 
 # ----------------------------------------------------------------------------- CLI
 
-GFF = """##gff-version 3
-chrA\tt\tCDS\t201\t1100\t.\t+\t0\tID=c1;gene=geneA
-chrA\tt\tCDS\t1301\t2000\t.\t-\t0\tID=c2;gene=geneB
-chrA\tt\ttRNA\t2101\t2176\t.\t+\t.\tID=t1;gene=tRNA-Ile
-chrA\tt\trepeat_region\t2201\t2240\t.\t+\t.\tID=r1;Note=REP1 element
-chrB\tt\tCDS\t101\t400\t.\t+\t0\tID=c3;gene=geneC
-"""
-
-
-def write_inputs(directory):
-    """A saved tiny model, a 2-record FASTA (chrA 2500 nt, chrB 800 nt) and a GFF3."""
-    directory.mkdir(parents=True, exist_ok=True)
-    tiny_model().save_pretrained(directory / "model")
-    rng = np.random.default_rng(7)
-    with open(directory / "genome.fa", "w") as fh:
-        for name, length in (("chrA", 2500), ("chrB", 800)):
-            fh.write(f">{name}\n" + "".join(rng.choice(list("ACGT"), length)) + "\n")
-    (directory / "ann.gff3").write_text(GFF)
-    return directory / "model", directory / "genome.fa", directory / "ann.gff3"
-
 
 @pytest.mark.slow
 def test_cli_extract(tmp_path):
-    pytest.importorskip("dnatlas.model")
     from dnatlas.cli import main
 
     model, fasta, _ = write_inputs(tmp_path)

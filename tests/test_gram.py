@@ -58,11 +58,10 @@ def test_phase_positions():
 
 @pytest.mark.slow
 def test_cli_gram(tmp_path, capsys):
-    pytest.importorskip("dnatlas.model")
     import json
 
     from dnatlas.cli import main
-    from tests.test_extract import write_inputs
+    from tests.helpers import write_inputs
 
     model, fasta, gff = write_inputs(tmp_path)
     common = ["--model", str(model), "--fasta", str(fasta), "--region", "chrA:100-1300"]

@@ -87,7 +87,7 @@ def save_random_hyena_folder(path):
 
 
 def test_gram_and_neurons_cli_on_hyenadna(tmp_path):
-    from tests.test_extract import write_inputs
+    from tests.helpers import write_inputs
 
     _, fasta, gff = write_inputs(tmp_path / "in")
     spec = f"hyenadna:{save_random_hyena_folder(tmp_path / 'hyena')}:random-init"

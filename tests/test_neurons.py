@@ -159,9 +159,8 @@ def test_catalog_names_and_files(tmp_path):
 
 @pytest.mark.slow
 def test_cli_neurons(tmp_path, capsys):
-    pytest.importorskip("dnatlas.model")
     from dnatlas.cli import main
-    from tests.test_extract import write_inputs
+    from tests.helpers import write_inputs
 
     model, fasta, gff = write_inputs(tmp_path)
     out = tmp_path / "neurons"
@@ -187,9 +186,8 @@ def test_cli_neurons(tmp_path, capsys):
 
 
 def test_cli_neurons_several_layers_in_one_pass(tmp_path, capsys):
-    pytest.importorskip("dnatlas.model")
     from dnatlas.cli import main
-    from tests.test_extract import write_inputs
+    from tests.helpers import write_inputs
 
     model, fasta, gff = write_inputs(tmp_path)
     out = tmp_path / "neurons"

@@ -9,17 +9,7 @@ from matplotlib import colors
 from dnatlas.analysis import plots
 from dnatlas.analysis.gram import gram_matrix, signed_parts
 from dnatlas.analysis.offsets import offset_profile
-from dnatlas.annotation.intervals import Interval
-
-INTERVALS = [
-    Interval("chr", 100, 400, 1, "CDS", "geneA", {"gene": "geneA"}),
-    Interval("chr", 100, 400, 1, "gene", "geneA", {}),
-    Interval("chr", 450, 530, -1, "tRNA", "tRNA-Ile", {}),
-    Interval("chr", 540, 580, 1, "repeat_region", "", {"Note": "REP12 element"}),
-    Interval("chr", 590, 620, 1, "terminator", "", {}),
-    Interval("chr", 620, 700, 0, "repeat_region", "", {"rpt_family": "CRISPR"}),
-    Interval("other", 0, 800, 1, "CDS", "elsewhere", {}),
-]
+from tests.helpers import INTERVALS, ToyAdapter, ToyRCModel, save_png
 
 
 @pytest.fixture
@@ -28,14 +18,7 @@ def gram():
     return gram_matrix(np.abs(rng.normal(size=(300, 16))))
 
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _png(fig, tmp_path, name):
-    path = plots.save_figure(fig, tmp_path / name, dpi=60)
-    assert path.stat().st_size > 1000
-    return path
 
 
 def test_feature_category():
@@ -49,7 +32,7 @@ def test_gram_figure_with_tracks(gram, tmp_path):
     top = fig.axes[1]
     assert len(top.patches) == 5  # CDS, tRNA, REP, terminator, CRISPR in [350, 650)
     assert any(t.get_text() == "tRNA-Ile" for t in top.texts)
-    _png(fig, tmp_path, "gram.png")
+    save_png(fig, tmp_path, "gram.png")
 
 
 def test_norms():
@@ -64,11 +47,11 @@ def test_panels_grid_phase_and_pooling(gram, tmp_path):
     centred = gram_matrix(np.random.default_rng(1).normal(size=(300, 8)), center=True)
     pos, neg = signed_parts(centred)
     fig = plots.gram_panels_figure({"raw": gram, "positive": pos, "negative": neg}, scale="power")
-    _png(fig, tmp_path, "fig3.png")
+    save_png(fig, tmp_path, "fig3.png")
     fig = plots.gram_grid_figure({f"layer {i}": gram for i in range(1, 3)}, start=400,
                                  intervals=INTERVALS, seqid="chr", ncols=2)
-    _png(fig, tmp_path, "grid.png")
-    _png(plots.phase_gram_figure([gram[::3, ::3]] * 3, gene="cpoB"), tmp_path, "phase.png")
+    save_png(fig, tmp_path, "grid.png")
+    save_png(plots.phase_gram_figure([gram[::3, ::3]] * 3, gene="cpoB"), tmp_path, "phase.png")
     big = np.ones((3000, 3000), dtype=np.float32)
     fig = plots.gram_panels_figure({"big": big})
     assert fig.axes[0].images[0].get_array().shape[0] == 1500
@@ -76,13 +59,12 @@ def test_panels_grid_phase_and_pooling(gram, tmp_path):
 
 def test_offset_profile_plot(tmp_path):
     prof = offset_profile(np.eye(50), 20)
-    _png(plots.offset_profile_figure({"coding": prof, "raw": (prof.offsets, prof.mean)}),
-         tmp_path, "offsets.png")
+    save_png(plots.offset_profile_figure({"coding": prof, "raw": (prof.offsets, prof.mean)}),
+             tmp_path, "offsets.png")
 
 
 def test_figure_recipes(tmp_path):
     from dnatlas.analysis import figures
-    from tests.test_extract import ToyAdapter, ToyRCModel
 
     model = ToyAdapter(ToyRCModel())
     seq = np.random.default_rng(3).integers(0, 4, 900).astype(np.uint8)
@@ -92,12 +74,12 @@ def test_figure_recipes(tmp_path):
         figures.find_feature(INTERVALS, "nope")
     fig = figures.region_gram_figure(model, seq, 300, 700, layer=2, intervals=INTERVALS,
                                      seqid="chr")
-    _png(fig, tmp_path, "region.png")
+    save_png(fig, tmp_path, "region.png")
     fig = figures.codon_phase_figure(model, seq, cds, layer=1)
     assert fig.axes[0].images[0].get_array().shape == (100, 100)
     other = np.random.default_rng(4).normal(size=(100, 5))
     fig = figures.offset_similarity_figure(model, seq, cds, layer=1, other=other)
     assert len(fig.axes) == 8 and "Spearman" in fig._suptitle.get_text()
-    _png(figures.layer_grid_figure(model, seq, 300, 500, INTERVALS, "chr"), tmp_path, "g.png")
-    _png(figures.neuron_window(model, seq, 300, 700, [0, 3], layer=2, intervals=INTERVALS,
-                               seqid="chr"), tmp_path, "w.png")
+    save_png(figures.layer_grid_figure(model, seq, 300, 500, INTERVALS, "chr"), tmp_path, "g.png")
+    save_png(figures.neuron_window(model, seq, 300, 700, [0, 3], layer=2, intervals=INTERVALS,
+                                   seqid="chr"), tmp_path, "w.png")

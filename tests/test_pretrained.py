@@ -4,14 +4,13 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from dnatlas.genome.alphabet import MASK  # noqa: E402
-from dnatlas.model import DNAtlas  # noqa: E402
-from dnatlas.model.config import DNAtlasConfig  # noqa: E402
-from dnatlas.model.windowed_mlm import nucleotide_log_probs  # noqa: E402
-from dnatlas.models import default_model_path, load_model  # noqa: E402
+from dnatlas.genome.alphabet import MASK
+from dnatlas.model import DNAtlas
+from dnatlas.model.config import DNAtlasConfig
+from dnatlas.model.windowed_mlm import nucleotide_log_probs
+from dnatlas.models import default_model_path, load_model
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,13 @@ import time
 
 import numpy as np
 import pytest
-from Bio import SeqIO, bgzf
-from Bio.Seq import Seq
-from Bio.SeqRecord import SeqRecord
+from Bio import bgzf
 
 from dnatlas.errors import InputError
 from dnatlas.genome import readers
 from dnatlas.genome.alphabet import decode, encode, reverse_complement
 from dnatlas.genome.readers import Record, genome_id_from_path, read_genome, read_records
+from tests.helpers import BAD_NAMES, all_bad_cases, write_genbank
 
 FASTA = b">chr1 the first record\nACGTN\nacgtn\n\n>plasmid\tsecond one\nRYSWKMBDHV\nuU\n"
 
@@ -62,15 +61,6 @@ def test_multi_member_bgzip_spanning_many_blocks(tmp_path):
     with bgzf.BgzfWriter(str(tmp_path / "g.gz"), "wb") as fh:  # 64 KiB blocks
         fh.write(text)
     assert as_pairs(read_genome(tmp_path / "g.gz")) == [(f"r{i}", s) for i, s in enumerate(seqs)]
-
-
-def write_genbank(path, pairs, gz=False):
-    records = [SeqRecord(Seq(seq), id=f"{rid}.1", name=rid, description=f"{rid} description",
-                         annotations={"molecule_type": "DNA"}) for rid, seq in pairs]
-    opener = gzip.open if gz else open
-    with opener(path, "wt") as fh:
-        SeqIO.write(records, fh, "genbank")
-    return path
 
 
 def test_genbank_equals_fasta(tmp_path):
@@ -129,51 +119,6 @@ def test_real_genome_reads_fast(bundled):
 
 
 # --------------------------------------------------------------------------- bad input
-
-BAD_FASTA = {
-    # name: (content, record, line, words in the message)
-    "invalid_char": (b">r1 d\nACGT\nACXT\n", "r1", 3, ["'X'", "column 3"]),
-    "invalid_dash": (b">r1\nAC\n>r2\nAC-T\n", "r2", 4, ["'-'", "column 3"]),
-    "non_ascii": (b">r1\nAC\xc3\xa9T\n", "r1", 2, ["0xc3", "column 3"]),
-    "empty_record": (b">r1\nACGT\n>r2\n\n>r3\nACGT\n", "r2", 3, ["no sequence"]),
-    "empty_last_record": (b">r1\nACGT\n>r2\n", "r2", 3, ["no sequence"]),
-    "no_id": (b">r1\nACGT\n> \nACGT\n", None, 3, ["no record ID"]),
-    "before_header": (b"\nACGT\n>r1\nACGT\n", None, 2, ["before the first"]),
-    "duplicate_id": (b">r1\nACGT\n>r2\nAC\n>r1 again\nGG\n", "r1", 5, ["duplicate", "line 1)"]),
-    "empty_file": (b"", None, None, ["empty"]),
-    "blank_file": (b"\n \n", None, None, ["empty"]),
-    "nul_bytes": (b">r1\nACGT\nAC\x00\x00GT\n", "r1", 3, ["binary"]),
-    "binary_junk": (bytes(range(256)) * 4, None, 1, ["binary"]),
-    "not_fasta": (b"hello world\n>r1\nACGT\n", None, 1, ["not a FASTA or GenBank"]),
-    # without its 8-byte trailer: all five lines decompress, then the data stops at line 6
-    "truncated_gzip": (gzip.compress(b">r1\nACGT\n>r2\nAAAA\nCCCC\n")[:-8], "r2", 6,
-                       ["truncated"]),
-}
-
-
-def bad_genbank_cases(tmp_path):
-    good = write_genbank(tmp_path / "good.gbk", [("rec1", "ACGT" * 30), ("rec2", "GGCC" * 20)])
-    text = good.read_text()
-    no_origin = text.split("ORIGIN")[0] + "//\n"
-    return {
-        "gb_no_origin": (no_origin.encode(), "rec1", 1, ["no sequence", "ORIGIN"]),
-        "gb_invalid_char": (text.replace("       61 ggccggccgg", "       61 ggccgjccgg").encode(),
-                            "rec2.1", 25, ["'j'", "column 16"]),
-        "gb_duplicate": (text.replace("rec2", "rec1").encode(), "rec1.1", 14, ["duplicate"]),
-        "gb_truncated": (text[:text.rindex("ORIGIN")].encode(), "rec2", 14, ["truncated"]),
-        "gb_truncated_in_sequence": (text[:text.rindex("       61 ") + 15].encode(), "rec2.1", 14,
-                                     ["truncated"]),
-    }
-
-
-def all_bad_cases(tmp_path):
-    cases = dict(BAD_FASTA)
-    cases.update(bad_genbank_cases(tmp_path))
-    return cases
-
-
-BAD_NAMES = [*BAD_FASTA, "gb_no_origin", "gb_invalid_char", "gb_duplicate", "gb_truncated",
-             "gb_truncated_in_sequence"]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
