@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dnatlas.files import atomic_write, atomic_write_text, check_output_dir
+
 __all__ = ["NeuronCatalog", "layer_summary", "write_layer_summary", "write_top_windows"]
 
 
@@ -69,21 +71,21 @@ class NeuronCatalog:
                                          for n, ap in self.ranking(track, top)]}
         doc = {"layer": self.layer, "samples_per_strand": self.n, "tracks": tracks,
                **(extra or {})}
-        Path(path).write_text(json.dumps(doc, indent=1))
+        atomic_write_text(path, json.dumps(doc, indent=1))
 
     def save(self, directory: str | Path, top: int | None = 20, extra: dict | None = None) -> None:
         """Write ``catalog.csv``, ``catalog.json`` and the full matrix ``auprc.npz``."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
+        d = check_output_dir(directory, "catalog folder")
         self.to_csv(d / "catalog.csv", top)
         self.to_json(d / "catalog.json", top, extra)
-        np.savez(d / "auprc.npz", auprc=self.auprc, neurons=self.neurons,
-                 tracks=np.array(self.tracks), chance=self.chance, n_pos=self.n_pos)
+        with atomic_write(d / "auprc.npz", "wb") as fh:
+            np.savez(fh, auprc=self.auprc, neurons=self.neurons, tracks=np.array(self.tracks),
+                     chance=self.chance, n_pos=self.n_pos)
 
 
 def _write_csv(path: str | Path, fields: list[str], rows) -> None:
     """Rows of dicts as CSV, floats with 6 significant digits."""
-    with open(path, "w", newline="") as fh:
+    with atomic_write(path, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for row in rows:
@@ -100,11 +102,11 @@ def write_top_windows(windows: Mapping[int, list], path: str | Path) -> None:
     path = Path(path)
     flat = [w for ws in windows.values() for w in ws]
     if path.suffix == ".json":
-        path.write_text(json.dumps([w.as_dict() for w in flat]))
+        atomic_write_text(path, json.dumps([w.as_dict() for w in flat]))
         return
     fields = ["neuron", "rank", "seqid", "position", "strand", "activation", "start", "end",
               "sequence"]
-    with open(path, "w", newline="") as fh:
+    with atomic_write(path, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for w in flat:
@@ -163,5 +165,5 @@ def write_layer_summary(catalogs: Sequence[NeuronCatalog], directory: str | Path
         if row["best_layer"]:
             entry["best"] = {"layer": row["layer"], "neuron": row["neuron"],
                              "auprc": _json_float(row["auprc"])}
-    (d / "layers.json").write_text(json.dumps(doc, indent=1))
+    atomic_write_text(d / "layers.json", json.dumps(doc, indent=1))
     return rows
