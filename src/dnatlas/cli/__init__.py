@@ -19,8 +19,18 @@ from dnatlas import __version__
 from dnatlas.errors import DnatlasError
 
 
+class DnatlasArgumentParser(argparse.ArgumentParser):
+    """Flag errors as one line, ``dnatlas: error: COMMAND: ...``, exit code 2 (the usage goes
+    to ``--help``)."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("dnatlas").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"dnatlas: error: {where}{message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = DnatlasArgumentParser(
         prog="dnatlas",
         description="Train and interpret DNA language models.",
     )
@@ -38,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a flag error already printed
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

@@ -133,6 +133,10 @@ def _resolve_folder(spec: ModelSpec) -> Path | None:
         if spec.target in PRESETS:
             return None
     if not path.exists():
+        head = spec.target.partition(":")[0]
+        if ":" in spec.target and not Path(head).exists():
+            raise InputError(f"model {spec.text!r}: {head!r} is not a model kind "
+                             f"({', '.join(KINDS)}, hf) and no such folder exists")
         raise InputError("no such model folder", path=path)
     return path
 
