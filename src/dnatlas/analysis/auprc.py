@@ -33,7 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
+
+from dnatlas.progress import progress as progress_bar
 
 #: Largest ``n_keys * n_combinations`` histogram built in one piece (int64 entries).
 _MAX_HIST = 1 << 24
@@ -305,7 +306,7 @@ def average_precision(scores: np.ndarray, labels, progress: bool | None = False)
         scores: (N, C) scores (e.g. activations of C neurons at N positions), or (N,).
             float16 is fastest (no sort); other dtypes are ranked with ``np.unique``.
         labels: (N, T) bool, (N,) bool, or a prebuilt :class:`LabelIndex`.
-        progress: show a tqdm bar over columns (None: only on a TTY).
+        progress: False hides progress (default: a bar on a terminal, else log lines).
 
     Returns:
         (C, T) float64 AP, equal to ``sklearn.metrics.average_precision_score``
@@ -318,8 +319,8 @@ def average_precision(scores: np.ndarray, labels, progress: bool | None = False)
     if x.shape[0] != index.n:
         raise ValueError(f"scores have {x.shape[0]} rows but labels have {index.n}")
     out = np.empty((x.shape[1], index.n_tracks))
-    for c in tqdm(range(x.shape[1]), desc="AUPRC", unit="neuron",
-                  disable=None if progress is None else not progress):
+    for c in progress_bar(range(x.shape[1]), desc="AUPRC", unit="neuron",
+                          disable=progress is False):
         out[c] = average_precision_column([(np.ascontiguousarray(x[:, c]), index)])
     return out
 

@@ -33,7 +33,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from dnatlas.analysis.auprc import (
     LabelIndex,
@@ -43,6 +42,7 @@ from dnatlas.analysis.auprc import (
     top_key_threshold,
 )
 from dnatlas.genome.alphabet import decode, reverse_complement
+from dnatlas.progress import progress as progress_bar
 
 __all__ = [
     "GenomeLabels",
@@ -332,8 +332,8 @@ def scan_neurons(acts: Sequence[np.ndarray], labels: GenomeLabels, perm: np.ndar
     order = _pair_order(neurons, perm)
     auprc = np.empty((len(neurons), len(labels.names)))
     windows: dict[int, list[TopWindow]] = {}
-    bar = tqdm(total=len(neurons), desc="neurons", unit="neuron",
-               disable=None if progress is None else not progress)
+    bar = progress_bar(total=len(neurons), desc="neurons", unit="neuron",
+                       disable=progress is False)
     jobs = max(1, int(n_jobs))
     if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
         batches = _batches(order, max(2, len(order) // (8 * jobs)))

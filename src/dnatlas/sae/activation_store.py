@@ -185,7 +185,7 @@ def cache_activations(rows_of: Callable[[np.ndarray], Rows], windows: Iterable[n
     Raises:
         InputError: an existing cache was written with other settings.
     """
-    from tqdm.auto import tqdm
+    from dnatlas.progress import progress as progress_bar
 
     if dtype not in DTYPES:
         raise InputError(f"unsupported cache dtype {dtype!r}; choose from {', '.join(DTYPES)}")
@@ -205,8 +205,8 @@ def cache_activations(rows_of: Callable[[np.ndarray], Rows], windows: Iterable[n
     done = {s["index"] for s in manifest["shards"] if (out / s["file"]).exists()}
     manifest["shards"] = [s for s in manifest["shards"] if s["index"] in done]
     windows = iter(windows)
-    bar = tqdm(total=n_shards, initial=len(done), desc="cache", unit="shard",
-               disable=None if progress is None else not progress)
+    bar = progress_bar(total=n_shards, initial=len(done), desc="cache", unit="shard",
+                       disable=progress is False)
     for index in range(n_shards):
         batch_list = list(itertools.islice(windows, batches_per_shard))
         if len(batch_list) < batches_per_shard:

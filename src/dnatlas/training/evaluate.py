@@ -15,12 +15,12 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from dnatlas.genome.sampler import gather_windows, tile_coordinates
 from dnatlas.genome.store import GenomeStore
 from dnatlas.model.masking import MarkovMasking
 from dnatlas.model.windowed_mlm import mask_tokens, nucleotide_log_probs
+from dnatlas.progress import progress as progress_bar
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 EVAL_MASK_SEED = 20251122
@@ -102,7 +102,8 @@ def evaluate(predict: Predictor, store: GenomeStore, split: str = "val", window:
     masking = MarkovMasking()
     tallies = {"all": _Tally(), "coding": _Tally(), "noncoding": _Tally()}
     batches = range(0, segments.size, batch_size)
-    for i in tqdm(batches, desc=f"eval {split}", disable=not progress, leave=False):
+    for i in progress_bar(batches, desc=f"eval {split}", unit="batch", disable=not progress,
+                          leave=False):
         seg, start = segments[i:i + batch_size], starts[i:i + batch_size]
         seq_np = gather_windows(store, seg, start, window)
         mask_np = masking.mask_batch(window, [(seed, int(j)) for j in range(i, i + seg.size)])
