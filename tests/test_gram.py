@@ -64,7 +64,7 @@ def test_cli_gram(tmp_path, capsys):
     from tests.helpers import write_inputs
 
     model, fasta, gff = write_inputs(tmp_path)
-    common = ["--model", str(model), "--fasta", str(fasta), "--region", "chrA:100-1300"]
+    common = ["--model", str(model), "--fasta", str(fasta), "--region", "chrA:101-1300"]
     assert main(["gram", *common, "--layer", "1", "--annotations", str(gff), "--stats",
                  str(tmp_path / "s.json"), "--out", str(tmp_path / "g.png")]) == 0
     assert "toeplitz=" in capsys.readouterr().out
@@ -77,7 +77,7 @@ def test_cli_gram(tmp_path, capsys):
     main(["extract", "--model", str(model), "--fasta", str(fasta), "--region", "chrA",
           "--site", "residual", "--out", str(tmp_path / "acts")])
     assert main(["gram", "--acts", str(tmp_path / "acts"), "--layers", "all", "--center",
-                 "--region", "chrA:0-500", "--out", str(tmp_path / "grid.png")]) == 0
+                 "--region", "chrA:1-500", "--out", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").exists()
     assert main(["gram", "--acts", str(tmp_path / "acts"), "--out", str(tmp_path / "x.png")]) == 2
     assert main(["gram", *common, "--layer", "1", "--phase", "0", "--out",

@@ -95,21 +95,27 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
     """
     from dnatlas.analysis.catalog import write_layer_summary
     from dnatlas.analysis.motifs import codon_match_auprc
-    from dnatlas.annotation.intervals import load_annotations
+    from dnatlas.annotation.intervals import load_annotations, restrict_to_genome
     from dnatlas.files import check_output_dir
     from dnatlas.genome.readers import read_records
+    from dnatlas.genome.sources import resolve_bundled_annotation, resolve_bundled_genome
 
     settings = settings or CatalogSettings()
     settings.check()
     adapter = model if isinstance(model, ModelAdapter) else load_model(model, device)
     keys = adapter.select_keys(layers, site)
     out = check_output_dir(out)
-    intervals = load_annotations(annotations)
-    wanted = set(settings.records) if settings.records else {iv.seqid for iv in intervals}
-    records = [r for r in read_records(fasta) if r.id in wanted]
-    if not records:
-        raise InputError("no record of the genome is annotated (check the seqids)",
-                         path=annotations)
+    fasta, annotations = resolve_bundled_genome(fasta), resolve_bundled_annotation(annotations)
+    genome = list(read_records(fasta))
+    if settings.records:
+        unknown = sorted(set(settings.records) - {r.id for r in genome})
+        if unknown:
+            raise InputError(f"no record {unknown[0]!r} in the genome", path=fasta)
+        genome = [r for r in genome if r.id in settings.records]
+    intervals = restrict_to_genome(load_annotations(annotations),
+                                   {r.id: len(r) for r in genome}, path=annotations)
+    annotated = {iv.seqid for iv in intervals}
+    records = [r for r in genome if r.id in annotated]  # unannotated records were warned of
     tracks, labels = _labels(records, intervals, settings)
     match = codon_match_auprc([r.seq for r in records], [tracks[r.id] for r in records],
                               labels.names)

@@ -49,12 +49,14 @@ def coding_lookup(store: GenomeStore, annotation_path) -> Callable[[np.ndarray, 
 
     Returns ``f(segments, starts, window) -> bool (n, window)``.
     """
-    from dnatlas.annotation.intervals import load_annotations
+    from dnatlas.annotation.intervals import load_annotations, restrict_to_genome
     from dnatlas.annotation.tracks import label_tracks
+    from dnatlas.genome.sources import resolve_bundled_annotation
 
-    intervals = load_annotations(annotation_path)
+    path = resolve_bundled_annotation(annotation_path)
     lengths = {r["id"]: r["length"] for g in store.meta["genomes"] for r in g["records"]}
-    seqids = {iv.seqid for iv in intervals} & set(lengths)
+    intervals = restrict_to_genome(load_annotations(path), lengths, path=path)
+    seqids = {iv.seqid for iv in intervals}
     cds = {s: label_tracks(intervals, s, lengths[s], tracks=["CDS"]).any_strand("CDS")
            for s in seqids}
 
