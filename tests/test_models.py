@@ -78,30 +78,39 @@ def test_windows_longer_than_the_model_are_planned_within_its_length():
         assert a <= s < e <= b and b - a == bidirectional.max_length
 
 
-def save_random_hyena_folder(path):
-    """A HyenaDNA folder holding only config.json (enough for a random-init spec)."""
+def _config_only_folder(path, kind):
+    """A folder holding only config.json (enough for a random-init spec)."""
     path.mkdir()
-    cfg = HyenaConfig(d_model=16, n_layer=2, d_inner=32, max_seq_len=4096, filter_order=8)
-    (path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    if kind == "hyenadna":
+        cfg = HyenaConfig(d_model=16, n_layer=2, d_inner=32, max_seq_len=4096, filter_order=8)
+        data = cfg.to_dict()
+    else:
+        data = tiny_nt_config(1 if kind == "nt-v1" else 2).to_dict()
+        data["model_type"] = data.get("model_type") or "esm"
+    (path / "config.json").write_text(json.dumps(data))
     return path
 
 
-def test_gram_and_neurons_cli_on_hyenadna(tmp_path):
-    from tests.helpers import write_inputs
+@pytest.mark.parametrize("kind", ["hyenadna", "nt-v1", "nt-v2"])
+def test_gram_and_neurons_cli_on_other_models(tmp_path, kind):
+    from tests.test_extract import write_inputs
 
     _, fasta, gff = write_inputs(tmp_path / "in")
-    spec = f"hyenadna:{save_random_hyena_folder(tmp_path / 'hyena')}:random-init"
+    prefix = "hyenadna" if kind == "hyenadna" else "nt"
+    spec = f"{prefix}:{_config_only_folder(tmp_path / 'm', kind)}:random-init"
+    width = 16 if kind == "hyenadna" else 32
     out = tmp_path / "gram.png"
     assert main(["gram", "--model", spec, "--fasta", str(fasta), "--region", "chrA:101-400",
                  "--layer", "1", "--annotations", str(gff), "--out", str(out)]) == 0
     assert out.stat().st_size > 0
     assert main(["neurons", "--model", spec, "--fasta", str(fasta), "--annotations", str(gff),
-                 "--layer", "1", "--tracks", "CDS", "--windows", "2",
+                 "--layer", "1", "--tracks", "CDS", "--windows", "2", "--chunk-size", "700",
                  "--out", str(tmp_path / "neurons")]) == 0
     doc = json.loads((tmp_path / "neurons" / "catalog.json").read_text())
-    assert doc["model"] == spec and len(doc["tracks"]["CDS"]["ranking"]) == 16
+    assert doc["model"] == spec and len(doc["tracks"]["CDS"]["ranking"]) == min(20, width)
     meta = json.loads((tmp_path / "neurons" / "acts" / "meta.json").read_text())
     assert {a["strand"] for a in meta["arrays"]} == {"paired"}
+    assert all(a["shape"][0] == 2 * width for a in meta["arrays"])
 
 
 def test_random_init_needs_only_config_json(tmp_path):
