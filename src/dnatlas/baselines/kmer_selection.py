@@ -15,6 +15,7 @@ import torch
 from dnatlas.baselines.kmer import KmerContextModel
 from dnatlas.baselines.kmer_counts import _as_codes
 from dnatlas.genome.alphabet import MASK
+from dnatlas.masked_scores import masked_scores
 
 
 @dataclass
@@ -37,14 +38,11 @@ def masked_nucleotide_sums(log_probs: torch.Tensor, targets: torch.Tensor,
         targets: (B, L) true codes 0..4.
         loss_mask: (B, L) bool, true where the input was masked.
     """
-    targets = targets.to(log_probs.device).long()
-    sel = loss_mask.to(log_probs.device).bool() & (targets < 4)
-    lp, tg = log_probs[sel].double(), targets[sel]
-    if tg.numel() == 0:
+    nll, correct, scored = masked_scores(log_probs, targets, loss_mask)
+    n = int(scored.sum())
+    if n == 0:
         return 0.0, 0, 0
-    nats = -lp.gather(1, tg[:, None]).sum().item()
-    correct = int((lp.argmax(dim=1) == tg).sum().item())
-    return nats / float(np.log(2.0)), correct, int(tg.numel())
+    return float(nll[scored].sum()) / float(np.log(2.0)), int(correct[scored].sum()), n
 
 
 def evaluate_masked(predictor, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]

@@ -18,6 +18,7 @@ import torch
 
 from dnatlas.genome.sampler import gather_windows, tile_coordinates
 from dnatlas.genome.store import GenomeStore
+from dnatlas.masked_scores import masked_scores
 from dnatlas.model.masking import MarkovMasking
 from dnatlas.model.windowed_mlm import mask_tokens, nucleotide_log_probs
 from dnatlas.progress import progress as progress_bar
@@ -111,14 +112,10 @@ def evaluate(predict: Predictor, store: GenomeStore, split: str = "val", window:
         mask_np = masking.mask_batch(window, [(seed, int(j)) for j in range(i, i + seg.size)])
         seq = torch.from_numpy(seq_np.astype(np.int64)).to(device)
         mask = torch.from_numpy(mask_np).to(device)
-        logp = predict(mask_tokens(seq, mask)).float()
-        scored = mask & (seq < 4)
-        truth = seq.clamp(max=3)
-        nll = -logp.gather(-1, truth[..., None]).squeeze(-1)
-        correct = logp.argmax(-1) == truth
+        nll, correct, scored = masked_scores(predict(mask_tokens(seq, mask)), seq, mask)
         tallies["all"].add(nll[scored], correct[scored])
         if coding is not None:
-            cds = torch.from_numpy(coding(seg, start, window)).to(device)
+            cds = torch.from_numpy(coding(seg, start, window)).to(scored.device)
             tallies["coding"].add(nll[scored & cds], correct[scored & cds])
             tallies["noncoding"].add(nll[scored & ~cds], correct[scored & ~cds])
     out = {**tallies["all"].result(), "n_windows": int(segments.size), "window": window,
