@@ -32,19 +32,33 @@ def is_gzip(path: str | Path) -> bool:
         return fh.read(2) == GZIP_MAGIC
 
 
-def open_text(path: str | Path, encoding: str = "utf-8") -> IO[str]:
-    """Open ``path`` for reading text, gunzipping it when it is gzip (by magic bytes).
+@contextlib.contextmanager
+def open_text(path: str | Path, encoding: str = "utf-8", errors: str = "strict",
+              newline: str | None = None) -> Iterator[IO[str]]:
+    """Context manager reading ``path`` as text, gunzipping it when it starts with the gzip
+    magic bytes (not by its suffix). The file is opened once and peeked at, so a pipe
+    (``<(zcat a.gff.gz)``) works too.
 
-    Raises :class:`InputError` when the file does not exist or is a folder.
+    Raises :class:`InputError` when the file is missing, a folder, unreadable, a damaged
+    gzip stream, or (with ``errors="strict"``) not valid text in ``encoding``.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError("no such file", path=path)
-    if path.is_dir():
-        raise InputError("is a folder, not a file", path=path)
-    if is_gzip(path):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding)
-    return open(path, encoding=encoding)
+    try:
+        with open(path, "rb") as raw:
+            gzipped = raw.peek(2)[:2] == GZIP_MAGIC
+            binary = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+            with io.TextIOWrapper(binary, encoding=encoding, errors=errors,
+                                  newline=newline) as handle:
+                yield handle
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not a file", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not {encoding} text (byte {exc.object[exc.start]:#04x})",
+                         path=path) from None
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read file: {exc}", path=path) from None
 
 
 def _umask() -> int:

@@ -9,14 +9,11 @@ BED12 line with blocks) is one interval per piece; the pieces share
 
 from __future__ import annotations
 
-import gzip
-import io
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dnatlas.errors import InputError
+from dnatlas import files
 
 #: Feature types that describe a whole sequence rather than a feature on it; readers skip them.
 SEQUENCE_TYPES = frozenset({"region", "source", "chromosome", "contig", "scaffold", "supercontig"})
@@ -107,26 +104,10 @@ def feature_name(attributes: dict[str, str]) -> str:
     return ""
 
 
-@contextmanager
-def open_text(path: str | Path) -> Iterator[io.TextIOBase]:
-    """Open a text file for reading, gunzipping it if it starts with the gzip magic bytes.
-
-    Missing or unreadable files raise :class:`InputError`.
-    """
-    path = Path(path)
-    try:
-        # Opened once and peeked at, so that a pipe (``<(zcat a.gff.gz)``) works too.
-        with open(path, "rb") as raw:
-            gzipped = raw.peek(2)[:2] == b"\x1f\x8b"
-            binary = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
-            with io.TextIOWrapper(binary, encoding="utf-8", errors="replace") as handle:
-                yield handle
-    except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise InputError("is a folder, not a file", path=path) from None
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read file: {exc}", path=path) from None
+def open_text(path: str | Path):
+    """An annotation file as text (gzip by magic bytes, pipes too; undecodable bytes are
+    replaced): :func:`dnatlas.files.open_text`."""
+    return files.open_text(path, errors="replace")
 
 
 def parse_integer(text: str, what: str, fail) -> int:

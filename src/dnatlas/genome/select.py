@@ -22,8 +22,6 @@ to the number of rows removed.
 
 from __future__ import annotations
 
-import gzip
-import io
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dnatlas.errors import InputError
+from dnatlas.files import open_text
 
 #: Columns of the manifest written by :func:`select_genomes`, in order.
 MANIFEST_COLUMNS = (
@@ -193,15 +192,6 @@ def taxonomy_has_taxon(taxonomy: str, taxa: Sequence[str]) -> bool:
     return _TaxonMatcher(taxa)(taxonomy)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    """Open a plain or gzip-compressed text file (detected by its magic bytes)."""
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
-
-
 def _pick_column(header: dict[str, int], names: tuple[str, str], path: Path,
                  warn: Callable[[str], None]) -> str:
     """The preferred (CheckM2) column, else the CheckM1 fallback with a warning."""
@@ -257,13 +247,9 @@ def iter_selected(metadata: str | Path, criteria: SelectCriteria | None = None,
     warn = warn or _default_warn
     if not path.is_file():
         raise InputError("no such file", path=path)
-    try:
-        fh = _open_text(path)
-    except OSError as exc:
-        raise InputError(f"cannot open: {exc.strerror or exc}", path=path) from None
     taxa = _TaxonMatcher(criteria.taxa)
     levels = {lv.strip().lower() for lv in criteria.assembly_levels if lv.strip()}
-    with fh:
+    with open_text(path, newline="") as fh:
         try:
             header_line = fh.readline()
         except (OSError, EOFError, UnicodeDecodeError) as exc:
