@@ -214,3 +214,15 @@ def all_bad_cases(tmp_path):
 
 BAD_NAMES = [*BAD_FASTA, "gb_no_origin", "gb_invalid_char", "gb_duplicate", "gb_truncated",
              "gb_truncated_in_sequence"]
+
+
+def one_line(err: str, *words: str, alone: bool = True) -> str:
+    """The single ``dnatlas: error: ...`` line of ``err`` (asserting there is exactly one,
+    with no traceback, containing ``words``); ``alone``: nothing else was printed."""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("dnatlas: error: ")]
+    assert len(errors) == 1 and (not alone or len(lines) == 1), err
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+    return errors[0]

@@ -24,6 +24,7 @@ from dnatlas.genome.store_build import (
     resolve_bundled_genome,
     resolve_genome_ids,
 )
+from tests.helpers import one_line
 
 FASTA = ">r1 first\nACGTACGTACGGCC\n>r2\nTTTTNNNNAC\n"
 
@@ -43,15 +44,6 @@ def run_cli(argv, capsys, monkeypatch, modules=("data", "annotate")):
     code = cli.main(argv)
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def one_line(err, *words):
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("dnatlas: error: "), err
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 @pytest.fixture

@@ -76,22 +76,9 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     renamed over ``path`` (and the folder fsynced). On an exception the temporary file is
     removed and ``path`` is untouched.
     """
-    path = Path(path)
-    binary = "b" in mode
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o666 & ~_umask())
-    try:
-        text = {} if binary else {"encoding": encoding, "newline": newline}
-        with os.fdopen(fd, mode, **text) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    text = {} if "b" in mode else {"encoding": encoding, "newline": newline}
+    with atomic_path(path) as tmp, open(tmp, mode, **text) as fh:
+        yield fh
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
