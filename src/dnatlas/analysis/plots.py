@@ -3,17 +3,12 @@ and the pieces every figure shares (annotation tracks, coordinates, saving).
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no global
 state, no display backend needed; PNGs are rendered by Agg). Save with :func:`save_figure`.
-Genomic coordinates are 0-based; axes show them as they are.
+Genomic coordinates are 0-based half-open in the arguments; axes show them 1-based (the
+nucleotide at 0-based index i is drawn centred at i + 1, as genome browsers number it).
 
-=========================  ==============================================================
-report figure              function
-=========================  ==============================================================
-Figure 2 a-e, Supp. 1-2    :func:`gram_figure`, :func:`gram_grid_figure`
-Figure 2 f-h               :func:`phase_gram_figure`
-Figure 3                   :func:`gram_panels_figure` with ``scale="power"``
-section 4.1 (numbers)      :func:`offset_profile_figure`
-Figure 4, Supp. Figure 3   :mod:`dnatlas.analysis.neuron_plots`
-=========================  ==============================================================
+Figure 2 a-e and Supp. 1-2: :func:`gram_figure`, :func:`gram_grid_figure`; Figure 2 f-h:
+:func:`phase_gram_figure`; Figure 3: :func:`gram_panels_figure` (``scale="power"``); offset
+profiles: :func:`offset_profile_figure`; Figure 4: :mod:`dnatlas.analysis.neuron_plots`.
 """
 
 from __future__ import annotations
@@ -27,55 +22,39 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Polygon
 from matplotlib.ticker import FuncFormatter
 
-__all__ = [
-    "FEATURE_STYLE",
-    "draw_features",
-    "feature_category",
-    "gram_figure",
-    "gram_grid_figure",
-    "gram_norm",
-    "gram_panels_figure",
-    "offset_profile_figure",
-    "phase_gram_figure",
-    "plot_gram",
-    "save_figure",
-]
+__all__ = ["FEATURE_STYLE", "draw_features", "feature_category", "feature_legend",
+           "gram_figure", "gram_grid_figure", "gram_norm", "gram_panels_figure", "map_inches",
+           "offset_profile_figure", "phase_gram_figure", "plot_gram", "save_figure", "span"]
 
 #: Colour and lane of each drawn feature category (lane 0: genes and RNAs, drawn as
 #: strand arrows with names; lane 1: other elements, drawn as boxes).
 FEATURE_STYLE: dict[str, tuple[str, int]] = {
-    "CDS": ("#4C72B0", 0),
-    "tRNA": ("#DD8452", 0),
-    "rRNA": ("#C44E52", 0),
-    "ncRNA": ("#8172B3", 0),
-    "tmRNA": ("#8172B3", 0),
-    "terminator": ("#55A868", 1),
-    "REP": ("#937860", 1),
-    "CRISPR": ("#DA8BC3", 1),
-    "repeat_region": ("#B5A58C", 1),
-    "mobile_element": ("#8C8C8C", 1),
-    "promoter": ("#CCB974", 1),
-}
+    "CDS": ("#4C72B0", 0), "tRNA": ("#DD8452", 0), "rRNA": ("#C44E52", 0),
+    "ncRNA": ("#8172B3", 0), "tmRNA": ("#8172B3", 0), "terminator": ("#55A868", 1),
+    "REP": ("#937860", 1), "CRISPR": ("#DA8BC3", 1), "repeat_region": ("#B5A58C", 1),
+    "mobile_element": ("#8C8C8C", 1), "promoter": ("#CCB974", 1)}
 _GENE_TYPES = ("gene", "pseudogene")
+_MOBILE_TYPES = ("mobile_genetic_element", "mobile_element", "insertion_sequence",
+                 "transposable_element")
 GRAM_CMAP = "magma"
 
 
 # --------------------------------------------------------------------------- helpers
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
-    """Write ``fig`` as PNG (or any format matplotlib knows from the suffix); returns the path."""
+    """Write ``fig`` atomically (PNG, or the format of the suffix); returns the path."""
+    from dnatlas.files import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    with atomic_path(path) as tmp:  # tmp + fsync + rename: no half-written figure
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix[1:] or "png")
     return path
 
 
 def feature_category(interval, has_cds: bool = True) -> str | None:
-    """Drawing category of an annotation interval (a key of :data:`FEATURE_STYLE`) or None.
-
-    ``gene`` features are drawn only when the annotation has no CDS (their CDS/RNA
-    children are drawn otherwise); exons and sequence regions are not drawn.
-    """
+    """Drawing category of an interval (a key of :data:`FEATURE_STYLE`) or None; ``gene``
+    features only when the annotation has no CDS; exons and sequence regions never."""
     from dnatlas.annotation.tracks import is_crispr, is_rep
 
     kind = interval.type
@@ -83,8 +62,7 @@ def feature_category(interval, has_cds: bool = True) -> str | None:
         return "CRISPR"
     if is_rep(interval):
         return "REP"
-    if kind in ("mobile_genetic_element", "mobile_element", "insertion_sequence",
-                "transposable_element"):
+    if kind in _MOBILE_TYPES:
         return "mobile_element"
     if kind in _GENE_TYPES:
         return None if has_cds else "CDS"
@@ -93,16 +71,13 @@ def feature_category(interval, has_cds: bool = True) -> str | None:
 
 #: Genomic coordinates as plain integers with thousands separators (no "1e6" offset).
 COORDINATE_FORMAT = FuncFormatter(lambda value, _: f"{int(round(value)):,}")
+#: Colour-bar label of a Gram map (activations are unit-normalised per position).
+CBAR_LABEL = "similarity (cosine of activations)"
 
 
-def _in_window(intervals, start: int, end: int, seqid: str | None):
-    return [iv for iv in intervals
-            if iv.end > start and iv.start < end and (seqid is None or iv.seqid == seqid)]
-
-
-def _label(interval) -> str:
-    attrs = getattr(interval, "attributes", {}) or {}
-    return interval.name or attrs.get("gene") or attrs.get("Name") or ""
+def span(start: int, end: int) -> tuple[float, float]:
+    """Axis limits of the 0-based ``[start, end)``, 1-based (nucleotide i centred at i + 1)."""
+    return start + 0.5, end + 0.5
 
 
 def _arrow(lo: float, hi: float, strand: int, center: float, height: float, head: float):
@@ -119,11 +94,14 @@ def _arrow(lo: float, hi: float, strand: int, center: float, height: float, head
 
 
 def draw_features(ax, intervals: Iterable, start: int, end: int, axis: str = "x",
-                  seqid: str | None = None, names: bool = True, legend: bool = False) -> None:
-    """Draw an annotation track on ``ax`` for the window ``[start, end)``.
+                  seqid: str | None = None, names: bool = True,
+                  legend: bool = False) -> dict[str, str]:
+    """Draw an annotation track on ``ax`` for the window ``[start, end)``; returns the
+    drawn categories (name -> colour), e.g. for :func:`feature_legend`.
 
     Genes (CDS) and RNAs are strand arrows labelled with their names on lane 0; REP,
-    terminators, CRISPR arrays, mobile elements on lane 1.
+    terminators, CRISPR arrays, mobile elements on lane 1. Drawn in 1-based coordinates
+    (:func:`span`), like every axis of this module.
 
     Args:
         ax: a thin axes sharing the genomic axis with the main plot.
@@ -131,45 +109,102 @@ def draw_features(ax, intervals: Iterable, start: int, end: int, axis: str = "x"
         axis: ``"x"`` (horizontal track) or ``"y"`` (vertical track, genome top to bottom).
         seqid: keep only intervals of this sequence (None: all).
         names: write feature names that fit.
-        legend: add a legend of the drawn categories.
+        legend: add a legend of the drawn categories right of the track.
     """
     intervals = list(intervals)
     has_cds = any(iv.type == "CDS" for iv in intervals)
-    window = _in_window(intervals, start, end, seqid)
-    span = max(end - start, 1)
-    seen = {}
+    window = [iv for iv in intervals
+              if iv.end > start and iv.start < end and (seqid is None or iv.seqid == seqid)]
+    span_ = max(end - start, 1)
+    seen: dict[str, str] = {}
     for iv in sorted(window, key=lambda iv: (iv.start, iv.end)):
         category = feature_category(iv, has_cds)
         if category is None:
             continue
         color, lane = FEATURE_STYLE[category]
-        lo, hi = max(iv.start, start), min(iv.end, end)
+        lo, hi = span(max(iv.start, start), min(iv.end, end))
         center = 0.72 - 0.45 * lane
         strand = iv.strand if lane == 0 else 0
-        verts = _arrow(lo, hi, strand, center, 0.32, head=0.012 * span)
+        verts = _arrow(lo, hi, strand, center, 0.32, head=0.012 * span_)
         if axis == "y":
             verts = [(b, a) for a, b in verts]
         ax.add_patch(Polygon(verts, closed=True, facecolor=color, edgecolor="none", alpha=0.9))
         seen[category] = color
-        label = _label(iv)
-        if names and label and lane == 0 and (hi - lo) > 0.03 * span:
+        attrs = getattr(iv, "attributes", {}) or {}
+        label = iv.name or attrs.get("gene") or attrs.get("Name") or ""
+        if names and label and lane == 0 and (hi - lo) > 0.03 * span_:
             mid = (lo + hi) / 2
             xy = (mid, center) if axis == "x" else (center, mid)
             ax.text(*xy, label, ha="center", va="center", fontsize=6, color="white",
                     rotation=0 if axis == "x" else -90, clip_on=True)
+    lo, hi = span(start, end)
     if axis == "x":
-        ax.set_xlim(start, end)
+        ax.set_xlim(lo, hi)
         ax.set_ylim(0, 1)
         ax.set_yticks([])
     else:
-        ax.set_ylim(end, start)
+        ax.set_ylim(hi, lo)
         ax.set_xlim(0, 1)
         ax.set_xticks([])
     for side in ("top", "right", "left", "bottom"):
         ax.spines[side].set_visible(False)
     if legend and seen:
-        ax.legend(handles=[Patch(color=c, label=k) for k, c in seen.items()],
-                  loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=6, frameon=False)
+        feature_legend(ax, seen, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return seen
+
+
+def feature_legend(target, categories: Mapping[str, str], **kw):
+    """A legend of annotation-track colours (``categories``: name -> colour) on an axes or
+    figure; ``kw`` go to ``legend`` (placement)."""
+    handles = [Patch(color=c, label=k.replace("_", " ")) for k, c in categories.items()]
+    return target.legend(handles=handles, **{"fontsize": 7, "title_fontsize": 7, "frameon": False,
+                                             "title": "annotation (arrows: strand)", **kw})
+
+
+def map_inches(n: int, size: float, dpi: int = 150, max_pixels: int = 1024) -> float:
+    """Side of a map in inches: at least ``size``, and 1 pixel per row at ``dpi`` up to
+    ``max_pixels`` rows (larger maps are block-averaged to fit, see :func:`plot_gram`)."""
+    return max(size, min(n, max_pixels) / dpi)
+
+
+def _map_axes(fig, w: float, h: float, x: float, y: float, side: float, tracks: bool):
+    """Axes (map, top track, left track, colour bar) laid out in inches on a w x h figure
+    with the map's lower-left corner at (x, y); the tracks are None without ``tracks``."""
+    t, gap = (0.32, 0.04) if tracks else (0.0, 0.0)
+
+    def rect(x0, y0, dx, dy):
+        return [x0 / w, y0 / h, dx / w, dy / h]
+
+    ax = fig.add_axes(rect(x + t + gap, y, side, side))
+    top = fig.add_axes(rect(x + t + gap, y + side + gap, side, t), sharex=ax) if tracks else None
+    left = fig.add_axes(rect(x, y, t, side), sharey=ax) if tracks else None
+    cax = fig.add_axes(rect(x + t + gap + side + 0.15, y, 0.15, side))
+    return ax, top, left, cax
+
+
+def _genomic_axes(ax, left, start, end, intervals, seqid, top, label: str, fontsize=7):
+    """Ticks and labels of a map: x below the map, y left of the left track (if any)."""
+    lo, hi = span(start, end)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(hi, lo)
+    seen = {}
+    if top is not None:
+        seen = draw_features(top, intervals, start, end, "x", seqid)
+        draw_features(left, intervals, start, end, "y", seqid, names=False)
+        top.tick_params(labelbottom=False, bottom=False)
+        ax.tick_params(labelleft=False, left=False)
+    ylabels = left if left is not None else ax
+    ylabels.tick_params(labelleft=True, left=True, labelsize=fontsize)
+    ax.tick_params(labelsize=fontsize)
+    for axis in (ax.xaxis, ylabels.yaxis):
+        axis.set_major_formatter(COORDINATE_FORMAT)
+    ax.set_xlabel(label, fontsize=fontsize + 1)
+    ylabels.set_ylabel(label, fontsize=fontsize + 1)
+    return seen
+
+
+def _position_label(seqid: str | None) -> str:
+    return f"{seqid} position (1-based, nt)" if seqid else "position (1-based)"
 
 
 def gram_norm(scale: str = "linear", gamma: float = 0.5, signed: bool = False):
@@ -213,13 +248,14 @@ def plot_gram(ax, gram: np.ndarray, extent: tuple[float, float] | None = None,
 
     Args:
         gram: (n, n) similarities; a matrix with negative values gets a diverging map.
-        extent: ``(first, last)`` coordinate of the rows/columns (default 0..n).
+        extent: ``(lo, hi)`` edges of the rows/columns (default ``(0.5, n + 0.5)``: rows
+            numbered 1..n; a genomic window: :func:`span`).
         scale: ``"linear"`` or ``"power"`` (:func:`gram_norm`).
         max_pixels: larger matrices are block-averaged first (speed, memory).
     """
     g = np.asarray(gram, dtype=np.float32)
     signed = bool(g.size and g.min() < 0)
-    lo, hi = (0, len(g)) if extent is None else extent
+    lo, hi = (0.5, len(g) + 0.5) if extent is None else extent
     image = ax.imshow(_pool(g, max_pixels), norm=gram_norm(scale, gamma, signed),
                       cmap=cmap or ("RdBu_r" if signed else GRAM_CMAP),
                       extent=(lo, hi, hi, lo), interpolation="nearest", aspect="equal")
@@ -230,114 +266,155 @@ def plot_gram(ax, gram: np.ndarray, extent: tuple[float, float] | None = None,
 
 def gram_figure(gram: np.ndarray, start: int = 0, end: int | None = None, intervals=None,
                 seqid: str | None = None, scale: str = "linear", title: str | None = None,
-                size: float = 6.0, cmap: str | None = None) -> Figure:
+                size: float = 6.0, cmap: str | None = None, cbar_label: str = CBAR_LABEL,
+                dpi: int = 150) -> Figure:
     """One similarity map with annotation tracks along both axes (Figure 2 a-e).
+
+    Axes are 1-based genomic positions; the map gets at least 1 pixel per nucleotide at
+    ``dpi`` (larger windows than 1,024 nt are block-averaged to fit), a labelled colour bar
+    and a legend of the track colours.
 
     Args:
         gram: (L, L) similarities of the window ``[start, end)`` (end default start+L).
         intervals: annotation intervals (optional); drawn above and left of the map.
-        seqid: sequence of the window (filters ``intervals``).
+        seqid: sequence of the window (filters ``intervals``, names the axes).
         scale: ``"linear"`` or ``"power"``.
     """
-    from mpl_toolkits.axes_grid1 import make_axes_locatable
-
     end = start + len(gram) if end is None else end
-    fig = Figure(figsize=(size * 1.15, size))
-    ax = fig.add_subplot()
-    image = plot_gram(ax, gram, (start, end), scale=scale, cmap=cmap)
-    ax.tick_params(labelsize=7)
-    ax.yaxis.tick_right()
-    ax.xaxis.set_major_formatter(COORDINATE_FORMAT)
-    ax.yaxis.set_major_formatter(COORDINATE_FORMAT)
-    divider = make_axes_locatable(ax)
-    if intervals is not None:
-        top = divider.append_axes("top", size="8%", pad=0.03, sharex=ax)
-        left = divider.append_axes("left", size="8%", pad=0.03, sharey=ax)
-        draw_features(top, intervals, start, end, "x", seqid)
-        draw_features(left, intervals, start, end, "y", seqid, names=False)
-        top.tick_params(labelbottom=False, bottom=False)
-        left.tick_params(labelleft=False, left=False)
-        ax.set_xlim(start, end)
-        ax.set_ylim(end, start)
-    cax = divider.append_axes("right", size="3%", pad=0.55)
-    fig.colorbar(image, cax=cax)
+    side = map_inches(len(gram), size, dpi)
+    w, h = side + 2.6, side + 2.0
+    fig = Figure(figsize=(w, h), dpi=dpi)
+    ax, top, left, cax = _map_axes(fig, w, h, 0.9, 1.1, side, intervals is not None)
+    image = plot_gram(ax, gram, span(start, end), scale=scale, cmap=cmap,
+                      max_pixels=int(side * dpi))
+    seen = _genomic_axes(ax, left, start, end, intervals, seqid, top, _position_label(seqid))
+    fig.colorbar(image, cax=cax).set_label(cbar_label, fontsize=8)
     cax.tick_params(labelsize=7)
+    if seen:
+        box = ax.get_position()
+        feature_legend(fig, seen, loc="upper center", ncol=min(len(seen), 6),
+                       bbox_to_anchor=((box.x0 + box.x1) / 2, 0.35 / h))
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=10, y=1 - 0.15 / h, va="top")
     return fig
 
 
 def gram_grid_figure(grams: Mapping[str, np.ndarray], start: int = 0, end: int | None = None,
                      intervals=None, seqid: str | None = None, ncols: int = 3,
-                     scale: str = "linear", panel_size: float = 3.2) -> Figure:
+                     scale: str = "linear", panel_size: float = 3.2, title: str | None = None,
+                     cbar_label: str = CBAR_LABEL, axis_label: str | None = None) -> Figure:
     """A grid of similarity maps of the same window, e.g. one per layer (Supp. Figures 1-2).
+
+    The outer panels carry 1-based coordinates, the grid one labelled colour bar and
+    (with ``intervals``) a legend of the track colours.
 
     Args:
         grams: title -> (L, L) similarities, in display order.
         intervals: optional annotation, drawn above each panel.
     """
+    from matplotlib.ticker import MaxNLocator, NullFormatter
     from mpl_toolkits.axes_grid1 import make_axes_locatable
 
     items = list(grams.items())
     ncols = min(ncols, len(items))
     nrows = int(np.ceil(len(items) / ncols))
-    fig = Figure(figsize=(panel_size * ncols + 0.8, panel_size * nrows * 1.08))
+    fig = Figure(figsize=(panel_size * ncols + 1.4, panel_size * nrows * 1.12 + 0.6))
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    image = None
-    for ax, (title, gram) in zip(axes.flat, items):
+    image, seen = None, {}
+    for k, (ax, (name, gram)) in enumerate(zip(axes.flat, items)):
         stop = start + len(gram) if end is None else end
-        image = plot_gram(ax, gram, (start, stop), scale=scale)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        image = plot_gram(ax, gram, span(start, stop), scale, max_pixels=int(panel_size * 150))
+        row, col = divmod(k, ncols)
+        for axis, outer in ((ax.xaxis, row == nrows - 1 or k + ncols >= len(items)),
+                            (ax.yaxis, col == 0)):
+            axis.set_major_locator(MaxNLocator(3))
+            axis.set_major_formatter(COORDINATE_FORMAT if outer else NullFormatter())
+        ax.tick_params(labelsize=6)
         head = ax
         if intervals is not None:
             head = make_axes_locatable(ax).append_axes("top", size="8%", pad=0.02, sharex=ax)
-            draw_features(head, intervals, start, stop, "x", seqid, names=False)
-            head.set_xticks([])
-            ax.set_xlim(start, stop)
-        head.set_title(title, fontsize=9)
+            seen.update(draw_features(head, intervals, start, stop, "x", seqid, names=False))
+            head.tick_params(labelbottom=False, bottom=False)
+            ax.set_xlim(*span(start, stop))
+        head.set_title(name, fontsize=9)
     for ax in axes.flat[len(items):]:
         ax.set_visible(False)
+    label = axis_label or _position_label(seqid)
+    fig.supxlabel(label, fontsize=8)
+    fig.supylabel(label, fontsize=8)
     if image is not None:
-        fig.colorbar(image, ax=list(axes.flat), shrink=0.6, pad=0.02)
+        bar = fig.colorbar(image, ax=list(axes.flat), shrink=0.6, pad=0.02)
+        bar.set_label(cbar_label, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
+    if seen:
+        feature_legend(fig, seen, loc="upper center", ncol=len(seen), bbox_to_anchor=(0.45, 0))
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
 def gram_panels_figure(panels: Mapping[str, np.ndarray], scale: str = "linear",
                        extents: Mapping[str, tuple[float, float]] | None = None,
-                       panel_size: float = 3.5, gamma: float = 0.5) -> Figure:
-    """A row of similarity maps with one colour scale each (Figure 2 f-h, Figure 3).
+                       panel_size: float = 3.5, gamma: float = 0.5, window=None,
+                       intervals=None, seqid: str | None = None,
+                       cbar_label: str | Mapping[str, str] | None = None,
+                       axis_label: str | None = None, title: str | None = None,
+                       dpi: int = 150) -> Figure:
+    """A row of similarity maps with one labelled colour scale each (Figure 2 f-h, Figure 3).
 
     For Figure 3 pass the raw map of DNAtlas and the positive/negative parts
     (:func:`dnatlas.analysis.gram.signed_parts`) of mean-centred maps, with ``scale="power"``.
+    Each map gets at least 1 pixel per row at ``dpi`` (beyond 1,024 rows: block-averaged).
+
+    Args:
+        window: ``(start, end)`` 0-based genomic window of every panel: axes in 1-based
+            genomic coordinates, with annotation tracks when ``intervals`` are given.
+            Otherwise rows are numbered 1..n (``extents``: title -> edges, instead).
+        cbar_label: one label, or title -> label (default: the similarity, with the
+            power scale's gamma).
+        axis_label: the axes' label (default: genomic position, or "row").
     """
     items = list(panels.items())
-    fig = Figure(figsize=(panel_size * len(items) * 1.1, panel_size))
-    axes = fig.subplots(1, len(items), squeeze=False)[0]
-    for ax, (title, gram) in zip(axes, items):
-        extent = None if extents is None else extents.get(title)
-        image = plot_gram(ax, gram, extent, scale=scale, gamma=gamma)
-        ax.set_title(title, fontsize=9)
-        ax.tick_params(labelsize=7)
-        fig.colorbar(image, ax=ax, shrink=0.75, pad=0.02)
+    side = map_inches(max(len(g) for _, g in items), panel_size, dpi)
+    tracks = window is not None and intervals is not None
+    pw = side + 2.0 + (0.36 if tracks else 0)
+    w, h = pw * len(items), side + 1.5 + (0.36 if tracks else 0)
+    fig = Figure(figsize=(w, h), dpi=dpi)
+    default = CBAR_LABEL + (f", power scale (\u03b3 = {gamma:g})" if scale == "power" else "")
+    for k, (name, gram) in enumerate(items):
+        ax, top, left, cax = _map_axes(fig, w, h, k * pw + 0.8, 0.8, side, tracks)
+        if window is not None:
+            image = plot_gram(ax, gram, span(*window), scale=scale, gamma=gamma,
+                              max_pixels=int(side * dpi))
+            seen = _genomic_axes(ax, left, *window, intervals, seqid, top,
+                                 axis_label or _position_label(seqid))
+        else:
+            extent = None if extents is None else extents.get(name)
+            image = plot_gram(ax, gram, extent, scale=scale, gamma=gamma,
+                              max_pixels=int(side * dpi))
+            ax.tick_params(labelsize=7)
+            ax.set_xlabel(axis_label or "row", fontsize=8)
+            ax.set_ylabel(axis_label or "row", fontsize=8)
+        (top or ax).set_title(name, fontsize=9)
+        label = cbar_label.get(name) if isinstance(cbar_label, Mapping) else cbar_label
+        fig.colorbar(image, cax=cax).set_label(label or default, fontsize=8)
+        cax.tick_params(labelsize=7)
+    if window is not None and tracks and seen:
+        feature_legend(fig, seen, loc="upper center", ncol=len(seen), bbox_to_anchor=(0.5, 0))
+    if title:
+        fig.suptitle(title, fontsize=10, y=1 - 0.1 / h, va="top")
     return fig
 
 
 def phase_gram_figure(grams: Sequence[np.ndarray], gene: str = "", scale: str = "linear",
-                      panel_size: float = 3.5) -> Figure:
-    """Similarities of the 1st, 2nd and 3rd nucleotide of every codon (Figure 2 f-h).
-
-    Args:
-        grams: three (n_codons, n_codons) maps, for codon phases 0, 1, 2 (see
-            :func:`dnatlas.analysis.gram.phase_positions`); axes count codons.
-    """
+                      panel_size: float = 3.5, title: str | None = None) -> Figure:
+    """Similarities of the 1st, 2nd and 3rd nucleotide of every codon (Figure 2 f-h):
+    three (n_codons, n_codons) maps (:func:`dnatlas.analysis.gram.phase_positions`)."""
     names = ("1st", "2nd", "3rd")
     prefix = f"{gene}: " if gene else ""
-    fig = gram_panels_figure({f"{prefix}{names[k]} nucleotide": g for k, g in enumerate(grams)},
-                             scale=scale, panel_size=panel_size)
-    for ax in fig.axes[:len(grams)]:  # the panels (colorbars come after)
-        ax.set_xlabel("codon", fontsize=8)
-    return fig
+    return gram_panels_figure({f"{prefix}{names[k]} nucleotide": g for k, g in enumerate(grams)},
+                              scale=scale, panel_size=panel_size,
+                              axis_label="codon (genomic order)", title=title)
 
 
 # --------------------------------------------------------------------------- offsets
@@ -368,9 +445,6 @@ def offset_profile_figure(profiles: Mapping, title: str | None = None,
     ax.set_xlabel("offset (nt)")
     ax.set_ylabel("mean similarity")
     ax.legend(fontsize=7, frameon=False)
-    if title:
-        ax.set_title(title, fontsize=9)
+    ax.set_title(title or "", fontsize=9)
     return fig
 
-
-# --------------------------------------------------------------------------- neurons

@@ -4,18 +4,24 @@
     dnatlas figures --out docs/figures            # everything (whole-genome neuron catalog)
     dnatlas figures --out runs/figs --quick       # neuron catalog on the first 400 kb (the demo)
 
-Figure analogues (report numbering; layers 0-based in file names):
-  fig2a  tRNA cluster lysT-valT-lysW with its promoter and terminator (Gram map)
-  fig2b  the CRISPR-I array downstream of cas2 (ygbF)
-  fig2c  REP sites
+Figure analogues (report numbering; layers 0-based in file names, 1-based in titles), each
+window checked against the features its caption names (``ValueError`` if it misses one);
+``captions.md`` in ``out`` gives every caption with its region (1-based, closed):
+  fig2a  the tRNA operon lysT-valT-lysW-valZ-lysY-lysZ-lysQ with both flanking intergenic
+         regions (upstream: the promoter's; downstream: the terminator's; RefSeq annotates
+         neither, so they are not drawn)
+  fig2b  the CRISPR-I array between iap and ygbF (cas2): RefSeq has no CRISPR feature, so
+         the array is located by its neighbours and checked by its direct repeats
+  fig2c  REP sites (the closest pair of RefSeq repeat_regions)
   fig2d  the csrB noncoding RNA
   fig2e  a close view of a coding sequence (three codon-phase subspaces)
-  fig2fgh  1st / 2nd / 3rd codon positions of cpoB
+  fig2fgh  1st / 2nd / 3rd codon positions of cpoB (ybgF)
   fig3   offset-dependent similarity over adk (nonlinear colour scale)
-  fig4a  neurons in the window around ompG
-  supp1  every layer over the tRNA region (Supplementary Figures 1-2)
-  neurons/  catalog (AUPRC of every neuron for every track), PR curves (Figure 4e),
-            Manhattan plots (Figure 4b), top windows (Supplementary Figure 3)
+  fig4a  the best start, stop, CDS, REP and tRNA neurons in the window around ompG
+  supp1  every layer over the tRNA operon (Supplementary Figures 1-2)
+  neurons/  catalog (AUPRC of every neuron for every track), PR curves with chance and
+            exact-codon-match lines (Figure 4e), Manhattan plots (Figure 4b), top windows
+            (Supplementary Figure 3)
   offsets.json  3-periodicity and Toeplitz scores per layer, coding vs non-coding
 """
 
@@ -52,53 +58,129 @@ def report_figures(model: str | ModelAdapter | None = None, out: str | Path = "d
         work: scratch folder for activations (default ``out/work``).
         quick: neuron catalog on the first 400 kb only (minutes instead of ~20).
     """
+    from dnatlas import bundled
     from dnatlas.analysis import figures as F
-    from dnatlas.annotation.intervals import bundled_annotation_path, load_annotations
-    from dnatlas.files import check_output_dir
+    from dnatlas.annotation.intervals import Interval, load_annotations
+    from dnatlas.files import atomic_write_text, check_output_dir
     from dnatlas.genome.readers import read_records
-    from dnatlas.genome.store_build import bundled_genome_paths
+    from dnatlas.genome.regions import format_region
 
     t0 = time.perf_counter()
     out = check_output_dir(out)
     model = model if isinstance(model, ModelAdapter) else load_model(model)
     layer = default_layer(model.n_layers) if layer is None else layer
-    genome = next(p for p in bundled_genome_paths() if "mg1655" in p.name)
+    genome = bundled.genome_path("ecoli_k12_mg1655")
     record = next(iter(read_records(genome)))
     seq, seqid = record.seq, record.id
-    intervals = load_annotations(bundled_annotation_path())
+    intervals = load_annotations(bundled.annotation_path())
     print(f"model {model.name}, layer {layer} (0-based), {seqid} "
           f"({len(seq):,} bp)", flush=True)
+    captions: list[str] = []
 
     def feature(name):
         return F.find_feature(intervals, name)
 
-    def region(name, start, end, **kw):
-        fig = F.region_gram_figure(model, seq, start, end, layer, intervals, seqid, **kw)
-        _save(fig, out / f"{name}_layer{layer}.png")
+    def region(name, window, title, targets, contain=False, more="", extra=()):
+        F.check_window(*window, targets, name, contain, seqid)
+        fig = F.region_gram_figure(model, seq, *window, layer, [*intervals, *extra], seqid,
+                                   caption=title)
+        path = out / f"{name}_layer{layer}.png"
+        _save(fig, path)
+        captions.append(f"- `{path.name}` ({format_region(seqid, *window)}): {title}"
+                        f"{'. ' + more if more else ''}.")
 
-    lys_t, cas2, csrb = feature("lysT"), feature("ygbF"), feature("csrB")
-    region("fig2a_trna_cluster", lys_t.start - 250, feature("lysW").end + 150)
-    region("fig2b_crispr", cas2.end, cas2.end + 700)
+    trnas = [feature(n) for n in ("lysT", "valT", "lysW", "valZ", "lysY", "lysZ", "lysQ")]
+    cpob, nada = feature("ybgF"), feature("nadA")  # cpoB is named ybgF in this RefSeq release
+    operon = F.between(cpob, nada, pad=50)
+    up, down = trnas[0].start - cpob.end, nada.start - trnas[-1].end
+    region("fig2a_trna_cluster", operon,
+           "tRNA operon lysT-lysQ (7 tRNAs) with both flanking intergenic regions", trnas, True,
+           f"The intergenic regions, cpoB-lysT ({up} nt, upstream) and lysQ-nadA ({down} nt, "
+           "downstream), are where the operon's promoter and terminator are expected; RefSeq "
+           "annotates neither, so the track cannot mark them"),
+    iap, cas2 = feature("iap"), feature("ygbF")
+    crispr, how = _crispr_array(intervals, seqid, seq, iap, cas2)
+    region("fig2b_crispr", F.between(iap, cas2, pad=100),
+           "CRISPR-I array between iap and ygbF (cas2)", [crispr, iap, cas2], more=how,
+           extra=[] if crispr[0] == "CRISPR array" else [Interval(
+               seqid, crispr[1], crispr[2], 0, "repeat_region", "CRISPR-I",
+               {"rpt_family": "CRISPR"})])
     reps = sorted((iv for iv in intervals if iv.type == "repeat_region" and iv.seqid == seqid),
                   key=lambda iv: iv.start)
     pair = min(zip(reps, reps[1:]), key=lambda p: p[1].start - p[0].end)
-    region("fig2c_rep", pair[0].start - 150, pair[1].end + 150)
-    region("fig2d_csrB", csrb.start - 100, csrb.end + 100)
-    cpob = feature("ybgF")  # cpoB, named ybgF in this RefSeq release
+    rep_targets = [(f"REP {format_region(seqid, iv.start, iv.end)}", iv.start, iv.end)
+                   for iv in pair]
+    region("fig2c_rep", (pair[0].start - 150, pair[1].end + 150),
+           "the closest pair of REP sites (RefSeq repeat_regions)", rep_targets, contain=True)
+    csrb = feature("csrB")
+    region("fig2d_csrB", F.flank(csrb, 100, 100), "csrB noncoding RNA with 100 nt each side",
+           [csrb], contain=True)
     mid = (cpob.start + cpob.end) // 2
-    region("fig2e_cds_close", mid - 75, mid + 75)
-    _save(F.codon_phase_figure(model, seq, cpob, layer), out / f"fig2fgh_cpoB_phases_layer{layer}.png")
-    _save(F.offset_similarity_figure(model, seq, feature("adk"), layer),
+    region("fig2e_cds_close", (mid - 75, mid + 75),
+           "close view of 150 nt in the middle of cpoB (ybgF)", [cpob])
+    _save(F.codon_phase_figure(model, seq, cpob, layer, seqid=seqid, gene="cpoB (ybgF)"),
+          out / f"fig2fgh_cpoB_phases_layer{layer}.png")
+    captions.append(f"- `fig2fgh_cpoB_phases_layer{layer}.png` "
+                    f"({format_region(seqid, cpob.start, cpob.end)}): similarities of the 1st, "
+                    "2nd and 3rd nucleotide of every codon of cpoB (ybgF).")
+    adk = feature("adk")
+    _save(F.offset_similarity_figure(model, seq, adk, layer, intervals=intervals, seqid=seqid),
           out / f"fig3_adk_offsets_layer{layer}.png")
-    _save(F.layer_grid_figure(model, seq, lys_t.start - 250, feature("lysW").end + 150,
-                              intervals, seqid), out / "supp1_all_layers_trna_cluster.png")
+    captions.append(f"- `fig3_adk_offsets_layer{layer}.png` "
+                    f"({format_region(seqid, adk.start, adk.end)}): offset-dependent "
+                    "similarity over adk, raw and mean-centred (positive part), power colour "
+                    "scale (gamma 0.5).")
+    _save(F.layer_grid_figure(model, seq, *operon, intervals, seqid,
+                              caption="tRNA operon lysT-lysQ, every layer"),
+          out / "supp1_all_layers_trna_cluster.png")
+    captions.append(f"- `supp1_all_layers_trna_cluster.png` ({format_region(seqid, *operon)}):"
+                    " the fig2a window in every layer.")
     _offset_stats(model, seq, intervals, seqid, out)
     work = Path(work) if work else out / "work"
     quick_inputs = _quick_inputs(seq, seqid, intervals, work / "quick-inputs") if quick else None
     _neurons(model, layer, genome, out, work, quick_inputs)
-    _neuron_window(model, seq, intervals, seqid, layer, feature("ompG"), out)
+    ompg = feature("ompG")
+    window = F.flank(ompg, upstream=300, downstream=150)
+    F.check_window(*window, [ompg], "fig4a", True, seqid)
+    if _neuron_window(model, seq, intervals, seqid, layer, window, out):
+        captions.append(f"- `fig4a_ompG_neurons_layer{layer}.png` "
+                        f"({format_region(seqid, *window)}): the best neuron of the start "
+                        "codon, stop codon, CDS, REP and tRNA tracks around ompG (300 nt "
+                        "upstream, 150 nt downstream); + strand up, − strand (RC partner) down.")
+    atomic_write_text(out / "captions.md", "# Figure captions (written by `dnatlas figures`)\n\n"
+                      f"Model {model.name}, single-layer figures at layer {layer + 1} "
+                      f"(blocks.{layer}); regions 1-based, closed.\n\n"
+                      + "\n".join(captions) + "\n")
     print(f"figures done in {time.perf_counter() - t0:.0f} s", flush=True)
     return out
+
+
+def _crispr_array(intervals, seqid, seq, left, right, k: int = 24):
+    """The CRISPR array between two genes, as ``(name, start, end)``, and how it was found:
+    an annotated CRISPR feature if there is one, else the span of the most repeated
+    ``k``-mer of the gap (raises ``ValueError`` unless it occurs at least 3 times)."""
+    from collections import defaultdict
+
+    from dnatlas.analysis.figures import between
+    from dnatlas.annotation.tracks import is_crispr
+    from dnatlas.genome.alphabet import decode
+
+    lo, hi = between(left, right)
+    for iv in intervals:
+        if iv.seqid == seqid and is_crispr(iv) and iv.start < hi and lo < iv.end:
+            return ("CRISPR array", iv.start, iv.end), "the array is annotated"
+    text = decode(seq[lo:hi])
+    where = defaultdict(list)
+    for i in range(len(text) - k + 1):
+        where[text[i:i + k]].append(i)
+    hits = max(where.values(), key=len)
+    if len(hits) < 3:
+        raise ValueError(f"no CRISPR array between the genes: no {k}-mer repeats 3 times")
+    start, end = lo + hits[0], lo + hits[-1] + k
+    return ("CRISPR-I repeats", start, end), (
+        "RefSeq has no CRISPR feature, so the array is located by its neighbours ("
+        f"its track box is drawn from the repeats); {len(hits)} copies of a {k}-nt direct "
+        f"repeat lie at {start + 1:,}-{end:,}")
 
 
 def _offset_stats(model, seq, intervals, seqid, out: Path) -> None:
@@ -157,18 +239,20 @@ def _neurons(model: ModelAdapter, layer: int, genome: Path, out: Path, work: Pat
                    acts_dir=work / "acts", settings=CatalogSettings(footnote6=True))
 
 
-def _neuron_window(model, seq, intervals, seqid, layer, ompg, out: Path) -> None:
-    """Figure 4a: the best start, stop and -strand neurons of the catalog around ompG."""
+def _neuron_window(model, seq, intervals, seqid, layer, window, out: Path) -> bool:
+    """Figure 4a: the best start, stop, CDS, REP and tRNA neurons of the catalog in
+    ``window``; False when the catalog has none."""
     from dnatlas.analysis import figures as F
 
     tracks = json.loads((out / "neurons" / "catalog.json").read_text())["tracks"]
-    neurons = []
+    labels: dict[int, str] = {}
     for track in ("start_codon_2nd", "stop_codon_1st", "CDS", "REP", "tRNA"):
         ranking = tracks.get(track, {}).get("ranking") or []
-        if ranking and ranking[0]["auprc"] is not None and ranking[0]["neuron"] not in neurons:
-            neurons.append(int(ranking[0]["neuron"]))
-    if not neurons:
-        return
-    fig = F.neuron_window(model, seq, ompg.start - 300, ompg.end + 150, neurons, layer,
-                          intervals, seqid)
+        if ranking and ranking[0]["auprc"] is not None:
+            best = ranking[0]
+            labels.setdefault(int(best["neuron"]), f"{track} (AUPRC {best['auprc']:.3f})")
+    if not labels:
+        return False
+    fig = F.neuron_window(model, seq, *window, list(labels), layer, intervals, seqid, labels)
     _save(fig, out / f"fig4a_ompG_neurons_layer{layer}.png")
+    return True

@@ -3,9 +3,12 @@ genes at the top sites (Figure 4b) and top-activating windows (Supplementary Fig
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+
+from dnatlas.analysis.figures import layer_caption
 
 GENE_TYPES = ("CDS", "tRNA", "rRNA", "ncRNA", "tmRNA")
 
@@ -36,48 +39,84 @@ def gene_finder(intervals):
     return find
 
 
-def pr_figures(out: Path, catalog, labels, acts, perm) -> None:
-    """One PR curve per track (its best neuron), and the codon tracks together."""
+def _codon_match(out: Path, codon_match) -> dict:
+    """The exact-codon-match AUPRC per track: given, or read from ``out/catalog.json``."""
+    if codon_match is not None:
+        return dict(codon_match)
+    path = out / "catalog.json"
+    if path.exists():
+        return json.loads(path.read_text()).get("codon_match_auprc") or {}
+    return {}
+
+
+def pr_figures(out: Path, catalog, labels, acts, perm, codon_match=None,
+               log_below: float = 0.01) -> None:
+    """One PR curve per track (its best neuron), and the codon tracks together, with the
+    chance rate and (codon tracks) the exact-codon-match AUPRC as lines; precision on a log
+    scale where chance is below ``log_below``."""
     from dnatlas.analysis import neuron_plots, plots
     from dnatlas.analysis.neurons import pr_curve
 
-    codons = {}
+    match = _codon_match(out, codon_match)
+    layer = layer_caption(catalog.layer)
+    codons, chances = {}, {}
     for t, track in enumerate(catalog.tracks):
         neuron, ap = catalog.best(track)
         if not np.isfinite(ap):
             continue
         precision, recall, _ = pr_curve(acts, labels, track, neuron, perm)
+        rate = float(catalog.chance[t])
         fig = neuron_plots.pr_curve_figure({f"neuron {neuron}": (precision, recall, ap)},
-                                           chance=float(catalog.chance[t]), title=track)
+                                           chance=rate, reference=match.get(track),
+                                           log=rate < log_below, title=f"{track}, {layer}")
         plots.save_figure(fig, out / "pr" / f"{track}.png")
         if track.startswith(("start_codon", "stop_codon")):
-            codons[f"{track}: neuron {neuron}"] = (precision, recall, ap)
+            key = f"{track}: neuron {neuron}"
+            codons[key], chances[key] = (precision, recall, ap), (rate, match.get(track))
     if codons:
-        chance = float(max(catalog.chance[catalog.tracks.index(k.split(":")[0])] for k in codons))
-        plots.save_figure(neuron_plots.pr_curve_figure(codons, chance=chance, title=catalog.layer),
-                          out / "pr" / "codons.png")
+        fig = neuron_plots.pr_curve_figure(
+            codons, chance={k: c for k, (c, _) in chances.items()},
+            reference={k: m for k, (_, m) in chances.items() if m is not None},
+            log=min(c for c, _ in chances.values()) < log_below, title=layer, size=(5.0, 4.0))
+        plots.save_figure(fig, out / "pr" / "codons.png")
 
 
-def neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen, intervals) -> None:
-    """PR curves, and for each chosen neuron its Manhattan plot and top windows."""
+def neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen, intervals,
+                   codon_match=None) -> None:
+    """PR curves, and for each chosen neuron its Manhattan plot and top windows.
+
+    Args:
+        codon_match: AUPRC of an exact codon match per codon track (default: read from
+            ``out/catalog.json``, where :func:`dnatlas.pipelines.neurons.layer_catalog`
+            wrote it).
+    """
     from dnatlas.analysis import neuron_plots, plots
     from dnatlas.analysis.neurons import neuron_scores
 
-    pr_figures(out, catalog, labels, acts, perm)
+    pr_figures(out, catalog, labels, acts, perm, codon_match)
     genes = gene_finder(intervals)
     offsets = dict(zip(labels.seqids, labels.offsets.tolist()))
+    layer = layer_caption(catalog.layer)
+    best = {}
+    for track in catalog.tracks:
+        neuron, ap = catalog.best(track)
+        if np.isfinite(ap):
+            best.setdefault(neuron, track)
     for neuron in chosen:
         plus = neuron_scores(acts, neuron)
         minus = neuron_scores(acts, int(perm[neuron])) if perm is not None else None
-        sites = windows.get(neuron, [])[:8]
+        sites = windows.get(neuron, [])
         notes = [(offsets[w.seqid] + w.position, genes(w.seqid, w.position)) for w in sites]
-        fig = neuron_plots.manhattan_figure(plus, minus, title=f"{catalog.layer} neuron {neuron}",
+        what = f" (best for {best[neuron]})" if neuron in best else ""
+        fig = neuron_plots.manhattan_figure(plus, minus, title=f"{layer} neuron {neuron}{what}",
                                             annotate=[(x, g) for x, g in notes if g])
         plots.save_figure(fig, out / "manhattan" / f"neuron_{neuron}.png")
         if sites:
             rows = [{"sequence": w.sequence, "values": w.values,
+                     "centre": w.position - w.start if w.strand > 0 else w.end - 1 - w.position,
                      "label": f"{w.seqid}:{w.position + 1:,} {'+' if w.strand > 0 else '-'} "
                               f"{genes(w.seqid, w.position)}"}
-                    for w in windows[neuron]]
-            plots.save_figure(neuron_plots.top_windows_figure(rows, title=f"neuron {neuron}"),
-                              out / "windows" / f"neuron_{neuron}.png")
+                    for w in sites]
+            fig = neuron_plots.top_windows_figure(rows, title=f"{layer} neuron {neuron}{what}: "
+                                                  f"top {len(rows)} windows")
+            plots.save_figure(fig, out / "windows" / f"neuron_{neuron}.png")
