@@ -112,7 +112,7 @@ def test_resolve_device():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_cuda_on_a_cpu_build_is__one_line_lenient(store, tmp_path, capsys, monkeypatch):
+def test_cuda_on_a_cpu_build_is_one_line(store, tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(["train", "--data", str(store), "--out", str(tmp_path / "r"),
                             "--device", "cuda"], capsys, monkeypatch)
     assert code == 2
@@ -127,7 +127,7 @@ def test_cuda_on_a_cpu_build_is__one_line_lenient(store, tmp_path, capsys, monke
 # ------------------------------------------------------------------ the run folder
 
 
-def test_second_run_into_a_locked_folder_fails_in__one_line_lenient(store, tmp_path):
+def test_second_run_into_a_locked_folder_fails_in_one_line(store, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     with lock_run(out):
@@ -173,7 +173,7 @@ def test_resume_without_a_checkpoint(store, tmp_path):
     (dict(model_overrides={**MICRO, "n_layers": 3}), "model_overrides"),
     (dict(model="transformer", model_overrides={"n_layers": 2}), "model 'dnatlas'"),
 ])
-def test_resume_from_another_model_is__one_line_lenient(store, tmp_path, change, words):
+def test_resume_from_another_model_is_one_line(store, tmp_path, change, words):
     out = tmp_path / "run"
     train(_cfg(), store, out, progress=False)
     with pytest.raises(InputError) as caught:
@@ -183,7 +183,7 @@ def test_resume_from_another_model_is__one_line_lenient(store, tmp_path, change,
     assert words in message
 
 
-def test_resume_with_weights_of_another_shape_is__one_line_lenient(store, tmp_path):
+def test_resume_with_weights_of_another_shape_is_one_line(store, tmp_path):
     out = tmp_path / "run"
     train(_cfg(), store, out, progress=False)
     state = load_checkpoint(out)
