@@ -6,6 +6,7 @@ writes that survive crashes, and output-folder checks made before long work star
 * :func:`atomic_write`: write a file through a temporary sibling that is fsynced and then
   renamed over the target, so a reader never sees half a file and a crash leaves the old
   one. Files are created with the usual permissions (0666 minus the umask).
+* :func:`write_json`: atomic JSON with NaN/inf as null.
 * :func:`check_writable_file` / :func:`check_output_dir`: fail early with one line when an
   output cannot be written, before any work is done.
 """
@@ -120,6 +121,30 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def json_safe(value):
+    """``value`` with NaN/inf as None and numpy scalars/arrays as Python values, recursively
+    (JSON has no NaN: browsers' ``JSON.parse`` rejects it)."""
+    import math
+
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy
+        return json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: str | Path, data, indent: int | None = 2) -> None:
+    """Write ``data`` as JSON atomically, NaN and inf as null (see :func:`json_safe`)."""
+    import json
+
+    text = json.dumps(json_safe(data), indent=indent, allow_nan=False)
+    atomic_write_text(path, text + "\n")
 
 
 def check_writable_file(path: str | Path, what: str = "output") -> Path:

@@ -9,14 +9,13 @@ wants to know where each feature is best represented.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dnatlas.files import atomic_write, atomic_write_text, check_output_dir
+from dnatlas.files import atomic_write, check_output_dir, write_json
 
 __all__ = ["NeuronCatalog", "layer_summary", "write_layer_summary", "write_top_windows"]
 
@@ -71,7 +70,7 @@ class NeuronCatalog:
                                          for n, ap in self.ranking(track, top)]}
         doc = {"layer": self.layer, "samples_per_strand": self.n, "tracks": tracks,
                **(extra or {})}
-        atomic_write_text(path, json.dumps(doc, indent=1))
+        write_json(path, doc, indent=1)
 
     def save(self, directory: str | Path, top: int | None = 20, extra: dict | None = None) -> None:
         """Write ``catalog.csv``, ``catalog.json`` and the full matrix ``auprc.npz``."""
@@ -102,7 +101,7 @@ def write_top_windows(windows: Mapping[int, list], path: str | Path) -> None:
     path = Path(path)
     flat = [w for ws in windows.values() for w in ws]
     if path.suffix == ".json":
-        atomic_write_text(path, json.dumps([w.as_dict() for w in flat]))
+        write_json(path, [w.as_dict() for w in flat], indent=None)
         return
     fields = ["neuron", "rank", "seqid", "position", "strand", "activation", "start", "end",
               "sequence"]
@@ -165,5 +164,5 @@ def write_layer_summary(catalogs: Sequence[NeuronCatalog], directory: str | Path
         if row["best_layer"]:
             entry["best"] = {"layer": row["layer"], "neuron": row["neuron"],
                              "auprc": _json_float(row["auprc"])}
-    atomic_write_text(d / "layers.json", json.dumps(doc, indent=1))
+    write_json(d / "layers.json", doc, indent=1)
     return rows

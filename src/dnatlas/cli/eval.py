@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from dnatlas.cli._model_input import MODEL_HELP, add_device_arg, positive_int
 
@@ -32,9 +31,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dnatlas.errors import InputError
-    from dnatlas.files import atomic_write_text, check_writable_file
+    from dnatlas.files import check_writable_file, write_json
     from dnatlas.pipelines.evaluate import evaluate_models
-    from dnatlas.pipelines.gram import finite
 
     try:
         orders = [int(k) for k in args.kmer_orders.split(",") if k.strip()]
@@ -47,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                               args.batch_size, args.device)
     _print_table(results)
     if args.json_out:
-        atomic_write_text(args.json_out, json.dumps(finite(results), indent=2) + "\n")
+        write_json(args.json_out, results)
     return 0
 
 

@@ -17,7 +17,6 @@ Layers are 0-based (paper 001's "third layer" of HyenaDNA is ``--layer 2``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from dnatlas.cli._model_input import add_device_arg, add_model_arg, positive_int
@@ -138,8 +137,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from dnatlas.files import atomic_write_text, check_writable_file
-    from dnatlas.pipelines.gram import finite
+    from dnatlas.files import check_writable_file, write_json
     from dnatlas.pipelines.sae import evaluate_sae
 
     if args.json:
@@ -153,9 +151,7 @@ def run_eval(args: argparse.Namespace) -> int:
     for text in warnings:
         print(f"dnatlas: warning: {text}", file=sys.stderr)
     if args.json:
-        atomic_write_text(args.json, json.dumps(finite({**metrics, "warnings": warnings,
-                                                        "feature_frequency": frequency}),
-                                                indent=2) + "\n")
+        write_json(args.json, {**metrics, "warnings": warnings, "feature_frequency": frequency})
     return 0
 
 

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def build_default_store(out: str | Path, force: bool = False):
 def run_demo(out: str | Path = "runs/demo", train_steps: int = 30, eval_windows: int = 24,
              analysis: bool = True) -> dict:
     """Store, brief training, held-out evaluation and analysis; returns the eval results."""
-    from dnatlas.files import atomic_write_text, check_output_dir
+    from dnatlas.files import check_output_dir, write_json
     from dnatlas.models import default_model_path, load_model
     from dnatlas.training.config import load_train_config
     from dnatlas.training.evaluate import evaluate, fit_kmer_baseline
@@ -77,7 +76,7 @@ def run_demo(out: str | Path = "runs/demo", train_steps: int = 30, eval_windows:
     results[f"k-mer baseline (k={sel.best_k})"] = evaluate(sel.model.predict_nucleotides, **common)
     for name, r in results.items():
         print(f"{name:<32} {r['bits_per_nt']:.4f} bits/nt   accuracy {r['accuracy']:.4f}")
-    atomic_write_text(out / "eval.json", json.dumps(results, indent=2) + "\n")
+    write_json(out / "eval.json", results)
 
     if analysis:
         _run_analysis(out)

@@ -206,9 +206,9 @@ def _offset_stats(model, seq, intervals, seqid, out: Path) -> None:
                 if m.sum() > 200:
                     stats[key].append(periodicity3(offset_profile(gram, max_offset=60, mask=m)))
         rows[name] = {k: float(np.nanmean(v)) if v else None for k, v in stats.items()}
-    from dnatlas.files import atomic_write_text
+    from dnatlas.files import write_json
 
-    atomic_write_text(out / "offsets.json", json.dumps(rows, indent=2) + "\n")
+    write_json(out / "offsets.json", rows)
     print("  3-periodicity (coding / non-coding) and Toeplitz score per layer:")
     for name, r in rows.items():
         print(f"    {name:<18} {r['coding']:+.4f} / {r['noncoding']:+.4f}   toeplitz {r['toeplitz']:.3f}")

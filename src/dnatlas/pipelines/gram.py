@@ -3,7 +3,6 @@ model, from an activation folder or straight from the model, with their statisti
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,7 +187,7 @@ def _phase_maps(req: GramRequest, acts, tracks, out: Path) -> None:
 def _write_stats(req: GramRequest, grams, stats, coding, path: Path) -> None:
     from dnatlas.analysis import plots
     from dnatlas.analysis.offsets import offset_profile
-    from dnatlas.files import atomic_write_text
+    from dnatlas.files import write_json
 
     profiles = {}
     for layer, g in grams.items():
@@ -197,18 +196,5 @@ def _write_stats(req: GramRequest, grams, stats, coding, path: Path) -> None:
             prof = offset_profile(g, req.max_offset, mask)
             stats[layer][f"profile_{label}"] = prof.as_dict()
             profiles[f"{layer} {label}"] = prof
-    atomic_write_text(path, json.dumps(finite(stats), indent=1))
+    write_json(path, stats, indent=1)
     plots.save_figure(plots.offset_profile_figure(profiles), path.with_suffix(".offsets.png"))
-
-
-def finite(x):
-    """NaN/inf -> None, recursively (JSON has no NaN)."""
-    if isinstance(x, dict):
-        return {k: finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [finite(v) for v in x]
-    if isinstance(x, (float, np.floating)) and not np.isfinite(x):
-        return None
-    if isinstance(x, np.floating):
-        return float(x)
-    return x

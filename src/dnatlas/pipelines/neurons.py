@@ -204,5 +204,6 @@ def layer_catalog(model: ModelAdapter, key: str, acts, perm, records, labels, in
     write_top_windows(windows, out / "top_windows.csv")
     write_top_windows(windows, out / "top_windows.json")
     neuron_figures(out, catalog, labels, acts, perm, windows,
-                   best_neurons(catalog) if chosen is None else chosen, intervals)
+                   best_neurons(catalog) if chosen is None else chosen, intervals,
+                   codon_match=match)
     return catalog
