@@ -2,12 +2,15 @@
 
 Modules:
 
-* :mod:`~dnatlas.sae.architectures`: ReLU+L1, TopK, BatchTopK and JumpReLU SAEs sharing
+* :mod:`~dnatlas.sae.config`, :mod:`~dnatlas.sae.autoencoder`,
+  :mod:`~dnatlas.sae.architectures`: ReLU+L1, TopK, BatchTopK and JumpReLU SAEs sharing
   :class:`SparseAutoencoder` (``encode``, ``decode``, ``forward``, ``loss``).
-* :mod:`~dnatlas.sae.trainer`: :class:`SAETrainer` trains many SAEs (layers x
-  hyperparameters) from one pass over activation batches; resumable checkpoints.
+* :mod:`~dnatlas.sae.trainer` (settings in :mod:`~dnatlas.sae.training_config`):
+  :class:`SAETrainer` trains many SAEs (layers x hyperparameters) from one pass over
+  activation batches; resumable checkpoints that include the activation stream's state.
 * :mod:`~dnatlas.sae.saelens_format`: :func:`save_sae` / :func:`load_sae` SAELens folders.
-* :mod:`~dnatlas.sae.activation_store`: shuffle buffer, streaming store, disk cache.
+* :mod:`~dnatlas.sae.activation_store` (+ :mod:`~dnatlas.sae.shuffle_buffer`): streaming
+  store through a bounded, checkpointable shuffle buffer; disk cache.
 * :mod:`~dnatlas.sae.metrics`: L0, FVU, dead/dense features, loss recovered.
 
 Models are reached through :mod:`dnatlas.models` (any model, one protocol).
