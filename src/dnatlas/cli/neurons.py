@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     add_site_arg(p)
     p.add_argument("--records", metavar="IDS",
                    help="comma-separated records (default: records with annotations)")
+    p.add_argument("--region", metavar="ID:START-END",
+                   help="scan one 1-based inclusive region (samtools/IGV style) instead of "
+                        "whole records; activations keep their real flanking context")
     p.add_argument("--tracks", metavar="LIST", help="comma-separated tracks (default: all)")
     p.add_argument("--footnote6", action="store_true",
                    help="label start codons at their 2nd and stop codons at their 1st nucleotide")
@@ -65,7 +68,7 @@ def run_neurons(args: argparse.Namespace) -> int:
     from dnatlas.pipelines.neurons import CatalogSettings, neuron_catalog
 
     settings = CatalogSettings(
-        records=args.records.split(",") if args.records else None,
+        records=args.records.split(",") if args.records else None, region=args.region,
         tracks=[t for t in args.tracks.split(",") if t] if args.tracks else None,
         footnote6=args.footnote6, top=args.top, windows=args.windows,
         half_window=args.half_window, manhattan=_neuron_list(args.manhattan), jobs=args.jobs,

@@ -82,10 +82,12 @@ def pr_figures(out: Path, catalog, labels, acts, perm, codon_match=None,
 
 
 def neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen, intervals,
-                   codon_match=None) -> None:
+                   codon_match=None, origin: int = 0) -> None:
     """PR curves, and for each chosen neuron its Manhattan plot and top windows.
 
     Args:
+        origin: genomic start of the scanned sequence (a ``--region`` of one record; the
+            windows' positions are genomic).
         codon_match: AUPRC of an exact codon match per codon track (default: read from
             ``out/catalog.json``, where :func:`dnatlas.pipelines.neurons.layer_catalog`
             wrote it).
@@ -95,7 +97,8 @@ def neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen, inte
 
     pr_figures(out, catalog, labels, acts, perm, codon_match)
     genes = gene_finder(intervals)
-    offsets = dict(zip(labels.seqids, labels.offsets.tolist()))
+    offsets = ({labels.seqids[0]: 0} if origin else
+               dict(zip(labels.seqids, labels.offsets.tolist())))
     layer = layer_caption(catalog.layer)
     best = {}
     for track in catalog.tracks:
@@ -108,7 +111,8 @@ def neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen, inte
         sites = windows.get(neuron, [])
         notes = [(offsets[w.seqid] + w.position, genes(w.seqid, w.position)) for w in sites]
         what = f" (best for {best[neuron]})" if neuron in best else ""
-        fig = neuron_plots.manhattan_figure(plus, minus, title=f"{layer} neuron {neuron}{what}",
+        fig = neuron_plots.manhattan_figure(plus, minus, start=origin,
+                                            title=f"{layer} neuron {neuron}{what}",
                                             annotate=[(x, g) for x, g in notes if g])
         plots.save_figure(fig, out / "manhattan" / f"neuron_{neuron}.png")
         if sites:

@@ -16,7 +16,7 @@ stored as extra channels (``strand="paired"``).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,8 @@ class CatalogSettings:
 
     Attributes:
         records: records to scan (default: the annotated ones).
+        region: one 1-based region ``RECORD:START-END`` to scan instead (its activations
+            are computed with real flanking context, as in a whole-record pass).
         tracks: tracks to score (default: all).
         footnote6: label start codons at their 2nd and stop codons at their 1st nucleotide.
         top: neurons listed per track; windows: top windows per neuron, each
@@ -40,6 +42,7 @@ class CatalogSettings:
     """
 
     records: list[str] | None = None
+    region: str | None = None
     tracks: list[str] | None = None
     footnote6: bool = False
     top: int = 20
@@ -74,12 +77,14 @@ class CatalogResult:
     out: Path = Path(".")
 
 
-def _labels(records, intervals, settings: CatalogSettings):
+def _labels(records, bounds, intervals, settings: CatalogSettings):
+    """Label tracks of each record's scanned span ``bounds[id] = (start, end)``."""
     from dnatlas.analysis.neurons import GenomeLabels, footnote6_names
     from dnatlas.annotation.tracks import label_tracks
 
     names = footnote6_names(settings.tracks, settings.footnote6) if settings.tracks else None
-    tracks = {r.id: label_tracks(intervals, r.id, len(r), tracks=names) for r in records}
+    tracks = {r.id: label_tracks(intervals, r.id, len(r), tracks=names).slice(*bounds[r.id])
+              for r in records}
     return tracks, GenomeLabels.from_tracks(tracks, names, footnote6=settings.footnote6)
 
 
@@ -116,17 +121,25 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
                                    {r.id: len(r) for r in genome}, path=annotations)
     annotated = {iv.seqid for iv in intervals}
     records = [r for r in genome if r.id in annotated]  # unannotated records were warned of
-    tracks, labels = _labels(records, intervals, settings)
-    match = codon_match_auprc([r.seq for r in records], [tracks[r.id] for r in records],
-                              labels.names)
+    bounds = {r.id: (0, len(r)) for r in records}
+    if settings.region:
+        from dnatlas.pipelines.records import records_of
+
+        (record, start, end), = records_of(fasta, settings.region)
+        if record.id not in annotated:
+            raise InputError(f"record {record.id!r} has no annotated feature", path=annotations)
+        records, bounds = [record], {record.id: (start, end)}
+    tracks, labels = _labels(records, bounds, intervals, settings)
+    spans = [r.seq[slice(*bounds[r.id])] for r in records]
+    match = codon_match_auprc(spans, [tracks[r.id] for r in records], labels.names)
     acts, perms = neuron_major_activations(adapter, records, keys,
                                            Path(acts_dir) if acts_dir else out / "acts",
-                                           settings.chunk_size, settings.batch_size)
+                                           settings.chunk_size, settings.batch_size, bounds)
     catalogs = []
     for key in keys:
         layer_out = out if len(keys) == 1 else out / key
         catalogs.append(layer_catalog(adapter, key, acts[key], perms[key], records, labels,
-                                      intervals, settings, layer_out, match))
+                                      intervals, settings, layer_out, match, bounds))
         if len(keys) > 1:
             print(f"wrote {layer_out}", file=sys.stderr)
     summary = write_layer_summary(catalogs, out) if len(keys) > 1 else []
@@ -134,12 +147,13 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
 
 
 def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts_dir: Path,
-                             chunk_size: int, batch_size: int):
+                             chunk_size: int, batch_size: int, bounds: dict | None = None):
     """``({key: [(C', L_r) float16 per record]}, {key: perm})``, extracted once into
     ``acts_dir`` and reused only when model, site, chunking and sequence all match.
 
     ``C'`` is C for RC-equivariant models (perm: their RC permutation) and 2C otherwise
-    (``paired`` arrays; perm maps channel c to its − strand copy C + c).
+    (``paired`` arrays; perm maps channel c to its − strand copy C + c). ``bounds``
+    (``{id: (start, end)}``, default whole records) limits each record to a span.
     """
     from dnatlas.analysis.activation_files import (
         check_compatible,
@@ -162,26 +176,28 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
     out: dict[str, list] = {key: [] for key in keys}
     for record in records:
         sha = sequence_sha256(record.seq)
+        start, end = (bounds or {}).get(record.id, (0, len(record)))
         missing = [key for key in keys
-                   if not _cached(existing, key, strand, record.id, sha, len(record))]
+                   if not _cached(existing, key, strand, record.id, sha, start, end)]
         if missing:
             existing = extract_to_dir(model, record.seq, acts_dir, missing, seqid=record.id,
-                                      strand=strand, layout="CL", dtype=np.float16,
-                                      chunk_size=chunk_size, batch_size=batch_size)
+                                      start=start, end=end, strand=strand, layout="CL",
+                                      dtype=np.float16, chunk_size=chunk_size,
+                                      batch_size=batch_size)
         for key in keys:
-            entry = _cached(existing, key, strand, record.id, sha, len(record))
+            entry = _cached(existing, key, strand, record.id, sha, start, end)
             out[key].append(existing.load_entry(entry))
     perms = {key: existing.rc_permutation(key) for key in keys}
     return out, perms
 
 
-def _cached(existing, key: str, strand: str, seqid: str, sha: str, length: int):
-    """The entry of a whole record's array in an activation folder, or None."""
-    return existing.find(key, strand, seqid, sha, 0, length) if existing is not None else None
+def _cached(existing, key: str, strand: str, seqid: str, sha: str, start: int, end: int):
+    """The entry of a record span's array in an activation folder, or None."""
+    return existing.find(key, strand, seqid, sha, start, end) if existing is not None else None
 
 
 def layer_catalog(model: ModelAdapter, key: str, acts, perm, records, labels, intervals,
-                  settings: CatalogSettings, out: Path, match: dict):
+                  settings: CatalogSettings, out: Path, match: dict, bounds: dict | None = None):
     """Scan one layer's neurons and write its catalog, top windows and figures into ``out``."""
     from dnatlas.analysis.catalog import NeuronCatalog, write_top_windows
     from dnatlas.analysis.neurons import scan_neurons
@@ -192,18 +208,24 @@ def layer_catalog(model: ModelAdapter, key: str, acts, perm, records, labels, in
     bad = [n for n in chosen or [] if not 0 <= n < n_channels]
     if bad:
         raise InputError(f"neuron {bad[0]} out of range: {key} has {n_channels} neurons")
-    auprc, windows = scan_neurons(acts, labels, perm, seqs=[r.seq for r in records],
+    bounds = bounds or {r.id: (0, len(r)) for r in records}
+    auprc, windows = scan_neurons(acts, labels, perm,
+                                  seqs=[r.seq[slice(*bounds[r.id])] for r in records],
                                   neurons=range(n_channels), top_k=settings.windows,
                                   half_window=settings.half_window, n_jobs=settings.jobs)
+    origin = bounds[records[0].id][0] if settings.region else 0
+    if origin:  # positions of a region are reported in genomic coordinates
+        windows = {n: [replace(w, position=w.position + origin, start=w.start + origin,
+                               end=w.end + origin) for w in ws] for n, ws in windows.items()}
     catalog = NeuronCatalog(key, labels.names, np.arange(n_channels), auprc, labels.chance,
                             labels.n_pos, labels.n)
     extra = {"model": model.name, "model_fingerprint": model.fingerprint(),
-             "records": labels.seqids, "footnote6": settings.footnote6,
+             "records": labels.seqids, "region": settings.region, "footnote6": settings.footnote6,
              "codon_match_auprc": match}
     catalog.save(out, settings.top, extra)
     write_top_windows(windows, out / "top_windows.csv")
     write_top_windows(windows, out / "top_windows.json")
     neuron_figures(out, catalog, labels, acts, perm, windows,
                    best_neurons(catalog) if chosen is None else chosen, intervals,
-                   codon_match=match)
+                   codon_match=match, origin=origin)
     return catalog
