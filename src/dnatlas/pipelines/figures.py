@@ -4,7 +4,7 @@
     dnatlas figures --out docs/figures            # everything (whole-genome neuron catalog)
     dnatlas figures --out runs/figs --quick       # neuron catalog on the first 400 kb (the demo)
 
-Figure analogues (report numbering; layers 0-based in file names, 1-based in titles), each
+Figure analogues (report numbering; file names carry the layer key, e.g. blocks.2, which captions call "layer 3 (blocks.2.neurons)"), each
 window checked against the features its caption names (``ValueError`` if it misses one);
 ``captions.md`` in ``out`` gives every caption with its region (1-based, closed):
   fig2a  the tRNA operon lysT-valT-lysW-valZ-lysY-lysZ-lysQ with both flanking intergenic
@@ -84,7 +84,7 @@ def report_figures(model: str | ModelAdapter | None = None, out: str | Path = "d
         F.check_window(*window, targets, name, contain, seqid)
         fig = F.region_gram_figure(model, seq, *window, layer, [*intervals, *extra], seqid,
                                    caption=title)
-        path = out / f"{name}_layer{layer}.png"
+        path = out / f"{name}_blocks.{layer}.png"
         _save(fig, path)
         captions.append(f"- `{path.name}` ({format_region(seqid, *window)}): {title}"
                         f"{'. ' + more if more else ''}.")
@@ -119,14 +119,14 @@ def report_figures(model: str | ModelAdapter | None = None, out: str | Path = "d
     region("fig2e_cds_close", (mid - 75, mid + 75),
            "close view of 150 nt in the middle of cpoB (ybgF)", [cpob])
     _save(F.codon_phase_figure(model, seq, cpob, layer, seqid=seqid, gene="cpoB (ybgF)"),
-          out / f"fig2fgh_cpoB_phases_layer{layer}.png")
-    captions.append(f"- `fig2fgh_cpoB_phases_layer{layer}.png` "
+          out / f"fig2fgh_cpoB_phases_blocks.{layer}.png")
+    captions.append(f"- `fig2fgh_cpoB_phases_blocks.{layer}.png` "
                     f"({format_region(seqid, cpob.start, cpob.end)}): similarities of the 1st, "
                     "2nd and 3rd nucleotide of every codon of cpoB (ybgF).")
     adk = feature("adk")
     _save(F.offset_similarity_figure(model, seq, adk, layer, intervals=intervals, seqid=seqid),
-          out / f"fig3_adk_offsets_layer{layer}.png")
-    captions.append(f"- `fig3_adk_offsets_layer{layer}.png` "
+          out / f"fig3_adk_offsets_blocks.{layer}.png")
+    captions.append(f"- `fig3_adk_offsets_blocks.{layer}.png` "
                     f"({format_region(seqid, adk.start, adk.end)}): offset-dependent "
                     "similarity over adk, raw and mean-centred (positive part), power colour "
                     "scale (gamma 0.5).")
@@ -143,7 +143,7 @@ def report_figures(model: str | ModelAdapter | None = None, out: str | Path = "d
     window = F.flank(ompg, upstream=300, downstream=150)
     F.check_window(*window, [ompg], "fig4a", True, seqid)
     if _neuron_window(model, seq, intervals, seqid, layer, window, out):
-        captions.append(f"- `fig4a_ompG_neurons_layer{layer}.png` "
+        captions.append(f"- `fig4a_ompG_neurons_blocks.{layer}.png` "
                         f"({format_region(seqid, *window)}): the best neuron of the start "
                         "codon, stop codon, CDS, REP and tRNA tracks around ompG (300 nt "
                         "upstream, 150 nt downstream); + strand up, − strand (RC partner) down.")
@@ -254,5 +254,5 @@ def _neuron_window(model, seq, intervals, seqid, layer, window, out: Path) -> bo
     if not labels:
         return False
     fig = F.neuron_window(model, seq, *window, list(labels), layer, intervals, seqid, labels)
-    _save(fig, out / f"fig4a_ompG_neurons_layer{layer}.png")
+    _save(fig, out / f"fig4a_ompG_neurons_blocks.{layer}.png")
     return True
