@@ -4,7 +4,8 @@
     dnatlas figures --out docs/figures            # everything (whole-genome neuron catalog)
     dnatlas figures --out runs/figs --quick       # neuron catalog on the first 400 kb (the demo)
 
-Figure analogues (report numbering; file names carry the layer key, e.g. blocks.2, which captions call "layer 3 (blocks.2.neurons)"), each
+Figure analogues (report numbering; file names carry the layer key, e.g. ``blocks.2``,
+which captions call "layer 3 (blocks.2.neurons)"), each
 window checked against the features its caption names (``ValueError`` if it misses one);
 ``captions.md`` in ``out`` gives every caption with its region (1-based, closed):
   fig2a  the tRNA operon lysT-valT-lysW-valZ-lysY-lysZ-lysQ with both flanking intergenic
