@@ -134,3 +134,18 @@ def test_preset_hyenadna_001():
     assert train.batch_size == 2048 and train.lr_warmup_frac == 0.05 and train.lr_decay_frac == 0.0
     with pytest.raises(InputError):
         preset("nope")
+
+
+def test_logged_mse_is_in_activation_units_like_sae_eval(tmp_path):
+    """metrics.csv's mse and `sae eval`'s mse are one scale, whatever the input scale."""
+    from dnatlas.sae.metrics import evaluate_reconstruction
+
+    x = 7.0 * torch.randn(512, 16, generator=torch.Generator().manual_seed(0))  # far from unit norm
+    spec = SAESpec(None, "k", SAEConfig.from_expansion("topk", 16, 2, k=4, hook_name="k"))
+    trainer = SAETrainer([spec], SAETrainingConfig(steps=1, batch_size=512, lr=1e-30,
+                                                    log_every=1, progress=False), tmp_path)
+    (sae,) = trainer.fit([{"k": x}] * 9).values()  # 8 batches estimate the scale, 1 trains
+    assert float(sae.input_scale) != pytest.approx(1.0, abs=0.1)
+    header, *rows = read_csv(tmp_path / "metrics.csv")
+    logged = float(rows[-1][header.index("mse")])
+    assert logged == pytest.approx(evaluate_reconstruction(sae, [{"k": x}], key="k")["mse"], rel=1e-4)

@@ -14,7 +14,8 @@ Outputs, under ``out_dir`` (one sub-folder per named SAE, or ``out_dir`` itself 
 SAE with ``name=None``):
 
     <sae>/cfg.json, <sae>/sae_weights.safetensors     the final SAE (SAELens folder)
-    <sae>/metrics.csv                                 step, lr, loss terms, L0, FVU, dead...
+    <sae>/metrics.csv                                 step, lr, loss terms, MSE (activation
+                                                      units), L0, FVU, dead fraction
     checkpoint.pt                                     resumable state of all SAEs
 
 The checkpoint (written atomically every ``checkpoint_every`` steps and at the end) holds
@@ -53,6 +54,9 @@ __all__ = ["PRESETS", "SAESpec", "SAETrainer", "SAETrainingConfig", "preset", "t
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "dnatlas-sae-trainer"
 CHECKPOINT_VERSION = 1
+#: ``loss``, ``sparsity``, ``aux``: the training objective's terms (on normalised inputs);
+#: ``mse``: mean over rows of ||x - x_hat||^2 in the model's own activation units, the same
+#: scale as ``dnatlas sae eval``'s ``mse`` (the objective's MSE / input_scale^2).
 METRIC_COLUMNS = ("step", "lr", "loss", "mse", "sparsity", "aux", "l0", "fvu", "dead_fraction")
 
 Batch = torch.Tensor | dict[str, torch.Tensor]
@@ -299,10 +303,12 @@ class SAETrainer:
         lr = self.cfg.lr_at(self.step - 1)
         for slot in self.slots:
             n = max(slot.n, 1)
+            scale2 = float(slot.sae.input_scale) ** 2
             row = {
                 "step": self.step,
                 "lr": f"{lr:.6g}",
-                **{k: f"{_item(slot.sums.get(k)) / n:.6g}" for k in ("loss", "mse", "sparsity", "aux")},
+                **{k: f"{_item(slot.sums.get(k)) / n:.6g}" for k in ("loss", "sparsity", "aux")},
+                "mse": f"{_item(slot.sums.get('mse')) / n / scale2:.6g}",
                 "l0": f"{_item(slot.sums.get('_l0')):.6g}",
                 "fvu": f"{_item(slot.sums.get('_fvu')):.6g}",
                 "dead_fraction": f"{float(slot.sae.dead_mask.float().mean()):.6g}",
