@@ -66,3 +66,27 @@ def test_cli_errors(tmp_path, fasta, capsys):
     assert "is longer than" in capsys.readouterr().err
     assert main(["sae", "train", "--model", "gpt:x", "--data", str(fasta), "--layer", "0", "--arch", "relu",
                  "--out", str(tmp_path / "o")]) == 2
+
+
+def test_eval_warns_when_zero_ablation_beats_the_clean_model(tmp_path, fasta, capsys,
+                                                             monkeypatch):
+    """'loss recovered' means nothing when zeroing the site does not hurt the model."""
+    import dnatlas.sae.metrics as metrics
+
+    out = tmp_path / "sae"
+    assert main(["sae", "train", "--model", "dnatlas:tiny:random-init", "--data", str(fasta),
+                 "--layer", "1", "--arch", "topk", "--expansion", "2", "--k", "4", "--steps",
+                 "2", "--batch-size", "64", "--buffer-rows", "256", "--out", str(out),
+                 *COMMON]) == 0
+    eval_args = ["sae", "eval", "--sae", str(out), "--model", "dnatlas:tiny:random-init",
+                 "--data", str(fasta), "--batches", "1", "--loss-batches", "1", *COMMON]
+    real = metrics.loss_recovered
+
+    def zero_beats_clean(*args, **kwargs):
+        result = real(*args, **kwargs)
+        return {**result, "loss_zero": result["loss_clean"] - 0.1}
+
+    monkeypatch.setattr(metrics, "loss_recovered", zero_beats_clean)
+    assert main(eval_args + ["--json", str(tmp_path / "m.json")]) == 0
+    assert "dnatlas: warning: zero-ablation" in capsys.readouterr().err
+    assert json.loads((tmp_path / "m.json").read_text())["warnings"]

@@ -243,7 +243,7 @@ def evaluate_sae(sae_dir: str | Path, model: str | ModelAdapter | None, windows:
         loss = (loss_recovered(adapter, sae, eval_windows[:loss_batches], key=key,
                                seed=windows.seed) if loss_batches > 0 else {})
     warnings = []
-    if loss and loss.get("loss_zero_ablation", float("inf")) <= loss.get("loss_clean", 0.0):
+    if loss and loss["loss_zero"] <= loss["loss_clean"]:
         warnings.append("zero-ablation scores no worse than the clean model, so 'loss "
                         "recovered' is meaningless at this site")
     metrics = {"sae": str(sae_dir), "model": adapter.name, "key": key, "data": str(windows.data),
