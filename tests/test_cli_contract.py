@@ -53,6 +53,8 @@ def w(tmp_path_factory):
             (d / "model.safetensors").write_bytes(b"")
         else:
             (d / "model.safetensors").write_bytes(os.urandom(500))
+    (root / "user_folder").mkdir()
+    (root / "user_folder" / "notes.txt").write_text("mine")
     bad_sae = root / "bad_sae"
     bad_sae.mkdir()
     (bad_sae / "cfg.json").write_text("{not json")
@@ -145,6 +147,13 @@ CASES = {
     "eval json under a file": EVAL + " --json {w}/a_file/r.json",
     "sae eval json is a folder": SAE_EVAL + " --json {w}",
     "train out is a file": TRAIN + " --out {w}/a_file",
+    # nothing is overwritten without --force
+    "gram out exists": GRAM + " --out {w}/a_file",
+    "eval json exists": EVAL + " --json {w}/a_file",
+    "sae eval json exists": SAE_EVAL + " --json {w}/a_file",
+    "neurons into a user folder": NEURONS + " --out {w}/user_folder",
+    "figures into a user folder": "figures --out {w}/user_folder --layer 99",
+    "demo into a user folder": "demo --out {w}/user_folder --skip-analysis",
 }
 
 
@@ -179,3 +188,21 @@ def test_nothing_is_overwritten_without_force(w, capsys):
                          "--layers 0 --force")) == 0
     assert (out / "mine.txt").read_text() == "user file"
     assert json.loads((out / "meta.json").read_text())["model"] == str(other)
+
+
+def test_force_replaces_a_figure_and_writes_beside_user_files(w, capsys):
+    png = w / "again.png"
+    assert main(_args(w, GRAM + f" --out {png}")) == 0
+    before = png.read_bytes()
+    assert main(_args(w, GRAM + f" --out {png}")) == 2
+    assert "--force" in capsys.readouterr().err and png.read_bytes() == before
+    assert main(_args(w, GRAM + f" --out {png} --force")) == 0
+    out = w / "user_neurons"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(_args(w, NEURONS + f" --tracks CDS --windows 1 --out {out}")) == 2
+    assert main(_args(w, NEURONS + f" --tracks CDS --windows 1 --out {out} --force")) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "catalog.json").is_file()
+    # a catalog folder holds only what a catalog writes: re-running into it needs no --force
+    assert main(_args(w, NEURONS + f" --tracks CDS --windows 1 --out {w}/n_again")) == 0
+    assert main(_args(w, NEURONS + f" --tracks CDS --windows 1 --out {w}/n_again")) == 0

@@ -18,7 +18,7 @@ import gzip
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -147,13 +147,21 @@ def write_json(path: str | Path, data, indent: int | None = 2) -> None:
     atomic_write_text(path, text + "\n")
 
 
-def check_writable_file(path: str | Path, what: str = "output") -> Path:
+def check_writable_file(path: str | Path, what: str = "output",
+                        force: bool | None = None) -> Path:
     """Refuse an output file that cannot be written: it is a folder, or sits under a file
-    or in a read-only folder. Creates missing parent folders."""
+    or in a read-only folder. Creates missing parent folders.
+
+    Args:
+        force: False refuses an existing file (a command's ``--force`` replaces it);
+            None (library use) does not look.
+    """
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{what} is a folder, not a file", path=path)
     _make_parents(path.parent, what)
+    if path.exists() and force is False:
+        raise InputError(f"{what} exists; give --force to replace it", path=path)
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"{what} is not writable", path=path)
     if not os.access(path.parent, os.W_OK | os.X_OK):
@@ -161,15 +169,28 @@ def check_writable_file(path: str | Path, what: str = "output") -> Path:
     return path
 
 
-def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
+def check_output_dir(path: str | Path, what: str = "output folder",
+                     own: Callable[[str], bool] | None = None, force: bool = False) -> Path:
     """Refuse an output folder that is a file, sits under a file, or is not writable;
-    create it when missing."""
+    create it when missing.
+
+    Args:
+        own: tells the names a command itself writes; an existing folder holding anything
+            else is refused unless ``force`` (which writes beside those files and never
+            deletes them).
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError(f"{what} is a file, not a folder", path=path)
     _make_parents(path, what)
     if not os.access(path, os.W_OK | os.X_OK):
         raise InputError(f"{what} is not writable", path=path)
+    if own is not None and not force:
+        foreign = sorted(entry.name for entry in path.iterdir() if not own(entry.name))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise InputError(f"{what} holds files this command did not write ({shown}); "
+                             "give another folder, or --force to write beside them", path=path)
     return path
 
 

@@ -18,11 +18,14 @@ def register(subparsers) -> None:
                    help="steps of the brief training run")
     p.add_argument("--eval-windows", type=positive_int, default=24)
     p.add_argument("--skip-analysis", action="store_true")
+    p.add_argument("--force", action="store_true",
+                   help="write into OUT even when it holds files the demo does not write")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dnatlas.pipelines.demo import run_demo
 
-    run_demo(args.out, args.train_steps, args.eval_windows, analysis=not args.skip_analysis)
+    run_demo(args.out, args.train_steps, args.eval_windows, analysis=not args.skip_analysis,
+             force=args.force)
     return 0

@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-windows", type=positive_int, default=256)
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--json", dest="json_out", help="write all results to this JSON file")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     add_device_arg(p)
     p.set_defaults(func=run)
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise InputError(f"--kmer-orders must be integers, got {args.kmer_orders!r}") from None
     if args.json_out:
-        check_writable_file(args.json_out, "--json")
+        check_writable_file(args.json_out, "--json", force=args.force)
     results = evaluate_models(args.data, args.model, args.baseline, args.split,
                               args.annotations, orders, args.window, args.max_windows,
                               args.batch_size, args.device)

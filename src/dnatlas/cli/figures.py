@@ -23,11 +23,13 @@ def register(subparsers) -> None:
                    help="scratch folder for activations (large) [OUT/work]")
     p.add_argument("--quick", action="store_true",
                    help="neuron catalog on the first 400 kb only (minutes instead of ~20)")
+    p.add_argument("--force", action="store_true",
+                   help="write into OUT even when it holds files this command does not write")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dnatlas.pipelines.figures import report_figures
 
-    report_figures(args.model, args.out, args.layer, args.work, args.quick)
+    report_figures(args.model, args.out, args.layer, args.work, args.quick, force=args.force)
     return 0

@@ -43,6 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--stats", type=Path, metavar="JSON",
                    help="also write the numbers and an offset-profile PNG next to it")
     p.add_argument("--out", "-o", type=Path, required=True, metavar="PNG")
+    p.add_argument("--force", action="store_true", help="replace an existing PNG / --stats")
     p.set_defaults(func=run_gram)
 
 
@@ -54,7 +55,8 @@ def run_gram(args: argparse.Namespace) -> int:
                       annotations=args.annotations, scale=args.scale, center=args.center,
                       max_offset=args.max_offset, chunk_size=args.chunk_size,
                       batch_size=args.batch_size)
-    stats = gram_maps(args.model, req, args.out, args.stats, device=args.device)
+    stats = gram_maps(args.model, req, args.out, args.stats, device=args.device,
+                      force=args.force)
     for layer, s in stats.items():
         print(f"{layer}\t{s['region']}\ttoeplitz={s['toeplitz_score']:.3f}"
               f"\tperiodicity3={s['periodicity3']:.4f}")

@@ -52,6 +52,8 @@ def register(subparsers) -> None:
     p.add_argument("--jobs", "-j", type=positive_int, default=1, metavar="N",
                    help="processes scoring neurons (default 1)")
     p.add_argument("--out", "-o", type=Path, required=True, metavar="DIR")
+    p.add_argument("--force", action="store_true",
+                   help="write into DIR even when it holds files a catalog does not write")
     p.set_defaults(func=run_neurons)
 
 
@@ -75,7 +77,7 @@ def run_neurons(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size, batch_size=args.batch_size)
     result = neuron_catalog(args.model, args.fasta, args.annotations, args.layer, args.out,
                             site=args.site, acts_dir=args.acts, settings=settings,
-                            device=args.device)
+                            device=args.device, force=args.force)
     if result.summary:
         print_layer_summary(result.summary, result.codon_match)
     else:

@@ -94,6 +94,7 @@ def _add_eval(sub) -> None:
                    help="firing frequency above which a feature is dense (default 0.1)")
     p.add_argument("--json", metavar="OUT", help="also write all metrics (with per-feature "
                                                  "frequencies) to this JSON file")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=run_eval)
 
 
@@ -141,7 +142,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from dnatlas.pipelines.sae import evaluate_sae
 
     if args.json:
-        check_writable_file(args.json, "--json")
+        check_writable_file(args.json, "--json", force=args.force)
     metrics, frequency = evaluate_sae(args.sae, args.model, _windows(args), args.batches,
                                       args.loss_batches, args.dense_threshold, args.device)
     warnings = metrics.pop("warnings")

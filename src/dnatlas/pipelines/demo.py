@@ -37,7 +37,7 @@ def build_default_store(out: str | Path, force: bool = False):
 
 
 def run_demo(out: str | Path = "runs/demo", train_steps: int = 30, eval_windows: int = 24,
-             analysis: bool = True) -> dict:
+             analysis: bool = True, force: bool = False) -> dict:
     """Store, brief training, held-out evaluation and analysis; returns the eval results."""
     from dnatlas.files import check_output_dir, write_json
     from dnatlas.models import default_model_path, load_model
@@ -45,7 +45,8 @@ def run_demo(out: str | Path = "runs/demo", train_steps: int = 30, eval_windows:
     from dnatlas.training.evaluate import evaluate, fit_kmer_baseline
     from dnatlas.training.trainer import train
 
-    out = check_output_dir(out)
+    out = check_output_dir(out, "demo folder", force=force,
+                           own=lambda name: name in {"store", "brief-run", "eval.json", "figures"})
     t0 = time.perf_counter()
 
     _section("1. genome store from the bundled genomes")

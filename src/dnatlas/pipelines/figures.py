@@ -49,9 +49,15 @@ def _save(fig, path: Path) -> None:
     print(f"  wrote {path}", flush=True)
 
 
+def is_figures_output(name: str) -> bool:
+    """Whether a name in the output folder is one ``dnatlas figures`` writes."""
+    return name.startswith(("fig", "supp")) or name in {
+        "neurons", "neurons_all_layers", "offsets.json", "captions.md", "work"}
+
+
 def report_figures(model: str | ModelAdapter | None = None, out: str | Path = "docs/figures",
                    layer: int | None = None, work: str | Path | None = None,
-                   quick: bool = False) -> Path:
+                   quick: bool = False, force: bool = False) -> Path:
     """Write every figure analogue into ``out`` (see module docstring); returns ``out``.
 
     Args:
@@ -67,7 +73,7 @@ def report_figures(model: str | ModelAdapter | None = None, out: str | Path = "d
     from dnatlas.genome.regions import format_region
 
     t0 = time.perf_counter()
-    out = check_output_dir(out)
+    out = check_output_dir(out, "figure folder", own=is_figures_output, force=force)
     model = model if isinstance(model, ModelAdapter) else load_model(model)
     layer = default_layer(model.n_layers) if layer is None else layer
     genome = bundled.genome_path("ecoli_k12_mg1655")

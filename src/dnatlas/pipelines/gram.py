@@ -101,18 +101,20 @@ def gram_inputs(model: str | ModelAdapter | None, req: GramRequest, device: str 
 
 
 def gram_maps(model: str | ModelAdapter | None, req: GramRequest, out: str | Path,
-              stats_path: str | Path | None = None, device: str | None = None) -> dict:
+              stats_path: str | Path | None = None, device: str | None = None,
+              force: bool = False) -> dict:
     """Draw the Gram map(s) of ``req`` into PNG ``out``; returns per-layer statistics
     (Toeplitz score, 3-periodicity; with ``stats_path`` also offset profiles, written as
-    JSON with an offset-profile PNG next to it)."""
+    JSON with an offset-profile PNG next to it). Existing outputs are replaced only with
+    ``force``."""
     from dnatlas.analysis import plots
     from dnatlas.analysis.gram import gram_matrix
     from dnatlas.analysis.offsets import offset_profile, periodicity3, toeplitz_score
     from dnatlas.files import check_writable_file
 
-    out = check_writable_file(out, "figure")
+    out = check_writable_file(out, "figure", force=force)
     if stats_path is not None:
-        stats_path = check_writable_file(stats_path, "statistics file")
+        stats_path = check_writable_file(stats_path, "statistics file", force=force)
     seqid, start, end, acts = gram_inputs(model, req, device)
     intervals, tracks = _annotation(req, seqid, start, end)
     if req.phase is not None:

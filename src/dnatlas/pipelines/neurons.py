@@ -88,15 +88,27 @@ def _labels(records, bounds, intervals, settings: CatalogSettings):
     return tracks, GenomeLabels.from_tracks(tracks, names, footnote6=settings.footnote6)
 
 
+#: what a neuron catalog writes into its folder (anything else there is the user's)
+CATALOG_OUTPUTS = {"catalog.csv", "catalog.json", "auprc.npz", "top_windows.csv",
+                   "top_windows.json", "pr", "manhattan", "windows", "acts", "layers.csv",
+                   "layers.json"}
+
+
+def is_catalog_output(name: str) -> bool:
+    """Whether a file name in an output folder is one a neuron catalog writes."""
+    return name in CATALOG_OUTPUTS or name.startswith(("blocks.", "embed"))
+
+
 def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
                    annotations: str | Path, layers, out: str | Path, site: str | None = None,
                    acts_dir: str | Path | None = None,
-                   settings: CatalogSettings | None = None, device: str | None = None
-                   ) -> CatalogResult:
+                   settings: CatalogSettings | None = None, device: str | None = None,
+                   force: bool = False) -> CatalogResult:
     """Score every neuron of ``layers`` against every track; write catalogs and figures.
 
     One layer writes into ``out``; several write ``out/<layer>/`` each, plus
-    ``out/layers.csv``/``layers.json`` with each track's best layer.
+    ``out/layers.csv``/``layers.json`` with each track's best layer. A folder holding files
+    a catalog does not write is refused unless ``force``.
     """
     from dnatlas.analysis.catalog import write_layer_summary
     from dnatlas.analysis.motifs import codon_match_auprc
@@ -109,7 +121,7 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
     settings.check()
     adapter = model if isinstance(model, ModelAdapter) else load_model(model, device)
     keys = adapter.select_keys(layers, site)
-    out = check_output_dir(out)
+    out = check_output_dir(out, "output folder", own=is_catalog_output, force=force)
     fasta, annotations = resolve_bundled_genome(fasta), resolve_bundled_annotation(annotations)
     genome = list(read_records(fasta))
     if settings.records:
