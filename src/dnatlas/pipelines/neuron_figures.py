@@ -100,11 +100,12 @@ def neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen, inte
     offsets = ({labels.seqids[0]: 0} if origin else
                dict(zip(labels.seqids, labels.offsets.tolist())))
     layer = layer_caption(catalog.layer)
-    best = {}
-    for track in catalog.tracks:
+    best, lifts = {}, {}  # each neuron's track: where it is best, by lift over chance
+    for t, track in enumerate(catalog.tracks):
         neuron, ap = catalog.best(track)
-        if np.isfinite(ap):
-            best.setdefault(neuron, track)
+        lift = ap / catalog.chance[t] if catalog.chance[t] > 0 else 0.0
+        if np.isfinite(ap) and lift > lifts.get(neuron, -1.0):
+            best[neuron], lifts[neuron] = track, lift
     for neuron in chosen:
         plus = neuron_scores(acts, neuron)
         minus = neuron_scores(acts, int(perm[neuron])) if perm is not None else None
