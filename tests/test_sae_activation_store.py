@@ -222,7 +222,28 @@ def forward_passes_for(adapter, n_batches):
     return model.calls
 
 
+class InterruptedStore(ActivationStore):
+    """An activation stream that stops the run (as a kill would) before batch ``stop``."""
+
+    def __init__(self, *args, stop: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stop = stop
+
+    def __iter__(self):
+        stream = super().__iter__()
+
+        def batches():
+            for i, batch in enumerate(stream):
+                if i == self.stop:
+                    raise KeyboardInterrupt
+                yield batch
+
+        return batches()
+
+
 def test_sae_training_resumes_from_the_stream_state(tmp_path):
+    """A killed run resumed from its checkpoint equals the uninterrupted run exactly, and
+    the resume runs the model only on windows the killed run had not consumed."""
     from dnatlas.models import load_model
     from dnatlas.sae.architectures import SAEConfig
     from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig
@@ -230,16 +251,22 @@ def test_sae_training_resumes_from_the_stream_state(tmp_path):
     adapter = load_model("dnatlas:tiny:random-init")
     spec = SAESpec(None, "blocks.1.residual",
                    SAEConfig.from_expansion("topk", adapter.d("blocks.1.residual"), 2, k=4))
-    cfg = SAETrainingConfig(steps=12, batch_size=32, checkpoint_every=5, progress=False)
-    SAETrainer([spec], cfg, tmp_path / "whole").fit(_store(CountingModel(adapter)))
-    SAETrainer([spec], SAETrainingConfig(**{**cfg.to_dict(), "steps": 5}),
-               tmp_path / "part").fit(_store(CountingModel(adapter)))
-    model = CountingModel(adapter)
-    trainer = SAETrainer([spec], cfg, tmp_path / "part")
-    trainer.fit(_store(model), resume=True)
+    cfg = SAETrainingConfig(steps=14, batch_size=32, checkpoint_every=4, norm_batches=3,
+                            lr_warmup_frac=0.3, lr_decay_frac=0.5, progress=False)
     whole = SAETrainer([spec], cfg, tmp_path / "whole")
-    whole.load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    whole.fit(_store(CountingModel(adapter)))
+    killed_model = CountingModel(adapter)
+    killed = InterruptedStore(killed_model, SeededWindows(), ["blocks.1.residual"],
+                              batch_size=32, buffer_rows=256, seed=3, stop=11)
+    with pytest.raises(KeyboardInterrupt):
+        SAETrainer([spec], cfg, tmp_path / "part").fit(killed)
+    saved = torch.load(tmp_path / "part" / "checkpoint.pt", weights_only=False)
+    assert 4 <= saved["step"] < 14 and saved["data_state"]["stream"]["windows_consumed"] > 0
+    resumed_model = CountingModel(adapter)
+    trainer = SAETrainer([spec], cfg, tmp_path / "part")
+    trainer.fit(_store(resumed_model), resume=True)
+    assert trainer.step == 14
     for a, b in zip(trainer.slots[0].sae.state_dict().values(),
                     whole.slots[0].sae.state_dict().values()):
         assert torch.equal(a, b)
-    assert model.calls < forward_passes_for(adapter, 12)
+    assert resumed_model.calls < forward_passes_for(adapter, 14)
