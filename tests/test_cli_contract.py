@@ -53,6 +53,19 @@ def w(tmp_path_factory):
             (d / "model.safetensors").write_bytes(b"")
         else:
             (d / "model.safetensors").write_bytes(os.urandom(500))
+    truncated_sae = root / "truncated_sae"
+    truncated_sae.mkdir()
+    for f in ("cfg.json", "sae_weights.safetensors"):
+        data = (root / "sae" / f).read_bytes()
+        (truncated_sae / f).write_bytes(data if f == "cfg.json" else data[:300])
+    from dnatlas.analysis.extract import extract_to_dir
+    from dnatlas.models import load_model
+
+    seq = np.random.default_rng(2).integers(0, 4, 400).astype(np.uint8)
+    acts = extract_to_dir(load_model(str(root / "model")), seq, root / "acts", [0],
+                          seqid="chrA", progress=False)
+    npy = acts.path / acts.meta["arrays"][0]["file"]
+    npy.write_bytes(npy.read_bytes()[:1000])
     (root / "user_folder").mkdir()
     (root / "user_folder" / "notes.txt").write_text("mine")
     bad_sae = root / "bad_sae"
@@ -134,6 +147,8 @@ CASES = {
     "eval not a store": "eval --model {w}/model --data {w}/model",
     "sae eval missing sae": SAE_EVAL.replace("{w}/sae", "{w}/nope"),
     "sae eval damaged sae": SAE_EVAL.replace("{w}/sae", "{w}/bad_sae"),
+    "sae eval truncated weights": SAE_EVAL.replace("{w}/sae", "{w}/truncated_sae"),
+    "gram truncated activations": "gram --acts {w}/acts --out {w}/t.png",
     "sae missing data": SAE_TRAIN.replace("{w}/store", "{w}/nope") + " --out {w}/s9",
     "data info not a store": "data info {w}/model",
     "data build missing": "data build {w}/nope.fa --out {w}/st",

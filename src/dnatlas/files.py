@@ -6,7 +6,8 @@ writes that survive crashes, and output-folder checks made before long work star
 * :func:`atomic_write`: write a file through a temporary sibling that is fsynced and then
   renamed over the target, so a reader never sees half a file and a crash leaves the old
   one. Files are created with the usual permissions (0666 minus the umask).
-* :func:`write_json`: atomic JSON with NaN/inf as null.
+* :func:`write_json`: atomic JSON with NaN/inf as null; :func:`load_safetensors`: read
+  weights with one-line errors for missing, empty, truncated or foreign files.
 * :func:`check_writable_file` / :func:`check_output_dir`: fail early with one line when an
   output cannot be written, before any work is done.
 """
@@ -121,6 +122,41 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def load_safetensors(path: str | Path, device: str = "cpu") -> dict:
+    """All tensors of a safetensors file (truncated, empty or foreign files: InputError)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("missing weights file", path=path)
+    if path.stat().st_size == 0:
+        raise InputError("weights file is empty", path=path)
+    try:
+        return load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"damaged or not a safetensors file ({first})", path=path) from None
+
+
+def load_weights_file(path: str | Path, weights_only: bool = True) -> dict:
+    """A state dict from ``.safetensors`` (see :func:`load_safetensors`) or a torch pickle
+    (``.bin``/``.ckpt``; ``weights_only=False`` for Lightning checkpoints, which pickle
+    more than tensors), with one-line errors for damaged files."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_safetensors(path)
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's problem
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"damaged or not a torch weights file ({first[:120]})",
+                         path=path) from None
+    return state.get("state_dict", state) if isinstance(state, dict) else state
 
 
 def json_safe(value):

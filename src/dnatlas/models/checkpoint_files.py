@@ -1,4 +1,4 @@
-"""Reading a model folder's files with one-line errors: ``config.json`` and safetensors."""
+"""Reading a model folder's ``config.json`` with one-line errors (weights: :func:`dnatlas.files.load_safetensors`)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from dnatlas.errors import InputError
+from dnatlas.files import load_safetensors  # noqa: F401  (re-exported for the adapters)
 
 
 def read_config(directory: str | Path) -> dict:
@@ -28,20 +29,3 @@ def read_config(directory: str | Path) -> dict:
         raise InputError(f"config.json must hold a JSON object, not a {type(raw).__name__}",
                          path=path)
     return raw
-
-
-def load_safetensors(path: str | Path, device: str = "cpu") -> dict:
-    """All tensors of a safetensors file (truncated, empty or foreign files: InputError)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("missing weights file", path=path)
-    if path.stat().st_size == 0:
-        raise InputError("weights file is empty", path=path)
-    try:
-        return load_file(str(path), device=device)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"damaged or not a safetensors file ({first})", path=path) from None

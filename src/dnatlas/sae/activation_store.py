@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from dnatlas.errors import InputError
-from dnatlas.files import atomic_path, atomic_write_text
+from dnatlas.files import atomic_path, atomic_write_text, load_safetensors
 from dnatlas.sae.shuffle_buffer import ResumableStream, ShuffleBuffer, n_rows
 
 MANIFEST_NAME = "manifest.json"
@@ -281,7 +281,7 @@ class CachedActivations:
             order = torch.randperm(len(shards), generator=torch.Generator().manual_seed(
                 self.seed * 7919 + epoch)).tolist()
             for i in order:
-                tensors = load_file(str(self.directory / shards[i]["file"]))
+                tensors = load_safetensors(self.directory / shards[i]["file"])
                 yield {k: tensors[k].to(self.device, self.dtype or tensors[k].dtype)
                        for k in self.keys}
             if not self.loop:

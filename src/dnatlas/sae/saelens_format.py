@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from dnatlas.errors import InputError
-from dnatlas.files import atomic_path, atomic_write_text, check_output_dir
+from dnatlas.files import atomic_path, atomic_write_text, check_output_dir, load_safetensors
 from dnatlas.sae.architectures import SAEConfig, SparseAutoencoder, build_sae
 
 CFG_FILENAME = "cfg.json"
@@ -129,7 +129,7 @@ def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> Spars
     weights_path = directory / WEIGHTS_FILENAME
     if not weights_path.is_file():
         raise InputError(f"missing {WEIGHTS_FILENAME}", path=directory)
-    tensors = {k: v.float() for k, v in load_file(str(weights_path)).items()}
+    tensors = {k: v.float() for k, v in load_safetensors(weights_path).items()}
     metadata = cfg.get("metadata") or {}
     ours = (metadata.get("dnatlas") or {}).get("config")
     arch = cfg.get("architecture", "standard")

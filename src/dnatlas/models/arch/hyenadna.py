@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dnatlas.errors import InputError
+from dnatlas.files import load_weights_file
 
 
 @dataclass
@@ -290,12 +291,7 @@ def _load_state_dict(directory: Path) -> dict[str, Tensor]:
         path = directory / name
         if not path.is_file():
             continue
-        if name.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        return state.get("state_dict", state) if isinstance(state, dict) else state
+        return load_weights_file(path, weights_only=False)  # original ckpts pickle more
     raise InputError("no model.safetensors, pytorch_model.bin or weights.ckpt", path=directory)
 
 

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dnatlas.errors import InputError
+from dnatlas.files import load_weights_file
 
 #: checkpoint keys of the published remote code that the forward pass never reads
 UNUSED_KEYS = ("esm.embeddings.position_embeddings.weight", "position_ids", "esm.contact_head.")
@@ -253,11 +254,7 @@ def _read_state_dict(directory: Path) -> dict[str, Tensor]:
         path = directory / name
         if not path.is_file():
             continue
-        if name.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_weights_file(path)
     raise InputError("no model.safetensors or pytorch_model.bin (for an untrained model of "
                      "this shape use nt:PATH:random-init)", path=directory)
 
