@@ -34,13 +34,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from dnatlas.baselines.saved_folder import read_folder_config
 from dnatlas.errors import InputError
-from dnatlas.files import atomic_path, atomic_write_text
+from dnatlas.files import atomic_path, atomic_write_text, load_safetensors
 
 MODEL_TYPE = "dnatlas-transformer-mlm"
 CONFIG_NAME = "config.json"
@@ -400,8 +399,10 @@ class TransformerMLM(nn.Module):
         except (TypeError, ValueError) as e:
             raise InputError(f"invalid config: {e}", path=cfg_path) from None
         model = cls(config)
+        state = load_safetensors(weights_path, device=str(map_location))  # damaged: InputError
         try:
-            model.load_state_dict(load_file(str(weights_path), device=str(map_location)))
-        except (RuntimeError, OSError, SafetensorError) as e:  # wrong shapes/keys, damaged file
-            raise InputError(f"cannot load weights: {e}", path=weights_path) from None
+            model.load_state_dict(state)
+        except RuntimeError as e:  # wrong shapes or keys
+            raise InputError(f"cannot load weights: {str(e).splitlines()[0]}",
+                             path=weights_path) from None
         return model.to(map_location).eval()

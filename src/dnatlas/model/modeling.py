@@ -215,12 +215,12 @@ class DNAtlas(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> DNAtlas:
-        """Load a folder written by :meth:`save_pretrained`."""
-        from safetensors.torch import load_file
+        """Load a folder written by :meth:`save_pretrained` (damaged weights: InputError)."""
+        from dnatlas.files import load_safetensors
 
         directory = Path(directory)
         config = DNAtlasConfig.load(directory / "config.json")
         model = cls(config)
-        state = load_file(str(directory / "model.safetensors"), device=str(map_location))
+        state = load_safetensors(directory / "model.safetensors", device=str(map_location))
         model.load_state_dict(state)
         return model.to(map_location).eval()
