@@ -169,6 +169,7 @@ CASES = {
     "neurons into a user folder": NEURONS + " --out {w}/user_folder",
     "figures into a user folder": "figures --out {w}/user_folder --layer 99",
     "demo into a user folder": "demo --out {w}/user_folder --skip-analysis",
+    "annotate out exists": "annotate {w}/genome.fa --out {w}/a_file --tools prodigal",
 }
 
 

@@ -269,10 +269,13 @@ def test_cli_flags(tmp_path, monkeypatch, capsys):
     assert code == 0, err
     assert ids(out) == {"GCF_003697165.2", "GCF_000005845.2", "GCF_000006925.2",
                         "GCF_000742135.1", "GCF_000240185.1"}
-    code, _, _ = run_cli(["data", "select", "--gtdb-metadata", str(FIXTURE), "--out", str(out),
-                          "--taxon", "any", "--representatives-only", "--assembly-levels", "any",
-                          "--min-completeness", "0", "--max-contamination", "100",
-                          "--max-ambiguous-bases", "100"], monkeypatch, capsys)
+    again = ["data", "select", "--gtdb-metadata", str(FIXTURE), "--out", str(out),
+             "--taxon", "any", "--representatives-only", "--assembly-levels", "any",
+             "--min-completeness", "0", "--max-contamination", "100",
+             "--max-ambiguous-bases", "100"]
+    code, _, err = run_cli(again, monkeypatch, capsys)
+    assert code == 2 and "--force" in err  # the manifest exists: not replaced silently
+    code, _, _ = run_cli(again + ["--force"], monkeypatch, capsys)
     assert code == 0
     assert len(ids(out)) == 17  # every species representative
 

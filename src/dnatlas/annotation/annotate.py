@@ -58,14 +58,15 @@ _ID_PREFIXES = {"CDS": "cds", "tRNA": "trna", "tmRNA": "tmrna", "rRNA": "rrna",
 
 def annotate_genome(genome_path: str | Path, out: str | Path, tools: Sequence[str] = TOOLS,
                     expterm: str | Path | None = None,
-                    log: Callable[[str], None] | None = None) -> list[Interval]:
+                    log: Callable[[str], None] | None = None,
+                    force: bool | None = None) -> list[Interval]:
     """Annotate the records of a FASTA/GenBank file and write the features as GFF3.
 
     ``out`` is checked before any tool runs, and the GFF3 is written atomically (a
     temporary file next to ``out``, renamed when complete, removed on failure). Returns
-    the features.
+    the features. ``force=False`` refuses an existing ``out`` (the CLI without --force).
     """
-    out = check_writable_file(out, "output GFF3")
+    out = check_writable_file(out, "output GFF3", force=force)
     records = list(read_records(genome_path))
     if not records:
         raise InputError("no sequence records", path=genome_path)
@@ -77,7 +78,8 @@ def annotate_genome(genome_path: str | Path, out: str | Path, tools: Sequence[st
 
 def annotate_sequences(genome: Genome, tools: Sequence[str] = TOOLS,
                        expterm: str | Path | None = None,
-                       log: Callable[[str], None] | None = None) -> list[Interval]:
+                       log: Callable[[str], None] | None = None,
+                    force: bool | None = None) -> list[Interval]:
     """Run ``tools`` on ``genome``; return their features sorted, with file-unique IDs.
 
     ``log`` (default: print to stderr) receives one line per tool with its count

@@ -30,6 +30,7 @@ def register(subparsers) -> None:
                         help=f"comma-separated tools to run (default: {','.join(TOOLS)})")
     parser.add_argument("--expterm", type=Path, default=None, metavar="PATH",
                         help="TransTermHP's expterm.dat (default: found next to transterm)")
+    parser.add_argument("--force", action="store_true", help="replace an existing GFF3")
     parser.set_defaults(func=run)
 
 
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from dnatlas.genome.store_build import resolve_bundled_genome
 
     genome = resolve_bundled_genome(args.genome)
-    intervals = annotate_genome(genome, args.out, args.tools, expterm=args.expterm)
+    intervals = annotate_genome(genome, args.out, args.tools, expterm=args.expterm,
+                                force=args.force)
     print(f"wrote {len(intervals):,} features to {args.out}", file=sys.stderr)
     return 0

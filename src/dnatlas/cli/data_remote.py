@@ -71,7 +71,8 @@ def _run_select(args: argparse.Namespace) -> int:
         representatives_only=args.representatives_only,
         assembly_levels=args.assembly_levels,
     )
-    summary = select_genomes(args.gtdb_metadata, args.out, criteria, warn=_warn)
+    summary = select_genomes(args.gtdb_metadata, args.out, criteria, warn=_warn,
+                             force=args.force)
     print(summary.format_table())
     print(f"wrote {args.out}")
     return 0
@@ -129,6 +130,7 @@ def add_commands(subparsers) -> None:
                      metavar="LEVELS",
                      help="comma-separated NCBI assembly levels to keep; 'any' for all "
                           "(default: \"Complete Genome,Chromosome\")")
+    sel.add_argument("--force", action="store_true", help="replace an existing MANIFEST")
     sel.set_defaults(func=_run_select)
 
     fet = subparsers.add_parser(

@@ -335,7 +335,7 @@ def _first_failure(f: list[str], idx: dict[str, int], c: SelectCriteria,
 
 
 def write_manifest(rows: Iterator[dict[str, str]] | Sequence[dict[str, str]], out: str | Path,
-                   columns: Sequence[str] = MANIFEST_COLUMNS) -> int:
+                   columns: Sequence[str] = MANIFEST_COLUMNS, force: bool | None = None) -> int:
     """Write manifest rows as TSV atomically (:func:`dnatlas.files.atomic_write`); return
     the row count.
 
@@ -343,7 +343,7 @@ def write_manifest(rows: Iterator[dict[str, str]] | Sequence[dict[str, str]], ou
     """
     from dnatlas.files import atomic_write, check_writable_file
 
-    out = check_writable_file(out, "manifest")
+    out = check_writable_file(out, "manifest", force=force)
     n = 0
     with atomic_write(out, "w", encoding="utf-8") as fh:
         fh.write("\t".join(columns) + "\n")
@@ -359,7 +359,8 @@ def _clean(value: object) -> str:
 
 def select_genomes(metadata: str | Path, out: str | Path,
                    criteria: SelectCriteria | None = None,
-                   warn: Callable[[str], None] | None = None) -> SelectionSummary:
+                   warn: Callable[[str], None] | None = None,
+                   force: bool | None = None) -> SelectionSummary:
     """Apply ``criteria`` to a GTDB metadata file and write the selected genomes' manifest.
 
     Args:
@@ -374,5 +375,5 @@ def select_genomes(metadata: str | Path, out: str | Path,
     """
     criteria = criteria or SelectCriteria()
     summary = SelectionSummary(criteria)
-    write_manifest(iter_selected(metadata, criteria, summary, warn), out)
+    write_manifest(iter_selected(metadata, criteria, summary, warn), out, force=force)
     return summary
