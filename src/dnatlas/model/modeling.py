@@ -118,7 +118,8 @@ def check_tokens(tokens: torch.Tensor, vocab_size: int = 6) -> torch.Tensor:
         bad = (tokens < 0) | (tokens >= vocab_size)
         if bool(bad.any()):
             value = int(tokens[bad][0])
-            raise ValueError(f"token {value} is not a nucleotide code ({_CODES})")
+            codes = " ".join(_CODES.split()[:vocab_size])
+            raise ValueError(f"token {value} is not a nucleotide code ({codes})")
     return tokens
 
 

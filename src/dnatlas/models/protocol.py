@@ -137,6 +137,12 @@ class ModelAdapter(ABC):
             keys.append(f"blocks.{index}.{site}")
         return keys
 
+    def check_window(self, length: int) -> None:
+        """Refuse (InputError) windows of ``length`` nt longer than the model accepts."""
+        if self.max_length is not None and length > self.max_length:
+            raise InputError(f"--window {length} is longer than {self.name} accepts "
+                             f"({self.max_length} nt)")
+
     # ------------------------------------------------------------------ device
     @property
     @abstractmethod
@@ -226,22 +232,15 @@ class ModuleAdapter(ModelAdapter):
 
 
 def check_codes(tokens: Tensor, allow_mask: bool = False) -> Tensor:
-    """``tokens`` as a long tensor of nucleotide codes, or ValueError naming the bad value.
+    """``tokens`` (B, L) as a long tensor of nucleotide codes (A=0 C=1 G=2 T=3 N=4, and
+    MASK=5 with ``allow_mask``), or ValueError naming the bad value: the model's own
+    :func:`dnatlas.model.modeling.check_tokens`, also taking numpy arrays."""
+    from dnatlas.genome.alphabet import MASK, N
+    from dnatlas.model.modeling import check_tokens
 
-    Accepts any integer dtype (the readers' uint8 codes included).
-    """
     if not isinstance(tokens, Tensor):
         tokens = torch.as_tensor(np.asarray(tokens))
-    if tokens.dtype.is_floating_point or tokens.dtype == torch.bool:
-        raise ValueError(f"tokens must be integer nucleotide codes, got dtype {tokens.dtype}")
-    if tokens.dim() != 2:
-        raise ValueError(f"tokens must have shape (batch, length), got {tuple(tokens.shape)}")
-    top = 5 if allow_mask else 4
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) > top):
-        bad = int(tokens.max()) if int(tokens.max()) > top else int(tokens.min())
-        raise ValueError(f"token {bad} is not a nucleotide code (A=0 C=1 G=2 T=3 N=4"
-                         f"{' MASK=5' if allow_mask else ''})")
-    return tokens.long()
+    return check_tokens(tokens, vocab_size=(MASK if allow_mask else N) + 1)
 
 
 def mask_positions(shape, rate: float, seed: int, device, allowed: Tensor | None = None) -> Tensor:

@@ -16,19 +16,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dnatlas import bundled
 from dnatlas.errors import InputError
 from dnatlas.models.checkpoint_files import read_config
 from dnatlas.models.protocol import ModelAdapter
 from dnatlas.models.spec import DEFAULT, KINDS, ModelSpec, parse_model_spec
 
-DEFAULT_MODEL_NAME = "dnatlas-tiny-enterobacterales"
-
 
 def default_model_path() -> Path:
     """Folder of the pretrained DNAtlas model shipped with the package."""
-    from importlib import resources
-
-    return Path(str(resources.files("dnatlas.bundled").joinpath("models", DEFAULT_MODEL_NAME)))
+    return bundled.model_path()
 
 
 def detect_kind(directory: Path) -> str:
@@ -165,7 +162,7 @@ def load_model(spec: str | ModelSpec | None = None, device: str | None = None,
 def _model_name(spec: ModelSpec, path: Path | None, kind: str) -> str:
     """How outputs name the model: the spec, with the bundled model by its folder name."""
     if spec.target in (None, DEFAULT) and kind == "dnatlas":
-        base = f"dnatlas:{DEFAULT_MODEL_NAME}" if spec.target == DEFAULT else "dnatlas"
+        base = f"dnatlas:{bundled.DEFAULT_MODEL}" if spec.target == DEFAULT else "dnatlas"
         return base + (":random-init" if spec.random_init else "")
     return spec.text
 

@@ -39,7 +39,7 @@ def evaluate_models(data: str | Path, models: list[str] | None = None,
     results: dict[str, dict] = {}
     for spec in models or ([] if baselines else ["default"]):
         model = load_model(spec, device)
-        _check_length(model, window)
+        model.check_window(window)
         results[f"model:{model.name}"] = evaluate(model.nucleotide_log_probs,
                                                   device=model.device, **common)
     for spec in baselines:
@@ -54,7 +54,7 @@ def evaluate_models(data: str | Path, models: list[str] | None = None,
             raise InputError(f"unknown baseline {spec!r}: use kmer, or a model spec such as "
                              "kmer:PATH or transformer:PATH")
         model = load_model(spec, device)
-        _check_length(model, window)
+        model.check_window(window)
         results[f"baseline:{model.name}"] = evaluate(model.nucleotide_log_probs,
                                                      device=model.device, **common)
     for label, res in results.items():
@@ -63,8 +63,3 @@ def evaluate_models(data: str | Path, models: list[str] | None = None,
                              f"than every {split!r} segment?)")
     return results
 
-
-def _check_length(model, window: int) -> None:
-    if model.max_length is not None and window > model.max_length:
-        raise InputError(f"--window {window} is longer than {model.name} accepts "
-                         f"({model.max_length} nt)")

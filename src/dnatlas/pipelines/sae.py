@@ -104,10 +104,6 @@ def _device(name: str | None) -> str:
     return str(resolve_device(name))
 
 
-def _keys(model: ModelAdapter, layers, site: str) -> list[str]:
-    return model.select_keys(layers, site)
-
-
 @dataclass
 class WindowSettings:
     """How windows of nucleotides are drawn from ``data`` for a model.
@@ -138,9 +134,7 @@ def _check_window(model: ModelAdapter, w: WindowSettings) -> None:
     """Refuse a window the model cannot take, before any data is read."""
     _positive("window", w.window)
     _positive("windows per batch", w.windows_per_batch)
-    if model.max_length is not None and w.window > model.max_length:
-        raise InputError(f"--window {w.window} is longer than {model.name} accepts "
-                         f"({model.max_length} nt)")
+    model.check_window(w.window)
 
 
 def train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers, out: str | Path,
@@ -165,7 +159,7 @@ def train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers,
     arch, expansion, sae_kw, train = resolve_hyperparameters(hyper, device)
     adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
                                                                        seed=windows.seed)
-    keys = _keys(adapter, layers, site)
+    keys = adapter.select_keys(layers, site)
     data_path = Path(windows.data)
     if _is_cache(data_path):
         data = CachedActivations(data_path, train.batch_size, keys=keys, seed=windows.seed,
@@ -266,7 +260,7 @@ def cache_sae_activations(model: str | ModelAdapter | None, windows: WindowSetti
     device = _device(device)
     adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
                                                                        seed=windows.seed)
-    keys = _keys(adapter, layers, site)
+    keys = adapter.select_keys(layers, site)
     _check_window(adapter, windows)
     rows_of = functools.partial(window_rows, adapter, keys=keys, drop_n=not windows.keep_n)
     source = window_source(windows.data, windows.split, windows.window,
