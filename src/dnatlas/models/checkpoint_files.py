@@ -1,4 +1,6 @@
-"""Reading a model folder's ``config.json`` with one-line errors (weights: :func:`dnatlas.files.load_safetensors`)."""
+"""Reading a model folder's ``config.json`` with one-line errors; weights: one file with
+:func:`dnatlas.files.load_safetensors`, a folder's (one file or transformers-style shards)
+with :func:`weights_file` and :func:`dnatlas.model.modeling.load_weights`."""
 
 from __future__ import annotations
 
@@ -7,6 +9,15 @@ from pathlib import Path
 
 from dnatlas.errors import InputError
 from dnatlas.files import load_safetensors  # noqa: F401  (re-exported for the adapters)
+from dnatlas.model.modeling import WEIGHTS_INDEX, WEIGHTS_NAME, load_weights  # noqa: F401
+
+
+def weights_file(directory: str | Path) -> Path:
+    """The file that holds (or indexes) a folder's safetensors weights: ``model.safetensors``,
+    else ``model.safetensors.index.json`` when the folder is sharded (for error messages)."""
+    directory = Path(directory)
+    single, index = directory / WEIGHTS_NAME, directory / WEIGHTS_INDEX
+    return index if index.is_file() and not single.is_file() else single
 
 
 def read_config(directory: str | Path) -> dict:

@@ -49,17 +49,18 @@ class DNAtlasAdapter(ModuleAdapter):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, name: str | None = None) -> DNAtlasAdapter:
-        """Load a ``save_pretrained`` folder (raises :class:`InputError` if damaged)."""
-        from dnatlas.models.checkpoint_files import load_safetensors
+        """Load a ``save_pretrained`` folder, one weights file or sharded (raises
+        :class:`InputError` if damaged)."""
+        from dnatlas.models.checkpoint_files import load_weights, weights_file
 
         directory = Path(directory)
         config = load_dnatlas_config(directory)
         model = DNAtlas(config)
-        state = load_safetensors(directory / "model.safetensors")
+        state = load_weights(directory)  # model.safetensors, or shards + their index
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise InputError(_state_mismatch(exc), path=directory / "model.safetensors") from None
+            raise InputError(_state_mismatch(exc), path=weights_file(directory)) from None
         return cls(model.eval(), name=name or f"dnatlas:{directory.name}")
 
     @classmethod
