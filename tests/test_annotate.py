@@ -184,10 +184,47 @@ def test_transterm_finds_terminators(annotated):
     assert any((iv.start, iv.end, iv.strand) == (279, 301, 1) for iv in terminators)
 
 
+def test_stand_in_genes_make_a_tail_to_tail_region(tmp_path):
+    """Without genes: a 2-nt + strand gene at the left end and a - strand one (5' end last)
+    at the right, so TransTermHP searches both strands of the whole sequence."""
+    path = tmp_path / "genes.coords"
+    external._write_coords(path, {"seq1": "x"}, [("x", "A" * 1000)], [])
+    assert path.read_text() == "seq1_left\t1\t2\tseq1\nseq1_right\t1000\t999\tseq1\n"
+
+
 @needs_transterm
-def test_transterm_without_gene_calls_uses_stand_in_genes(mg1655):
+def test_transterm_without_gene_calls_searches_both_strands(mg1655):
     found = run_transterm([("x", mg1655[:20_000])], cds=[])
     assert found and all(iv.type == "terminator" and iv.seqid == "x" for iv in found)
+    strands = Counter(iv.strand for iv in found)
+    assert strands[1] >= 3 and strands[-1] >= 3  # two + stand-ins found only + ones
+    assert {iv.attributes["context"] for iv in found} == {"T"}
+    # thrL's attenuator is a palindrome, found on both strands (whole-genome TERM 1 and 3)
+    assert {(iv.start, iv.end, iv.strand) for iv in found} >= {(279, 301, 1), (268, 312, -1)}
+
+
+@needs_transterm
+def test_transterm_min_confidence_keeps_the_confident_ones(mg1655):
+    genome = [("x", mg1655[:20_000])]
+    every = run_transterm(genome, cds=[])
+    confident = run_transterm(genome, cds=[], min_confidence=90)
+    assert all(int(iv.attributes["score"]) >= 76 for iv in every)
+    assert confident == [iv for iv in every if int(iv.attributes["score"]) >= 90]
+    assert 0 < len(confident) < len(every)
+
+
+def test_min_confidence_out_of_range_is_an_input_error(prefix_fasta, tmp_path, capsys):
+    from dnatlas.errors import InputError
+
+    for bad in (-1, 101, 90.5, True):
+        with pytest.raises(InputError, match="confidence must be an integer from 0 to 100"):
+            annotate_sequences([("s", "ACGT" * 100)], tools=["transterm"],
+                               min_terminator_confidence=bad)
+    out = tmp_path / "t.gff3"
+    assert main(["annotate", str(prefix_fasta), "--out", str(out), "--tools", "transterm",
+                 "--transterm-min-conf", "101"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dnatlas: error: ") and "got 101" in err and not out.exists()
 
 
 @needs_pilercr

@@ -20,7 +20,7 @@ from dnatlas.genome.store import GenomeStore
 from dnatlas.genome.store_build import (
     build_store,
     remove_stale_builds,
-    resolve_bundled_annotation,
+    resolve_bundled_annotations,
     resolve_bundled_genome,
     resolve_genome_ids,
 )
@@ -174,7 +174,7 @@ def test_bundled_api():
 def test_resolve_bundled_names_and_paths(tmp_path, fasta):
     assert resolve_bundled_genome(fasta) == fasta
     assert resolve_bundled_genome("vibrio_cholerae_h1") == bundled.genome_path("vibrio_cholerae_h1")
-    assert resolve_bundled_annotation("ecoli_k12_mg1655").is_file()
+    assert resolve_bundled_annotations("ecoli_k12_mg1655") == bundled.annotation_paths()
     with pytest.raises(InputError, match="missing.fa: file not found"):
         resolve_bundled_genome(tmp_path / "missing.fa")
     with pytest.raises(InputError, match="ecolli: no such file, nor a bundled genome "

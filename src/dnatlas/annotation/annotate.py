@@ -11,9 +11,11 @@ Tools (:data:`TOOLS`), run in this order:
 ``barrnap``
     pybarrnap: rRNA (bacterial models, nhmmer).
 ``transterm``
-    TransTermHP (``transterm`` on PATH, with its ``expterm.dat``): terminators,
-    using the CDS called by ``prodigal`` in the same run as gene coordinates (or,
-    without them, TransTermHP's documented stand-in of two 2-nt genes at the ends).
+    TransTermHP (``transterm`` on PATH, with its ``expterm.dat``): terminators of
+    confidence >= ``min_terminator_confidence`` (default 76, TransTermHP's own), using
+    the CDS called by ``prodigal`` in the same run as gene coordinates (or, without
+    them, two 2-nt stand-in genes at the ends, + strand left and - strand right, so
+    that both strands of the whole sequence are searched).
 ``pilercr``
     pilercr (on PATH): CRISPR arrays, unstranded.
 
@@ -33,8 +35,10 @@ from pathlib import Path
 from time import perf_counter
 
 from dnatlas.annotation.external import (
+    DEFAULT_MIN_CONFIDENCE,
     Genome,
     ToolUnavailable,
+    check_min_confidence,
     run_pilercr,
     run_transterm,
     tool_feature,
@@ -59,19 +63,22 @@ _ID_PREFIXES = {"CDS": "cds", "tRNA": "trna", "tmRNA": "tmrna", "rRNA": "rrna",
 def annotate_genome(genome_path: str | Path, out: str | Path, tools: Sequence[str] = TOOLS,
                     expterm: str | Path | None = None,
                     log: Callable[[str], None] | None = None,
-                    force: bool | None = None) -> list[Interval]:
+                    force: bool | None = None,
+                    min_terminator_confidence: int = DEFAULT_MIN_CONFIDENCE) -> list[Interval]:
     """Annotate the records of a FASTA/GenBank file and write the features as GFF3.
 
     ``out`` is checked before any tool runs, and the GFF3 is written atomically (a
     temporary file next to ``out``, renamed when complete, removed on failure). Returns
     the features. ``force=False`` refuses an existing ``out`` (the CLI without --force).
+    ``min_terminator_confidence`` (0-100) is TransTermHP's ``--min-conf``.
     """
     out = check_writable_file(out, "output GFF3", force=force)
     records = list(read_records(genome_path))
     if not records:
         raise InputError("no sequence records", path=genome_path)
     genome = [(record.id, decode(record.seq)) for record in records]
-    intervals = annotate_sequences(genome, tools, expterm=expterm, log=log)
+    intervals = annotate_sequences(genome, tools, expterm=expterm, log=log,
+                                   min_terminator_confidence=min_terminator_confidence)
     write_gff3(out, intervals, {seqid: len(seq) for seqid, seq in genome})
     return intervals
 
@@ -79,16 +86,20 @@ def annotate_genome(genome_path: str | Path, out: str | Path, tools: Sequence[st
 def annotate_sequences(genome: Genome, tools: Sequence[str] = TOOLS,
                        expterm: str | Path | None = None,
                        log: Callable[[str], None] | None = None,
-                    force: bool | None = None) -> list[Interval]:
+                       min_terminator_confidence: int = DEFAULT_MIN_CONFIDENCE
+                       ) -> list[Interval]:
     """Run ``tools`` on ``genome``; return their features sorted, with file-unique IDs.
 
     ``log`` (default: print to stderr) receives one line per tool with its count
-    and time, or the reason it was skipped.
+    and time, or the reason it was skipped. ``min_terminator_confidence``: TransTermHP's
+    ``--min-conf`` (0-100).
     """
     log = log or _print_stderr
     unknown = [tool for tool in tools if tool not in TOOLS]
     if unknown:
         raise InputError(f"unknown tool {unknown[0]!r} (choose from {', '.join(TOOLS)})")
+    if "transterm" in tools:
+        check_min_confidence(min_terminator_confidence)
     seqids = [seqid for seqid, _ in genome]
     if len(set(seqids)) != len(seqids):
         raise InputError("duplicate sequence IDs in the genome")
@@ -96,7 +107,7 @@ def annotate_sequences(genome: Genome, tools: Sequence[str] = TOOLS,
     for tool in sorted(tools, key=TOOLS.index):
         began = perf_counter()
         try:
-            new = _run(tool, genome, found, expterm)
+            new = _run(tool, genome, found, expterm, min_terminator_confidence)
         except ToolUnavailable as why:
             log(f"skipped: {tool} {why}")
             continue
@@ -109,7 +120,7 @@ def annotate_sequences(genome: Genome, tools: Sequence[str] = TOOLS,
 
 
 def _run(tool: str, genome: Genome, found: list[Interval],
-         expterm: str | Path | None) -> list[Interval]:
+         expterm: str | Path | None, min_confidence: int) -> list[Interval]:
     if tool == "prodigal":
         return run_prodigal(genome)
     if tool == "aragorn":
@@ -117,7 +128,8 @@ def _run(tool: str, genome: Genome, found: list[Interval],
     if tool == "barrnap":
         return run_barrnap(genome)
     if tool == "transterm":
-        return run_transterm(genome, [iv for iv in found if iv.type == "CDS"], expterm)
+        return run_transterm(genome, [iv for iv in found if iv.type == "CDS"], expterm,
+                             min_confidence)
     return run_pilercr(genome)
 
 

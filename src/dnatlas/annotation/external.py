@@ -22,6 +22,8 @@ from dnatlas.errors import DnatlasError, InputError
 Genome = Sequence[tuple[str, str]]
 #: Sequences shorter than this are not searched for terminators.
 MIN_TERMINATOR_SEQUENCE = 60
+#: TransTermHP's own default ``--min-conf``: terminators below this confidence are not reported.
+DEFAULT_MIN_CONFIDENCE = 76
 #: Where ``expterm.dat`` is looked for, relative to the directory of ``transterm``.
 EXPTERM_CANDIDATES = ("expterm.dat", "../share/transtermhp/expterm.dat",
                       "../share/transterm/expterm.dat", "../data/expterm.dat")
@@ -96,9 +98,23 @@ _TERM_LINE = re.compile(r"^\s+TERM\s+\d+\s+(\d+)\s+-\s+(\d+)\s+([+-])\s+(\S+)\s+
                         r"\s+(\S+)\s+(\S+)")
 
 
+def check_min_confidence(min_confidence: int) -> None:
+    """Raise InputError unless ``min_confidence`` is an integer from 0 to 100."""
+    if isinstance(min_confidence, bool) or not isinstance(min_confidence, int) \
+            or not 0 <= min_confidence <= 100:
+        raise InputError("the minimum TransTermHP confidence must be an integer from 0 to "
+                         f"100, got {min_confidence!r}")
+
+
 def run_transterm(genome: Genome, cds: Iterable[Interval],
-                  expterm: str | Path | None = None) -> list[Interval]:
-    """Intrinsic terminators from TransTermHP (default confidence cutoff, 76)."""
+                  expterm: str | Path | None = None,
+                  min_confidence: int = DEFAULT_MIN_CONFIDENCE) -> list[Interval]:
+    """Intrinsic terminators from TransTermHP with confidence >= ``min_confidence`` (0-100).
+
+    The GFF3 score (``attributes["score"]``) is TransTermHP's confidence; ``hairpin_score``
+    and ``tail_score`` are its hairpin and U-tail energies (kcal/mol-like, lower is better).
+    """
+    check_min_confidence(min_confidence)
     binary = _require_binary("transterm")
     expterm = find_expterm(binary, expterm)
     searched = [(seqid, seq) for seqid, seq in genome if len(seq) >= MIN_TERMINATOR_SEQUENCE]
@@ -108,7 +124,8 @@ def run_transterm(genome: Genome, cds: Iterable[Interval],
         tmp = Path(tmp)
         names = _write_fasta(tmp / "genome.fa", searched)
         _write_coords(tmp / "genes.coords", names, searched, list(cds))
-        output = _execute([binary, "-p", str(expterm), "genome.fa", "genes.coords"], tmp)
+        output = _execute([binary, "-p", str(expterm), f"--min-conf={int(min_confidence)}",
+                           "genome.fa", "genes.coords"], tmp)
     return _parse_transterm(output, names)
 
 
@@ -116,8 +133,10 @@ def _write_coords(path: Path, names: dict[str, str], genome: Genome,
                   cds: list[Interval]) -> None:
     """TransTermHP gene file: ``name 5'-end 3'-end seqN`` (1-based; 5' > 3' on the - strand).
 
-    A sequence with fewer than two genes gets two 2-nt stand-in genes at its ends,
-    as TransTermHP's manual prescribes for unannotated sequences.
+    A sequence with fewer than two genes gets two 2-nt stand-in genes at its ends, as
+    TransTermHP's manual prescribes for unannotated sequences; the right one is on the -
+    strand, so that the sequence between them is a tail-to-tail region, searched on both
+    strands (two + strand stand-ins, as in the manual, report + strand terminators only).
     """
     lines = []
     for (name, seqid), (_, seq) in zip(names.items(), genome, strict=True):
@@ -129,7 +148,7 @@ def _write_coords(path: Path, names: dict[str, str], genome: Genome,
             lines.append(f"{name}_gene{i}\t{five}\t{three}\t{name}")
         if len(genes) < 2:
             lines += [f"{name}_left\t1\t2\t{name}",
-                      f"{name}_right\t{len(seq) - 1}\t{len(seq)}\t{name}"]
+                      f"{name}_right\t{len(seq)}\t{len(seq) - 1}\t{name}"]
     path.write_text("\n".join(lines) + "\n")
 
 

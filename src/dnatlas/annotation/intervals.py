@@ -1,6 +1,8 @@
 """Genomic intervals and their readers: GFF3, GenBank features and BED.
 
-This is the entry point for annotations. Every reader returns :class:`Interval`
+This is the entry point for annotations: :func:`load_annotations` reads a file, a bundled
+annotation by name (``ecoli_k12_mg1655``: every bundled file of that genome) or a list of
+them, as the union of their features. Every reader returns :class:`Interval`
 objects in dnatlas coordinates: 0-based, half-open ``[start, end)``, strand
 ``+1``, ``-1`` or ``0`` (unstranded or unknown). A feature made of several
 pieces (a GFF3 feature on several lines with one ``ID``, a GenBank ``join(...)``,
@@ -22,7 +24,9 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dnatlas.annotation.bed import bed_track_name, is_bed_header, load_bed, parse_bed_spec
 from dnatlas.annotation.features import (
@@ -35,6 +39,9 @@ from dnatlas.annotation.features import (
 )
 from dnatlas.annotation.gff3 import load_gff3, write_gff3
 from dnatlas.errors import InputError
+
+if TYPE_CHECKING:
+    from dnatlas.genome.sources import AnnotationSource
 
 __all__ = [
     "SEQUENCE_TYPES", "Interval", "annotation_format", "bed_track_name",
@@ -49,7 +56,9 @@ _BED_SUFFIXES = frozenset({".bed"})
 
 
 def bundled_annotation_path() -> Path:
-    """Path of the bundled RefSeq annotation of *E. coli* K-12 MG1655 (GFF3, gzip).
+    """Path of the bundled RefSeq annotation of *E. coli* K-12 MG1655 (GFF3, gzip): one
+    file of its annotation; ``load_annotations("ecoli_k12_mg1655")`` reads all of them
+    (RefSeq, and TransTermHP terminators with pilercr CRISPR arrays).
 
     Its seqid is ``K-12-MG1655``, matching the bundled genome ``ecoli_k12_mg1655.fa.gz``.
     """
@@ -58,8 +67,53 @@ def bundled_annotation_path() -> Path:
     return bundled.annotation_path(bundled.DEFAULT_ANNOTATION)
 
 
-def load_annotations(path: str | Path) -> list[Interval]:
-    """Read GFF3, GenBank or BED, chosen by extension (``.gz`` ignored) or else by content."""
+def load_annotations(source: AnnotationSource) -> list[Interval]:
+    """The features of one or several annotations, as one list (their union).
+
+    Args:
+        source: a file (GFF3, GenBank or BED, chosen by extension, ``.gz`` ignored, or else
+            by content; a pipe too), a bundled annotation name (``ecoli_k12_mg1655``: every
+            bundled file of that genome, see :func:`dnatlas.bundled.annotation_paths`), or
+            a list of either (:func:`dnatlas.genome.sources.resolve_bundled_annotations`).
+
+    Returns:
+        Each file's intervals, files in the order given. Where a later file uses a feature
+        ``ID`` an earlier one has for the same seqid and type, its ID becomes
+        ``FILE_NAME:ID``, so that features of different files are never grouped into one
+        (:func:`group_features`).
+
+    Raises:
+        InputError: an item is neither a file nor a bundled name, or a file is invalid.
+    """
+    from dnatlas.genome.sources import resolve_bundled_annotations
+
+    paths = resolve_bundled_annotations(source)
+    if len(paths) == 1:
+        return _load_file(paths[0])
+    intervals: list[Interval] = []
+    used: set[tuple[str, str, str]] = set()
+    for number, path in enumerate(paths, 1):
+        loaded = _load_file(path)
+        keys = {_id_key(iv) for iv in loaded if iv.attributes.get("ID")}
+        renamed = {}
+        for key in sorted(keys & used):
+            new = f"{path.name}:{key[2]}"
+            if (key[0], key[1], new) in used | keys:
+                new = f"{path.name}#{number}:{key[2]}"
+            renamed[key] = new
+        used |= keys | {(key[0], key[1], new) for key, new in renamed.items()}
+        intervals += [replace(iv, attributes={**iv.attributes, "ID": renamed[_id_key(iv)]})
+                      if iv.attributes.get("ID") and _id_key(iv) in renamed else iv
+                      for iv in loaded]
+    return intervals
+
+
+def _id_key(interval: Interval) -> tuple[str, str, str]:
+    return interval.seqid, interval.type, interval.attributes["ID"]
+
+
+def _load_file(path: Path) -> list[Interval]:
+    """Read one GFF3, GenBank or BED file (or pipe)."""
     readers = {"gff3": load_gff3, "genbank": load_genbank_features, "bed": load_bed}
     path = Path(path)
     if not _is_stream(path):

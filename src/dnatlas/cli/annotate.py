@@ -30,6 +30,9 @@ def register(subparsers) -> None:
                         help=f"comma-separated tools to run (default: {','.join(TOOLS)})")
     parser.add_argument("--expterm", type=Path, default=None, metavar="PATH",
                         help="TransTermHP's expterm.dat (default: found next to transterm)")
+    parser.add_argument("--transterm-min-conf", type=int, default=76, metavar="N",
+                        help="TransTermHP's --min-conf: keep terminators of confidence >= N "
+                             "(0-100; default 76, TransTermHP's own)")
     parser.add_argument("--force", action="store_true", help="replace an existing GFF3")
     parser.set_defaults(func=run)
 
@@ -48,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     genome = resolve_bundled_genome(args.genome)
     intervals = annotate_genome(genome, args.out, args.tools, expterm=args.expterm,
-                                force=args.force)
+                                force=args.force,
+                                min_terminator_confidence=args.transterm_min_conf)
     print(f"wrote {len(intervals):,} features to {args.out}", file=sys.stderr)
     return 0

@@ -26,7 +26,10 @@ def register(subparsers) -> None:
                     "catalog.csv/json, the best neurons' precision-recall curves, Manhattan "
                     "plots and top-activating windows.")
     add_model_input(p, required=True)
-    p.add_argument("--annotations", "-a", type=Path, required=True, metavar="GFF")
+    p.add_argument("--annotations", "-a", action="append", required=True, metavar="FILES",
+                   help="annotation file(s) (GFF3, GenBank, BED) or bundled annotation name "
+                        "(ecoli_k12_mg1655: RefSeq plus TransTermHP terminators and pilercr "
+                        "CRISPR arrays); comma-separated or repeated, read as one union")
     p.add_argument("--layer", "--layers", required=True, metavar="L",
                    help="0-based layer or site name; 'all' or a comma-separated list scans "
                         "several layers (one forward pass), each into OUT/LAYER, with the best "
@@ -75,7 +78,8 @@ def run_neurons(args: argparse.Namespace) -> int:
         footnote6=args.footnote6, top=args.top, windows=args.windows,
         half_window=args.half_window, manhattan=_neuron_list(args.manhattan), jobs=args.jobs,
         chunk_size=args.chunk_size, batch_size=args.batch_size)
-    result = neuron_catalog(args.model, args.fasta, args.annotations, args.layer, args.out,
+    annotations = [item for value in args.annotations for item in value.split(",") if item]
+    result = neuron_catalog(args.model, args.fasta, annotations, args.layer, args.out,
                             site=args.site, acts_dir=args.acts, settings=settings,
                             device=args.device, force=args.force)
     if result.summary:

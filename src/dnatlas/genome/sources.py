@@ -2,13 +2,16 @@
 genome IDs as users type them.
 
 * :func:`collect_sources` / :func:`read_manifest`: the genomes to pack, with their IDs;
-* :func:`resolve_bundled_genome` / :func:`resolve_bundled_annotation`: a file, or the short
-  name of a genome or annotation shipped with dnatlas (:mod:`dnatlas.bundled`);
+* :func:`resolve_bundled_genome`: a file, or the short name of a genome shipped with
+  dnatlas (:mod:`dnatlas.bundled`);
+* :func:`resolve_bundled_annotations`: annotation files from files, bundled annotation
+  names (a genome's name means all of its bundled files) or a list of both;
 * :func:`resolve_genome_ids`: ``--val-genomes`` values, exact or by accession prefix.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +61,57 @@ def resolve_bundled_genome(name_or_path: str | Path) -> Path:
     return _resolve_bundled(name_or_path, "genome", bundled.genome_names(), bundled.genome_path)
 
 
-def resolve_bundled_annotation(name_or_path: str | Path) -> Path:
-    """``name_or_path`` as a path: an existing file, else a bundled annotation's short
-    name (the name of its genome, e.g. ``ecoli_k12_mg1655``)."""
-    return _resolve_bundled(name_or_path, "annotation", bundled.annotation_names(),
-                            bundled.annotation_path)
+#: What names annotations: a file, a bundled name, or a list of either.
+AnnotationSource = str | os.PathLike | Iterable[str | os.PathLike]
+
+
+def resolve_bundled_annotations(source: AnnotationSource) -> list[Path]:
+    """The annotation files that ``source`` names, in order, each once.
+
+    ``source`` is one item or a list (any iterable) of items, each an existing file (GFF3,
+    GenBank or BED; a pipe too) or a bundled annotation name
+    (:func:`dnatlas.bundled.annotation_paths`): a genome's short name, e.g.
+    ``ecoli_k12_mg1655``, means every bundled file of that genome (RefSeq, and TransTermHP
+    terminators with pilercr CRISPR arrays), ``ecoli_k12_mg1655.refseq`` one of them. A
+    file named twice is listed once. Read them with
+    :func:`dnatlas.annotation.intervals.load_annotations`, which takes the same ``source``.
+
+    Raises:
+        InputError: no item given, or an item is neither a file nor a bundled annotation
+            (for a bare name, the message lists the bundled names).
+    """
+    items = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if not items:
+        raise InputError("no annotation file given")
+    paths: list[Path] = []
+    seen: set[str] = set()
+    for item in items:
+        for path in _resolve_annotation(item):
+            key = os.path.realpath(path)
+            if key not in seen:
+                seen.add(key)
+                paths.append(path)
+    return paths
+
+
+#: Transitional alias (pipelines/concepts.py still imports it): same function, same list.
+#: Remove once every caller uses :func:`resolve_bundled_annotations`.
+resolve_bundled_annotation = resolve_bundled_annotations
+
+
+def _resolve_annotation(item: str | os.PathLike) -> list[Path]:
+    path = Path(item)
+    if path.exists():
+        return [path]
+    names = bundled.annotation_names()
+    name = str(item)
+    if name in names or (len(path.parts) == 1 and name.split(".", 1)[0] in names):
+        try:
+            return bundled.annotation_paths(name)
+        except InputError as exc:  # e.g. ecoli_k12_mg1655.gff3, a file that is not there
+            raise InputError(f"no such file, nor a {exc.message.removeprefix('no ')}",
+                             path=path) from None
+    return [_resolve_bundled(item, "annotation", names, bundled.annotation_path)]
 
 
 def _resolve_bundled(name_or_path: str | Path, kind: str, names: list[str], lookup) -> Path:

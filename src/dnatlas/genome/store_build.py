@@ -37,7 +37,7 @@ from dnatlas.genome.sources import (  # noqa: F401  (re-exported)
     bundled_genome_paths,
     collect_sources,
     read_manifest,
-    resolve_bundled_annotation,
+    resolve_bundled_annotations,
     resolve_bundled_genome,
     resolve_genome_ids,
 )

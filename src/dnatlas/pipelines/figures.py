@@ -79,7 +79,7 @@ def report_figures(model: str | ModelAdapter | None = None, out: str | Path = "d
     genome = bundled.genome_path("ecoli_k12_mg1655")
     record = next(iter(read_records(genome)))
     seq, seqid = record.seq, record.id
-    intervals = load_annotations(bundled.annotation_path())
+    intervals = load_annotations(bundled.DEFAULT_ANNOTATION)  # RefSeq + TransTermHP/pilercr
     print(f"model {model.name}, layer {layer} (0-based), {seqid} "
           f"({len(seq):,} bp)", flush=True)
     captions: list[str] = []
@@ -237,10 +237,10 @@ def _quick_inputs(seq, seqid, intervals, directory: Path, length: int = 400_000)
 def _neurons(model: ModelAdapter, layer: int, genome: Path, out: Path, work: Path,
              quick_inputs=None) -> None:
     """The neuron catalog with the report's footnote-6 codon labels."""
-    from dnatlas.annotation.intervals import bundled_annotation_path
+    from dnatlas import bundled
     from dnatlas.pipelines.neurons import CatalogSettings, neuron_catalog
 
-    fasta, gff = quick_inputs or (genome, bundled_annotation_path())
+    fasta, gff = quick_inputs or (genome, bundled.DEFAULT_ANNOTATION)
     print(f"  neuron catalog of layer {layer} on {fasta.name}", flush=True)
     neuron_catalog(model, fasta, gff, layer, out / "neurons", site="neurons",
                    acts_dir=work / "acts", settings=CatalogSettings(footnote6=True))

@@ -152,10 +152,8 @@ def _annotation(req: GramRequest, seqid: str, start: int, end: int):
         return None, None
     from dnatlas.annotation.intervals import load_annotations
     from dnatlas.annotation.tracks import label_tracks
-    from dnatlas.genome.sources import resolve_bundled_annotation
 
-    path = resolve_bundled_annotation(req.annotations)
-    intervals = [iv for iv in load_annotations(path) if iv.seqid == seqid]
+    intervals = [iv for iv in load_annotations(req.annotations) if iv.seqid == seqid]
     if not intervals:
         print(f"dnatlas: warning: {req.annotations}: no feature on record {seqid!r}; the "
               "map is drawn without tracks", file=sys.stderr)

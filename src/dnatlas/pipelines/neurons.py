@@ -100,7 +100,7 @@ def is_catalog_output(name: str) -> bool:
 
 
 def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
-                   annotations: str | Path, layers, out: str | Path, site: str | None = None,
+                   annotations, layers, out: str | Path, site: str | None = None,
                    acts_dir: str | Path | None = None,
                    settings: CatalogSettings | None = None, device: str | None = None,
                    force: bool = False) -> CatalogResult:
@@ -108,21 +108,24 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
 
     One layer writes into ``out``; several write ``out/<layer>/`` each, plus
     ``out/layers.csv``/``layers.json`` with each track's best layer. A folder holding files
-    a catalog does not write is refused unless ``force``.
+    a catalog does not write is refused unless ``force``. ``annotations``: a file, a bundled
+    annotation name (``ecoli_k12_mg1655``: all its files) or a list of either, read as one
+    union (:func:`dnatlas.annotation.intervals.load_annotations`).
     """
     from dnatlas.analysis.catalog import write_layer_summary
     from dnatlas.analysis.motifs import codon_match_auprc
     from dnatlas.annotation.intervals import load_annotations, restrict_to_genome
     from dnatlas.files import check_output_dir
     from dnatlas.genome.readers import read_records
-    from dnatlas.genome.sources import resolve_bundled_annotation, resolve_bundled_genome
+    from dnatlas.genome.sources import resolve_bundled_annotations, resolve_bundled_genome
 
     settings = settings or CatalogSettings()
     settings.check()
     adapter = model if isinstance(model, ModelAdapter) else load_model(model, device)
     keys = adapter.select_keys(layers, site)
     out = check_output_dir(out, "output folder", own=is_catalog_output, force=force)
-    fasta, annotations = resolve_bundled_genome(fasta), resolve_bundled_annotation(annotations)
+    fasta, annotations = resolve_bundled_genome(fasta), resolve_bundled_annotations(annotations)
+    where = ", ".join(str(path) for path in annotations)  # the annotation files, for messages
     genome = list(read_records(fasta))
     if settings.records:
         unknown = sorted(set(settings.records) - {r.id for r in genome})
@@ -130,7 +133,7 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
             raise InputError(f"no record {unknown[0]!r} in the genome", path=fasta)
         genome = [r for r in genome if r.id in settings.records]
     intervals = restrict_to_genome(load_annotations(annotations),
-                                   {r.id: len(r) for r in genome}, path=annotations)
+                                   {r.id: len(r) for r in genome}, path=where)
     annotated = {iv.seqid for iv in intervals}
     records = [r for r in genome if r.id in annotated]  # unannotated records were warned of
     bounds = {r.id: (0, len(r)) for r in records}
@@ -139,7 +142,7 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
 
         (record, start, end), = records_of(fasta, settings.region)
         if record.id not in annotated:
-            raise InputError(f"record {record.id!r} has no annotated feature", path=annotations)
+            raise InputError(f"record {record.id!r} has no annotated feature", path=where)
         records, bounds = [record], {record.id: (start, end)}
     tracks, labels = _labels(records, bounds, intervals, settings)
     spans = [r.seq[slice(*bounds[r.id])] for r in records]

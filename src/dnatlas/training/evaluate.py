@@ -52,11 +52,12 @@ def coding_lookup(store: GenomeStore, annotation_path) -> Callable[[np.ndarray, 
     """
     from dnatlas.annotation.intervals import load_annotations, restrict_to_genome
     from dnatlas.annotation.tracks import label_tracks
-    from dnatlas.genome.sources import resolve_bundled_annotation
+    from dnatlas.genome.sources import resolve_bundled_annotations
 
-    path = resolve_bundled_annotation(annotation_path)
+    paths = resolve_bundled_annotations(annotation_path)  # a bundled name means all its files
     lengths = {r["id"]: r["length"] for g in store.meta["genomes"] for r in g["records"]}
-    intervals = restrict_to_genome(load_annotations(path), lengths, path=path)
+    intervals = restrict_to_genome(load_annotations(paths), lengths,
+                                   path=", ".join(str(p) for p in paths))
     seqids = {iv.seqid for iv in intervals}
     cds = {s: label_tracks(intervals, s, lengths[s], tracks=["CDS"]).any_strand("CDS")
            for s in seqids}
