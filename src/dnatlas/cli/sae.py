@@ -20,6 +20,7 @@ import argparse
 import sys
 
 from dnatlas.cli._model_input import add_device_arg, add_model_arg, positive_int
+from dnatlas.cli.sae_meta import add_meta
 
 
 def register(subparsers) -> None:
@@ -32,6 +33,7 @@ def register(subparsers) -> None:
     _add_train(sub)
     _add_eval(sub)
     _add_cache(sub)
+    add_meta(sub)  # dnatlas sae meta (cli/sae_meta.py)
 
 
 def _add_source_args(p: argparse.ArgumentParser, split: str) -> None:
