@@ -205,6 +205,26 @@ def label_tracks(intervals: Iterable[Interval], seqid: str, length: int,
     return LabelTracks(labels, _codon_phase(cds, length))
 
 
+def codon_track_intervals(intervals: Iterable[Interval],
+                          include_pseudo: bool = False) -> dict[str, list[Interval]]:
+    """The codons of every CDS as intervals, per codon track (:data:`CODON_TRACKS`).
+
+    The same codons as :func:`label_tracks` paints (complete 5'/3' ends only), as
+    ``Interval(type=track)`` pieces with an ``ID`` per codon, for concept labels that
+    count elements.
+    """
+    cds = [iv for iv in intervals if iv.type == "CDS" and (include_pseudo or not is_pseudo(iv))]
+    out: dict[str, list[Interval]] = {name: [] for name in CODON_TRACKS}
+    for seqid in sorted({iv.seqid for iv in cds}):
+        codons = _codon_intervals([iv for iv in cds if iv.seqid == seqid])
+        for name, (starts, ends, strands) in codons.items():
+            out[name] += [Interval(seqid, int(a), int(b), int(st), name,
+                                   attributes={"ID": f"{name}:{seqid}:{a}:{st}"})
+                          for a, b, st in zip(starts.tolist(), ends.tolist(), strands.tolist(),
+                                              strict=True)]
+    return out
+
+
 def _rule(name: str, intervals: list[Interval]) -> Rule | None:
     if name in FEATURE_TRACKS:
         return FEATURE_TRACKS[name]

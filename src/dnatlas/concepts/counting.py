@@ -208,3 +208,24 @@ class ConceptCounter:
         return ConceptCounts(self.names, self.thresholds.copy(), self.tp.copy(),
                              self.fired[None] - self.tp, self.n_positive.copy(), n_elements,
                              elements_hit)
+
+
+def add_counts(*counts: ConceptCounts) -> ConceptCounts:
+    """The counts of disjoint evaluations added (e.g. the + and − strands, whose elements
+    are distinct): every field summed."""
+    first = counts[0]
+    for other in counts[1:]:
+        if other.names != first.names or other.tp.shape != first.tp.shape \
+                or not np.array_equal(other.thresholds, first.thresholds):
+            raise ValueError("counts of different concepts, features or thresholds")
+    return ConceptCounts(first.names, first.thresholds.copy(),
+                         *(sum(getattr(c, name) for c in counts)
+                           for name in ("tp", "fp", "n_positive", "n_elements", "elements_hit")))
+
+
+def at_thresholds(counts: ConceptCounts, index) -> ConceptCounts:
+    """The counts restricted to the thresholds ``index`` (an int, slice or index array)."""
+    keep = np.atleast_1d(np.arange(len(counts.thresholds))[index])
+    return ConceptCounts(counts.names, counts.thresholds[keep], counts.tp[..., keep],
+                         counts.fp[..., keep], counts.n_positive, counts.n_elements,
+                         counts.elements_hit[..., keep])

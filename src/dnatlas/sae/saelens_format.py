@@ -122,9 +122,25 @@ def read_cfg(directory: str | Path) -> dict[str, Any]:
         raise InputError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from None
 
 
+def resolve_sae_path(spec: str | Path) -> Path:
+    """An SAE folder from ``spec``: a path, ``default`` (the bundled model's bundled SAE) or
+    the name of a bundled SAE (:func:`dnatlas.bundled.sae_names`)."""
+    from dnatlas import bundled
+
+    text = str(spec)
+    if text == "default":
+        return bundled.sae_path()
+    if not Path(text).exists() and text in bundled.sae_names():
+        return bundled.sae_path(text)
+    return Path(text)
+
+
 def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> SparseAutoencoder:
-    """Load a SAELens folder (ours or SAELens') as a :class:`SparseAutoencoder`."""
-    directory = Path(directory)
+    """Load a SAELens folder (ours or SAELens') as a :class:`SparseAutoencoder`.
+
+    ``directory`` may also be ``default`` or a bundled SAE's name (:func:`resolve_sae_path`).
+    """
+    directory = resolve_sae_path(directory)
     cfg = read_cfg(directory)
     weights_path = directory / WEIGHTS_FILENAME
     if not weights_path.is_file():

@@ -1,0 +1,89 @@
+"""Feature dictionaries of a concept evaluation: SAE latents or the neurons of a site.
+
+A :class:`FeatureDictionary` turns a chunk of one site's activations (n, d) into feature
+activations (n, F): an SAE's encoder (sparse output), or the identity (the neurons,
+InterPLM's baseline). Dictionaries of one model share one pass over the genome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from dnatlas.errors import InputError
+from dnatlas.models import ModelAdapter
+
+
+@dataclass
+class FeatureDictionary:
+    """One dictionary of F features read at site ``key`` of a model.
+
+    Attributes:
+        name: label in tables (``sae:FOLDER``, ``neurons:KEY``, prefixed ``random-init``
+            for the control model).
+        kind: ``sae`` or ``neurons``; ``control``: read on the random-init model.
+        key: the model site; n_features: F.
+        encode: float32 (n, d) -> (n, F) numpy or scipy.sparse activations.
+        pairs: RC partners of SAE features on RC-equivariant sites (else None).
+        source: the SAE folder (None for neurons).
+    """
+
+    name: str
+    kind: str
+    key: str
+    n_features: int
+    encode: Callable[[np.ndarray], object]
+    control: bool = False
+    pairs: object = None
+    source: str | None = None
+
+
+def _positive_csr(f) -> sp.csr_matrix:
+    """The positive entries of a (n, F) float tensor as a scipy CSR matrix."""
+    rows, cols = (f > 0).nonzero(as_tuple=True)
+    return sp.csr_matrix((f[rows, cols].numpy(), (rows.numpy(), cols.numpy())),
+                         shape=tuple(f.shape))
+
+
+def sae_dictionary(path: str | Path, model: ModelAdapter, control: bool = False,
+                   device: str = "cpu") -> FeatureDictionary:
+    """The latents of the SAE folder ``path`` (SAELens) on ``model`` at its ``hook_name``."""
+    import torch
+
+    from dnatlas.sae.rc_pairs import rc_pairs
+    from dnatlas.sae.saelens_format import load_sae, resolve_sae_path
+
+    folder = resolve_sae_path(path)
+    sae = load_sae(folder, device).eval()
+    key = sae.cfg.hook_name
+    if key not in model.keys:
+        raise InputError(f"the SAE reads site {key!r}, which {model.name} does not have "
+                         f"(sites: {', '.join(model.keys[:6])}, ...)", path=folder)
+    if model.d(key) != sae.d_in:
+        raise InputError(f"the SAE reads {sae.d_in} channels but {key} of {model.name} has "
+                         f"{model.d(key)}: an SAE of another model?", path=folder)
+
+    def encode(x: np.ndarray, block: int = 4096):
+        # encoded in blocks of rows: the dense (n, F) codes of a whole chunk can be GBs
+        with torch.inference_mode():
+            x = torch.from_numpy(x).to(device)
+            return sp.vstack([_positive_csr(sae.encode(x[a:a + block]).float().cpu())
+                              for a in range(0, max(len(x), 1), block)], format="csr")
+
+    perm = model.rc_permutation(key)
+    pairs = None if perm is None else rc_pairs(sae.W_dec.detach().cpu().numpy(), perm)
+    prefix = "random-init sae" if control else "sae"
+    return FeatureDictionary(f"{prefix}:{folder.name}", "sae", key, sae.d_sae, encode, control,
+                             pairs, str(folder))
+
+
+def neuron_dictionary(key: str, model: ModelAdapter, control: bool = False) -> FeatureDictionary:
+    """The channels of site ``key`` themselves (the identity dictionary)."""
+    model.check_keys([key])
+    prefix = "random-init neurons" if control else "neurons"
+    return FeatureDictionary(f"{prefix}:{key}", "neurons", key, model.d(key),
+                             lambda x: x, control)

@@ -1,0 +1,178 @@
+"""Tables, summary and figures of a concept evaluation (:mod:`dnatlas.pipelines.concepts`).
+
+For every *view* — a dictionary, the labels (``real`` or ``shuffled``) and the strands
+(``+``, ``-`` or ``both`` added together) — the best (feature, threshold) of each concept
+is chosen on ``valid`` and reported on ``test``:
+
+- ``best.csv``: one row per view and concept (valid and test scores, ``identified``, and
+  for SAEs on RC-equivariant models the feature's RC partner and their cosine);
+- ``concepts.csv``: the tidy rows (``dictionary, labels, strand`` then
+  :data:`~dnatlas.concepts.scores.COLUMNS`) of each concept's ``top`` features on valid
+  (each at its best threshold), on both splits;
+- ``summary.json``: settings, model, splits, per dictionary the concepts identified, the
+  features (and RC pairs) tied to a concept, the RC pairing statistics;
+- ``table.txt`` (also printed): per concept, the best SAE feature, the best neuron, the
+  random-init control and the shuffled-labels control (test per-element F1);
+- ``f1_distributions.png`` and ``identified_vs_threshold.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from dnatlas.concepts.counting import add_counts, at_thresholds
+from dnatlas.concepts.scores import COLUMNS, IDENTIFIED_F1, best_per_concept, score_rows, scores
+from dnatlas.files import atomic_write, atomic_write_text, write_json
+
+PREFIX = ("dictionary", "labels", "strand")
+BEST_COLUMNS = (*PREFIX, "concept", "feature", "threshold", "identified", "partner",
+                "partner_cosine", *(f"valid_{c}" for c in COLUMNS[4:]),
+                *(f"test_{c}" for c in COLUMNS[4:]))
+
+
+def _views(dicts, counts, settings):
+    """{(dictionary, labels, strand): (valid counts, test counts)}."""
+    views = {}
+    labels_of = sorted({key[1] for key in counts})
+    for d in dicts:
+        for labels in labels_of:
+            if (d.name, labels, "valid", settings.strands[0]) not in counts:
+                continue
+            per = {s: {split: counts[d.name, labels, split, s] for split in ("valid", "test")}
+                   for s in settings.strands}
+            for s in settings.strands:
+                views[d.name, labels, s] = (per[s]["valid"], per[s]["test"])
+            if len(settings.strands) == 2:
+                views[d.name, labels, "both"] = tuple(
+                    add_counts(per["+"][split], per["-"][split]) for split in ("valid", "test"))
+    return views
+
+
+def _top_cells(valid, top: int):
+    f1 = scores(valid)["f1_per_element"]
+    per_feature = f1.max(axis=2)                         # (C, F)
+    best_t = f1.argmax(axis=2)
+    order = np.argsort(-per_feature, axis=1, kind="stable")[:, :top]
+    return [(c, int(f), int(best_t[c, f])) for c in range(f1.shape[0]) for f in order[c]
+            if per_feature[c, f] > 0]
+
+
+def _tied(valid, test) -> np.ndarray:
+    """Bool (F,): features with per-element F1 > 0.5 on both splits for some concept and
+    threshold."""
+    both = (scores(valid)["f1_per_element"] > IDENTIFIED_F1) \
+        & (scores(test)["f1_per_element"] > IDENTIFIED_F1)
+    return both.any(axis=(0, 2))
+
+
+def _best_row(view, match, pairs) -> dict:
+    row = dict(zip(PREFIX, view, strict=True))
+    row.update(concept=match.concept, feature=match.feature, threshold=match.threshold,
+               identified=match.identified, partner="", partner_cosine="")
+    if pairs is not None:
+        row.update(partner=int(pairs.partner[match.feature]),
+                   partner_cosine=round(float(pairs.cosine[match.feature]), 4))
+    for split, values in (("valid", match.valid), ("test", match.test)):
+        row.update({f"{split}_{c}": values[c] for c in COLUMNS[4:]})
+    return row
+
+
+def _identified_by_threshold(valid, test) -> list[int]:
+    return [sum(m.identified for m in best_per_concept(at_thresholds(valid, t),
+                                                       at_thresholds(test, t)))
+            for t in range(len(valid.thresholds))]
+
+
+def _write_csv(path: Path, columns, rows) -> None:
+    with atomic_write(path, newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _pick(best_by_view, dicts, kind: str, control: bool, labels: str, strand: str):
+    for d in dicts:
+        if d.kind == kind and d.control == control and (d.name, labels, strand) in best_by_view:
+            return d.name
+    return None
+
+
+def _table(best_by_view, dicts, strand: str) -> str:
+    columns = [("best SAE feature", _pick(best_by_view, dicts, "sae", False, "real", strand)),
+               ("best neuron", _pick(best_by_view, dicts, "neurons", False, "real", strand))]
+    control = (_pick(best_by_view, dicts, "sae", True, "real", strand)
+               or _pick(best_by_view, dicts, "neurons", True, "real", strand))
+    shuffled = (_pick(best_by_view, dicts, "sae", False, "shuffled", strand)
+                or _pick(best_by_view, dicts, "neurons", False, "shuffled", strand))
+    columns += [("random-init", control), ("shuffled labels", shuffled)]
+    columns = [(title, name) for title, name in columns if name is not None]
+    labels_of = {name: "shuffled" if title == "shuffled labels" else "real"
+                 for title, name in columns}
+    first = best_by_view[columns[0][1], labels_of[columns[0][1]], strand]
+    width = max(len(m.concept) for m in first) + 2
+    lines = [f"test per-element F1 of each concept's best (feature, threshold) chosen on "
+             f"valid; strands: {strand}; * identified (> {IDENTIFIED_F1} on both splits)",
+             f"{'concept':<{width}}" + "".join(f"{t:>24}" for t, _ in columns)]
+    for i, match in enumerate(first):
+        cells = []
+        for _, name in columns:
+            m = best_by_view[name, labels_of[name], strand][i]
+            cells.append(f"{m.test['f1_per_element']:.3f}{'*' if m.identified else ' '} "
+                         f"f{m.feature}@{m.threshold:g}")
+        lines.append(f"{match.concept:<{width}}" + "".join(f"{c:>24}" for c in cells))
+    lines.append("columns: " + "; ".join(f"{t} = {n}" for t, n in columns))
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: Path, dicts, counts, settings, context: dict):
+    """Write the files of the module doc; returns a
+    :class:`~dnatlas.pipelines.concepts.ConceptResult`."""
+    from dnatlas.analysis.concept_plots import plot_f1_distributions, plot_identified
+    from dnatlas.pipelines.concepts import ConceptResult
+
+    views = _views(dicts, counts, settings)
+    pairs = {d.name: d.pairs for d in dicts}
+    best_by_view, best_rows, top_rows, by_threshold = {}, [], [], {}
+    for view, (valid, test) in views.items():
+        matches = best_per_concept(valid, test)
+        best_by_view[view] = matches
+        best_rows += [_best_row(view, m, pairs[view[0]]) for m in matches]
+        cells = _top_cells(valid, settings.top)
+        for split, c in (("valid", valid), ("test", test)):
+            top_rows += [{**dict(zip(PREFIX, view, strict=True)), **row}
+                         for row in score_rows(c, split, cells)]
+        by_threshold[view] = _identified_by_threshold(valid, test)
+    strand = "both" if len(settings.strands) == 2 else settings.strands[0]
+    summary = {"format": "dnatlas-concept-evaluation", "version": 1, **context,
+               "thresholds": list(map(float, settings.thresholds)),
+               "strands": list(settings.strands), "sample_nt": settings.sample_nt,
+               "edge": settings.edge, "seed": settings.seed, "dictionaries": {}}
+    for d in dicts:
+        entry = {"kind": d.kind, "site": d.key, "features": d.n_features,
+                 "control": d.control, "source": d.source, "views": {}}
+        if d.pairs is not None:
+            entry["rc_pairing"] = d.pairs.summary()
+        for (name, labels, s), (valid, test) in views.items():
+            if name != d.name:
+                continue
+            tied = _tied(valid, test)
+            view = {"identified": [m.concept for m in best_by_view[name, labels, s]
+                                   if m.identified],
+                    "features_tied": int(tied.sum()),
+                    "identified_by_threshold": by_threshold[name, labels, s]}
+            if d.pairs is not None:
+                view["rc_pairs_tied"] = int(len(np.unique(d.pairs.canonical()[tied])))
+            entry["views"][f"{labels} {s}"] = view
+        summary["dictionaries"][d.name] = entry
+    table = _table(best_by_view, dicts, strand)
+    _write_csv(out / "best.csv", BEST_COLUMNS, best_rows)
+    _write_csv(out / "concepts.csv", (*PREFIX, *COLUMNS), top_rows)
+    write_json(out / "summary.json", summary)
+    atomic_write_text(out / "table.txt", table)
+    plot_f1_distributions(out / "f1_distributions.png", best_by_view, strand)
+    plot_identified(out / "identified_vs_threshold.png", by_threshold,
+                    list(map(float, settings.thresholds)), strand)
+    return ConceptResult(summary, best_rows, table, out)

@@ -1,0 +1,297 @@
+"""Concept evaluation (``dnatlas concepts eval``): which SAE features and neurons match
+which biology, with controls (InterPLM's method on genomic intervals; papers 001, 003).
+
+    from dnatlas.pipelines.concepts import ConceptSettings, evaluate_concepts
+    result = evaluate_concepts("default", "ecoli_k12_mg1655", "ecoli_k12_mg1655",
+                               "runs/concepts", saes=["default"], random_init=True)
+    result.summary["dictionaries"]      # concepts identified, features tied to a concept
+
+One pass of the model over the genome (both strands, real flanking context everywhere)
+feeds every dictionary: the latents of each SAE, the neurons of each site. Each feature is
+normalised by its maximum over a sample of the validation split (record-end positions
+left out), binarised at each threshold (fires where strictly greater), and counted against
+every concept on both strands: the − strand's activations are flipped to forward
+coordinates, so a − strand element is matched where the model reads the reverse
+complement. The best (feature, threshold) of each concept is chosen on ``valid`` and
+reported on ``test`` (disjoint regions). Controls, counted in the same passes: the
+labels circularly shifted (``shuffled``), and a random-init model of the same
+architecture (its neurons, and SAEs trained on it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dnatlas.concepts import DEFAULT_THRESHOLDS, ConceptCounter, chunk_labels, shuffled_labels
+from dnatlas.concepts.label_sources import LabelSpec, build_labels
+from dnatlas.concepts.splits import chunk_regions, make_splits
+from dnatlas.errors import InputError
+from dnatlas.models import ModelAdapter, load_model
+from dnatlas.pipelines.concept_features import (
+    FeatureDictionary,
+    neuron_dictionary,
+    sae_dictionary,
+)
+
+OUTPUT_FILES = frozenset({"concepts.csv", "best.csv", "summary.json", "table.txt",
+                          "f1_distributions.png", "identified_vs_threshold.png"})
+
+
+@dataclass
+class ConceptSettings:
+    """Options of :func:`evaluate_concepts`.
+
+    Attributes:
+        thresholds: ascending thresholds on the max-normalised activation (InterPLM's).
+        strands: strands evaluated (``+``, ``-``); tables report each and both together.
+        valid, test: 1-based regions or record IDs (default: each record's two halves).
+        sample_nt: positions per strand of the validation split sampled for the maxima.
+        edge: positions at each record end left out of the maxima (truncated context).
+        chunk_size: positions per model call (memory); batch_size: windows per pass.
+        shuffled: count the circularly-shifted-labels control too; seed: its offsets.
+        top: features per concept written to ``concepts.csv``.
+        labels: which concepts (:class:`~dnatlas.concepts.label_sources.LabelSpec`).
+    """
+
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS
+    strands: Sequence[str] = ("+", "-")
+    valid: Sequence[str] | None = None
+    test: Sequence[str] | None = None
+    sample_nt: int = 1_000_000
+    edge: int = 64
+    chunk_size: int = 1 << 16
+    batch_size: int = 1
+    shuffled: bool = True
+    seed: int = 0
+    top: int = 5
+    labels: LabelSpec = field(default_factory=LabelSpec)
+
+    def check(self) -> None:
+        if not self.strands or set(self.strands) - {"+", "-"}:
+            raise InputError(f"strands must be '+', '-' or both, got {list(self.strands)}")
+        for name in ("sample_nt", "chunk_size", "batch_size", "top"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name.replace('_', '-')} must be at least 1, got "
+                                 f"{getattr(self, name)}")
+        if self.edge < 0:
+            raise InputError(f"edge must be >= 0, got {self.edge}")
+        t = np.asarray(self.thresholds, dtype=float)
+        if t.ndim != 1 or not len(t) or np.any(t < 0) or np.any(t >= 1) \
+                or np.any(np.diff(t) <= 0):
+            raise InputError(f"thresholds must be ascending, in [0, 1), got {list(self.thresholds)}")
+
+
+@dataclass
+class ConceptResult:
+    """What :func:`evaluate_concepts` produced: ``summary`` (as in ``summary.json``),
+    ``best`` rows (as in ``best.csv``), the printed ``table`` and the output folder."""
+
+    summary: dict
+    best: list[dict]
+    table: str
+    out: Path
+
+
+def is_concepts_output(name: str) -> bool:
+    """Whether a file name is one :func:`evaluate_concepts` writes (for ``--force``)."""
+    return name in OUTPUT_FILES
+
+
+def _genome(fasta, annotations, device_records=None):
+    from dnatlas.annotation.intervals import load_annotations, restrict_to_genome
+    from dnatlas.genome.readers import read_records
+    from dnatlas.genome.sources import resolve_bundled_annotation, resolve_bundled_genome
+
+    fasta = resolve_bundled_genome(fasta)
+    records = list(read_records(fasta))
+    codes = {r.id: r.seq for r in records}
+    intervals = []
+    if annotations is not None:
+        path = resolve_bundled_annotation(annotations)
+        intervals = restrict_to_genome(load_annotations(path),
+                                       {r: len(c) for r, c in codes.items()}, path=path)
+    return codes, intervals
+
+
+def _dictionaries(model: ModelAdapter, saes, neurons, control: bool, device: str):
+    dicts = [sae_dictionary(path, model, control, device) for path in saes]
+    keys = list(dict.fromkeys(neurons if neurons is not None else [d.key for d in dicts]))
+    dicts += [neuron_dictionary(key, model, control) for key in keys]
+    return dicts
+
+
+def _check_sae_models(dicts: list[FeatureDictionary], model: ModelAdapter) -> None:
+    from dnatlas.sae.saelens_format import read_cfg
+
+    for d in dicts:
+        if d.source is None:
+            continue
+        trained_on = (read_cfg(d.source).get("metadata") or {}).get("model_fingerprint")
+        if trained_on and trained_on != model.fingerprint():
+            raise InputError(f"the SAE was trained on a model with fingerprint {trained_on}, "
+                             f"not on {model.name} ({model.fingerprint()}); pass the model "
+                             "it was trained on", path=d.source)
+
+
+def _strand_chunks(model, codes, chunks, keys, settings):
+    """Yield ``(record, a, b, strand, {key: (n, d) float32 forward-coordinate array})``."""
+    from dnatlas.analysis.extract import extract_activations
+
+    strands = tuple(settings.strands)
+    mode = "both" if len(strands) == 2 else strands[0]
+    for record, a, b in chunks:
+        acts = extract_activations(model, codes[record], layers=keys, start=a, end=b,
+                                   strand=mode, chunk_size=settings.chunk_size,
+                                   batch_size=settings.batch_size, progress=False)
+        for strand in strands:
+            block = {k: (acts[k, strand] if mode == "both" else acts[k]) for k in keys}
+            if strand == "-":
+                block = {k: np.ascontiguousarray(v[::-1]) for k, v in block.items()}
+            yield record, a, b, strand, block
+
+
+def _sample(chunks: list, sample_nt: int) -> list:
+    total = sum(b - a for _, a, b in chunks)
+    if total <= sample_nt:
+        return chunks
+    step = total / sample_nt
+    return [chunks[int(i * step)] for i in range(max(1, int(len(chunks) / step)))]
+
+
+def _maxima(model, codes, dicts, chunks, settings, bar) -> dict[str, np.ndarray]:
+    from dnatlas.concepts import feature_maxima
+
+    keys = list(dict.fromkeys(d.key for d in dicts))
+    best: dict[str, np.ndarray] = {}
+    for record, a, b, _strand, block in _strand_chunks(model, codes, chunks, keys, settings):
+        n_record = len(codes[record])
+        position = np.arange(a, b)
+        inner = (position >= settings.edge) & (position < n_record - settings.edge)
+        for d in dicts:
+            acts = d.encode(block[d.key])
+            chunk_max = feature_maxima([acts[inner]]) if inner.any() else np.zeros(d.n_features)
+            best[d.name] = np.maximum(best.get(d.name, chunk_max), chunk_max)
+        bar.update(b - a)
+    return best
+
+
+def _count(model, codes, dicts, splits, label_sets, maxima, settings, bar) -> dict:
+    counters = {(d.name, labels_name, split, strand):
+                ConceptCounter(labels.names, maxima[d.name], settings.thresholds)
+                for d in dicts for labels_name, labels in label_sets.items()
+                for split in splits for strand in settings.strands}
+    keys = list(dict.fromkeys(d.key for d in dicts))
+    for split, regions in splits.items():
+        chunks = list(chunk_regions(regions, settings.chunk_size))
+        for record, a, b, strand, block in _strand_chunks(model, codes, chunks, keys, settings):
+            sign = 1 if strand == "+" else -1
+            labels = {name: chunk_labels(lab, record, a, b, sign)
+                      for name, lab in label_sets.items()}
+            seq = codes[record][a:b]
+            mask = seq < 4 if (seq == 4).any() else None
+            for d in dicts:
+                acts = d.encode(block[d.key])
+                for name, chunk in labels.items():
+                    counters[d.name, name, split, strand].update(acts, chunk, mask)
+            bar.update(b - a)
+    return {key: counter.counts() for key, counter in counters.items()}
+
+
+def _run_model(model, dicts, codes, splits, label_sets, settings, tag: str) -> dict:
+    from dnatlas.progress import progress
+
+    sample = _sample(list(chunk_regions(splits["valid"], settings.chunk_size)),
+                     settings.sample_nt)
+    passes = len(settings.strands)
+    total = passes * (sum(b - a for _, a, b in sample)
+                      + sum(b - a for regions in splits.values() for _, a, b in regions))
+    with progress(total=total, unit="nt", unit_scale=True, desc=f"concepts {tag}") as bar:
+        maxima = _maxima(model, codes, dicts, sample, settings, bar)
+        return _count(model, codes, dicts, splits, label_sets, maxima, settings, bar)
+
+
+def evaluate_concepts(model: str | ModelAdapter | None, fasta: str | Path,
+                      annotations: str | Path | None, out: str | Path,
+                      saes: Sequence[str | Path] = (), neurons: Sequence[str] | None = None,
+                      random_init: bool = False, random_init_saes: Sequence[str | Path] = (),
+                      settings: ConceptSettings | None = None, device: str | None = None,
+                      force: bool = False) -> ConceptResult:
+    """Score every feature of every dictionary against every concept; write the tables.
+
+    Args:
+        model: a ``--model`` spec or adapter; fasta: genome (or a bundled genome's name);
+            annotations: GFF3/GenBank/BED (or a bundled name), None for no annotation.
+        saes: SAE folders (``default``: the bundled SAE) read on ``model``.
+        neurons: sites whose neurons are a dictionary (default: each SAE's site).
+        random_init: add the control model ``model`` with fresh weights (same
+            architecture): its neurons at the same sites, and ``random_init_saes``
+            (SAEs trained on it, e.g. with ``--model SPEC:random-init``).
+        settings: :class:`ConceptSettings`.
+
+    Writes ``concepts.csv``, ``best.csv``, ``summary.json``, ``table.txt`` and two PNGs
+    into ``out`` (see :mod:`dnatlas.pipelines.concept_report`).
+    """
+    from dnatlas.files import check_output_dir
+    from dnatlas.pipelines.concept_report import write_report
+
+    settings = settings or ConceptSettings()
+    settings.check()
+    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device)
+    torch_device = str(adapter.device)
+    dicts = _dictionaries(adapter, saes, neurons, False, torch_device)
+    if not dicts:
+        raise InputError("no features to evaluate: give SAEs (--sae) or sites (--neurons)")
+    _check_sae_models(dicts, adapter)
+    codes, intervals = _genome(fasta, annotations)
+    splits = make_splits({r: len(c) for r, c in codes.items()}, settings.valid, settings.test)
+    out = check_output_dir(out, "output folder", own=is_concepts_output, force=force)
+    labels, dropped = build_labels(intervals, codes, settings.labels)
+    if labels.n_concepts == 0:
+        raise InputError("no concept has any element in the genome (check the annotation "
+                         "and the record names)")
+    label_sets = {"real": labels}
+    if settings.shuffled:
+        label_sets["shuffled"] = shuffled_labels(labels, settings.seed)
+    counts = _run_model(adapter, dicts, codes, splits, label_sets, settings, adapter.name)
+    if random_init:
+        control = adapter.random_init(settings.seed)
+        control_dicts = _dictionaries(control, random_init_saes, [d.key for d in dicts], True,
+                                      torch_device)
+        _check_sae_models(control_dicts, control)
+        counts.update(_run_model(control, control_dicts, codes, splits, {"real": labels},
+                                 settings, "random-init"))
+        dicts += control_dicts
+    context = {"model": adapter.name, "model_fingerprint": adapter.fingerprint(),
+               "genome": str(fasta), "annotations": None if annotations is None
+               else str(annotations), "splits": splits, "dropped_concepts": dropped,
+               "n_elements": dict(zip(labels.names, labels.n_elements().tolist(),
+                                      strict=True))}
+    return write_report(out, dicts, counts, settings, context)
+
+
+def write_concept_labels(fasta: str | Path, annotations, out: str | Path,
+                         spec: LabelSpec | None = None, force: bool = False) -> list[dict]:
+    """Write the concept labels of ``fasta`` as BED6 to ``out`` and the per-concept
+    summary next to it (``OUT.summary.tsv``); returns the summary rows."""
+    from dnatlas.concepts.label_sources import label_summary, write_bed
+    from dnatlas.files import atomic_write, check_writable_file
+
+    out = check_writable_file(out, "BED file", force=force)
+    summary_path = out.with_name(out.name.removesuffix(".bed") + ".summary.tsv")
+    check_writable_file(summary_path, "summary file", force=force)
+    codes, intervals = _genome(fasta, annotations)
+    labels, dropped = build_labels(intervals, codes, spec or LabelSpec())
+    with atomic_write(out) as fh:
+        write_bed(labels, fh)
+    rows = label_summary(labels)
+    with atomic_write(summary_path) as fh:
+        fh.write("concept\telements\tpositions_plus\tpositions_minus\n")
+        for row in rows + [{"concept": name, "elements": 0, "positions_plus": 0,
+                            "positions_minus": 0} for name in dropped]:
+            fh.write("\t".join(str(row[k]) for k in ("concept", "elements", "positions_plus",
+                                                      "positions_minus")) + "\n")
+    return rows
