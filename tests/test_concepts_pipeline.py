@@ -163,7 +163,11 @@ def test_outputs(evaluated):
     shuffled = summary["dictionaries"]["neurons:blocks.0.residual"]["views"]["shuffled both"]
     assert "motif:GATTACA" not in shuffled["identified"]
     assert summary["splits"]["valid"] == [["chrP", 0, L // 2]]
-    assert "motif:GATTACA" in result.table and "shuffled labels" in result.table
+    assert "motif:GATTACA" in neurons["identified_beyond_shuffled"]
+    # table columns: neurons, random-init, shuffled labels (each its own view)
+    row = next(line for line in result.table.splitlines() if line.startswith("motif:GATTACA"))
+    neuron_f1, control_f1, shuffled_f1 = (float(cell.rstrip("*")) for cell in row.split()[1::2])
+    assert neuron_f1 > 0.97 and control_f1 < 0.1 and shuffled_f1 < 0.1
     for png in ("f1_distributions.png", "identified_vs_threshold.png"):
         assert (out / png).stat().st_size > 10_000
 

@@ -152,7 +152,9 @@ def run_eval(args: argparse.Namespace) -> int:
     print(result.table, end="")
     for name, entry in result.summary["dictionaries"].items():
         view = entry["views"].get("real both") or next(iter(entry["views"].values()))
-        print(f"{name}: {len(view['identified'])} concepts identified, "
+        beyond = view.get("identified_beyond_shuffled")
+        beyond = "" if beyond is None else f" ({len(beyond)} beyond the shuffled control)"
+        print(f"{name}: {len(view['identified'])} concepts identified{beyond}, "
               f"{view['features_tied']} of {entry['features']} features tied to a concept")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -94,10 +94,6 @@ def resolve_bundled_annotations(source: AnnotationSource) -> list[Path]:
     return paths
 
 
-#: Transitional alias (pipelines/concepts.py still imports it): same function, same list.
-#: Remove once every caller uses :func:`resolve_bundled_annotations`.
-resolve_bundled_annotation = resolve_bundled_annotations
-
 
 def _resolve_annotation(item: str | os.PathLike) -> list[Path]:
     path = Path(item)

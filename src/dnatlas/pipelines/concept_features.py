@@ -83,7 +83,10 @@ def sae_dictionary(path: str | Path, model: ModelAdapter, control: bool = False,
 
 def neuron_dictionary(key: str, model: ModelAdapter, control: bool = False) -> FeatureDictionary:
     """The channels of site ``key`` themselves (the identity dictionary)."""
-    model.check_keys([key])
+    try:
+        model.check_keys([key])
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     prefix = "random-init neurons" if control else "neurons"
     return FeatureDictionary(f"{prefix}:{key}", "neurons", key, model.d(key),
                              lambda x: x, control)

@@ -9,8 +9,10 @@ is chosen on ``valid`` and reported on ``test``:
 - ``concepts.csv``: the tidy rows (``dictionary, labels, strand`` then
   :data:`~dnatlas.concepts.scores.COLUMNS`) of each concept's ``top`` features on valid
   (each at its best threshold), on both splits;
-- ``summary.json``: settings, model, splits, per dictionary the concepts identified, the
-  features (and RC pairs) tied to a concept, the RC pairing statistics;
+- ``summary.json``: settings, model, splits, per dictionary the concepts identified (and
+  those whose test F1 also beats the shuffled-labels control by :data:`BEYOND_SHUFFLED`:
+  a large concept such as CDS is "identified" by any dense feature, shifted labels too),
+  the features (and RC pairs) tied to a concept, the RC pairing statistics;
 - ``table.txt`` (also printed): per concept, the best SAE feature, the best neuron, the
   random-init control and the shuffled-labels control (test per-element F1);
 - ``f1_distributions.png`` and ``identified_vs_threshold.png``.
@@ -28,6 +30,8 @@ from dnatlas.concepts.scores import COLUMNS, IDENTIFIED_F1, best_per_concept, sc
 from dnatlas.files import atomic_write, atomic_write_text, write_json
 
 PREFIX = ("dictionary", "labels", "strand")
+#: an identified concept must also beat the shuffled-labels control by this much (test F1)
+BEYOND_SHUFFLED = 0.1
 BEST_COLUMNS = (*PREFIX, "concept", "feature", "threshold", "identified", "partner",
                 "partner_cosine", *(f"valid_{c}" for c in COLUMNS[4:]),
                 *(f"test_{c}" for c in COLUMNS[4:]))
@@ -100,30 +104,36 @@ def _pick(best_by_view, dicts, kind: str, control: bool, labels: str, strand: st
     return None
 
 
+def _columns(best_by_view, dicts, strand: str) -> list[tuple[str, str, str]]:
+    """(title, dictionary, labels) of the printed table's columns that exist."""
+    def pick(kind, control, labels):
+        return _pick(best_by_view, dicts, kind, control, labels, strand)
+
+    columns = [("best SAE feature", pick("sae", False, "real"), "real"),
+               ("best neuron", pick("neurons", False, "real"), "real"),
+               ("random-init", pick("sae", True, "real") or pick("neurons", True, "real"), "real"),
+               ("shuffled labels", pick("sae", False, "shuffled")
+                or pick("neurons", False, "shuffled"), "shuffled")]
+    return [(title, name, labels) for title, name, labels in columns if name is not None]
+
+
 def _table(best_by_view, dicts, strand: str) -> str:
-    columns = [("best SAE feature", _pick(best_by_view, dicts, "sae", False, "real", strand)),
-               ("best neuron", _pick(best_by_view, dicts, "neurons", False, "real", strand))]
-    control = (_pick(best_by_view, dicts, "sae", True, "real", strand)
-               or _pick(best_by_view, dicts, "neurons", True, "real", strand))
-    shuffled = (_pick(best_by_view, dicts, "sae", False, "shuffled", strand)
-                or _pick(best_by_view, dicts, "neurons", False, "shuffled", strand))
-    columns += [("random-init", control), ("shuffled labels", shuffled)]
-    columns = [(title, name) for title, name in columns if name is not None]
-    labels_of = {name: "shuffled" if title == "shuffled labels" else "real"
-                 for title, name in columns}
-    first = best_by_view[columns[0][1], labels_of[columns[0][1]], strand]
+    columns = _columns(best_by_view, dicts, strand)
+    first = best_by_view[columns[0][1], columns[0][2], strand]
     width = max(len(m.concept) for m in first) + 2
     lines = [f"test per-element F1 of each concept's best (feature, threshold) chosen on "
              f"valid; strands: {strand}; * identified (> {IDENTIFIED_F1} on both splits)",
-             f"{'concept':<{width}}" + "".join(f"{t:>24}" for t, _ in columns)]
+             f"{'concept':<{width}}" + "".join(f"{t:>24}" for t, _, _ in columns)]
     for i, match in enumerate(first):
         cells = []
-        for _, name in columns:
-            m = best_by_view[name, labels_of[name], strand][i]
+        for _, name, labels in columns:
+            m = best_by_view[name, labels, strand][i]
             cells.append(f"{m.test['f1_per_element']:.3f}{'*' if m.identified else ' '} "
                          f"f{m.feature}@{m.threshold:g}")
         lines.append(f"{match.concept:<{width}}" + "".join(f"{c:>24}" for c in cells))
-    lines.append("columns: " + "; ".join(f"{t} = {n}" for t, n in columns))
+    lines.append("columns: " + "; ".join(f"{t} = {n}" + (" on shuffled labels"
+                                                          if labels == "shuffled" else "")
+                                          for t, n, labels in columns))
     return "\n".join(lines) + "\n"
 
 
@@ -163,6 +173,13 @@ def write_report(out: Path, dicts, counts, settings, context: dict):
                                    if m.identified],
                     "features_tied": int(tied.sum()),
                     "identified_by_threshold": by_threshold[name, labels, s]}
+            shuffled = best_by_view.get((name, "shuffled", s))
+            if labels == "real" and shuffled is not None:
+                view["identified_beyond_shuffled"] = [
+                    m.concept for m, control in zip(best_by_view[name, labels, s], shuffled,
+                                                    strict=True)
+                    if m.identified and m.test["f1_per_element"]
+                    > control.test["f1_per_element"] + BEYOND_SHUFFLED]
             if d.pairs is not None:
                 view["rc_pairs_tied"] = int(len(np.unique(d.pairs.canonical()[tied])))
             entry["views"][f"{labels} {s}"] = view

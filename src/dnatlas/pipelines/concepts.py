@@ -101,19 +101,19 @@ def is_concepts_output(name: str) -> bool:
     return name in OUTPUT_FILES
 
 
-def _genome(fasta, annotations, device_records=None):
+def _genome(fasta, annotations):
+    """``({record: codes}, intervals)``; ``annotations`` as
+    :func:`~dnatlas.annotation.intervals.load_annotations` takes them, or None."""
     from dnatlas.annotation.intervals import load_annotations, restrict_to_genome
     from dnatlas.genome.readers import read_records
-    from dnatlas.genome.sources import resolve_bundled_annotation, resolve_bundled_genome
+    from dnatlas.genome.sources import resolve_bundled_genome
 
     fasta = resolve_bundled_genome(fasta)
-    records = list(read_records(fasta))
-    codes = {r.id: r.seq for r in records}
+    codes = {r.id: r.seq for r in read_records(fasta)}
     intervals = []
     if annotations is not None:
-        path = resolve_bundled_annotation(annotations)
-        intervals = restrict_to_genome(load_annotations(path),
-                                       {r: len(c) for r, c in codes.items()}, path=path)
+        intervals = restrict_to_genome(load_annotations(annotations),
+                                       {r: len(c) for r, c in codes.items()})
     return codes, intervals
 
 
@@ -249,6 +249,10 @@ def evaluate_concepts(model: str | ModelAdapter | None, fasta: str | Path,
     codes, intervals = _genome(fasta, annotations)
     splits = make_splits({r: len(c) for r, c in codes.items()}, settings.valid, settings.test)
     out = check_output_dir(out, "output folder", own=is_concepts_output, force=force)
+    earlier = sorted(name for name in OUTPUT_FILES if (out / name).exists())
+    if earlier and not force:
+        raise InputError(f"output folder holds an earlier evaluation ({', '.join(earlier[:2])}"
+                         f"{', ...' if len(earlier) > 2 else ''}); --force replaces it", path=out)
     labels, dropped = build_labels(intervals, codes, settings.labels)
     if labels.n_concepts == 0:
         raise InputError("no concept has any element in the genome (check the annotation "

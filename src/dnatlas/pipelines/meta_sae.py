@@ -48,11 +48,13 @@ class ConceptFilter:
     InterPLM and Decode-gLM count identified concepts).
 
     Attributes:
-        path: the CSV (columns ``dictionary`` (optional), ``concept``, ``feature``,
-            ``split`` and ``column``).
+        path: the CSV (columns ``concept``, ``feature``, ``split`` and ``column``; optional
+            ``dictionary``, ``labels``, ``strand`` as ``dnatlas concepts eval`` writes).
         dictionary: the ``dictionary`` value of the base SAE; None picks the only SAE
             (``sae:NAME``, preferring the base SAE's folder name) and ignores neurons and
             random-init controls.
+        labels: rows of these labels (``real``, not the ``shuffled`` control).
+        strand: rows of this strand; None: ``both`` when present, else the only one.
     """
 
     path: str | Path
@@ -60,6 +62,8 @@ class ConceptFilter:
     split: str = "test"
     column: str = "f1_per_element"
     threshold: float = 0.5
+    labels: str = "real"
+    strand: str | None = None
 
 
 @dataclass
@@ -172,10 +176,19 @@ def read_concepts(flt: ConceptFilter, d_sae: int, base_name: str = ""
         rows = [(n, r) for n, r in enumerate(reader, 2) if r["split"] == flt.split]
     if not rows:
         raise InputError(f"the concept table has no rows of split {flt.split!r}", path=path)
-    if "dictionary" in columns:
+    if "labels" in columns:
+        rows = [(n, r) for n, r in rows if r["labels"] == flt.labels]
+    if "strand" in columns and rows:
+        strands = {r["strand"] for _, r in rows}
+        strand = flt.strand or ("both" if "both" in strands or len(strands) != 1 else strands.pop())
+        rows = [(n, r) for n, r in rows if r["strand"] == strand]
+    if "dictionary" in columns and rows:
         chosen = _pick_dictionary({r["dictionary"] for _, r in rows}, flt.dictionary,
                                   base_name, path)
         rows = [(n, r) for n, r in rows if r["dictionary"] == chosen]
+    if not rows:
+        raise InputError(f"the concept table has no rows of split {flt.split!r}, labels "
+                         f"{flt.labels!r}, strand {flt.strand or 'both'!r}", path=path)
     best: dict[int, tuple[str, float]] = {}
     for line, row in rows:
         try:

@@ -11,6 +11,10 @@ reused only when the model's fingerprint, the site, the chunking and every recor
 sequence hash match. For RC-equivariant models (DNAtlas) the − strand comes from the RC
 permutation; for others (HyenaDNA, NT) from a second pass over the reverse complement,
 stored as extra channels (``strand="paired"``).
+
+Under ``torchrun`` (docs/distributed.md) the ranks share the extraction (as ``dnatlas
+extract``) and then the neurons (RC partners together, balanced); rank 0 gathers every
+neuron's scores and windows and writes the same files a single process writes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dnatlas import distributed
 from dnatlas.errors import InputError
 from dnatlas.models import ModelAdapter, load_model
 
@@ -110,9 +115,17 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
     ``out/layers.csv``/``layers.json`` with each track's best layer. A folder holding files
     a catalog does not write is refused unless ``force``. ``annotations``: a file, a bundled
     annotation name (``ecoli_k12_mg1655``: all its files) or a list of either, read as one
-    union (:func:`dnatlas.annotation.intervals.load_annotations`).
+    union (:func:`dnatlas.annotation.intervals.load_annotations`). Under torchrun every
+    rank returns the same result; rank 0 writes.
     """
-    from dnatlas.analysis.catalog import write_layer_summary
+    with distributed.session(device) as info:
+        return _neuron_catalog(model, fasta, annotations, layers, out, site, acts_dir,
+                               settings, info.device, force)
+
+
+def _neuron_catalog(model, fasta, annotations, layers, out, site, acts_dir, settings, device,
+                    force) -> CatalogResult:
+    from dnatlas.analysis.catalog import layer_summary, write_layer_summary
     from dnatlas.analysis.motifs import codon_match_auprc
     from dnatlas.annotation.intervals import load_annotations, restrict_to_genome
     from dnatlas.files import check_output_dir
@@ -123,7 +136,8 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
     settings.check()
     adapter = model if isinstance(model, ModelAdapter) else load_model(model, device)
     keys = adapter.select_keys(layers, site)
-    out = check_output_dir(out, "output folder", own=is_catalog_output, force=force)
+    out = distributed.on_main(check_output_dir, out, "output folder", own=is_catalog_output,
+                              force=force)
     fasta, annotations = resolve_bundled_genome(fasta), resolve_bundled_annotations(annotations)
     where = ", ".join(str(path) for path in annotations)  # the annotation files, for messages
     genome = list(read_records(fasta))
@@ -146,7 +160,8 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
         records, bounds = [record], {record.id: (start, end)}
     tracks, labels = _labels(records, bounds, intervals, settings)
     spans = [r.seq[slice(*bounds[r.id])] for r in records]
-    match = codon_match_auprc(spans, [tracks[r.id] for r in records], labels.names)
+    match = distributed.on_main(codon_match_auprc, spans, [tracks[r.id] for r in records],
+                                labels.names)
     acts, perms = neuron_major_activations(adapter, records, keys,
                                            Path(acts_dir) if acts_dir else out / "acts",
                                            settings.chunk_size, settings.batch_size, bounds)
@@ -155,9 +170,10 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
         layer_out = out if len(keys) == 1 else out / key
         catalogs.append(layer_catalog(adapter, key, acts[key], perms[key], records, labels,
                                       intervals, settings, layer_out, match, bounds))
-        if len(keys) > 1:
+        if len(keys) > 1 and distributed.is_main():
             print(f"wrote {layer_out}", file=sys.stderr)
-    summary = write_layer_summary(catalogs, out) if len(keys) > 1 else []
+    summary = [] if len(keys) == 1 else (write_layer_summary(catalogs, out)
+                                         if distributed.is_main() else layer_summary(catalogs))
     return CatalogResult(catalogs, match, summary, out)
 
 
@@ -169,6 +185,8 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
     ``C'`` is C for RC-equivariant models (perm: their RC permutation) and 2C otherwise
     (``paired`` arrays; perm maps channel c to its − strand copy C + c). ``bounds``
     (``{id: (start, end)}``, default whole records) limits each record to a span.
+    Under torchrun the ranks share the extraction
+    (:func:`~dnatlas.pipelines.extract.extract_records`).
     """
     from dnatlas.analysis.activation_files import (
         check_compatible,
@@ -176,7 +194,7 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
         read_meta,
         sequence_sha256,
     )
-    from dnatlas.analysis.extract import extract_to_dir
+    from dnatlas.pipelines.extract import extract_records
 
     strand = "+" if all(model.rc_permutation(k) is not None for k in keys) else "paired"
     existing = open_activations(acts_dir) if read_meta(acts_dir) is not None else None
@@ -188,19 +206,22 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
             "model_fingerprint": model.fingerprint(), "site": keys[0].rsplit(".", 1)[-1],
             "layout": "CL", "dtype": "float16",
             "chunk_size": int(chunk_size) if model.receptive_field is None else None})
+    spans = [(record, *(bounds or {}).get(record.id, (0, len(record)))) for record in records]
+    shas = {record.id: sequence_sha256(record.seq) for record in records}
+    missing: dict[tuple, list] = {}  # records grouped by the layers they lack
+    for record, start, end in spans:
+        lacking = tuple(key for key in keys if not _cached(existing, key, strand, record.id,
+                                                           shas[record.id], start, end))
+        if lacking:
+            missing.setdefault(lacking, []).append((record.id, record.seq, start, end))
+    for lacking, items in missing.items():
+        existing = extract_records(model, items, acts_dir, list(lacking), strand=strand,
+                                   layout="CL", dtype=np.float16, chunk_size=chunk_size,
+                                   batch_size=batch_size)
     out: dict[str, list] = {key: [] for key in keys}
-    for record in records:
-        sha = sequence_sha256(record.seq)
-        start, end = (bounds or {}).get(record.id, (0, len(record)))
-        missing = [key for key in keys
-                   if not _cached(existing, key, strand, record.id, sha, start, end)]
-        if missing:
-            existing = extract_to_dir(model, record.seq, acts_dir, missing, seqid=record.id,
-                                      start=start, end=end, strand=strand, layout="CL",
-                                      dtype=np.float16, chunk_size=chunk_size,
-                                      batch_size=batch_size)
+    for record, start, end in spans:
         for key in keys:
-            entry = _cached(existing, key, strand, record.id, sha, start, end)
+            entry = _cached(existing, key, strand, record.id, shas[record.id], start, end)
             out[key].append(existing.load_entry(entry))
     perms = {key: existing.rc_permutation(key) for key in keys}
     return out, perms
@@ -215,7 +236,6 @@ def layer_catalog(model: ModelAdapter, key: str, acts, perm, records, labels, in
                   settings: CatalogSettings, out: Path, match: dict, bounds: dict | None = None):
     """Scan one layer's neurons and write its catalog, top windows and figures into ``out``."""
     from dnatlas.analysis.catalog import NeuronCatalog, write_top_windows
-    from dnatlas.analysis.neurons import scan_neurons
     from dnatlas.pipelines.neuron_figures import best_neurons, neuron_figures
 
     n_channels = model.d(key)
@@ -224,10 +244,10 @@ def layer_catalog(model: ModelAdapter, key: str, acts, perm, records, labels, in
     if bad:
         raise InputError(f"neuron {bad[0]} out of range: {key} has {n_channels} neurons")
     bounds = bounds or {r.id: (0, len(r)) for r in records}
-    auprc, windows = scan_neurons(acts, labels, perm,
+    auprc, windows = _scan_shared(acts, labels, perm, n_channels,
                                   seqs=[r.seq[slice(*bounds[r.id])] for r in records],
-                                  neurons=range(n_channels), top_k=settings.windows,
-                                  half_window=settings.half_window, n_jobs=settings.jobs)
+                                  top_k=settings.windows, half_window=settings.half_window,
+                                  n_jobs=settings.jobs)
     origin = bounds[records[0].id][0] if settings.region else 0
     if origin:  # positions of a region are reported in genomic coordinates
         windows = {n: [replace(w, position=w.position + origin, start=w.start + origin,
@@ -237,10 +257,35 @@ def layer_catalog(model: ModelAdapter, key: str, acts, perm, records, labels, in
     extra = {"model": model.name, "model_fingerprint": model.fingerprint(),
              "records": labels.seqids, "region": settings.region, "footnote6": settings.footnote6,
              "codon_match_auprc": match}
-    catalog.save(out, settings.top, extra)
-    write_top_windows(windows, out / "top_windows.csv")
-    write_top_windows(windows, out / "top_windows.json")
-    neuron_figures(out, catalog, labels, acts, perm, windows,
-                   best_neurons(catalog) if chosen is None else chosen, intervals,
-                   codon_match=match, origin=origin)
+    if distributed.is_main():
+        catalog.save(out, settings.top, extra)
+        write_top_windows(windows, out / "top_windows.csv")
+        write_top_windows(windows, out / "top_windows.json")
+        neuron_figures(out, catalog, labels, acts, perm, windows,
+                       best_neurons(catalog) if chosen is None else chosen, intervals,
+                       codon_match=match, origin=origin)
     return catalog
+
+
+def _scan_shared(acts, labels, perm, n_channels: int, **kw):
+    """:func:`~dnatlas.analysis.neurons.scan_neurons` of all ``n_channels`` neurons, each
+    torchrun rank scoring its share (RC partners together); ``(auprc, windows)`` on every
+    rank, as one process computes them."""
+    from dnatlas.analysis.neurons import scan_neurons
+
+    if distributed.world_size() == 1:
+        return scan_neurons(acts, labels, perm, neurons=range(n_channels), **kw)
+    groups, seen = [], set()
+    for n in range(n_channels):
+        if n not in seen:
+            group = sorted({n, int(perm[n])}) if perm is not None else [n]
+            groups.append(group)
+            seen.update(group)
+    mine = [n for group in distributed.shard(groups, weights=len) for n in group]
+    auprc = np.empty((n_channels, len(labels.names)))
+    windows: dict = {}
+    for neurons, ap, found in distributed.all_gather_object(
+            (mine, *scan_neurons(acts, labels, perm, neurons=mine, **kw))):
+        auprc[neurons] = ap
+        windows.update(found)
+    return auprc, {n: windows[n] for n in range(n_channels) if n in windows}

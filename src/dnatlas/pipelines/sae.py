@@ -6,6 +6,12 @@ notebook::
     from dnatlas.pipelines.sae import SAEHyperparameters, train_sae
     train_sae("default", "runs/demo/store", layers=[2], out="runs/sae",
               hyper=SAEHyperparameters(arch="topk", k=16, steps=500))
+
+``train_sae`` runs data-parallel under ``torchrun`` (docs/distributed.md): the global batch
+is made of ``streams`` data-parallel streams (default: one per rank), each with its own
+windows (draws s, s + S, ... of the seed's window stream) and shuffle buffer, and rank r
+trains on streams ``[r S / W, (r + 1) S / W)``. One process given the same ``streams``
+sees the same global batches, so its SAEs equal the ranks' (up to float summation order).
 """
 
 from __future__ import annotations
@@ -114,6 +120,9 @@ class WindowSettings:
         window: nucleotides per window; windows_per_batch: windows per forward pass.
         keep_n: keep positions whose nucleotide is N.
         seed: seed of windows and shuffles.
+        streams: data-parallel streams making up each batch (``sae train`` only; None: one
+            per torchrun rank). Each reads its own windows into its own shuffle buffer of
+            ``buffer_rows`` rows and gives ``batch_size / streams`` rows of every batch.
     """
 
     data: str | Path
@@ -122,6 +131,7 @@ class WindowSettings:
     windows_per_batch: int = 8
     keep_n: bool = False
     seed: int = 0
+    streams: int | None = None
 
 
 def _is_cache(path: Path) -> bool:
@@ -149,45 +159,91 @@ def train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers,
         layers: layer selection (see :meth:`ModelAdapter.select_keys`).
         out: the SAELens folder of a single SAE, or with several layers one subfolder per
             hook (``OUT/blocks.2.residual``).
-        buffer_rows: shuffle buffer rows per layer.
-    """
-    from dnatlas.sae.activation_store import ActivationStore, CachedActivations
-    from dnatlas.sae.architectures import SAEConfig
-    from dnatlas.sae.trainer import SAESpec, SAETrainer
+        buffer_rows: shuffle buffer rows per layer (of each stream, see
+            :class:`WindowSettings`).
 
-    device = _device(device)
-    arch, expansion, sae_kw, train = resolve_hyperparameters(hyper, device)
-    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
-                                                                       seed=windows.seed)
-    keys = adapter.select_keys(layers, site)
+    Under torchrun the ranks train data-parallel (module docstring); rank 0 writes.
+    """
+    from dnatlas import distributed
+
+    with distributed.session(device) as info:
+        device = str(info.device) if info.enabled else _device(device)
+        arch, expansion, sae_kw, train = resolve_hyperparameters(hyper, device)
+        adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
+                                                                           seed=windows.seed)
+        keys = adapter.select_keys(layers, site)
+        if arch == "batchtopk" and info.enabled:
+            raise InputError("batchtopk selects the top k * batch activations of the whole "
+                             "batch, which data-parallel ranks do not share: train it in one "
+                             "process (or use topk)")
+        data, data_info = _sae_streams(adapter, windows, keys, train.batch_size, buffer_rows,
+                                       device)
+        return _train_on(adapter, data, data_info, keys, arch, expansion, sae_kw, train,
+                         windows.seed, out, resume, device)
+
+
+def _sae_streams(adapter, windows: WindowSettings, keys, batch_size: int, buffer_rows: int,
+                 device: str):
+    """This rank's data-parallel streams (module docstring) and the data's description."""
+    from dnatlas import distributed
+    from dnatlas.sae.activation_store import (
+        ActivationStore,
+        CachedActivations,
+        StreamGroup,
+        stream_seed,
+    )
+
+    world, rank = distributed.world_size(), distributed.rank()
+    streams = world if windows.streams is None else windows.streams
+    _positive("streams", streams)
+    if streams % world or batch_size % streams:
+        raise InputError(f"{streams} data-parallel streams must be a multiple of the {world} "
+                         f"process(es) and divide the batch size {batch_size}")
+    mine = range(rank * streams // world, (rank + 1) * streams // world)
+    rows = batch_size // streams
     data_path = Path(windows.data)
     if _is_cache(data_path):
-        data = CachedActivations(data_path, train.batch_size, keys=keys, seed=windows.seed,
-                                 device=device)
+        parts = [CachedActivations(data_path, rows, keys=keys, device=device, part=s,
+                                   parts=streams, seed=stream_seed(windows.seed, s))
+                 for s in mine]
         data_info = {"activation_cache": str(data_path)}
     else:
         _check_window(adapter, windows)
-        source = window_source(windows.data, windows.split, windows.window,
-                               windows.windows_per_batch, windows.seed)
         _positive("buffer rows", buffer_rows)
-        data = ActivationStore(adapter, source, keys, batch_size=train.batch_size,
-                               buffer_rows=max(buffer_rows, 2 * train.batch_size),
-                               seed=windows.seed, drop_n=not windows.keep_n)
+        parts = [ActivationStore(adapter, window_source(windows.data, windows.split,
+                                                        windows.window, windows.windows_per_batch,
+                                                        windows.seed, s, streams),
+                                 keys, batch_size=rows, buffer_rows=max(buffer_rows, 2 * rows),
+                                 seed=stream_seed(windows.seed, s), drop_n=not windows.keep_n)
+                 for s in mine]
         data_info = {"data": str(data_path), "split": windows.split, "window": windows.window}
+    if streams > 1:
+        data_info["streams"] = streams
+    return (parts[0] if len(parts) == 1 else StreamGroup(parts)), data_info
+
+
+def _train_on(adapter, data, data_info, keys, arch, expansion, sae_kw, train, seed, out,
+              resume, device) -> list[Path]:
+    """Build one SAE per key and train them all on ``data``; returns their folders."""
+    from dnatlas import distributed
+    from dnatlas.sae.architectures import SAEConfig
+    from dnatlas.sae.trainer import SAESpec, SAETrainer
+
     specs = []
     for i, key in enumerate(keys):
         try:
             cfg = SAEConfig.from_expansion(arch, adapter.d(key), expansion, hook_name=key,
-                                           model_name=adapter.name, seed=windows.seed + i,
-                                           **sae_kw)
+                                           model_name=adapter.name, seed=seed + i, **sae_kw)
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc)) from None
         specs.append(SAESpec(None if len(keys) == 1 else key, key, cfg))
     trainer = SAETrainer(specs, train, out, metadata={
         "dnatlas_data": data_info, "model_fingerprint": adapter.fingerprint()})
-    print(f"training {len(specs)} {arch} SAE(s) on {', '.join(keys)} of {adapter.name} "
-          f"({specs[0].config.d_in} -> {specs[0].config.d_sae}) for {train.steps} steps "
-          f"of {train.batch_size} rows on {device}", file=sys.stderr)
+    if distributed.is_main():
+        ranks = f" x {distributed.world_size()} ranks" if distributed.world_size() > 1 else ""
+        print(f"training {len(specs)} {arch} SAE(s) on {', '.join(keys)} of {adapter.name} "
+              f"({specs[0].config.d_in} -> {specs[0].config.d_sae}) for {train.steps} steps "
+              f"of {train.batch_size} rows on {device}{ranks}", file=sys.stderr)
     trainer.fit(data, resume=resume)
     return [trainer.sae_dir(spec) for spec in specs]
 

@@ -131,6 +131,10 @@ def summary(adapter, sae_dir, key, req, edits, draws, maxima, means, records, po
                       "max_activation": float(maxima[f]) if maxima is not None else None,
                       "site_mean": float(means[f]) if means is not None else None}
                      for f in features],
+        "site_ranking": [] if means is None else [
+            {"feature": int(f), "site_mean": float(means[f]),
+             "max_activation": float(maxima[f]) if maxima is not None else None}
+            for f in np.argsort(-np.asarray(means), kind="stable")[:20]],
         "top_around": req.top_around, "n_positions": int(tv.size),
         "mean_tv": float(tv.mean()), "max_tv": float(tv.max()),
         "top_positions": [_position_json(table[rid], i, rid) for rid, i in order],
@@ -205,6 +209,14 @@ def _annotations(req):
     return load_annotations(source) if source is not None else None
 
 
+def _gene(intervals, rid: str, pos: int) -> str:
+    """``"NAME "`` of the gene holding 0-based ``pos`` (for labels), or ``""``."""
+    for iv in intervals or ():
+        if iv.seqid == rid and iv.start <= pos < iv.end and iv.type == "gene" and iv.name:
+            return f"{iv.name} "
+    return ""
+
+
 def figure(table, variants, req, path: Path) -> Path:
     """``steer.png``: Δ log-odds of the reference base along each run of positions (with
     the annotation under it), or against the position's index when the positions are
@@ -216,7 +228,7 @@ def figure(table, variants, req, path: Path) -> Path:
 
     segs = _segments(table)
     tracks = [s for s in segs if len(s[1]) > 1][:4] if len(segs) <= 4 else []
-    intervals = _annotations(req) if tracks else None
+    intervals = _annotations(req)
     n_track = len(tracks) if tracks else 1
     heights = []
     for _ in range(n_track):
@@ -253,7 +265,8 @@ def figure(table, variants, req, path: Path) -> Path:
         ax.set_xlim(-0.6, len(y) - 0.4)
         if len(flat) <= 24:
             ax.set_xticks(range(len(flat)))
-            ax.set_xticklabels([f"{rid}:{int(table[rid]['pos'][i]) + 1:,}" for rid, i in flat],
+            ax.set_xticklabels([_gene(intervals, rid, int(table[rid]["pos"][i]))
+                                + f"{rid}:{int(table[rid]['pos'][i]) + 1:,}" for rid, i in flat],
                                rotation=30, ha="right", fontsize=6)
         ax.set_xlabel("reported position (scattered: one point each, in genome order)", fontsize=7)
         ax.set_ylabel(label, fontsize=7)
@@ -271,7 +284,8 @@ def figure(table, variants, req, path: Path) -> Path:
         ax.axhline(0, color="0.6", lw=0.6)
         ax.set_xlim(-0.6, len(variants) - 0.4)
         ax.set_xticks(range(len(variants)))
-        ax.set_xticklabels([r["variant"] for r in variants], rotation=30, ha="right", fontsize=6)
+        ax.set_xticklabels([_gene(intervals, r["record"], r["pos"] - 1) + r["variant"]
+                            for r in variants], rotation=30, ha="right", fontsize=6)
         ax.set_ylabel("Δ log-odds ALT vs REF (nats)", fontsize=7)
         ax.legend(fontsize=6, frameon=False)
     fig.suptitle(f"steering {', '.join(req.edits)} (masked-LM predictions)", fontsize=9)

@@ -30,7 +30,8 @@ def _store_of(path: Path):
     return build_store([path], tmp / "store", progress=False), "train"
 
 
-def window_source(data: str | Path, split: str, window: int, batch: int, seed: int = 0
+def window_source(data: str | Path, split: str, window: int, batch: int, seed: int = 0,
+                  rank: int | None = None, world_size: int | None = None
                   ) -> Iterator[np.ndarray]:
     """Endless batches (batch, window) uint8 of random windows of ``data``.
 
@@ -39,6 +40,8 @@ def window_source(data: str | Path, split: str, window: int, batch: int, seed: i
             records are all used (``split`` is then ignored).
         split: the store's split (``train`` or ``val``).
         window: nucleotides per window; batch: windows per batch; seed: the sampler's seed.
+        rank, world_size: take draws rank, rank + world_size, ... of the seed's stream (see
+            :class:`~dnatlas.genome.sampler.WindowSampler`; None: from torch.distributed).
     """
     from dnatlas.genome.sampler import WindowSampler
 
@@ -50,6 +53,6 @@ def window_source(data: str | Path, split: str, window: int, batch: int, seed: i
     if store.segment_indices(split).size == 0:
         raise InputError(f"the store has no {split!r} split", path=path)
     try:
-        return iter(WindowSampler(store, split, window, batch, seed))
+        return iter(WindowSampler(store, split, window, batch, seed, rank, world_size))
     except ValueError as exc:
         raise InputError(str(exc), path=path) from None
