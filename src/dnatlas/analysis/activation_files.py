@@ -87,6 +87,23 @@ class NpySink:
             fh.truncate(self.offset + length * channels * self.dtype.itemsize)
         self.fd = os.open(path, os.O_WRONLY)
 
+    @classmethod
+    def attach(cls, path: Path, length: int, channels: int, dtype, layout: str) -> NpySink:
+        """Write into a file another sink created (another rank's disjoint rows), unchanged
+        elsewhere: no header is written and nothing is truncated."""
+        sink = cls.__new__(cls)
+        sink.path, sink.layout, sink.dtype = path, layout, np.dtype(dtype)
+        sink.length, sink.channels = length, channels
+        with open(path, "rb") as fh:
+            np.lib.format.read_magic(fh)
+            shape, _, found = np.lib.format.read_array_header_1_0(fh)
+            sink.offset = fh.tell()
+        if found != sink.dtype or shape != ((length, channels) if layout == "LC" else
+                                            (channels, length)):
+            raise ValueError(f"{path} holds {found} {shape}, not the array to write")
+        sink.fd = os.open(path, os.O_WRONLY)
+        return sink
+
     def write(self, row: int, block: np.ndarray, channel: int = 0) -> None:
         size = self.dtype.itemsize
         block = np.asarray(block, dtype=self.dtype)

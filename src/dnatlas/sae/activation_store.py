@@ -46,8 +46,8 @@ CACHE_VERSION = 1
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 Rows = dict[str, torch.Tensor]
-__all__ = ["ActivationStore", "CachedActivations", "ShuffleBuffer", "cache_activations",
-           "read_manifest", "window_rows"]
+__all__ = ["ActivationStore", "CachedActivations", "ShuffleBuffer", "StreamGroup",
+           "cache_activations", "read_manifest", "stream_seed", "window_rows"]
 
 
 # --------------------------------------------------------------------------------------
@@ -245,6 +245,8 @@ class CachedActivations:
         loop: start another epoch (new shard order) when the shards are exhausted.
         dtype: dtype of the yielded rows (None: as stored).
         device: where batches are yielded.
+        part, parts: read only shards ``part, part + parts, ...`` (one data-parallel
+            stream of ``parts``; see :class:`StreamGroup`).
 
     Iterating yields ``{key: (batch_size, d)}``. ``batches(start)`` skips the first
     ``start`` batches (for trainer resume).
@@ -253,11 +255,16 @@ class CachedActivations:
     def __init__(self, directory: str | Path, batch_size: int = 4096, *,
                  keys: list[str] | None = None, seed: int = 0, buffer_rows: int | None = None,
                  loop: bool = True, dtype: torch.dtype | None = torch.float32,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", part: int = 0, parts: int = 1):
         self.directory = Path(directory)
         self.manifest = read_manifest(self.directory)
         if not self.manifest["shards"]:
             raise InputError("the activation cache has no shard", path=self.directory)
+        if len(self.manifest["shards"]) < parts:
+            raise InputError(f"the activation cache has {len(self.manifest['shards'])} "
+                             f"shard(s), fewer than the {parts} data-parallel streams",
+                             path=self.directory)
+        self.manifest["shards"] = self.manifest["shards"][part::parts]
         self.keys = list(self.manifest["keys"]) if keys is None else list(keys)
         missing = [k for k in self.keys if k not in self.manifest["keys"]]
         if missing:
@@ -293,3 +300,42 @@ class CachedActivations:
 
     def __iter__(self) -> Iterator[Rows]:
         return self.batches(0)
+
+
+# --------------------------------------------------------------------------------------
+# data-parallel streams
+# --------------------------------------------------------------------------------------
+
+
+def stream_seed(seed: int, stream: int) -> int:
+    """Shuffle seed of data-parallel stream ``stream`` (stream 0 keeps ``seed``)."""
+    return seed + 1_000_003 * stream
+
+
+class StreamGroup:
+    """Several data-parallel streams read as one: batch t is the row-wise concatenation of
+    each stream's batch t, in stream order.
+
+    S streams of ``batch_size / S`` rows (each its own windows and shuffle buffer) give
+    the same global batches whether one process reads all S or torchrun's W ranks read
+    S / W each: rank r's rows are rows ``[r B / W, (r + 1) B / W)`` of the global batch.
+    Checkpointable (``state_dict``) when every part is, resumable by ``batches(start)``
+    when every part is (:class:`CachedActivations`).
+    """
+
+    def __init__(self, parts: list):
+        self.parts = list(parts)
+        if all(callable(getattr(p, "batches", None)) for p in self.parts):
+            self.batches = lambda start=0: self._concat([p.batches(start) for p in self.parts])
+        if all(callable(getattr(p, "state_dict", None)) for p in self.parts):
+            self.state_dict = lambda: [p.state_dict() for p in self.parts]
+            self.load_state_dict = lambda states: [p.load_state_dict(s)
+                                                   for p, s in zip(self.parts, states)]
+
+    @staticmethod
+    def _concat(iterables) -> Iterator[Rows]:
+        for batches in zip(*iterables):
+            yield {k: torch.cat([b[k] for b in batches]) for k in batches[0]}
+
+    def __iter__(self) -> Iterator[Rows]:
+        return self._concat([iter(p) for p in self.parts])

@@ -27,6 +27,12 @@ restored without recomputing any activation. Otherwise, on resume, ``data`` may 
 ``start_step -> iterable`` or an object with a ``batches(start_step)`` method (such as
 :class:`~dnatlas.sae.activation_store.CachedActivations`) that starts at the right batch; a
 plain iterable is advanced by consuming the batches already trained on.
+
+Under ``torchrun`` (:mod:`dnatlas.distributed`) each rank trains on its own rows of every
+global batch (e.g. a :class:`~dnatlas.sae.activation_store.StreamGroup`): gradients are
+averaged over ranks before each step, fired features and input-scale sums are combined,
+logged metrics are those of the global batch, and rank 0 alone writes metrics, checkpoints
+(with every rank's stream state) and the SAE folders.
 """
 
 from __future__ import annotations
@@ -40,8 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from dnatlas import distributed
 from dnatlas.errors import InputError
 from dnatlas.files import atomic_path, atomic_write
 from dnatlas.progress import progress
@@ -122,6 +130,7 @@ class SAETrainer:
         self.out_dir = Path(out_dir)
         self.metadata = metadata or {}
         self.device = torch.device(cfg.device)
+        self.rank, self.world = distributed.rank(), distributed.world_size()
         self.step = 0
         self._data = None          # the batches being trained on (for their stream state)
         self._data_state = None    # stream state read from a checkpoint
@@ -166,7 +175,7 @@ class SAETrainer:
                 raise InputError("a checkpoint already exists; resume it or choose another "
                                  "output folder", path=self.checkpoint_path)
             self.load_checkpoint(self.checkpoint_path)
-        for slot in self.slots:
+        for slot in self.slots if self.rank == 0 else ():
             self._init_metrics_file(slot)
 
         batches = self._batches(data)
@@ -174,7 +183,7 @@ class SAETrainer:
             batches = self._estimate_scales(batches)
 
         bar = progress(total=self.cfg.steps, initial=self.step, desc="SAE", unit="step",
-                       disable=self.cfg.progress is False, dynamic_ncols=True)
+                       disable=self.cfg.progress is False or self.rank > 0, dynamic_ncols=True)
         t0, rows = time.perf_counter(), 0
         try:
             while self.step < self.cfg.steps:
@@ -197,8 +206,9 @@ class SAETrainer:
         finally:
             bar.close()
         self.save_checkpoint()
-        for slot in self.slots:
+        for slot in self.slots if self.rank == 0 else ():
             save_sae(slot.sae, self.sae_dir(slot.spec), self._metadata(slot))
+        distributed.barrier()
         return self.saes
 
     def _batches(self, data) -> Iterator[Batch]:
@@ -218,7 +228,7 @@ class SAETrainer:
 
     def _estimate_scales(self, batches: Iterator[Batch]) -> Iterator[Batch]:
         """Estimate each normalising SAE's input scale on the first batches, then replay them."""
-        keys = {slot.spec.key for slot in self.slots if slot.spec.config.normalize}
+        keys = sorted({slot.spec.key for slot in self.slots if slot.spec.config.normalize})
         if not keys or self.cfg.norm_batches < 1:
             return batches
         head = list(itertools.islice(batches, self.cfg.norm_batches))
@@ -229,6 +239,9 @@ class SAETrainer:
                 x = self._rows(batch, key).double()
                 sums[key] += float(x.pow(2).sum())
                 counts[key] += x.shape[0]
+        if self.world > 1:  # over every rank's rows
+            total = distributed.all_reduce_array(np.array([[sums[k], counts[k]] for k in keys]))
+            sums, counts = ({k: total[i, j] for i, k in enumerate(keys)} for j in (0, 1))
         for slot in self.slots:
             if slot.spec.config.normalize:
                 key = slot.spec.key
@@ -259,6 +272,11 @@ class SAETrainer:
             out = slot.sae.forward_train(x, sparsity_scale=sparsity_scale, metrics=metrics)
             slot.optim.zero_grad(set_to_none=True)
             out.loss.backward()
+            if self.world > 1:  # the global batch's gradient, and the features it fired
+                distributed.average_gradients(slot.sae.parameters())
+                out.fired = distributed.all_reduce_(out.fired.to(torch.uint8), "max").bool()
+                if metrics:
+                    out.fvu = self._global_fvu(slot, x, out.fvu)
             if self.cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(slot.sae.parameters(), self.cfg.grad_clip)
             slot.optim.step()
@@ -266,6 +284,16 @@ class SAETrainer:
             slot.sae.update_dead(out.fired)
             self._accumulate(slot, out, metrics)
         return n_rows
+
+    def _global_fvu(self, slot: _Slot, x: torch.Tensor, fvu: torch.Tensor) -> torch.Tensor:
+        """FVU of the global batch from each rank's error and centred sums (float64)."""
+        x = x.double() * float(slot.sae.input_scale)
+        n, s1, s2 = x.shape[0], x.sum(0), x.pow(2).sum()
+        local_var = s2 - s1.pow(2).sum() / n
+        sums = distributed.all_reduce_(torch.cat([
+            torch.stack([fvu.double() * local_var, s2, s2.new_tensor(float(n))]), s1]))
+        err, s2, n, s1 = sums[0], sums[1], sums[2], sums[3:]
+        return (err / (s2 - s1.pow(2).sum() / n).clamp_min(1e-12)).to(fvu.dtype)
 
     @staticmethod
     def _accumulate(slot: _Slot, out, metrics: bool) -> None:
@@ -302,6 +330,7 @@ class SAETrainer:
         postfix = {}
         lr = self.cfg.lr_at(self.step - 1)
         for slot in self.slots:
+            slot.sums = distributed.mean_over_ranks(slot.sums)  # the global batches' means
             n = max(slot.n, 1)
             scale2 = float(slot.sae.input_scale) ** 2
             row = {
@@ -313,8 +342,9 @@ class SAETrainer:
                 "fvu": f"{_item(slot.sums.get('_fvu')):.6g}",
                 "dead_fraction": f"{float(slot.sae.dead_mask.float().mean()):.6g}",
             }
-            with self._metrics_path(slot).open("a", newline="") as fh:
-                csv.writer(fh).writerow([row[c] for c in METRIC_COLUMNS])
+            if self.rank == 0:
+                with self._metrics_path(slot).open("a", newline="") as fh:
+                    csv.writer(fh).writerow([row[c] for c in METRIC_COLUMNS])
             slot.sums, slot.n = {}, 0
             if len(postfix) < 9:
                 tag = "" if len(self.slots) == 1 else f"{slot.spec.name}:"
@@ -335,6 +365,10 @@ class SAETrainer:
         data_state = None
         if callable(getattr(self._data, "state_dict", None)):  # a resumable stream
             data_state = {"stream": self._data.state_dict(), "replay": list(self._replay)}
+        if self.world > 1:  # every rank's stream, saved by rank 0
+            data_state = {"world_size": self.world, "ranks": distributed.gather_object(data_state)}
+            if self.rank > 0:
+                return path
         state = {
             "data_state": data_state,
             "format": CHECKPOINT_FORMAT,
@@ -383,7 +417,12 @@ class SAETrainer:
             slot.sums = {k: v.to(self.device) for k, v in entry["sums"].items()}
             slot.n = int(entry["n"])
         self.step = int(state["step"])
-        self._data_state = state.get("data_state")
+        data_state = state.get("data_state")
+        saved_world = (data_state or {}).get("world_size", 1)
+        if saved_world != self.world:
+            raise InputError(f"the checkpoint was written by {saved_world} process(es); resume "
+                             f"it with as many (torchrun --nproc_per_node)", path=path)
+        self._data_state = data_state["ranks"][self.rank] if self.world > 1 else data_state
 
 
 def train_saes(specs: list[SAESpec], data, cfg: SAETrainingConfig, out_dir: str | Path,
