@@ -290,3 +290,23 @@ def test_sub_concepts_by_attribute_keep_frequent_values():
     assert split.n_elements().tolist() == [20, 20]
     assert split_by_attribute(intervals, {"g": 20_000}, "tRNA", "product",
                               min_count=21).names == ()
+
+
+def test_merged_counters_of_disjoint_shares_equal_one_counter(random_case):
+    """Two processes' counters over contiguous shares (elements spanning the cut included)
+    merge into exactly the counts of one counter over every chunk."""
+    labels, chunks, maxima = random_case
+    whole = stream(labels, chunks, maxima)
+    for cut in (1, len(chunks) // 2, len(chunks) - 1):
+        parts = []
+        for share in (chunks[:cut], chunks[cut:]):
+            counter = ConceptCounter(labels.names, maxima)
+            for record, a, b, strand, acts in share:
+                counter.update(acts, chunk_labels(labels, record, a, b, strand))
+            parts.append(counter)
+        parts[0].merge(parts[1])
+        merged = parts[0].counts()
+        for name in ("tp", "fp", "n_positive", "n_elements", "elements_hit"):
+            assert np.array_equal(getattr(merged, name), getattr(whole, name)), name
+    with pytest.raises(ValueError):
+        parts[0].merge(ConceptCounter(labels.names, maxima * 2))

@@ -196,6 +196,20 @@ class ConceptCounter:
         target = self.elements_hit if into is None else into
         target += _reverse_cumsum(counts)
 
+    def merge(self, other: ConceptCounter) -> None:
+        """Add the counts of ``other``, a counter of the same concepts, maxima and
+        thresholds over chunks disjoint from this one's (another process's share). Elements
+        that continue across the two are resolved by :meth:`counts`, as in one counter."""
+        if other.names != self.names or other.tp.shape != self.tp.shape \
+                or not np.array_equal(other.thresholds, self.thresholds) \
+                or not np.array_equal(other.maxima, self.maxima):
+            raise ValueError("counters of different concepts, features, thresholds or maxima")
+        for name in ("tp", "elements_hit", "fired", "n_positive", "n_elements"):
+            getattr(self, name).__iadd__(getattr(other, name))
+        self._pending += other._pending
+        self._pending_size += other._pending_size
+        self._seen += other._seen
+
     def counts(self) -> ConceptCounts:
         """The counts so far (the pending elements resolved; the counter can go on)."""
         C = self.tp.shape[0]

@@ -163,31 +163,38 @@ def _sample(chunks: list, sample_nt: int) -> list:
 
 
 def _maxima(model, codes, dicts, chunks, settings, bar) -> dict[str, np.ndarray]:
+    """Each dictionary's feature maxima over ``chunks`` (this rank's share; the maxima are
+    reduced over ranks)."""
+    from dnatlas import distributed
     from dnatlas.concepts import feature_maxima
 
     keys = list(dict.fromkeys(d.key for d in dicts))
-    best: dict[str, np.ndarray] = {}
+    best = {d.name: np.zeros(d.n_features) for d in dicts}
     for record, a, b, _strand, block in _strand_chunks(model, codes, chunks, keys, settings):
         n_record = len(codes[record])
         position = np.arange(a, b)
         inner = (position >= settings.edge) & (position < n_record - settings.edge)
         for d in dicts:
-            acts = d.encode(block[d.key])
-            chunk_max = feature_maxima([acts[inner]]) if inner.any() else np.zeros(d.n_features)
-            best[d.name] = np.maximum(best.get(d.name, chunk_max), chunk_max)
+            if inner.any():
+                best[d.name] = np.maximum(best[d.name], feature_maxima(
+                    [d.encode(block[d.key][inner])]))
         bar.update(b - a)
-    return best
+    return {name: distributed.all_reduce_array(m, "max") for name, m in best.items()}
 
 
-def _count(model, codes, dicts, splits, label_sets, maxima, settings, bar) -> dict:
+def _count(model, codes, dicts, chunks, label_sets, maxima, settings, bar) -> dict:
+    """Counts of every (dictionary, labels, split, strand) over ``chunks`` ({split: this
+    rank's chunks}); the counters of all ranks are merged, so that every rank returns the
+    counts of one process over the whole genome."""
+    from dnatlas import distributed
+
     counters = {(d.name, labels_name, split, strand):
                 ConceptCounter(labels.names, maxima[d.name], settings.thresholds)
                 for d in dicts for labels_name, labels in label_sets.items()
-                for split in splits for strand in settings.strands}
+                for split in chunks for strand in settings.strands}
     keys = list(dict.fromkeys(d.key for d in dicts))
-    for split, regions in splits.items():
-        chunks = list(chunk_regions(regions, settings.chunk_size))
-        for record, a, b, strand, block in _strand_chunks(model, codes, chunks, keys, settings):
+    for split, mine in chunks.items():
+        for record, a, b, strand, block in _strand_chunks(model, codes, mine, keys, settings):
             sign = 1 if strand == "+" else -1
             labels = {name: chunk_labels(lab, record, a, b, sign)
                       for name, lab in label_sets.items()}
@@ -198,20 +205,32 @@ def _count(model, codes, dicts, splits, label_sets, maxima, settings, bar) -> di
                 for name, chunk in labels.items():
                     counters[d.name, name, split, strand].update(acts, chunk, mask)
             bar.update(b - a)
+    if distributed.world_size() > 1:
+        shares = distributed.all_gather_object(counters)
+        counters = shares[0]
+        for other in shares[1:]:
+            for key, counter in counters.items():
+                counter.merge(other[key])
     return {key: counter.counts() for key, counter in counters.items()}
 
 
 def _run_model(model, dicts, codes, splits, label_sets, settings, tag: str) -> dict:
+    """The maxima pass and the counting pass of one model; under torchrun each rank takes
+    a contiguous share of the chunks (:func:`dnatlas.distributed.shard`)."""
+    from dnatlas import distributed
     from dnatlas.progress import progress
 
-    sample = _sample(list(chunk_regions(splits["valid"], settings.chunk_size)),
-                     settings.sample_nt)
-    passes = len(settings.strands)
-    total = passes * (sum(b - a for _, a, b in sample)
-                      + sum(b - a for regions in splits.values() for _, a, b in regions))
+    def length(chunk):
+        return chunk[2] - chunk[1]
+
+    sample = distributed.shard(_sample(list(chunk_regions(splits["valid"], settings.chunk_size)),
+                                       settings.sample_nt), weights=length)
+    chunks = {split: distributed.shard(list(chunk_regions(regions, settings.chunk_size)),
+                                       weights=length) for split, regions in splits.items()}
+    total = len(settings.strands) * sum(map(length, [*sample, *sum(chunks.values(), [])]))
     with progress(total=total, unit="nt", unit_scale=True, desc=f"concepts {tag}") as bar:
         maxima = _maxima(model, codes, dicts, sample, settings, bar)
-        return _count(model, codes, dicts, splits, label_sets, maxima, settings, bar)
+        return _count(model, codes, dicts, chunks, label_sets, maxima, settings, bar)
 
 
 def evaluate_concepts(model: str | ModelAdapter | None, fasta: str | Path,
@@ -235,12 +254,32 @@ def evaluate_concepts(model: str | ModelAdapter | None, fasta: str | Path,
     Writes ``concepts.csv``, ``best.csv``, ``summary.json``, ``table.txt`` and two PNGs
     into ``out`` (see :mod:`dnatlas.pipelines.concept_report`).
     """
-    from dnatlas.files import check_output_dir
-    from dnatlas.pipelines.concept_report import write_report
+    from dnatlas import distributed
 
     settings = settings or ConceptSettings()
     settings.check()
-    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device)
+    with distributed.session(device) as info:
+        adapter = model if isinstance(model, ModelAdapter) else load_model(model, info.device)
+        return _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init,
+                         random_init_saes, settings, force)
+
+
+def _check_out(out, force: bool) -> Path:
+    from dnatlas.files import check_output_dir
+
+    out = check_output_dir(out, "output folder", own=is_concepts_output, force=force)
+    earlier = sorted(name for name in OUTPUT_FILES if (out / name).exists())
+    if earlier and not force:
+        raise InputError(f"output folder holds an earlier evaluation ({', '.join(earlier[:2])}"
+                         f"{', ...' if len(earlier) > 2 else ''}); --force replaces it", path=out)
+    return out
+
+
+def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, random_init_saes,
+              settings, force) -> ConceptResult:
+    from dnatlas import distributed
+    from dnatlas.pipelines.concept_report import write_report
+
     torch_device = str(adapter.device)
     dicts = _dictionaries(adapter, saes, neurons, False, torch_device)
     if not dicts:
@@ -248,11 +287,7 @@ def evaluate_concepts(model: str | ModelAdapter | None, fasta: str | Path,
     _check_sae_models(dicts, adapter)
     codes, intervals = _genome(fasta, annotations)
     splits = make_splits({r: len(c) for r, c in codes.items()}, settings.valid, settings.test)
-    out = check_output_dir(out, "output folder", own=is_concepts_output, force=force)
-    earlier = sorted(name for name in OUTPUT_FILES if (out / name).exists())
-    if earlier and not force:
-        raise InputError(f"output folder holds an earlier evaluation ({', '.join(earlier[:2])}"
-                         f"{', ...' if len(earlier) > 2 else ''}); --force replaces it", path=out)
+    out = distributed.on_main(_check_out, out, force)
     labels, dropped = build_labels(intervals, codes, settings.labels)
     if labels.n_concepts == 0:
         raise InputError("no concept has any element in the genome (check the annotation "
@@ -274,7 +309,7 @@ def evaluate_concepts(model: str | ModelAdapter | None, fasta: str | Path,
                else str(annotations), "splits": splits, "dropped_concepts": dropped,
                "n_elements": dict(zip(labels.names, labels.n_elements().tolist(),
                                       strict=True))}
-    return write_report(out, dicts, counts, settings, context)
+    return distributed.on_main(write_report, out, dicts, counts, settings, context)
 
 
 def write_concept_labels(fasta: str | Path, annotations, out: str | Path,
