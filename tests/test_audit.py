@@ -327,6 +327,18 @@ def test_catalog_top_windows_and_fasta_queries(genomes):
     (hit,) = read_tsv(tmp / "o1" / "hits.tsv")
     assert (hit["query"], hit["feature"], hit["genome"], hit["start"], hit["strand"],
             hit["split"], hit["self"]) == ("5#0", "5", "gB", "301", "-", ".", "1")
+    # SAE top examples, 1-based closed, with a genome column; one locus read on both strands
+    sae = write_windows(tmp / "sae.tsv", [("f", "gA", "a1", 1001, 1080, "+"),
+                                          ("f", "gA", "a1", 1001, 1080, "-")],
+                        header=("feature", "genome", "record", "start", "end", "strand"))
+    assert main(["audit", "search", "--windows", str(sae), "--index", str(tmp / "idx"),
+                 "--one-based", "--out", str(tmp / "o3")]) == 0
+    hits = read_tsv(tmp / "o3" / "hits.tsv")
+    assert [(h["query"], h["start"], h["end"], h["strand"], h["self"]) for h in hits] == \
+        [("f#0", "1001", "1080", "+", "1"), ("f#1", "1001", "1080", "-", "1")]
+    (feature,) = read_tsv(tmp / "o3" / "features.tsv")
+    assert (feature["distinct_loci"], feature["frac_multi_locus"]) == ("1", "0.0000")
+    assert feature["max_pairwise_identity"] == "NA"  # the same locus twice: not copies
     queries = write_fasta(tmp / "q.fa", {"x": seqs["gA"]["a1"][50:150],
                                          "y": random_codes(genomes["rng"], 120)})
     assert main(["audit", "search", "--fasta", str(queries), "--index", str(tmp / "idx"),
