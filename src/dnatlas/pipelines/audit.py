@@ -120,10 +120,10 @@ def audit_search(out: str | Path, windows=None, fasta=None, index=None, store=No
         raise InputError(f"unknown backend {backend!r} (kmer or blast)")
     if not 0 < min_identity <= 1:
         raise InputError(f"--min-identity must be in (0, 1], got {min_identity}")
+    queries, query_path = _queries(windows, fasta, one_based)
     out = check_output_dir(out, "output folder", own=set(SEARCH_OUTPUTS).__contains__,
                            force=force)
     paths = [check_writable_file(out / name, "output", force=force) for name in SEARCH_OUTPUTS]
-    queries, query_path = _queries(windows, fasta, one_based)
     target = _target(store, genomes)
     t0 = time.perf_counter()
     if target is None and index is None:
