@@ -16,7 +16,13 @@ from dnatlas.genome.alphabet import MASK
 from dnatlas.models.dnatlas import DNAtlasAdapter
 from dnatlas.sae.architectures import SAEConfig, build_sae
 from dnatlas.sae.saelens_format import save_sae
-from dnatlas.sae.steering import FeatureEdit, SteeringIntervention, feature_max, matched_features
+from dnatlas.sae.steering import (
+    FeatureEdit,
+    SteeringIntervention,
+    feature_max,
+    feature_stats,
+    matched_features,
+)
 from tests.helpers import one_line, tiny_model, write_inputs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -202,8 +208,13 @@ def test_a_planted_decoder_direction_raises_its_nucleotide_and_its_opposite_lowe
 def test_feature_max_and_matched_controls():
     sae = make_sae("relu", 16)
     x = torch.randn(50, 16, generator=torch.Generator().manual_seed(0))
-    top = feature_max(sae, [x[:20], x[20:]])
-    torch.testing.assert_close(top, sae.encode(x).amax(0).clamp_min(0))
+    stats = feature_stats(sae, [x[:20], x[20:]])
+    f = sae.encode(x).double()
+    torch.testing.assert_close(stats["max"], f.amax(0).clamp_min(0))
+    torch.testing.assert_close(stats["mean"], f.mean(0))
+    torch.testing.assert_close(stats["frequency"], (f > 0).double().mean(0))
+    assert stats["n"] == 50
+    top = feature_max(sae, [x])
     scale = torch.tensor([0.0, 1.0, 1.1, 5.0, 5.2, 4.9, 0.9, 10.0])
     draws = matched_features(scale, [1, 3], n_draws=30, pool=2, seed=1)
     assert len(draws) == 30 and all(len(d) == 2 for d in draws)
@@ -329,6 +340,41 @@ def test_variant_log_odds_equal_a_brute_force_whole_record_pass(inputs, tmp_path
     assert all(r[2] == "ACGT"[_seq(fasta, r[0])[int(r[1]) - 1]] for r in rows)
     assert (tmp_path / "out" / "steer.png").stat().st_size > 1000
     assert (tmp_path / "out" / "variants.tsv").read_text().count("\n") == 4
+
+
+def test_top_features_are_ranked_by_activation_at_the_positions_above_the_genome_mean(
+        inputs, tmp_path):
+    from dnatlas.pipelines.steer import SteerRequest, steer
+
+    model_dir, fasta, _, _ = inputs
+    sae = make_sae("relu", 64, d_sae=16, seed=4)
+    with torch.no_grad():  # feature 0 fires everywhere at 5: dense, not specific
+        sae.W_enc[:, 0] = 0.0
+        sae.b_enc[0] = 5.0
+    save_sae(sae, tmp_path / "sae")
+    adapter = DNAtlasAdapter.from_pretrained(model_dir)
+    seq = _seq(fasta, "chrA")
+    acts = adapter.activations(torch.from_numpy(seq.astype(np.int64))[None],
+                               ["blocks.1.residual"])["blocks.1.residual"][0]
+    with torch.no_grad():
+        f = sae.encode(acts)
+    site = f[[p + d for p in (500, 1500) for d in range(-2, 3)]].mean(0).double()
+    runs = {}
+    for by in ("mean", "excess"):
+        req = SteerRequest(fasta=fasta, sae=tmp_path / "sae", edits=["top:2=ablate"],
+                           regions=["chrA:501", "chrA:1501"], top_around=2, top_by=by,
+                           max_sample=4, max_window=1000, progress=False, png=False)
+        runs[by] = steer(f"dnatlas:{model_dir}", req, tmp_path / by)
+    ranked = runs["mean"].summary["site_ranking"]
+    assert ranked[0]["feature"] == 0 and ranked[0]["site_mean"] == pytest.approx(5.0, rel=1e-5)
+    np.testing.assert_allclose([r["site_mean"] for r in ranked], site[[r["feature"] for r in ranked]],
+                               rtol=1e-4, atol=1e-5)  # brute force: a whole-record pass
+    excess = runs["excess"].summary["site_ranking"]
+    scores = [r["site_mean"] - r["sample_mean"] for r in excess]
+    assert scores == sorted(scores, reverse=True) and excess[0]["feature"] != 0
+    assert [e.feature for e in runs["excess"].edits] == [r["feature"] for r in excess[:2]]
+    table = (tmp_path / "excess" / "feature_max.tsv").read_text().splitlines()
+    assert table[0] == "feature\tmax\tmean\tfrequency" and len(table) == 17
 
 
 @pytest.mark.parametrize("strand", ["+", "-"])

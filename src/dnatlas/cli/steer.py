@@ -44,8 +44,8 @@ def register(subparsers) -> None:
                           "log p(ALT) - log p(REF) (repeatable)")
     mx = p.add_argument_group("maximum activations and controls")
     mx.add_argument("--max-activations", type=Path, metavar="TSV",
-                    help="per-feature maxima (columns feature, max; e.g. a feature_max.tsv "
-                         "written here) instead of a sample")
+                    help="per-feature statistics (columns feature, max and optionally mean; "
+                         "e.g. a feature_max.tsv written here) instead of a sample")
     mx.add_argument("--max-sample", type=positive_int, default=16, metavar="N",
                     help="random windows of the genome the maxima are taken over (default 16)")
     mx.add_argument("--max-window", type=positive_int, default=4096, metavar="NT",
@@ -53,6 +53,10 @@ def register(subparsers) -> None:
     mx.add_argument("--top-around", type=non_negative_int, default=0, metavar="NT",
                     help="top:N ranks features by mean activation over +-NT nt of the "
                          "positions (default 0)")
+    mx.add_argument("--top-by", choices=("excess", "mean"), default="excess",
+                    help="top:N ranks by that mean minus the feature's mean over the genome "
+                         "sample (excess, default: dense features are not 'most active here') "
+                         "or by the mean itself")
     mx.add_argument("--control", type=non_negative_int, default=0, metavar="N",
                     help="N draws of random features of matched maximum activation, "
                          "steered the same way, for each variant (default 0)")
@@ -86,7 +90,8 @@ def run_steer(args: argparse.Namespace) -> int:
                        bed=args.bed, all_positions=args.all_positions, variants=args.variant,
                        hook=args.hook, max_activations=args.max_activations,
                        max_sample=args.max_sample, max_window=args.max_window,
-                       top_around=args.top_around, control=args.control,
+                       top_around=args.top_around, top_by=args.top_by,
+                       control=args.control,
                        control_pool=args.control_pool, frame_start=args.frame_start,
                        frame_strand=args.frame_strand, table=args.table,
                        annotations=args.annotations, top=args.top, batch_size=args.batch_size,

@@ -43,7 +43,7 @@ from dnatlas.pipelines.steer_inputs import (
     log_odds,
     parse_edit,
     parse_variant,
-    read_maxima,
+    read_feature_stats,
     select_positions,
 )
 from dnatlas.sae.steering import FeatureEdit, SteeringIntervention, check_features
@@ -66,7 +66,10 @@ class SteerRequest:
             instead of the sample.
         max_sample: windows sampled from ``fasta`` for the maximum activations;
             max_window: their length (nt; capped by the model's ``max_length``).
-        top_around: ``top:N`` ranks features by mean activation over ±this many nt.
+        top_around: ``top:N`` ranks features by their mean activation over ±this many nt
+            of the reported positions: ``top_by="excess"`` by that mean minus their mean over
+            the genome sample (dense features, firing everywhere, are not "most active
+            here"); ``"mean"`` by the mean itself.
         control: random matched-feature control draws; control_pool: candidates per
             feature (the nearest in maximum activation).
         frame_start: 1-based coordinate of the first base of a codon on ``frame_strand``
@@ -89,6 +92,7 @@ class SteerRequest:
     max_sample: int = 16
     max_window: int = 4096
     top_around: int = 0
+    top_by: str = "excess"
     control: int = 0
     control_pool: int = 10
     frame_start: int | None = None
@@ -184,12 +188,13 @@ def codon_predictions(adapter, records, positions, frame_start: int, strand: str
     return out
 
 
-def _sample_maxima(adapter, sae, key, fasta: Path, req: SteerRequest, lengths) -> torch.Tensor:
-    """Per-feature maximum activation over ``req.max_sample`` random windows of the genome."""
+def sample_stats(adapter, sae, key, fasta: Path, req: SteerRequest, lengths) -> dict:
+    """Per-feature maximum, mean and firing frequency over ``req.max_sample`` random
+    windows of the genome (:func:`~dnatlas.sae.steering.feature_stats`)."""
     import itertools
 
     from dnatlas.pipelines.windows import window_source
-    from dnatlas.sae.steering import feature_max
+    from dnatlas.sae.steering import feature_stats
 
     window = min(req.max_window, adapter.max_length or req.max_window, max(lengths))
     source = window_source(fasta, "train", window, min(req.max_sample, 8), req.seed)
@@ -200,7 +205,7 @@ def _sample_maxima(adapter, sae, key, fasta: Path, req: SteerRequest, lengths) -
             tokens = torch.from_numpy(np.asarray(batch, dtype=np.int64))
             yield adapter.activations(tokens, [key])[key]
 
-    return feature_max(sae, acts())
+    return feature_stats(sae, acts())
 
 
 def site_means(adapter, sae, key, records, positions, around: int) -> torch.Tensor:
@@ -321,6 +326,8 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     variants = [parse_variant(v) for v in req.variants]
     if req.control and not variants:
         raise InputError("--control compares variants: give --variant")
+    if req.top_by not in ("excess", "mean"):
+        raise InputError(f"top-by must be excess or mean, got {req.top_by!r}")
     if req.frame_strand not in ("+", "-"):
         raise InputError(f"frame strand must be + or -, got {req.frame_strand!r}")
     for name in ("max_sample", "max_window", "batch_size", "control_pool"):
@@ -336,15 +343,20 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     check_variants(variants, records)
     positions = select_positions(records, req.regions, req.bed, req.all_positions, variants)
 
-    need_max = req.control > 0 or any(s.op == "set_max" for s in specs)
-    maxima = None
-    if req.max_activations is not None:
-        maxima = read_maxima(req.max_activations, sae.d_sae)
-    elif need_max:
-        maxima = _sample_maxima(adapter, sae, key, fasta, req, [len(r) for r in records.values()])
-    means = site_means(adapter, sae, key, records, positions, req.top_around) \
-        if any(s.top for s in specs) else None
-    ranking = torch.argsort(means, descending=True, stable=True).tolist() if means is not None else []
+    ranked = any(s.top for s in specs)
+    need = {"max"} if req.control > 0 or any(s.op == "set_max" for s in specs) else set()
+    need |= {"mean"} if ranked and req.top_by == "excess" else set()
+    stats = {} if req.max_activations is None else read_feature_stats(req.max_activations,
+                                                                      sae.d_sae)
+    if need - set(stats):  # given columns are kept, the missing ones sampled
+        sampled = sample_stats(adapter, sae, key, fasta, req, [len(r) for r in records.values()])
+        stats = {**{k: v for k, v in sampled.items() if k != "n"}, **stats}
+    maxima = stats.get("max")
+    means = site_means(adapter, sae, key, records, positions, req.top_around) if ranked else None
+    ranking = []
+    if ranked:
+        score = means - stats["mean"] if req.top_by == "excess" else means
+        ranking = torch.argsort(score, descending=True, stable=True).tolist()
     raw_edits = expand_edits(specs, ranking)
     edits = [e.resolve(maxima) for e in raw_edits]
     steer_fn = SteeringIntervention(sae, edits)
@@ -369,10 +381,10 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
         codon_rows = report.codon_rows(records, req, codon_predictions(
             adapter, records, positions, req.frame_start, req.frame_strand, {key: steer_fn},
             req.batch_size))
-    summary = report.summary(adapter, sae_dir, key, req, edits, draws, maxima, means,
+    summary = report.summary(adapter, sae_dir, key, req, edits, draws, stats, means, ranking,
                              records, positions, base, steered, rows, codon_rows)
     if out is not None:
         report.write_all(out, records, positions, base, steered, rows, codon_rows, summary,
-                         maxima, req)
+                         stats, req)
     return SteerResult(positions, base, steered, rows, edits, codon_rows, summary, out)
 

@@ -153,26 +153,35 @@ def check_variants(variants, records: dict) -> None:
                              f"at {v.record}:{v.pos + 1:,}")
 
 
-def read_maxima(path: str | Path, d_sae: int) -> torch.Tensor:
-    """Maximum activations from a TSV with columns ``feature`` and ``max`` (d_sae,)."""
+#: columns of a feature table (``feature_max.tsv``) besides ``feature``
+STAT_COLUMNS = ("max", "mean", "frequency")
+
+
+def read_feature_stats(path: str | Path, d_sae: int) -> dict[str, torch.Tensor]:
+    """Per-feature statistics from a TSV with a ``feature`` column and ``max`` (required),
+    ``mean`` and ``frequency`` (optional) columns: ``{column: (d_sae,) float64}``, 0 for
+    features not listed."""
     from dnatlas.files import open_text
 
-    maxima = torch.zeros(d_sae, dtype=torch.float64)
     with open_text(path) as fh:
         header = fh.readline().rstrip("\n").split("\t")
         if "feature" not in header or "max" not in header:
             raise InputError("expected a header with columns 'feature' and 'max'", path=path,
                              line=1)
-        fi, mi = header.index("feature"), header.index("max")
+        fi = header.index("feature")
+        cols = {c: header.index(c) for c in STAT_COLUMNS if c in header}
+        stats = {c: torch.zeros(d_sae, dtype=torch.float64) for c in cols}
         for n, line in enumerate(fh, 2):
-            cols = line.rstrip("\n").split("\t")
+            fields = line.rstrip("\n").split("\t")
             try:
-                feature, value = int(cols[fi]), float(cols[mi])
+                feature = int(fields[fi])
+                values = {c: float(fields[j]) for c, j in cols.items()}
             except (ValueError, IndexError):
-                raise InputError("expected a feature index and a number", path=path,
+                raise InputError("expected a feature index and numbers", path=path,
                                  line=n) from None
             if not 0 <= feature < d_sae:
                 raise InputError(f"unknown feature {feature}: the SAE has {d_sae:,} features",
                                  path=path, line=n)
-            maxima[feature] = value
-    return maxima
+            for c, v in values.items():
+                stats[c][feature] = v
+    return stats

@@ -11,7 +11,8 @@ Files written into the output folder:
 * ``codons.tsv`` (with a reading frame, DNAtlas): per codon, the reference codon and amino
   acid, their probabilities before and after, the most likely ones, and all 21 amino-acid
   probabilities before and after;
-* ``feature_max.tsv``: the maximum activations used (reusable as ``--max-activations``);
+* ``feature_max.tsv``: per-feature maximum, mean and firing frequency over the genome
+  sample (reusable as ``--max-activations``);
 * ``steer.json``: settings, resolved edits, the steered features, the positions that
   changed most, variants with their controls;
 * ``steer.png``: the change of log-odds of the reference base along the positions with the
@@ -114,9 +115,19 @@ def codon_rows(records, req, predictions) -> list[dict]:
     return rows
 
 
-def summary(adapter, sae_dir, key, req, edits, draws, maxima, means, records, positions,
-            base, steered, variants, codons) -> dict:
+def summary(adapter, sae_dir, key, req, edits, draws, stats, means, ranking, records,
+            positions, base, steered, variants, codons) -> dict:
     """The ``steer.json`` dictionary."""
+    maxima, sample_mean = stats.get("max"), stats.get("mean")
+
+    def feature(f):
+        out = {"feature": int(f)}
+        for name, values in (("max_activation", maxima), ("sample_mean", sample_mean),
+                             ("site_mean", means)):
+            if values is not None:
+                out[name] = float(values[f])
+        return out
+
     table = position_table(records, positions, base, steered)
     flat = [(rid, i) for rid, t in table.items() for i in range(len(t["pos"]))]
     order = sorted(flat, key=lambda ri: -table[ri[0]]["tv"][ri[1]])[:req.top]
@@ -127,15 +138,10 @@ def summary(adapter, sae_dir, key, req, edits, draws, maxima, means, records, po
         "hook": key, "fasta": str(req.fasta), "semantics": SEMANTICS,
         "error_term": True, "edit_specs": list(req.edits),
         "edits": [{"feature": e.feature, "op": e.op, "value": e.value} for e in edits],
-        "features": [{"feature": f,
-                      "max_activation": float(maxima[f]) if maxima is not None else None,
-                      "site_mean": float(means[f]) if means is not None else None}
-                     for f in features],
-        "site_ranking": [] if means is None else [
-            {"feature": int(f), "site_mean": float(means[f]),
-             "max_activation": float(maxima[f]) if maxima is not None else None}
-            for f in np.argsort(-np.asarray(means), kind="stable")[:20]],
-        "top_around": req.top_around, "n_positions": int(tv.size),
+        "features": [feature(f) for f in features],
+        "top_by": req.top_by, "top_around": req.top_around,
+        "site_ranking": [feature(f) for f in ranking[:20]],
+        "n_positions": int(tv.size),
         "mean_tv": float(tv.mean()), "max_tv": float(tv.max()),
         "top_positions": [_position_json(table[rid], i, rid) for rid, i in order],
         "variants": [{**{k: v for k, v in row.items()}, **control_stats(row)} for row in variants],
@@ -163,7 +169,7 @@ def _write_tsv(path: Path, header: list[str], rows) -> None:
 
 
 def write_all(out: Path, records, positions, base, steered, variants, codons, summary_,
-              maxima, req) -> None:
+              stats, req) -> None:
     """Write every output file (module docstring) into ``out``."""
     from dnatlas.files import write_json
 
@@ -180,9 +186,11 @@ def write_all(out: Path, records, positions, base, steered, variants, codons, su
         _write_tsv(out / "variants.tsv", keys, ([r.get(k, "") for k in keys] for r in rows))
     if codons:
         _write_tsv(out / "codons.tsv", list(codons[0]), (list(r.values()) for r in codons))
-    if maxima is not None:
-        _write_tsv(out / "feature_max.tsv", ["feature", "max"],
-                   ([f, float(m)] for f, m in enumerate(maxima.tolist())))
+    if stats:
+        names = [c for c in ("max", "mean", "frequency") if c in stats]
+        _write_tsv(out / "feature_max.tsv", ["feature", *names],
+                   ([f, *(float(stats[c][f]) for c in names)]
+                    for f in range(len(stats[names[0]]))))
     write_json(out / "steer.json", summary_)
     if req.png:
         figure(table, variants, req, out / "steer.png")

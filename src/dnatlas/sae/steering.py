@@ -136,17 +136,31 @@ class SteeringIntervention:
 
 
 @torch.no_grad()
-def feature_max(sae: SparseAutoencoder, batches: Iterable[Tensor]) -> Tensor:
-    """Per-feature maximum activation (d_sae,) over activation batches (..., d_in)."""
-    top = None
+def feature_stats(sae: SparseAutoencoder, batches: Iterable[Tensor]) -> dict[str, Tensor]:
+    """Per-feature statistics over activation batches (..., d_in): ``max`` (maximum
+    activation, at least 0), ``mean`` (mean activation), ``frequency`` (fraction of rows
+    where the feature fires), each (d_sae,) float64 on the CPU, and ``n`` (rows)."""
+    top = total = fired = None
+    n = 0
     for x in batches:
         f = sae.encode(x.reshape(-1, x.shape[-1]).to(device=sae.W_enc.device,
-                                                     dtype=sae.W_enc.dtype))
-        m = f.amax(0) if f.shape[0] else f.new_zeros(sae.d_sae)
+                                                     dtype=sae.W_enc.dtype)).double()
+        if not f.shape[0]:
+            continue
+        m, t, c = f.amax(0), f.sum(0), (f != 0).sum(0).double()
         top = m if top is None else torch.maximum(top, m)
-    if top is None:
-        raise ValueError("no activations to take the maximum over")
-    return top.clamp_min(0.0).cpu()
+        total = t if total is None else total + t
+        fired = c if fired is None else fired + c
+        n += f.shape[0]
+    if n == 0:
+        raise ValueError("no activations to take statistics over")
+    return {"max": top.clamp_min(0.0).cpu(), "mean": (total / n).cpu(),
+            "frequency": (fired / n).cpu(), "n": n}
+
+
+def feature_max(sae: SparseAutoencoder, batches: Iterable[Tensor]) -> Tensor:
+    """Per-feature maximum activation (d_sae,) over activation batches (..., d_in)."""
+    return feature_stats(sae, batches)["max"]
 
 
 def matched_features(scale: Tensor, targets: Sequence[int], n_draws: int, pool: int = 10,
