@@ -196,11 +196,13 @@ def test_two_processes_write_the_same_neuron_catalog_as_one(tmp_path):
 # ----------------------------------------------------------------------------- sae train
 
 
-def _train(model, fasta, out, streams=None, arch="topk", resume=False):
+def _train(model, fasta, out, streams=None, arch="topk", resume=False, steps=6):
+    """6 steps of 96 rows on 2 layers; the learning rate is constant (no warm-up in 6 steps),
+    so 4 steps resumed to 6 equal 6 steps."""
     from dnatlas.pipelines.sae import SAEHyperparameters, WindowSettings, train_sae
 
-    hyper = SAEHyperparameters(arch=arch, k=4, expansion=2, steps=6, batch_size=96, lr=1e-2,
-                               checkpoint_every=4)
+    hyper = SAEHyperparameters(arch=arch, k=4, expansion=2, steps=steps, batch_size=96,
+                               lr=1e-2, checkpoint_every=4)
     windows = WindowSettings(fasta, window=64, windows_per_batch=2, seed=3, streams=streams)
     return train_sae(model, windows, "0,2", out, hyper, buffer_rows=384, device="cpu",
                      resume=resume)
@@ -215,6 +217,8 @@ def _train_two_ranks(model, fasta, out):
         out.mkdir(parents=True, exist_ok=True)
         (out / f"refused.{distributed.rank()}").write_text(str(exc))
     _train(model, fasta, out / "sae")
+    _train(model, fasta, out / "resumed", steps=4)  # then resumed, each rank from its stream
+    _train(model, fasta, out / "resumed", resume=True)
 
 
 def test_two_ranks_of_half_batches_train_the_sae_one_process_trains(inputs, two_ranks,
@@ -228,9 +232,11 @@ def test_two_ranks_of_half_batches_train_the_sae_one_process_trains(inputs, two_
     _train(model, fasta, tmp_path / "one", streams=2)  # the same 2 streams in 1 process
     _train(model, fasta, tmp_path / "plain")           # 1 stream: other batches
     for layer in ("blocks.0.residual", "blocks.2.residual"):
-        one, ranks = (load_sae(d / layer) for d in (tmp_path / "one", two / "sae"))
-        for name, value in one.state_dict().items():
-            torch.testing.assert_close(ranks.state_dict()[name], value, rtol=1e-4, atol=1e-5)
+        one = load_sae(tmp_path / "one" / layer)
+        for ranks in (load_sae(two / "sae" / layer), load_sae(two / "resumed" / layer)):
+            for name, value in one.state_dict().items():
+                torch.testing.assert_close(ranks.state_dict()[name], value, rtol=1e-4,
+                                           atol=1e-5)
         assert not torch.allclose(load_sae(tmp_path / "plain" / layer).W_dec, one.W_dec,
                                   atol=1e-3)
         rows = [np.genfromtxt(d / layer / "metrics.csv", delimiter=",", names=True)
