@@ -33,18 +33,24 @@ missing packages travel as wheels made here first::
     bash bench/gpu_check.sh wheels        # here: ~29 MB of cp312 wheels into .whl/ (ignored)
     # then one device call, carry [".whl"], timeout_s 560:
     bash bench/gpu_check.sh run           # pip-installs .whl/ into /tmp/site (~15 s), then
-    #   PYTHONPATH=/tmp/site:src timeout 470 python3 bench/gpu_check.py \\
+    #   PYTHONPATH=/tmp/site timeout 470 python3 bench/gpu_check.py \\
     #       --out $OUT/gpu.json --model-out $OUT/gpu-model 2>&1 | tee $OUT/gpu.log
+    # (this script puts src/ on sys.path itself, and on the torchrun worker's PYTHONPATH)
 
 (7 files come back: gpu.json, gpu.log, and the model folder's config, index and shards.)
 Elsewhere, with a CUDA build of torch in .venv: ``make setup-dev TORCH_SPEC=torch
 PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cu126 && .venv/bin/python
 bench/gpu_check.py --out runs/gpu.json``.
 
-``--dry-run``: the same code paths on the CPU with tiny sizes (a 2-layer tiny model, a few
-steps, 20 kb slices, gloo for torchrun, torch.compile with the ``eager`` backend, fp32
-peaks; sae_lens skipped unless ``--sae-lens yes``), in well under a minute; run by
+``--dry-run``: the same code paths on the CPU with tiny sizes (a 1-block tiny model, a few
+steps, 10-20 kb slices, gloo for torchrun, torch.compile with the ``eager`` backend, fp32
+peaks; sae_lens skipped unless ``--sae-lens yes``): about 30 CPU seconds, so half a minute
+on an idle 2-core machine and one to two minutes on a shared one; run by
 tests/test_gpu_check.py.
+
+Notes. ``dnatlas train`` at WORLD_SIZE 1 creates no process group (it needs none), so the
+torchrun section opens one itself to prove NCCL. The neuron catalogs run without drawing
+their PNGs (``--catalog-figures`` keeps them): 3-5 figures per layer would cost ~1 s each.
 """
 
 from __future__ import annotations
@@ -104,10 +110,10 @@ DRY = dict(peak_n=256, parity_steps=3, parity_shape=(1, 256), mfu_presets=("tiny
            tr_window=256, tr_batch=2, extract_nt=10_000, extract_chunk=4096, extract_batch=1,
            sae=dict(d_in=32, expansion=4, k=4, batch_size=256, steps=3, warmup=1,
                     repeats=1), sae_archs=("topk",), store_slice=(20_000, 10_000),
-           region="K-12-MG1655:1-10000", layers=1, eval_window=256, eval_windows=4, shard="100KB",
+           region="K-12-MG1655:1-10000", layers=0, eval_window=256, eval_windows=4, shard="100KB",
            compile_backend="eager")
-#: the dry run's model: the tiny preset cut to 2 blocks
-DRY_MODEL = {"n_layers": 2, "dilations": [1, 4]}
+#: the dry run's model: the tiny preset cut to 1 block
+DRY_MODEL = {"n_layers": 1, "dilations": [1]}
 #: fp16 weights: shards of at most 16 MB (dry run 200 kB), 64 MB in all (under the 16 MiB
 #: per file and 64 MiB in all that come back from the device's $OUT)
 SHARD_LIMIT, DRY_SHARD_LIMIT, MODEL_LIMIT = 16 * 10**6, 2 * 10**5, 64 * 10**6
@@ -435,10 +441,23 @@ def sec_mfu(c: Check):
     bf16 = not c.dry
     rows, result = [], {"peak": peak_name, "peak_flops": peak, "compile": c.args.mfu_compile,
                         "bf16": bf16, "presets": {}}
+    oom = getattr(c.torch, "OutOfMemoryError", c.torch.cuda.OutOfMemoryError)
     for name in c.size["mfu_presets"]:
+        # the preset's micro-batch, halved if it does not fit (fp32 eager keeps ~54 kB per
+        # nt per block of 1024 neurons for backward: thin at 24 x 4096 ~64 GB, wide ~96 GB;
+        # bf16 less)
         batch = 1 if c.dry else load_train_config(name).micro_batch_size
-        r = bench_preset(name, batch, c.size["mfu_length"], c.device, bf16, c.args.mfu_compile,
-                         c.size["mfu_repeat"])
+        while True:
+            try:
+                r = bench_preset(name, batch, c.size["mfu_length"], c.device, bf16,
+                                 c.args.mfu_compile, c.size["mfu_repeat"])
+                break
+            except oom:
+                if batch == 1:
+                    raise
+                say(f"{name}: out of memory at batch {batch} x {c.size['mfu_length']}; halving")
+                batch //= 2
+                c._free()
         r.update(batch=batch, length=c.size["mfu_length"], train_mfu=r["train_flops"] / peak,
                  forward_mfu=r["fwd_flops"] / peak)
         result["presets"][name] = r
@@ -546,7 +565,8 @@ def torchrun_worker(spec: dict) -> int:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if cuda else torch.device("cpu")
         if cuda:
             torch.cuda.set_device(dev)
-        dist.init_process_group("nccl" if cuda else "gloo")
+        if not dist.is_initialized():  # dnatlas train inits one only for WORLD_SIZE > 1
+            dist.init_process_group("nccl" if cuda else "gloo")
         out["backend"] = dist.get_backend()
         if cuda:
             out["nccl_version"] = ".".join(map(str, torch.cuda.nccl.version()))
@@ -738,8 +758,8 @@ def _train_within(c: Check, cfg, store: Path, run: Path, budget: float):
 
     t_train = time.perf_counter()
 
-    def guard(step, loss):
-        if time.perf_counter() - t_train > budget:
+    def guard(step, loss):  # after each step's evaluation and checkpoint
+        if step < cfg.steps and time.perf_counter() - t_train > budget:
             raise _OutOfTime(step)
 
     try:
@@ -815,8 +835,10 @@ def _compare_with_bundled(c: Check, cfg, store: Path, run: Path, model_out: Path
     for i, (label, adapter) in enumerate(models.items()):
         ev = evaluate(adapter.nucleotide_log_probs, st, "val", c.size["eval_window"],
                       c.size["eval_windows"], batch_size=16, device=adapter.device)
-        cat = neuron_catalog(adapter, "ecoli_k12_mg1655", "ecoli_k12_mg1655", c.size["layers"],
-                             c.work / f"catalog-{i}", settings=settings, force=True)
+        with _figures(c.args.catalog_figures):
+            cat = neuron_catalog(adapter, "ecoli_k12_mg1655", "ecoli_k12_mg1655",
+                                 c.size["layers"], c.work / f"catalog-{i}", settings=settings,
+                                 force=True)
         best = {}
         for track in ("start_codon_2nd", "stop_codon_1st"):
             layer, neuron, ap = max(((k.layer, *k.best(track)) for k in cat.catalogs),
@@ -852,6 +874,18 @@ def _compare_with_bundled(c: Check, cfg, store: Path, run: Path, model_out: Path
                + f"; val {g['val']['bits_per_nt']:.4f} bits/nt vs bundled "
                f"{b['val']['bits_per_nt']:.4f}; beats bundled on both: {verdict}")
     return summary, result
+
+
+def _figures(keep: bool):
+    """The catalog pipeline without its PNGs (3-5 per layer, ~1 s each; scratch here) unless
+    ``keep``: everything it computes is kept."""
+    from unittest import mock
+
+    from dnatlas.pipelines import neuron_figures
+
+    if keep:
+        return contextlib.nullcontext()
+    return mock.patch.object(neuron_figures, "neuron_figures", lambda *a, **k: None)
 
 
 def cfg_flops(cfg) -> int:
@@ -921,6 +955,8 @@ def parse_args(argv=None):
                    help="torch.compile backend of the parity run (inductor; dry: eager)")
     p.add_argument("--sae-lens", choices=("auto", "yes", "no"), default="auto",
                    help="also time sae_lens (auto: yes on a GPU, no in the dry run)")
+    p.add_argument("--catalog-figures", action="store_true",
+                   help="let the neuron catalogs draw their PNGs (into --work)")
     p.add_argument("--work", help="scratch folder (default: a new temporary one, removed)")
     p.add_argument("--torchrun-worker", metavar="JSON", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

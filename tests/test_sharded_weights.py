@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from dnatlas.errors import InputError
 from dnatlas.model import DNAtlas
-from dnatlas.model.modeling import WEIGHTS_INDEX, WEIGHTS_NAME, _greedy_shards, _parse_size
+from dnatlas.model.weights_files import WEIGHTS_INDEX, WEIGHTS_NAME, greedy_shards, parse_size
 from dnatlas.models import load_model
 from tests.helpers import tiny_model
 
@@ -90,7 +90,7 @@ def test_huggingface_hub_split_and_the_fallback_agree():
     state = {k: v.contiguous() for k, v in tiny_model().state_dict().items()}
     for limit in (1, 5_000, LIMIT, 10**9):
         hub = split_torch_state_dict_into_shards(state, max_shard_size=limit)
-        ours = _greedy_shards(state, limit)
+        ours = greedy_shards(state, limit)
         assert {k: list(v) for k, v in hub.filename_to_tensors.items()} == ours, limit
 
 
@@ -128,7 +128,7 @@ def test_one_file_when_it_fits_and_a_resave_removes_the_other_layout(tmp_path):
 @pytest.mark.parametrize("size,bytes_", [(100, 100), ("16MB", 16_000_000), ("1.5KB", 1500),
                                          ("2MiB", 2 * 2**20), (" 7 kib ", 7 * 1024)])
 def test_shard_sizes_parse(size, bytes_):
-    assert _parse_size(size) == bytes_
+    assert parse_size(size) == bytes_
 
 
 @pytest.mark.parametrize("size", [0, -5, "lots", "16XB", True, "MB"])

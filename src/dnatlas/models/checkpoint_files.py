@@ -1,6 +1,6 @@
 """Reading a model folder's ``config.json`` with one-line errors; weights: one file with
 :func:`dnatlas.files.load_safetensors`, a folder's (one file or transformers-style shards)
-with :func:`weights_file` and :func:`dnatlas.model.modeling.load_weights`."""
+with :func:`weights_file` and :func:`dnatlas.model.weights_files.load_weights`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dnatlas.errors import InputError
 from dnatlas.files import load_safetensors  # noqa: F401  (re-exported for the adapters)
-from dnatlas.model.modeling import WEIGHTS_INDEX, WEIGHTS_NAME, load_weights  # noqa: F401
+from dnatlas.model.weights_files import WEIGHTS_INDEX, WEIGHTS_NAME, load_weights  # noqa: F401
 
 
 def weights_file(directory: str | Path) -> Path:
