@@ -33,7 +33,7 @@ missing packages travel as wheels made here first::
     bash bench/gpu_check.sh wheels        # here: ~29 MB of cp312 wheels into .whl/ (ignored)
     # then one device call, carry [".whl"], timeout_s 560:
     bash bench/gpu_check.sh run           # pip-installs .whl/ into /tmp/site (~15 s), then
-    #   PYTHONPATH=/tmp/site timeout 470 python3 bench/gpu_check.py \\
+    #   PYTHONPATH=/tmp/site timeout 450 python3 bench/gpu_check.py \\
     #       --out $OUT/gpu.json --model-out $OUT/gpu-model 2>&1 | tee $OUT/gpu.log
     # (this script puts src/ on sys.path itself, and on the torchrun worker's PYTHONPATH)
 
@@ -948,7 +948,7 @@ def parse_args(argv=None):
     p.add_argument("--sections", default=",".join(SECTIONS),
                    help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--budget", type=float, default=None,
-                   help="seconds for the whole run (default 430 on a GPU, 300 dry)")
+                   help="seconds for the whole run (default 420 on a GPU, 300 dry)")
     p.add_argument("--mfu-compile", action="store_true",
                    help="time the mfu presets compiled (about a minute of compiling each)")
     p.add_argument("--compile-backend", default=None,
@@ -961,7 +961,7 @@ def parse_args(argv=None):
     p.add_argument("--torchrun-worker", metavar="JSON", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.budget is None:
-        args.budget = 300.0 if args.dry_run else 430.0
+        args.budget = 300.0 if args.dry_run else 420.0
     if args.model_out is None and args.out:
         args.model_out = str(Path(args.out).resolve().parent / "gpu-model")
     return args

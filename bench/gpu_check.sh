@@ -5,7 +5,7 @@
 #                                     # lacks (biopython, sae_lens and its needs) -> .whl/
 #   bash bench/gpu_check.sh run       # on the GPU machine, in one device call with
 #                                     # carry [".whl"] and timeout_s 560: installs .whl/ into
-#                                     # /tmp/site, runs the check (at most 470 s), writes
+#                                     # /tmp/site, runs the check (at most 450 s), writes
 #                                     # $OUT/gpu.json, $OUT/gpu.log, $OUT/gpu-model/
 #   bash bench/gpu_check.sh dry-run   # here: the same code paths on the CPU (< 1 min idle)
 #
@@ -59,7 +59,7 @@ case "$mode" in
     fi
     export PYTHONUNBUFFERED=1
     set -o pipefail
-    timeout -k 10 "${GPU_CHECK_TIMEOUT:-470}" "$PY" bench/gpu_check.py --out "$OUT/gpu.json" \
+    timeout -k 10 "${GPU_CHECK_TIMEOUT:-450}" "$PY" bench/gpu_check.py --out "$OUT/gpu.json" \
       --model-out "$OUT/gpu-model" "$@" 2>&1 | tee "$OUT/gpu.log"
     ;;
   dry-run)
