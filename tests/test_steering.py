@@ -156,16 +156,17 @@ def test_steered_site_is_the_edited_decode_plus_the_reconstruction_error(arch):
 # ----------------------------------------------------------------------------- planted direction
 
 
-def _finite_difference_gradient(adapter, tokens, key, p, base, eps=1e-2):
-    """d log p(base at p) / d (a shift of the site's activations at every position)."""
+def _ascent_direction(adapter, tokens, key, p, base, k=8, eps=1e-2):
+    """The gradient of log p(base at p) with respect to a shift of the site's activations
+    at every position, projected on ``k`` random orthonormal directions (central finite
+    differences): a direction whose first-order effect is ``+|g|`` per unit step."""
     d = adapter.d(key)
+    basis = torch.linalg.qr(torch.randn(d, min(k, d), generator=torch.Generator().manual_seed(9)))[0].T
     grad = torch.zeros(d)
-    for i in range(d):
-        e = torch.zeros(d)
-        e[i] = eps
-        up = adapter.nucleotide_log_probs(tokens, intervene={key: lambda a, e=e: a + e.to(a)})
-        down = adapter.nucleotide_log_probs(tokens, intervene={key: lambda a, e=e: a - e.to(a)})
-        grad[i] = (up[0, p, base] - down[0, p, base]).double() / (2 * eps)
+    for u in basis:
+        up = adapter.nucleotide_log_probs(tokens, intervene={key: lambda a, u=u: a + eps * u.to(a)})
+        down = adapter.nucleotide_log_probs(tokens, intervene={key: lambda a, u=u: a - eps * u.to(a)})
+        grad += float(up[0, p, base] - down[0, p, base]) / (2 * eps) * u
     return grad
 
 
@@ -177,7 +178,7 @@ def test_a_planted_decoder_direction_raises_its_nucleotide_and_its_opposite_lowe
     tokens[0, p] = MASK
     clean = adapter.nucleotide_log_probs(tokens)[0, p]
     base = int(clean.argmin())  # the least likely nucleotide: room to go up
-    grad = _finite_difference_gradient(adapter, tokens, key, p, base)
+    grad = _ascent_direction(adapter, tokens, key, p, base)
     assert grad.norm() > 1e-3
     sae = make_sae("relu", adapter.d(key), d_sae=8)
     with torch.no_grad():  # feature 0: never fires, decodes to the gradient's direction
@@ -373,6 +374,13 @@ def test_top_features_are_ranked_by_activation_at_the_positions_above_the_genome
     scores = [r["site_mean"] - r["sample_mean"] for r in excess]
     assert scores == sorted(scores, reverse=True) and excess[0]["feature"] != 0
     assert [e.feature for e in runs["excess"].edits] == [r["feature"] for r in excess[:2]]
+    req.top_by, req.top_max_frequency = "mean", 0.5  # dense features left out
+    sparse = steer(f"dnatlas:{model_dir}", req, None).summary["site_ranking"]
+    freq = {r["feature"]: r["sample_frequency"] for r in sparse + excess}
+    assert all(freq[r["feature"]] <= 0.5 for r in sparse)
+    kept = [r["feature"] for r in ranked if r["feature"] in freq and freq[r["feature"]] <= 0.5]
+    assert [r["feature"] for r in sparse][:len(kept)] == kept[:len(sparse)]
+    assert all(r["feature"] != 0 for r in sparse)
     table = (tmp_path / "excess" / "feature_max.tsv").read_text().splitlines()
     assert table[0] == "feature\tmax\tmean\tfrequency" and len(table) == 17
 

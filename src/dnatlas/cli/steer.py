@@ -57,6 +57,9 @@ def register(subparsers) -> None:
                     help="top:N ranks by that mean minus the feature's mean over the genome "
                          "sample (excess, default: dense features are not 'most active here') "
                          "or by the mean itself")
+    mx.add_argument("--top-max-frequency", type=float, default=None, metavar="F",
+                    help="leave out of top:N features firing on more than this fraction of "
+                         "the genome sample (dense features; sae eval flags > 0.1)")
     mx.add_argument("--control", type=non_negative_int, default=0, metavar="N",
                     help="N draws of random features of matched maximum activation, "
                          "steered the same way, for each variant (default 0)")
@@ -91,6 +94,7 @@ def run_steer(args: argparse.Namespace) -> int:
                        hook=args.hook, max_activations=args.max_activations,
                        max_sample=args.max_sample, max_window=args.max_window,
                        top_around=args.top_around, top_by=args.top_by,
+                       top_max_frequency=args.top_max_frequency,
                        control=args.control,
                        control_pool=args.control_pool, frame_start=args.frame_start,
                        frame_strand=args.frame_strand, table=args.table,

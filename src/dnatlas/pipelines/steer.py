@@ -69,7 +69,8 @@ class SteerRequest:
         top_around: ``top:N`` ranks features by their mean activation over ±this many nt
             of the reported positions: ``top_by="excess"`` by that mean minus their mean over
             the genome sample (dense features, firing everywhere, are not "most active
-            here"); ``"mean"`` by the mean itself.
+            here"); ``"mean"`` by the mean itself. top_max_frequency: leave out of the
+            ranking features firing on more than this fraction of the genome sample.
         control: random matched-feature control draws; control_pool: candidates per
             feature (the nearest in maximum activation).
         frame_start: 1-based coordinate of the first base of a codon on ``frame_strand``
@@ -93,6 +94,7 @@ class SteerRequest:
     max_window: int = 4096
     top_around: int = 0
     top_by: str = "excess"
+    top_max_frequency: float | None = None
     control: int = 0
     control_pool: int = 10
     frame_start: int | None = None
@@ -326,6 +328,8 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     variants = [parse_variant(v) for v in req.variants]
     if req.control and not variants:
         raise InputError("--control compares variants: give --variant")
+    if req.top_max_frequency is not None and not 0 <= req.top_max_frequency <= 1:
+        raise InputError("top-max-frequency must be a fraction between 0 and 1")
     if req.top_by not in ("excess", "mean"):
         raise InputError(f"top-by must be excess or mean, got {req.top_by!r}")
     if req.frame_strand not in ("+", "-"):
@@ -346,6 +350,7 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     ranked = any(s.top for s in specs)
     need = {"max"} if req.control > 0 or any(s.op == "set_max" for s in specs) else set()
     need |= {"mean"} if ranked and req.top_by == "excess" else set()
+    need |= {"frequency"} if ranked and req.top_max_frequency is not None else set()
     stats = {} if req.max_activations is None else read_feature_stats(req.max_activations,
                                                                       sae.d_sae)
     if need - set(stats):  # given columns are kept, the missing ones sampled
@@ -355,8 +360,14 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     means = site_means(adapter, sae, key, records, positions, req.top_around) if ranked else None
     ranking = []
     if ranked:
-        score = means - stats["mean"] if req.top_by == "excess" else means
-        ranking = torch.argsort(score, descending=True, stable=True).tolist()
+        score = means - stats["mean"] if req.top_by == "excess" else means.clone()
+        if req.top_max_frequency is not None:
+            score[stats["frequency"] > req.top_max_frequency] = -float("inf")
+        ranking = [f for f in torch.argsort(score, descending=True, stable=True).tolist()
+                   if score[f] > -float("inf")]
+        if len(ranking) < max(s.top for s in specs):
+            raise InputError(f"only {len(ranking)} features fire on at most "
+                             f"{req.top_max_frequency} of the sample: too few for top:N")
     raw_edits = expand_edits(specs, ranking)
     edits = [e.resolve(maxima) for e in raw_edits]
     steer_fn = SteeringIntervention(sae, edits)

@@ -123,7 +123,7 @@ def summary(adapter, sae_dir, key, req, edits, draws, stats, means, ranking, rec
     def feature(f):
         out = {"feature": int(f)}
         for name, values in (("max_activation", maxima), ("sample_mean", sample_mean),
-                             ("site_mean", means)):
+                             ("sample_frequency", stats.get("frequency")), ("site_mean", means)):
             if values is not None:
                 out[name] = float(values[f])
         return out
@@ -140,6 +140,7 @@ def summary(adapter, sae_dir, key, req, edits, draws, stats, means, ranking, rec
         "edits": [{"feature": e.feature, "op": e.op, "value": e.value} for e in edits],
         "features": [feature(f) for f in features],
         "top_by": req.top_by, "top_around": req.top_around,
+        "top_max_frequency": req.top_max_frequency,
         "site_ranking": [feature(f) for f in ranking[:20]],
         "n_positions": int(tv.size),
         "mean_tv": float(tv.mean()), "max_tv": float(tv.max()),
