@@ -15,6 +15,7 @@ from dnatlas.sae.meta import (
     decoder_batches,
     decoder_rows,
     decoder_variance_explained,
+    derived_seed,
     meta_children,
     random_dictionary,
 )
@@ -71,6 +72,18 @@ def test_decoder_rows_are_unit_norm_rows_of_the_chosen_latents(tmp_path):
     assert torch.equal(R, random_dictionary(64, D, seed=3))
 
 
+def test_no_generator_replays_a_base_sae_initialisation():
+    # an SAE initialised with seed 0 draws randn(d_sae, d_in) from seed 0: neither the
+    # random dictionary nor the meta-SAE's initial decoder of seed 0 may start on those rows
+    seeds = {derived_seed(0, p) for p in ("init", "batches", "random-dictionary")}
+    assert len(seeds) == 3 and 0 not in seeds and derived_seed(1, "init") != derived_seed(0, "init")
+    base_init = build_sae(SAEConfig(arch="topk", d_in=D, d_sae=64, k=4, seed=0)).W_dec.detach()
+    assert (random_dictionary(64, D, seed=0) @ base_init.T).abs().max() < 0.8
+    meta_init = build_sae(SAEConfig(arch="batchtopk", d_in=D, d_sae=16, k=4,
+                                    seed=derived_seed(0, "init"))).W_dec.detach()
+    assert (meta_init @ base_init.T).abs().max() < 0.8
+
+
 def test_batches_sample_with_replacement_with_the_same_indices_for_every_key():
     a = torch.arange(10.0)[:, None].repeat(1, 3)
     batches = list(decoder_batches({"a": a, "b": 2 * a}, batch_size=64, seed=1, steps=50))
@@ -121,7 +134,7 @@ def test_planted_hierarchy_is_recovered_and_a_random_dictionary_is_not(tmp_path)
     settings = MetaSAESettings(preset="saebench", k=2, steps=60, batch_size=128, lr=1e-2)
     result = train_meta_sae(folder, tmp_path / "out", settings)
     dec, rnd = result.metrics["decoder"], result.metrics["random"]
-    assert result.metrics["settings"]["width"] == 16
+    assert result.metrics["settings"]["width"] == 16 and not result.metrics["warnings"]
     assert dec["fve"] > 0.85 and rnd["fve"] < dec["fve"] - 0.25, (dec, rnd)
     assert purity(result.children, groups) > 0.95
     for g in range(PARENTS):  # each planted group sits under one meta-latent, nearly whole
@@ -166,6 +179,16 @@ def test_latents_selected_from_a_concept_table(tmp_path):
         read_concepts(ConceptFilter(two), 64, "unknown")
     with pytest.raises(InputError, match="out of range"):
         read_concepts(ConceptFilter(table), d_sae=8, base_name="base")
+    # as `dnatlas concepts eval` writes it: labels (real/shuffled) and strand (+/-/both) too
+    full = tmp_path / "full.csv"
+    with open(full, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["dictionary", "labels", "strand", "concept", "feature", "split", "f1_per_element"])
+        writer.writerow(["sae:base", "real", "both", "tRNA", 3, "test", 0.8])
+        writer.writerow(["sae:base", "shuffled", "both", "tRNA", 4, "test", 0.9])
+        writer.writerow(["sae:base", "real", "+", "tRNA", 5, "test", 0.9])
+    assert read_concepts(ConceptFilter(full), 64, "base") == {3: ("tRNA", 0.8)}
+    assert read_concepts(ConceptFilter(full, strand="+"), 64, "base") == {5: ("tRNA", 0.9)}
 
     from dnatlas.pipelines.meta_sae import MetaSAESettings, train_meta_sae
 
@@ -173,6 +196,7 @@ def test_latents_selected_from_a_concept_table(tmp_path):
     result = train_meta_sae(folder, tmp_path / "out", MetaSAESettings(preset="decode-glm", steps=5),
                             concepts=ConceptFilter(table))
     assert result.latents == [3, 9]  # test-split per-element F1 > 0.5, this SAE's rows only
+    assert "--width below 2" in result.metrics["warnings"][0]  # 128 meta-latents for 2 rows
     lower = train_meta_sae(folder, tmp_path / "o2", MetaSAESettings(preset="decode-glm", steps=5),
                            concepts=ConceptFilter(table, threshold=0.3))
     assert lower.latents == [3, 7, 9]

@@ -7,6 +7,7 @@ Registered by :mod:`dnatlas.cli.sae` (``add_meta``); calls
 from __future__ import annotations
 
 import argparse
+import sys
 
 from dnatlas.cli._model_input import add_device_arg, positive_int
 
@@ -34,6 +35,8 @@ def add_meta(sub) -> None:
                    help="the table's dictionary value of this SAE (default: its only SAE)")
     p.add_argument("--concept-split", default="test", metavar="SPLIT",
                    help="split whose rows match latents (default test)")
+    p.add_argument("--concept-strand", metavar="STRAND",
+                   help="strand rows of the table (+, -, both; default both when present)")
     p.add_argument("--concept-column", default="f1_per_element", metavar="COL",
                    help="score column (default f1_per_element)")
     p.add_argument("--min-score", type=float, default=0.5, metavar="F",
@@ -60,7 +63,8 @@ def run_meta(args: argparse.Namespace) -> int:
                                steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                                seed=args.seed, train_on=args.train_on)
     concepts = None if args.concepts is None else ConceptFilter(
-        args.concepts, args.dictionary, args.concept_split, args.concept_column, args.min_score)
+        args.concepts, args.dictionary, args.concept_split, args.concept_column, args.min_score,
+        strand=args.concept_strand)
     result = train_meta_sae(args.sae, args.out, settings, latents=args.latents,
                             concepts=concepts, device=args.device, force=args.force)
     dec, rnd = result.metrics["decoder"], result.metrics["random"]
@@ -69,4 +73,6 @@ def run_meta(args: argparse.Namespace) -> int:
         print(f"{key:<16}{dec[key]:>12.4g}{rnd[key]:>12.4g}")
     for name, path in result.paths.items():
         print(f"{name:<16}{path}")
+    for text in result.metrics["warnings"]:
+        print(f"dnatlas: warning: {text}", file=sys.stderr)
     return 0

@@ -96,7 +96,8 @@ class MetaSAEResult:
     Attributes:
         metrics: ``{"decoder": {...}, "random": {...}}`` each with ``fve``, ``mse``, ``l0``
             (plus ``fve_batch_topk``/``mse_batch_topk`` for BatchTopK: the batch-level
-            selection SAEBench evaluates with), and the run's settings.
+            selection SAEBench evaluates with), the run's ``settings`` and ``warnings``
+            (e.g. as many meta-latents as rows).
         latents: base latent id of each training row.
         children: per meta-latent, ``(base latent, weight)`` by weight descending.
     """
@@ -238,7 +239,7 @@ def _check_out(out: Path, force: bool) -> Path:
 
 def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
     from dnatlas.sae.architectures import SAEConfig
-    from dnatlas.sae.meta import meta_preset, meta_width, steps_for
+    from dnatlas.sae.meta import derived_seed, meta_preset, meta_width, steps_for
     from dnatlas.sae.training_config import SAETrainingConfig
 
     preset = meta_preset(settings.preset)
@@ -258,7 +259,8 @@ def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
             raise InputError(f"{name} must be positive, got {value}")
     seed = preset.seed if settings.seed is None else settings.seed
     try:
-        cfg = SAEConfig(arch=preset.arch, d_in=d_in, d_sae=int(width), seed=seed,
+        cfg = SAEConfig(arch=preset.arch, d_in=d_in, d_sae=int(width),
+                        seed=derived_seed(seed, "init"),
                         hook_name="sae_decoder", **sae_kw)
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -351,6 +353,10 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
             metrics[name].update({f"{k}_batch_topk": v for k, v in batch.items()})
         if name == "decoder":
             children = meta_children(codes, ids)
+    metrics["warnings"] = [] if cfg.d_sae < len(ids) else [
+        f"{cfg.d_sae} meta-latents for {len(ids)} rows: a meta-SAE this wide can give every "
+        "row a latent of its own, so its FVE says little about shared structure; give "
+        f"--width below {len(ids)}"]
     metrics["settings"] = {**source, "latents": len(ids), "arch": cfg.arch, "width": cfg.d_sae,
                            "k": cfg.k, "l0_coefficient": cfg.l0_coefficient, "seed": seed,
                            "steps": train.steps, "batch_size": train.batch_size, "lr": train.lr}

@@ -21,7 +21,14 @@ Two published setups are :data:`META_PRESETS`:
   replacement), no gradient clipping; trained only on the base latents that matched a
   concept.
 
-Neither normalises inputs further (the rows already have unit norm). The quality measure is
+One ``seed`` drives three generators through :func:`derived_seed`: the meta-SAE's weight
+initialisation, the batch indices and the random dictionary. Each is a hash of the seed
+and its purpose, so none replays another's stream or a base SAE's own initialisation
+(an SAE initialised with seed s draws ``randn(d_sae, d_in)`` from seed s: a meta-SAE or a
+random dictionary drawn from the same seed would start on the base SAE's initial decoder
+rows).
+
+Neither preset normalises inputs further (the rows already have unit norm). The quality measure is
 the decoder fraction of variance explained, FVE = 1 - sum ||x - x_hat||^2 / sum ||x -
 mean(x)||^2 over all rows (SAEBench's ``decoder_fraction_variance_explained``), next to the
 same meta-SAE trained on :func:`random_dictionary` (Gaussian rows, unit-normalised, same
@@ -30,6 +37,7 @@ shape): a dictionary with no shared structure.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +49,7 @@ from torch import Tensor
 from dnatlas.errors import InputError
 from dnatlas.sae.architectures import SparseAutoencoder
 
-__all__ = ["META_PRESETS", "MetaPreset", "decoder_batches", "decoder_rows",
+__all__ = ["META_PRESETS", "MetaPreset", "decoder_batches", "decoder_rows", "derived_seed",
            "decoder_variance_explained", "meta_children", "meta_codes", "meta_preset",
            "meta_width", "random_dictionary", "steps_for"]
 
@@ -111,6 +119,13 @@ def steps_for(preset: MetaPreset, n_rows: int, batch_size: int) -> int | None:
     return preset.epochs * math.ceil(n_rows / min(batch_size, n_rows))
 
 
+def derived_seed(seed: int, purpose: str) -> int:
+    """A seed in [0, 2^31) for ``purpose`` (``init``, ``batches``, ``random-dictionary``):
+    the first 4 bytes of SHA-256 of ``"dnatlas-meta-sae:<purpose>:<seed>"``."""
+    digest = hashlib.sha256(f"dnatlas-meta-sae:{purpose}:{int(seed)}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
 @torch.no_grad()
 def decoder_rows(sae: SparseAutoencoder, latents: Sequence[int] | None = None) -> Tensor:
     """Unit-normalised decoder rows of ``sae``: float32 (n, d_in), row i = W_dec[latents[i]]
@@ -135,8 +150,9 @@ def decoder_rows(sae: SparseAutoencoder, latents: Sequence[int] | None = None) -
 
 def random_dictionary(n: int, d: int, seed: int = 0) -> Tensor:
     """A dictionary with no shared structure: n Gaussian rows of width d, each divided by
-    its norm (uniform on the sphere), float32 (n, d), from a generator seeded ``seed``."""
-    gen = torch.Generator().manual_seed(int(seed))
+    its norm (uniform on the sphere), float32 (n, d), from a generator seeded
+    ``derived_seed(seed, "random-dictionary")``."""
+    gen = torch.Generator().manual_seed(derived_seed(seed, "random-dictionary"))
     rows = torch.randn(n, d, generator=gen)
     return rows / rows.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
@@ -150,7 +166,8 @@ def decoder_batches(rows: dict[str, Tensor], batch_size: int, seed: int = 0,
         rows: key -> (n, d) tensor; all keys have the same n.
         batch_size: rows per batch, B. Without replacement, min(B, n), the last batch of
             an epoch holding the remainder.
-        seed: seed of the index generator (a CPU ``torch.Generator``).
+        seed: the index generator (a CPU ``torch.Generator``) is seeded
+            ``derived_seed(seed, "batches")``.
         replacement: draw B indices uniformly with replacement per batch (SAEBench), or
             shuffle the n rows once per epoch and cut them into batches (Decode-gLM).
         steps: stop after this many batches (None: never stop).
@@ -161,7 +178,7 @@ def decoder_batches(rows: dict[str, Tensor], batch_size: int, seed: int = 0,
     n = sizes.pop()
     if n < 1 or batch_size < 1:
         raise ValueError("need at least one row and a positive batch size")
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(derived_seed(seed, "batches"))
     done = 0
 
     def index_batches() -> Iterator[Tensor]:
