@@ -76,6 +76,9 @@ def _add_train(sub) -> None:
     p.add_argument("--buffer-rows", type=positive_int, default=1 << 17, metavar="N",
                    help="shuffle buffer rows per layer (default 131072)")
     p.add_argument("--checkpoint-every", type=positive_int, default=1000, metavar="N")
+    p.add_argument("--streams", type=positive_int, metavar="S",
+                   help="data-parallel activation streams per batch (default: one per torchrun "
+                        "rank; the same S on any number of processes trains the same SAE)")
     p.add_argument("--out", required=True, metavar="DIR",
                    help="output: the SAELens folder of the SAE, or with several --layer one "
                         "subfolder per hook (e.g. OUT/blocks.2.residual)")
@@ -121,7 +124,7 @@ def _windows(args: argparse.Namespace):
     from dnatlas.pipelines.sae import WindowSettings
 
     return WindowSettings(args.data, args.split, args.window, args.windows_per_batch,
-                          args.keep_n, args.seed)
+                          args.keep_n, args.seed, streams=getattr(args, "streams", None))
 
 
 def run_train(args: argparse.Namespace) -> int:
