@@ -256,6 +256,11 @@ def figure(table, variants, req, path: Path) -> Path:
             ax.plot(x, t["delta_log_odds_ref"][run], lw=0.9, marker=".", ms=3, color="#C44E52")
             lo, hi = int(t["pos"][run[0]]), int(t["pos"][run[-1]]) + 1
             ax.set_xlim(*span(lo, hi))
+            for v in variants:
+                if v["record"] == rid and lo < v["pos"] <= hi:
+                    ax.axvline(v["pos"], color="0.3", ls=":", lw=0.8)
+                    ax.annotate(" " + v["variant"].rsplit(":", 1)[-1], (v["pos"], 0.97), fontsize=6,
+                                xycoords=("data", "axes fraction"), ha="left", va="top")
             ax.set_ylabel(label, fontsize=7)
             ax.set_title(f"{rid}:{lo + 1:,}-{hi:,}", fontsize=8)
             ax.xaxis.set_major_formatter(COORDINATE_FORMAT)
