@@ -164,6 +164,7 @@ def test_outputs(evaluated):
     assert "motif:GATTACA" not in shuffled["identified"]
     assert summary["splits"]["valid"] == [["chrP", 0, L // 2]]
     assert "motif:GATTACA" in neurons["identified_beyond_shuffled"]
+    assert 1 <= neurons["features_tied_beyond_shuffled"] <= neurons["features_tied"]
     # table columns: neurons, random-init, shuffled labels (each its own view)
     row = next(line for line in result.table.splitlines() if line.startswith("motif:GATTACA"))
     neuron_f1, control_f1, shuffled_f1 = (float(cell.rstrip("*")) for cell in row.split()[1::2])

@@ -154,8 +154,10 @@ def run_eval(args: argparse.Namespace) -> int:
         view = entry["views"].get("real both") or next(iter(entry["views"].values()))
         beyond = view.get("identified_beyond_shuffled")
         beyond = "" if beyond is None else f" ({len(beyond)} beyond the shuffled control)"
+        tied = view.get("features_tied_beyond_shuffled")
+        tied = "" if tied is None else f" ({tied} beyond the shuffled control)"
         print(f"{name}: {len(view['identified'])} concepts identified{beyond}, "
-              f"{view['features_tied']} of {entry['features']} features tied to a concept")
+              f"{view['features_tied']} of {entry['features']} features tied to a concept{tied}")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

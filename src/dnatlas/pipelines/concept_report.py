@@ -12,7 +12,8 @@ is chosen on ``valid`` and reported on ``test``:
 - ``summary.json``: settings, model, splits, per dictionary the concepts identified (and
   those whose test F1 also beats the shuffled-labels control by :data:`BEYOND_SHUFFLED`:
   a large concept such as CDS is "identified" by any dense feature, shifted labels too),
-  the features (and RC pairs) tied to a concept, the RC pairing statistics;
+  the features (and RC pairs) tied to a concept (and those whose F1 beats the shuffled
+  control's best for that concept by the same margin), the RC pairing statistics;
 - ``table.txt`` (also printed): per concept, the best SAE feature, the best neuron, the
   random-init control and the shuffled-labels control (test per-element F1);
 - ``f1_distributions.png`` and ``identified_vs_threshold.png``.
@@ -64,11 +65,11 @@ def _top_cells(valid, top: int):
             if per_feature[c, f] > 0]
 
 
-def _tied(valid, test) -> np.ndarray:
+def _tied(valid, test, floor: np.ndarray | None = None) -> np.ndarray:
     """Bool (F,): features with per-element F1 > 0.5 on both splits for some concept and
-    threshold."""
-    both = (scores(valid)["f1_per_element"] > IDENTIFIED_F1) \
-        & (scores(test)["f1_per_element"] > IDENTIFIED_F1)
+    threshold; with ``floor`` (C,), also above the concept's floor on both."""
+    bar = IDENTIFIED_F1 if floor is None else np.maximum(IDENTIFIED_F1, floor)[:, None, None]
+    both = (scores(valid)["f1_per_element"] > bar) & (scores(test)["f1_per_element"] > bar)
     return both.any(axis=(0, 2))
 
 
@@ -175,6 +176,8 @@ def write_report(out: Path, dicts, counts, settings, context: dict):
                     "identified_by_threshold": by_threshold[name, labels, s]}
             shuffled = best_by_view.get((name, "shuffled", s))
             if labels == "real" and shuffled is not None:
+                floor = np.array([m.test["f1_per_element"] for m in shuffled]) + BEYOND_SHUFFLED
+                view["features_tied_beyond_shuffled"] = int(_tied(valid, test, floor).sum())
                 view["identified_beyond_shuffled"] = [
                     m.concept for m, control in zip(best_by_view[name, labels, s], shuffled,
                                                     strict=True)
