@@ -8,15 +8,22 @@ tracking; no input normalisation, no logging service) on the same random activat
 fixed set of correlated Gaussian batches, cycled). Throughput is measured between the
 moments the trainer asks for batch ``warmup`` and for its last batch, so set-up and final
 saving are excluded. Runs alternate between the two libraries and the median of
-``repeats`` runs is reported, with the ratio ours / sae_lens (> 1: dnatlas is faster).
+``repeats`` runs is reported (with the range), with the ratio ours / sae_lens (> 1: dnatlas
+is faster). Every run is a fresh process, so no process setting of one library reaches the
+other: dnatlas tunes glibc's allocator for its (B, d_sae) codes (``dnatlas.runtime``); the
+column "sae_lens, tuned" runs sae_lens with the same allocator setting, to show how much of
+the ratio that setting explains. Both get the same hyperparameters (dnatlas's defaults:
+L1 0.1, JumpReLU threshold and bandwidth 0.001, decoder init norm).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -84,16 +91,25 @@ def run_sae_lens(arch, args, data) -> float:
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.training.sae_trainer import SAETrainer
 
+    from dnatlas.sae.architectures import SAEConfig
+
+    ours = SAEConfig.from_expansion(arch, args.d_in, args.expansion,
+                                    k=args.k if arch in ("topk", "batchtopk") else None)
     d_sae = int(args.d_in * args.expansion)
-    common = dict(d_in=args.d_in, d_sae=d_sae, device=args.device)
+    common = dict(d_in=args.d_in, d_sae=d_sae, device=args.device,
+                  decoder_init_norm=ours.decoder_init_norm)
     if arch == "topk":
         sae = TopKTrainingSAE(TopKTrainingSAEConfig(k=args.k, **common))
     elif arch == "batchtopk":
         sae = BatchTopKTrainingSAE(BatchTopKTrainingSAEConfig(k=args.k, **common))
     elif arch == "jumprelu":
-        sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(**common))
+        sae = JumpReLUTrainingSAE(JumpReLUTrainingSAEConfig(
+            jumprelu_init_threshold=ours.jumprelu_init_threshold,
+            jumprelu_bandwidth=ours.jumprelu_bandwidth, l0_coefficient=ours.l0_coefficient,
+            **common))
     else:
-        sae = StandardTrainingSAE(StandardTrainingSAEConfig(l1_coefficient=0.1, **common))
+        sae = StandardTrainingSAE(StandardTrainingSAEConfig(l1_coefficient=ours.l1_coefficient,
+                                                            **common))
     total = args.steps + args.warmup
     cfg = SAETrainerConfig(total_training_samples=total * args.batch_size,
                            train_batch_size_samples=args.batch_size, lr=4e-4, lr_end=4e-4,
@@ -101,6 +117,28 @@ def run_sae_lens(arch, args, data) -> float:
     timed = TimedBatches(data, total, args.warmup)
     SAETrainer(cfg, sae, data_provider=timed).fit()
     return timed.rows_per_second()
+
+
+def _worker(spec: str, args) -> None:
+    """One run in this (fresh) process: ``LIB,ARCH,TUNED``; prints rows/s as JSON."""
+    lib, arch, tuned = spec.split(",")
+    if tuned == "1":
+        from dnatlas.runtime import tune_allocator
+
+        tune_allocator()
+    data = make_data(args.d_in, args.batch_size, 8, args.device)
+    rate = (run_ours if lib == "dnatlas" else run_sae_lens)(arch, args, data)
+    print(json.dumps({"rows_per_s": rate}))
+
+
+def _run(spec: str, argv: list[str]) -> float:
+    out = subprocess.run([sys.executable, __file__, *argv, "--worker", spec], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["rows_per_s"]
+
+
+def _cell(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
 
 
 def main(argv=None) -> int:
@@ -114,8 +152,16 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per run")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--no-tuned", action="store_true",
+                   help="skip the sae_lens runs with the tuned allocator")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
+    if args.worker:
+        _worker(args.worker, args)
+        return 0
+    argv = [a for a in argv if a != "--no-tuned"]
 
     have_sae_lens = importlib.util.find_spec("sae_lens") is not None
     if have_sae_lens:
@@ -124,26 +170,31 @@ def main(argv=None) -> int:
         lens_version = sae_lens.__version__
     else:
         lens_version = "not installed"
-    data = make_data(args.d_in, args.batch_size, 8, args.device)
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else \
         f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
     print(f"# SAE training throughput ({device}; torch {torch.__version__}; sae_lens {lens_version})")
     print(f"d_in={args.d_in}, d_sae={args.d_in * args.expansion}, batch={args.batch_size}, "
-          f"k={args.k} (topk/batchtopk), {args.steps} timed steps, median of {args.repeats} runs\n")
-    print("| arch | dnatlas rows/s | sae_lens rows/s | dnatlas / sae_lens |")
-    print("|---|---:|---:|---:|")
+          f"k={args.k} (topk/batchtopk), {args.steps} timed steps, median (range) of "
+          f"{args.repeats} runs, each in a fresh process\n")
+    print("| arch | dnatlas rows/s | sae_lens rows/s | dnatlas / sae_lens "
+          "| sae_lens, tuned allocator, rows/s | dnatlas / sae_lens tuned |")
+    print("|---|---:|---:|---:|---:|---:|")
     for arch in args.archs.split(","):
-        ours, theirs = [], []
+        runs: dict[str, list[float]] = {"ours": [], "lens": [], "tuned": []}
         for _ in range(args.repeats):
-            ours.append(run_ours(arch, args, data))
+            runs["ours"].append(_run(f"dnatlas,{arch},1", argv))
             if have_sae_lens:
-                theirs.append(run_sae_lens(arch, args, data))
-        o = statistics.median(ours)
-        if theirs:
-            t = statistics.median(theirs)
-            print(f"| {arch} | {o:,.0f} | {t:,.0f} | {o / t:.2f}x |")
-        else:
-            print(f"| {arch} | {o:,.0f} | n/a | n/a |")
+                runs["lens"].append(_run(f"sae_lens,{arch},0", argv))
+                if not args.no_tuned:
+                    runs["tuned"].append(_run(f"sae_lens,{arch},1", argv))
+        o = statistics.median(runs["ours"])
+        cells = [_cell(runs["ours"])]
+        for key in ("lens", "tuned"):
+            if runs[key]:
+                cells += [_cell(runs[key]), f"{o / statistics.median(runs[key]):.2f}x"]
+            else:
+                cells += ["n/a", "n/a"]
+        print(f"| {arch} | " + " | ".join(cells) + " |")
         sys.stdout.flush()
     return 0
 

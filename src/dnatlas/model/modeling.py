@@ -18,30 +18,54 @@ replace any of them through ``intervene`` (used for SAE splicing and steering).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dnatlas.model.activation import ThresholdSoLU
+from dnatlas.model.activation import ThresholdSoLU, fused_activation
 from dnatlas.model.config import DNAtlasConfig
 from dnatlas.model.rcps import RCConv1d, RCEmbedding, RCLinear, RCRMSNorm, RCTripletHead
 
 SITES = ("pre_act", "neurons", "post_act", "residual")
 Intervention = Callable[[torch.Tensor], torch.Tensor]
+#: rows (positions) per tile of the inference path: one tile's gate, convolution and
+#: activation stay in cache, and the matmuls are still large
+TILE_ROWS = 1024
 
 
-@dataclass
 class DNAtlasOutput:
     """``logits``: (B, L, 64) triplet logits (no consistency mask applied);
-    ``activations``: requested site name -> (B, L, C) tensor."""
+    ``activations``: requested site name -> (B, L, C) tensor.
 
-    logits: torch.Tensor
-    activations: dict[str, torch.Tensor] = field(default_factory=dict)
+    Without gradients, a forward that was asked only for activations stops after the last
+    block it needs; ``logits`` then runs the remaining blocks and the head when first read.
+    """
+
+    def __init__(self, logits: torch.Tensor | None = None,
+                 activations: dict[str, torch.Tensor] | None = None,
+                 rest: Callable[[], torch.Tensor] | None = None):
+        self._logits, self._rest = logits, rest
+        self.activations = {} if activations is None else activations
+
+    @property
+    def logits(self) -> torch.Tensor:
+        if self._logits is None and self._rest is not None:
+            self._logits, self._rest = self._rest(), None
+        return self._logits
+
+    @logits.setter
+    def logits(self, value: torch.Tensor) -> None:
+        self._logits, self._rest = value, None
+
+    def __repr__(self) -> str:
+        return f"DNAtlasOutput(logits={self._logits!r}, activations={list(self.activations)})"
 
 
 class _Sites:
@@ -82,19 +106,151 @@ class DNAtlasBlock(nn.Module):
         self.gate_activation = F.silu if cfg.gate_activation == "silu" else None
 
     def forward(self, x: torch.Tensor, sites: _Sites | None = None) -> torch.Tensor:
+        p = self.name
+        inner = (f"{p}.pre_act", f"{p}.neurons", f"{p}.post_act")
+        intervened = sites is not None and any(k in sites.intervene for k in inner)
+        if not torch.is_grad_enabled() and not intervened:
+            return self._forward_tiled(x, sites)
         n = self.norm(x)
         g = self.gate(n)
+        if sites is None or not sites.active:
+            z, = fused_activation(g, self.conv(n), self.act.a, self.act.b, self.act.gamma,
+                                  self.act.slope, self.act.eps, self.gate_activation is not None)
+            return x + self.out(z.to(x.dtype))
         if self.gate_activation is not None:
             g = self.gate_activation(g)
         h = g * self.conv(n)
-        if sites is None or not sites.active:
-            _, z = self.act(h)
-            return x + self.out(z.to(x.dtype))
-        p = self.name
         h = sites(f"{p}.pre_act", h)
         y = sites(f"{p}.neurons", self.act.threshold(h))
         z = sites(f"{p}.post_act", self.act.normalize(y))
         return sites(f"{p}.residual", x + self.out(z.to(x.dtype)))
+
+    def _forward_tiled(self, x: torch.Tensor, sites: _Sites | None) -> torch.Tensor:
+        """The same block without autograd, in tiles of ``TILE_ROWS`` positions.
+
+        The convolution is one matmul per tile over its dilated taps (im2col), so nothing
+        but the small (B, L, d) residual stream and the requested sites is ever held for
+        the whole input: each tile's (rows, n_neurons) intermediates stay in cache.
+        """
+        B, L, d = x.shape
+        wanted = [s for s in ("pre_act", "neurons", "post_act")
+                  if sites is not None and f"{self.name}.{s}" in sites.wanted]
+        variant = "hyz" if "pre_act" in wanted else "yz" if "neurons" in wanted else "z"
+        conv, act = self.conv, self.act
+        wc = conv.full_weight()  # (N, d, k)
+        N, k = wc.shape[0], wc.shape[2]
+        wcol = wc.permute(0, 2, 1).reshape(N, k * d)  # column j * d + i is tap j, channel i
+        pad, Lp = conv.padding, L + 2 * conv.padding
+        npad = F.pad(self.norm(x), (0, 0, pad, pad)).contiguous()  # (B, Lp, d)
+        n_rows = npad[:, pad:pad + L].reshape(B * L, d)
+        wg, bg = self.gate.full_weight(), _bias(self.gate)
+        wo, bo = self.out.full_weight(), _bias(self.out)
+        a, b, gamma, silu = act.a, act.b, act.gamma, self.gate_activation is not None
+        x_rows = x.reshape(B * L, d)
+        out = torch.empty_like(x_rows)
+        bc, names = _bias(conv), ("pre_act", "neurons", "post_act")[3 - len(variant):]
+        stores: dict[str, torch.Tensor] = {}
+
+        def tile(bounds):
+            b0, b1, t0, t1 = bounds
+            r0, r1 = b0 * L + t0, (b1 - 1) * L + t1  # rows of the tile in (B * L)
+            cols = npad.as_strided((b1 - b0, t1 - t0, k, d), (Lp * d, d, conv.dilation * d, 1),
+                                   npad.storage_offset() + (b0 * Lp + t0) * d)
+            c = _affine(cols.reshape(-1, k * d), wcol, bc)
+            g = _affine(n_rows[r0:r1], wg, bg)
+            outs = fused_activation(g, c, a, b, gamma, act.slope, act.eps, silu, variant)
+            torch.addmm(x_rows[r0:r1], outs[-1].to(x.dtype), wo.t(), out=out[r0:r1])
+            for site, t in zip(names, outs):
+                if site in wanted:
+                    if site not in stores:  # the first tile runs alone
+                        stores[site] = t.new_empty(B * L, t.shape[1])
+                    stores[site][r0:r1] = t
+
+        tiles = list(_tiles(B, L, TILE_ROWS))
+        tile(tiles[0])  # alone: allocates the stores and compiles (once) the activation
+        _parallel(tile, tiles[1:])
+        if bo is not None:
+            out += bo
+        out = out.view(B, L, d)
+        if sites is None:
+            return out
+        for site in wanted:
+            sites.store[f"{self.name}.{site}"] = stores[site].view(B, L, -1)
+        return sites(f"{self.name}.residual", out)
+
+
+def _bias(layer) -> torch.Tensor | None:
+    return None if layer.bias is None else layer.bias()
+
+
+def _affine(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x @ w.T + bias`` for x (rows, I), w (O, I)."""
+    return x @ w.t() if bias is None else torch.addmm(bias, x, w.t())
+
+
+_workers: ThreadPoolExecutor | None = None
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def _tile_threads(device: torch.device):
+    """Inference on the CPU: the calling thread runs with one intra-op thread and the tiles
+    of each block go to as many worker threads as torch had intra-op threads.
+
+    Tiles are handed out one at a time, so a worker whose core is shared with another
+    process just takes fewer of them; intra-op parallelism instead waits at a barrier in
+    every operation for its slowest thread (on the 2-core machine of docs/benchmarks.md,
+    shared with one other job, the tiny model ran 2-5x slower with 2 OpenMP threads than
+    with 1). Nested or non-CPU calls change nothing.
+    """
+    n = torch.get_num_threads()
+    if device.type != "cpu" or n < 2 or getattr(_local, "workers", 1) > 1:
+        yield
+        return
+    _local.workers = n
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        _local.workers = 1
+        torch.set_num_threads(n)
+
+
+def _parallel(fn: Callable, items: list) -> None:
+    """``fn(item)`` for every item, in the worker threads of :func:`_tile_threads` if any."""
+    global _workers
+    n = getattr(_local, "workers", 1)
+    if n < 2 or len(items) < 2:
+        for item in items:
+            fn(item)
+        return
+    if _workers is None or _workers._max_workers != n:
+        _workers = ThreadPoolExecutor(n, thread_name_prefix="dnatlas-tiles")
+    inference = torch.is_inference_mode_enabled()
+
+    def task(item):
+        if getattr(_local, "threads", 0) != 1:
+            torch.set_num_threads(1)  # this worker's OpenMP and MKL threads
+            _local.threads = 1
+        with torch.inference_mode() if inference else torch.no_grad():
+            fn(item)
+
+    for _ in _workers.map(task, items):
+        pass
+
+
+def _tiles(B: int, L: int, rows: int):
+    """``(b0, b1, t0, t1)`` tiles of about ``rows`` positions covering (B, L), each a
+    contiguous range of the flattened (B * L) rows: parts of one sequence when L is longer
+    than ``rows``, else whole sequences."""
+    if L >= rows:
+        for b in range(B):
+            for t0 in range(0, L, rows):
+                yield b, b + 1, t0, min(L, t0 + rows)
+        return
+    per = max(1, rows // L)
+    for b0 in range(0, B, per):
+        yield b0, min(B, b0 + per), 0, L
 
 
 def check_tokens(tokens: torch.Tensor, vocab_size: int = 6) -> torch.Tensor:
@@ -124,6 +280,19 @@ def check_tokens(tokens: torch.Tensor, vocab_size: int = 6) -> torch.Tensor:
 
 
 _CODES = "A=0 C=1 G=2 T=3 N=4 MASK=5"
+
+
+def _finish(model, x: torch.Tensor, sites: _Sites, start: int) -> torch.Tensor:
+    """Blocks ``start..`` and the head: the logits (B, L, 64) from the residual stream x."""
+    for block in model.blocks[start:]:
+        x = block(x, sites)
+    return model.head(model.norm(x)).float()
+
+
+@torch.no_grad()
+def _later(model, x: torch.Tensor, sites: _Sites, start: int) -> torch.Tensor:
+    with _tile_threads(x.device):
+        return _finish(model, x, sites, start)
 
 
 class DNAtlas(nn.Module):
@@ -168,10 +337,16 @@ class DNAtlas(nn.Module):
         self._check_sites(wanted + list(intervene or {}))
         sites = _Sites(wanted, intervene)
         x = sites("embed", self.embed(tokens))
-        for block in self.blocks:
-            x = block(x, sites)
-        logits = self.head(self.norm(x)).float()
-        return DNAtlasOutput(logits, sites.store)
+        stop = len(self.blocks)
+        if wanted and not torch.is_grad_enabled():  # only what the activations need now
+            stop = 1 + max(-1 if n == "embed" else int(n.split(".")[1]) for n in wanted)
+        if stop < len(self.blocks):
+            with _tile_threads(x.device):
+                for block in self.blocks[:stop]:
+                    x = block(x, sites)
+            return DNAtlasOutput(None, sites.store, rest=lambda: _later(self, x, sites, stop))
+        with _tile_threads(x.device) if not torch.is_grad_enabled() else contextlib.nullcontext():
+            return DNAtlasOutput(_finish(self, x, sites, 0), sites.store)
 
     def _check_sites(self, names: Iterable[str]) -> None:
         valid = set(self.site_names())

@@ -57,14 +57,17 @@ from dnatlas.sae.autoencoder import (  # re-exported: importers use dnatlas.sae.
 from dnatlas.sae.config import ARCHITECTURES, DEFAULT_AUX_COEFFICIENT, SAEConfig
 from dnatlas.sae.sparse_ops import (  # re-exported: tests and users import them from here
     GatherPreActivations,
+    JumpReLUCodes,
     JumpReLUFunction,
+    ReLUCodes,
     batch_topk_indices,
     sparse_decode,
 )
 
 __all__ = [
     "ARCHITECTURES", "DEFAULT_AUX_COEFFICIENT", "SAE_CLASSES", "BatchTopKSAE",
-    "GatherPreActivations", "JumpReLUFunction", "JumpReLUSAE", "ReLUSAE", "SAEConfig",
+    "GatherPreActivations", "JumpReLUCodes", "JumpReLUFunction", "JumpReLUSAE", "ReLUCodes",
+    "ReLUSAE", "SAEConfig",
     "SparseAutoencoder", "TopKSAE", "TrainOutput", "batch_topk_indices", "build_sae",
     "expected_norm_scale", "sparse_decode",
 ]
@@ -84,16 +87,14 @@ class ReLUSAE(SparseAutoencoder):
 
     def _train_codes(self, x_n, bias, sparsity_scale, metrics):
         B = x_n.shape[0]
-        pre = torch.addmm(bias, x_n, self.W_enc)
-        f = pre.relu()
-        x_hat = torch.addmm(self.b_dec, f, self.W_dec)
-        f_sum = f.sum(0)
+        dead = self._dead_for_aux()
+        x_hat, f_sum, pre_dead, l0 = ReLUCodes.apply(x_n, self.W_enc, bias, self.W_dec,
+                                                     self.b_dec, dead, metrics)
         norms = self.W_dec.norm(dim=1)
         sparsity = (self.cfg.l1_coefficient * sparsity_scale / B) * (f_sum @ norms)
-        aux = self._pre_act_aux(pre, 0.0)
+        aux = self._pre_act_aux(pre_dead, dead, 0.0)
         fired = f_sum.detach() > 0
-        l0 = (f.detach() > 0).sum(-1, dtype=f.dtype).mean() if metrics else None
-        return x_hat, sparsity, aux, fired, l0
+        return x_hat, sparsity, aux, fired, l0 if metrics else None
 
 
 class TopKSAE(SparseAutoencoder):
@@ -205,12 +206,19 @@ class JumpReLUSAE(SparseAutoencoder):
         return pre.relu() * (pre > self.threshold)
 
     def _train_codes(self, x_n, bias, sparsity_scale, metrics):
-        pre = torch.addmm(bias, x_n, self.W_enc)
-        f, l0_rows = JumpReLUFunction.apply(pre, self.threshold, self.cfg.jumprelu_bandwidth)
-        x_hat = torch.addmm(self.b_dec, f, self.W_dec)
+        dead = self._dead_for_aux()
+        if bool((self.threshold < 0).any()):  # JumpReLUCodes needs theta >= 0 (f > 0 = active)
+            pre = torch.addmm(bias, x_n, self.W_enc)
+            f, l0_rows = JumpReLUFunction.apply(pre, self.threshold, self.cfg.jumprelu_bandwidth)
+            x_hat = torch.addmm(self.b_dec, f, self.W_dec)
+            pre_dead = pre.index_select(1, dead) if dead is not None else None
+            fired = (f.detach() != 0).any(0)
+        else:
+            x_hat, l0_rows, pre_dead, fired = JumpReLUCodes.apply(
+                x_n, self.W_enc, bias, self.W_dec, self.b_dec, self.threshold,
+                self.cfg.jumprelu_bandwidth, dead)
         sparsity = self.cfg.l0_coefficient * sparsity_scale * l0_rows.mean()
-        aux = self._pre_act_aux(pre, self.threshold)
-        fired = f.detach().sum(0) > 0
+        aux = self._pre_act_aux(pre_dead, dead, self.threshold)
         l0 = l0_rows.detach().mean() if metrics else None
         return x_hat, sparsity, aux, fired, l0
 

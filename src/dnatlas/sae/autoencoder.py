@@ -16,6 +16,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from dnatlas.runtime import tune_allocator
 from dnatlas.sae.config import SAEConfig
 from dnatlas.sae.sparse_ops import GatherPreActivations, sparse_decode
 
@@ -119,6 +120,7 @@ class SparseAutoencoder(nn.Module):
             sparsity_scale: multiplier of the sparsity coefficient (for its warm-up).
             metrics: also compute L0 and FVU (detached).
         """
+        tune_allocator()  # (B, d_sae) codes are reused, not re-mapped, from step to step
         x_n = x.to(self.W_enc.dtype) * self.input_scale
         # (x_n - b_dec) @ W_enc + b_enc, written so that no gradient flows into x_n
         bias = self.b_enc - self.b_dec @ self.W_enc
@@ -200,13 +202,15 @@ class SparseAutoencoder(nn.Module):
         dead = torch.nonzero(self.dead_mask).squeeze(1)
         return dead if dead.numel() else None
 
-    def _pre_act_aux(self, pre: Tensor, threshold: Tensor | float) -> Tensor:
-        """Anthropic's dead-feature loss: c * mean_b sum_{i dead} relu(theta_i - pre_i) ||W_dec[i]||."""
-        dead = self._dead_for_aux()
+    def _pre_act_aux(self, pre_d: Tensor, dead: Tensor | None, threshold: Tensor | float) -> Tensor:
+        """Anthropic's dead-feature loss: c * mean_b sum_{i dead} relu(theta_i - pre_i) ||W_dec[i]||.
+
+        ``pre_d``: the dead features' pre-activations (B, n_dead), ``dead`` their indices
+        (from :meth:`_dead_for_aux`; None: no loss).
+        """
         if dead is None:
             return self._zero()
         c = self.cfg.aux_coefficient
-        pre_d = pre.index_select(1, dead)
         theta = threshold.index_select(0, dead) if isinstance(threshold, Tensor) else threshold
         norms = self.W_dec.index_select(0, dead).norm(dim=1)
         return c * ((theta - pre_d).relu() * norms).sum(-1).mean()

@@ -56,6 +56,114 @@ class JumpReLUFunction(torch.autograd.Function):
         return grad_pre, grad_threshold, None
 
 
+def _encode(x: Tensor, W_enc: Tensor, bias: Tensor, dead: Tensor | None):
+    """pre = x @ W_enc + bias (B, S) and its dead-feature columns pre[:, dead] (B, n_dead)."""
+    pre = torch.addmm(bias, x, W_enc)
+    pre_dead = pre.index_select(1, dead) if dead is not None else pre.new_zeros(pre.shape[0], 0)
+    return pre, pre_dead
+
+
+def _encoder_grads(ctx, dpre: Tensor, x: Tensor, W_enc: Tensor, grad_dead: Tensor) -> tuple:
+    """Gradients of x, W_enc and bias from dpre (B, S), plus pre[:, dead]'s gradient."""
+    if ctx.dead is not None and grad_dead is not None:
+        dpre.index_add_(1, ctx.dead, grad_dead)
+    grad_x = dpre @ W_enc.t() if ctx.needs_input_grad[0] else None
+    grad_W = x.t() @ dpre if ctx.needs_input_grad[1] else None
+    grad_bias = dpre.sum(0) if ctx.needs_input_grad[2] else None
+    return grad_x, grad_W, grad_bias
+
+
+def _decoder_grads(ctx, grad_x_hat: Tensor, f: Tensor) -> tuple:
+    grad_W_dec = f.t() @ grad_x_hat if ctx.needs_input_grad[3] else None
+    grad_b_dec = grad_x_hat.sum(0) if ctx.needs_input_grad[4] else None
+    return grad_W_dec, grad_b_dec
+
+
+class ReLUCodes(torch.autograd.Function):
+    """The ReLU SAE's encoder and decoder as one autograd node, (B, S) codes updated in place.
+
+    Forward, for x (B, d) (no gradient needed), W_enc (d, S), bias (S,), W_dec (S, d),
+    b_dec (d,) and the dead features ``dead`` (int64 indices or None)::
+
+        pre = x @ W_enc + bias,   f = relu(pre),   x_hat = f @ W_dec + b_dec,   f_sum = f.sum(0)
+
+    returns ``(x_hat (B, d), f_sum (S,), pre[:, dead] (B, n_dead), l0)`` with l0 the mean
+    number of active features per row (detached; 0 unless ``metrics``). Backward::
+
+        df = g_x_hat @ W_dec^T + g_f_sum         (one matmul with a broadcast bias)
+        dpre = df * (f > 0)  (+ g_pre_dead on the dead columns), in place
+        dW_enc = x^T dpre,  dbias = dpre.sum(0),  dW_dec = f^T g_x_hat,  db_dec = g_x_hat.sum(0)
+
+    the same five (B x d x S) matmuls as autograd, without its four extra (B, S) tensors.
+    """
+
+    @staticmethod
+    def forward(ctx, x, W_enc, bias, W_dec, b_dec, dead, metrics: bool):
+        pre, pre_dead = _encode(x, W_enc, bias, dead)
+        f = pre.relu_()
+        x_hat = torch.addmm(b_dec, f, W_dec)
+        f_sum = f.sum(0)
+        l0 = (torch.count_nonzero(f) / f.shape[0]).to(f.dtype) if metrics else f.new_zeros(())
+        ctx.dead = dead
+        ctx.save_for_backward(x, W_enc, W_dec, f)
+        ctx.mark_non_differentiable(l0)
+        return x_hat, f_sum, pre_dead, l0
+
+    @staticmethod
+    def backward(ctx, grad_x_hat, grad_f_sum, grad_dead, _grad_l0):
+        x, W_enc, W_dec, f = ctx.saved_tensors
+        df = torch.addmm(grad_f_sum, grad_x_hat, W_dec.t())
+        dpre = torch.ops.aten.threshold_backward.grad_input(df, f, 0, grad_input=df)
+        grad_x, grad_W_enc, grad_bias = _encoder_grads(ctx, dpre, x, W_enc, grad_dead)
+        return (grad_x, grad_W_enc, grad_bias, *_decoder_grads(ctx, grad_x_hat, f), None, None)
+
+
+class JumpReLUCodes(torch.autograd.Function):
+    """The JumpReLU SAE's encoder, activation and decoder as one autograd node.
+
+    Forward, with threshold theta (S,) and bandwidth eps (otherwise as :class:`ReLUCodes`)::
+
+        pre = x @ W_enc + bias,   f = pre * H(pre - theta),   l0_b = sum_i H(pre_bi - theta_i)
+        x_hat = f @ W_dec + b_dec
+
+    returns ``(x_hat, l0 (B,), pre[:, dead], fired (S,) bool)``. The gradients are those of
+    :class:`JumpReLUFunction` (straight-through estimators for theta, rectangle kernel of
+    width eps) followed by the two matmuls; the kernel's window |pre - theta| < eps / 2 is
+    kept as a list of entries (it is sparse), gathered from df before df is masked in place.
+    """
+
+    @staticmethod
+    def forward(ctx, x, W_enc, bias, W_dec, b_dec, threshold, bandwidth: float, dead):
+        pre, pre_dead = _encode(x, W_enc, bias, dead)
+        shifted = torch.sub(pre, threshold)
+        # f = pre where pre > theta, else 0 (in place; theta >= 0, so f > 0 exactly there)
+        f = torch.ops.aten.threshold_backward.grad_input(pre, shifted, 0, grad_input=pre)
+        window = torch.nonzero(shifted.abs_() < bandwidth / 2).t()  # (2, n): rows, cols
+        del shifted
+        x_hat = torch.addmm(b_dec, f, W_dec)
+        l0 = torch.sign(f).sum(-1)
+        fired = f.amax(0) > 0
+        ctx.dead, ctx.bandwidth = dead, bandwidth
+        ctx.save_for_backward(x, W_enc, W_dec, threshold, f, window)
+        ctx.mark_non_differentiable(fired)
+        return x_hat, l0, pre_dead, fired
+
+    @staticmethod
+    def backward(ctx, grad_x_hat, grad_l0, grad_dead, _grad_fired):
+        x, W_enc, W_dec, threshold, f, window = ctx.saved_tensors
+        df = grad_x_hat @ W_dec.t()
+        grad_threshold = None
+        if ctx.needs_input_grad[5]:
+            rows, cols = window
+            through_f = torch.zeros_like(threshold).index_add_(0, cols, df[rows, cols])
+            through_l0 = torch.zeros_like(threshold).index_add_(0, cols, grad_l0[rows])
+            grad_threshold = -(threshold * through_f + through_l0) / ctx.bandwidth
+        dpre = torch.ops.aten.threshold_backward.grad_input(df, f, 0, grad_input=df)
+        grad_x, grad_W_enc, grad_bias = _encoder_grads(ctx, dpre, x, W_enc, grad_dead)
+        return (grad_x, grad_W_enc, grad_bias, *_decoder_grads(ctx, grad_x_hat, f),
+                grad_threshold, None, None)
+
+
 class GatherPreActivations(torch.autograd.Function):
     """Selected pre-activations with a sparse backward pass.
 
