@@ -6,6 +6,15 @@ compare: the machines are shared and noisy).
 
     python bench/bench_model.py                   # CPU, presets tiny and small
     python bench/bench_model.py --presets tiny small thin wide --device cuda --bf16
+    python bench/bench_model.py --train-default   # steps as `dnatlas train` runs them
+    python bench/bench_model.py --sweep           # tiny: window length x batch
+
+``--train-default`` times optimiser steps exactly as ``dnatlas train PRESET`` runs them by
+default: the preset's window, batch and micro-batch, Markov masking, the trainer's AdamW
+(``make_optimizer``), loss normalisation, gradient clipping and schedule, the default
+activation policy (compiled once the run has done enough work; the warm-up runs that
+far), and the allocator setting of :mod:`dnatlas.runtime`. Each repeat measures the
+matmul peak before and after the step and reports the step's share of their mean.
 """
 
 from __future__ import annotations
@@ -77,6 +86,97 @@ def bench_preset(name: str, batch: int, length: int, device, bf16: bool, compile
                 fwd_flops=flops * nt / t_fwd, train_flops=3 * flops * nt / t_train)
 
 
+def train_default(name: str, repeat: int, device, overrides: tuple[str, ...] = ()) -> dict:
+    """Optimiser steps of ``dnatlas train NAME`` with its defaults (see the module doc)."""
+    import math
+
+    import numpy as np
+
+    from dnatlas.model import activation
+    from dnatlas.model.masking import MarkovMasking
+    from dnatlas.runtime import tune_allocator
+    from dnatlas.training.config import load_train_config
+    from dnatlas.training.objective import build_model, count_loss_terms, loss_sum_and_count
+    from dnatlas.training.trainer import lr_lambda, make_optimizer
+
+    tune_allocator()
+    cfg = load_train_config(name, list(overrides))
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, cfg.preset, cfg.model_overrides).to(device).train()
+    opt = make_optimizer(model, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    compile_activation(cfg.compile_activation)
+    masking = MarkovMasking(cfg.eligible_fraction, cfg.mask_rate, cfg.run_length_range)
+    rng = np.random.default_rng(0)
+    state = {"step": 0}
+
+    def step():
+        seq = torch.from_numpy(rng.integers(0, 4, (cfg.batch_size, cfg.window))).to(device)
+        seeds = [(cfg.seed, state["step"] * cfg.batch_size + i) for i in range(cfg.batch_size)]
+        mask = torch.from_numpy(masking.mask_batch(cfg.window, seeds)).to(device)
+        count = count_loss_terms(cfg.model, seq, mask).double().clamp(min=1)
+        for m in range(math.ceil(cfg.batch_size / cfg.micro_batch_size)):
+            sl = slice(m * cfg.micro_batch_size, (m + 1) * cfg.micro_batch_size)
+            s_, _ = loss_sum_and_count(model, cfg.model, seq[sl], mask[sl])
+            (s_ * (1 / count).float()).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        state["step"] += 1
+
+    t = time.perf_counter()
+    warm = 0
+    while warm < 2 or (activation.FUSED.mode is None and not activation.FUSED.failed
+                       and activation.FUSED.work <= activation.AUTO_MIN_ELEMENTS) or warm < 4:
+        step()
+        warm += 1
+    warm_s = time.perf_counter() - t
+    nt = cfg.batch_size * cfg.window
+    flops = 3 * DNAtlasConfig.preset(cfg.preset, **cfg.model_overrides).flops_per_nucleotide()
+    shares, rates = [], []
+    for _ in range(repeat):
+        before = matmul_peak(device, torch.float32)
+        secs = _time_once(step, device)
+        after = matmul_peak(device, torch.float32)
+        rates.append(nt / secs)
+        shares.append(flops * nt / secs / ((before + after) / 2))
+    compiled = bool(activation.FUSED.compiled) and not activation.FUSED.failed
+    return dict(preset=name, window=cfg.window, batch=cfg.batch_size,
+                micro=cfg.micro_batch_size, warm=warm, warm_s=warm_s, compiled=compiled,
+                rates=rates, shares=shares, peak=(before + after) / 2)
+
+
+def _time_once(fn, device) -> float:
+    _sync(device)
+    t = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t
+
+
+def _train_table(args, device) -> None:
+    import statistics
+
+    print("Optimiser steps as `dnatlas train PRESET` runs them by default "
+          f"({args.repeat} steps after the warm-up; % of the matmul peak around each):\n")
+    print("| preset | window x batch (micro) | activation | warm-up steps (s) | train nt/s "
+          "median (range) | % of peak best | % of peak median | peak GFLOP/s |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    runs = [(p, ()) for p in args.presets]
+    if args.sweep:
+        runs = [("tiny", (f"window={w}", f"batch_size={b}", f"micro_batch_size={b}"))
+                for w in (256, 1024, 4096) for b in (4, 16)]
+    for name, overrides in runs:
+        r = train_default(name, args.repeat, device, overrides)
+        print(f"| {name} | {r['window']} x {r['batch']} ({r['micro']}) | "
+              f"{'compiled' if r['compiled'] else 'eager'} | {r['warm']} ({r['warm_s']:.0f}) | "
+              f"{statistics.median(r['rates']):,.0f} ({min(r['rates']):,.0f}-"
+              f"{max(r['rates']):,.0f}) | {100 * max(r['shares']):.0f}% | "
+              f"{100 * statistics.median(r['shares']):.0f}% | {r['peak'] / 1e9:.0f} |",
+              flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", nargs="+", default=["tiny", "small"])
@@ -88,8 +188,16 @@ def main() -> None:
     ap.add_argument("--compile-activation", action="store_true",
                     help="also time each preset with only the activation compiled")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--train-default", action="store_true",
+                    help="time optimiser steps as `dnatlas train PRESET` runs them")
+    ap.add_argument("--sweep", action="store_true",
+                    help="with --train-default: tiny at windows 256-4096 x batches 4, 16")
     args = ap.parse_args()
     device = torch.device(args.device)
+    if args.train_default or args.sweep:
+        print(f"device {device}, threads {torch.get_num_threads()}, torch {torch.__version__}\n")
+        _train_table(args, device)
+        return
     peak = matmul_peak(device, torch.bfloat16 if args.bf16 else torch.float32)
     print(f"device {device}, threads {torch.get_num_threads()}, batch {args.batch} x "
           f"{args.length} nt, matmul peak {peak / 1e9:.1f} GFLOP/s "

@@ -11,18 +11,30 @@ freed memory in the heap, so such buffers are reused from one step to the next; 
 process then keeps its peak memory instead of returning it. It is a no-op off glibc and
 when the environment sets ``DNATLAS_MALLOC_TUNING=0``.
 
-**Threads.** dnatlas leaves torch's defaults: one intra-op thread per core
-(``torch.get_num_threads()``, OpenMP/MKL; set ``OMP_NUM_THREADS`` to share a machine) and
-its inter-op pool unused. Every matmul and fused kernel runs on all cores.
+**Threads.** dnatlas uses torch's thread count, one per core by default
+(``torch.get_num_threads()``; ``OMP_NUM_THREADS`` or ``torch.set_num_threads`` change it),
+in two ways. Training runs every operation on all of them (OpenMP/MKL intra-op threads).
+Inference of DNAtlas (extraction, the SAE activation stream, evaluation) instead runs,
+inside :func:`worker_threads`, with one intra-op thread per operation and hands
+independent pieces of work (tiles of positions, blocks of rows to convert) to that many
+worker threads (:func:`parallel`). Pieces are handed out one at a time, so a worker whose
+core is shared with another process just takes fewer of them; an intra-op parallel
+operation instead waits at a barrier for its slowest thread, every operation: on the 2-core
+machine of ``docs/benchmarks.md`` shared with one other job, the tiny model's inference ran
+2-5x slower with 2 OpenMP threads than with 1, and as fast as with 1 using 2 workers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import os
 import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 _log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -50,3 +62,57 @@ def tune_allocator() -> bool:
         _log.info("could not tune the memory allocator (not glibc); large tensors are mmap'd")
     _tuned = ok
     return _tuned
+
+
+_pool: ThreadPoolExecutor | None = None
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def worker_threads(device=None):
+    """Run the calling thread with one intra-op thread, and :func:`parallel` in as many
+    worker threads as torch had intra-op threads (CPU only; nested calls, other devices and
+    a single thread change nothing). See the module docstring."""
+    import torch
+
+    n = torch.get_num_threads()
+    if (device is not None and torch.device(device).type != "cpu") or n < 2 \
+            or getattr(_local, "workers", 1) > 1:
+        yield
+        return
+    _local.workers = n
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        _local.workers = 1
+        torch.set_num_threads(n)
+
+
+def parallel(fn: Callable, items: list) -> None:
+    """``fn(item)`` for every item (results dropped), in the worker threads of an enclosing
+    :func:`worker_threads`, else in order in the calling thread. Workers run with one
+    intra-op thread and the caller's grad mode (inference mode or no grad); ``fn`` must
+    write disjoint outputs."""
+    import torch
+
+    global _pool
+    n = getattr(_local, "workers", 1)
+    if n < 2 or len(items) < 2:
+        for item in items:
+            fn(item)
+        return
+    if _pool is None or _pool._max_workers != n:
+        _pool = ThreadPoolExecutor(n, thread_name_prefix="dnatlas-worker")
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def task(item):
+        if getattr(_local, "threads", 0) != 1:
+            torch.set_num_threads(1)  # this worker's OpenMP and MKL threads
+            _local.threads = 1
+        mode = torch.inference_mode() if inference else torch.set_grad_enabled(grad)
+        with mode:
+            fn(item)
+
+    for _ in _pool.map(task, items):
+        pass

@@ -106,29 +106,15 @@ def _forward(model: ModelAdapter, seq: np.ndarray, batch, names):
         yield (s, e, a, b), {n: acts[n][i, s - a:e - a] for n in names}
 
 
-#: positions per transposed copy: a (4096, C) piece and its transpose stay in cache, where
-#: a whole chunk's transpose (32 k positions) runs about 10x slower per element
+#: positions per piece of conversion: a (4096, C) piece and its transpose stay in cache,
+#: where a whole chunk's transpose (32 k positions) runs about 10x slower per element
 _ROWS = 4096
 
 
-def _converted(act, dtype, layout: str):
-    """An (n, C) block as a CPU tensor of ``dtype``, (n, C) for ``LC`` or (C, n) for ``CL``.
-
-    Conversion and transposition run in torch (vectorised, multithreaded), the transpose
-    in cache-sized pieces.
-    """
+def _torch_dtype(dtype):
     import torch
 
-    tdtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
-    if act.device.type != "cpu":  # convert on the device, move the smaller array
-        act = act.to(tdtype)
-        return (act if layout == "LC" else act.t().contiguous()).cpu()
-    if layout == "LC":
-        return act.to(tdtype).contiguous()
-    out = torch.empty(act.shape[1], act.shape[0], dtype=tdtype)
-    for r in range(0, act.shape[0], _ROWS):
-        out[:, r:r + _ROWS].copy_(act[r:r + _ROWS].t())
-    return out
+    return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
 
 
 def _as_block(t, layout: str) -> np.ndarray:
@@ -137,7 +123,7 @@ def _as_block(t, layout: str) -> np.ndarray:
 
 
 class _RC:
-    """The − strand of a converted block from the RC permutation ``perm`` of its channels."""
+    """The − strand's channels from the RC permutation ``perm`` of a site."""
 
     def __init__(self, perm: np.ndarray):
         import torch
@@ -146,14 +132,49 @@ class _RC:
         self.reversal = bool(np.array_equal(perm, np.arange(len(perm) - 1, -1, -1)))
         self.index = torch.from_numpy(perm)
 
-    def __call__(self, t, layout: str, reverse: bool):
-        """Channels permuted; positions reversed too when ``reverse`` (the − strand in its
-        own order) rather than kept (``paired``: forward coordinates)."""
-        ch, pos = (1, 0) if layout == "LC" else (0, 1)
+    def __call__(self, t, ch: int, pos: int | None):
+        """``t`` with channels (axis ``ch``) permuted and, unless None, axis ``pos`` reversed."""
         if self.reversal:
-            return t.flip((ch, pos) if reverse else (ch,))
+            return t.flip((ch,) if pos is None else (ch, pos))
         t = t.index_select(ch, self.index)
-        return t.flip(pos) if reverse else t
+        return t if pos is None else t.flip(pos)
+
+
+def _converted(act, dtype, layout: str, rc: _RC | None = None, paired: bool = False):
+    """An (n, C) block in the sinks' dtype and layout: ``(plus, minus)`` CPU tensors,
+    (n, C) for ``LC`` or (C, n) for ``CL``.
+
+    ``minus`` (with ``rc``) is the − strand from the RC permutation: in its own order, or
+    in forward coordinates when ``paired`` (then plus and minus are the two halves of one
+    (n, 2C) block, returned as ``(both, None)``). Conversion, transposition and permutation
+    run in torch, in pieces of ``_ROWS`` positions shared among the worker threads.
+    """
+    import torch
+
+    from dnatlas.runtime import parallel
+
+    n, C = act.shape
+    if act.device.type != "cpu":  # convert on the device, move the smaller array
+        act = act.to(_torch_dtype(dtype)).cpu()
+    lc = layout == "LC"
+    wide = 2 * C if paired and rc is not None else C
+    plus = torch.empty((n, wide) if lc else (wide, n), dtype=_torch_dtype(dtype))
+    minus = None if rc is None or paired else torch.empty_like(plus)
+    ch, pos = (1, 0) if lc else (0, 1)
+
+    def piece(r0):
+        r1 = min(n, r0 + _ROWS)
+        p = plus[r0:r1, :C] if lc else plus[:C, r0:r1]
+        p.copy_(act[r0:r1] if lc else act[r0:r1].t())
+        if rc is None:
+            return
+        if paired:
+            (plus[r0:r1, C:] if lc else plus[C:, r0:r1]).copy_(rc(p, ch, None))
+        else:
+            (minus[n - r1:n - r0] if lc else minus[:, n - r1:n - r0]).copy_(rc(p, ch, pos))
+
+    parallel(piece, list(range(0, n, _ROWS)))
+    return plus, minus
 
 
 def _pass(model, seq, names, start, end, chunk_size, batch_size, bar, emit) -> None:
@@ -168,8 +189,9 @@ def _pass(model, seq, names, start, end, chunk_size, batch_size, bar, emit) -> N
 def _run(model, seq, names, start, end, strand, sinks, chunk_size, batch_size,
          progress_enabled, desc, dtype=np.float32, layout: str = "LC"):
     """Fill ``sinks[name, strand]`` (``sinks[name, "paired"]`` for strand ``paired``)."""
-    import torch
+    from dnatlas.runtime import tune_allocator, worker_threads
 
+    tune_allocator()  # each chunk's (L, C) arrays are reused, not re-mapped
     strands = STRANDS[strand]
     perms = {n: model.rc_permutation(n) for n in names} if "-" in strands else {}
     derive_minus = "-" in strands and all(p is not None for p in perms.values())
@@ -188,32 +210,31 @@ def _run(model, seq, names, start, end, strand, sinks, chunk_size, batch_size,
 
     def emit_forward(s, e, acts):
         for name, act in acts.items():
-            plus = _converted(act, dtype, layout)
+            plus, minus = _converted(act, dtype, layout, rc.get(name), paired)
             if derive_minus and paired:  # both halves in one write: (n, 2C)
-                both = torch.cat([plus, rc[name](plus, layout, reverse=False)],
-                                 dim=1 if layout == "LC" else 0)
-                sinks[name, "paired"].write(s - start, _as_block(both, layout), 0)
+                sinks[name, "paired"].write(s - start, _as_block(plus, layout), 0)
                 continue
             if "+" in strands:
                 put(name, s - start, plus, minus=False)
             if derive_minus:
-                put(name, end - e, rc[name](plus, layout, reverse=True), True)
+                put(name, end - e, minus, True)
 
-    if "+" in strands or derive_minus:
-        _pass(model, seq, names, start, end, chunk_size, batch_size, bar, emit_forward)
-    if "-" in strands and not derive_minus:
-        rev, total = reverse_complement(seq), len(seq)
+    with worker_threads(model.device):
+        if "+" in strands or derive_minus:
+            _pass(model, seq, names, start, end, chunk_size, batch_size, bar, emit_forward)
+        if "-" in strands and not derive_minus:
+            rev, total = reverse_complement(seq), len(seq)
 
-        def emit_reverse(s, e, acts):  # rc coordinates [s, e) = forward [total-e, total-s)
-            for name, act in acts.items():
-                t = _converted(act, dtype, layout)
-                if paired:
-                    put(name, total - e - start, t.flip(0 if layout == "LC" else 1), True)
-                else:
-                    put(name, s - (total - end), t, True)
+            def emit_reverse(s, e, acts):  # rc coordinates [s, e) = forward [total-e, total-s)
+                for name, act in acts.items():
+                    t, _ = _converted(act, dtype, layout)
+                    if paired:
+                        put(name, total - e - start, t.flip(0 if layout == "LC" else 1), True)
+                    else:
+                        put(name, s - (total - end), t, True)
 
-        _pass(model, rev, names, total - end, total - start, chunk_size, batch_size, bar,
-              emit_reverse)
+            _pass(model, rev, names, total - end, total - start, chunk_size, batch_size, bar,
+                  emit_reverse)
     bar.close()
 
 

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -32,6 +30,7 @@ from torch import nn
 from dnatlas.model.activation import ThresholdSoLU, fused_activation
 from dnatlas.model.config import DNAtlasConfig
 from dnatlas.model.rcps import RCConv1d, RCEmbedding, RCLinear, RCRMSNorm, RCTripletHead
+from dnatlas.runtime import parallel, worker_threads
 
 SITES = ("pre_act", "neurons", "post_act", "residual")
 Intervention = Callable[[torch.Tensor], torch.Tensor]
@@ -141,15 +140,22 @@ class DNAtlasBlock(nn.Module):
         N, k = wc.shape[0], wc.shape[2]
         wcol = wc.permute(0, 2, 1).reshape(N, k * d)  # column j * d + i is tap j, channel i
         pad, Lp = conv.padding, L + 2 * conv.padding
-        npad = F.pad(self.norm(x), (0, 0, pad, pad)).contiguous()  # (B, Lp, d)
-        n_rows = npad[:, pad:pad + L].reshape(B * L, d)
+        npad = x.new_empty(B, Lp, d)  # the normalised input with the conv's zero padding
+        npad[:, :pad] = 0
+        npad[:, pad + L:] = 0
         wg, bg = self.gate.full_weight(), _bias(self.gate)
         wo, bo = self.out.full_weight(), _bias(self.out)
         a, b, gamma, silu = act.a, act.b, act.gamma, self.gate_activation is not None
         x_rows = x.reshape(B * L, d)
         out = torch.empty_like(x_rows)
         bc, names = _bias(conv), ("pre_act", "neurons", "post_act")[3 - len(variant):]
-        stores: dict[str, torch.Tensor] = {}
+        act_dtype = torch.promote_types(x.dtype, torch.float32)  # y and z: at least fp32
+        stores = {site: x.new_empty(B * L, N, dtype=x.dtype if site == "pre_act" else act_dtype)
+                  for site in wanted}
+
+        def norm(bounds):
+            b0, b1, t0, t1 = bounds
+            npad[b0:b1, pad + t0:pad + t1] = self.norm(x[b0:b1, t0:t1])
 
         def tile(bounds):
             b0, b1, t0, t1 = bounds
@@ -157,20 +163,18 @@ class DNAtlasBlock(nn.Module):
             cols = npad.as_strided((b1 - b0, t1 - t0, k, d), (Lp * d, d, conv.dilation * d, 1),
                                    npad.storage_offset() + (b0 * Lp + t0) * d)
             c = _affine(cols.reshape(-1, k * d), wcol, bc)
-            g = _affine(n_rows[r0:r1], wg, bg)
+            g = _affine(npad[b0:b1, pad + t0:pad + t1].reshape(-1, d), wg, bg)
             outs = fused_activation(g, c, a, b, gamma, act.slope, act.eps, silu, variant)
-            torch.addmm(x_rows[r0:r1], outs[-1].to(x.dtype), wo.t(), out=out[r0:r1])
+            o = torch.addmm(x_rows[r0:r1], outs[-1].to(x.dtype), wo.t(), out=out[r0:r1])
+            if bo is not None:
+                o += bo
             for site, t in zip(names, outs):
-                if site in wanted:
-                    if site not in stores:  # the first tile runs alone
-                        stores[site] = t.new_empty(B * L, t.shape[1])
+                if site in stores:
                     stores[site][r0:r1] = t
 
         tiles = list(_tiles(B, L, TILE_ROWS))
-        tile(tiles[0])  # alone: allocates the stores and compiles (once) the activation
-        _parallel(tile, tiles[1:])
-        if bo is not None:
-            out += bo
+        parallel(norm, tiles)
+        parallel(tile, tiles)
         out = out.view(B, L, d)
         if sites is None:
             return out
@@ -186,57 +190,6 @@ def _bias(layer) -> torch.Tensor | None:
 def _affine(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``x @ w.T + bias`` for x (rows, I), w (O, I)."""
     return x @ w.t() if bias is None else torch.addmm(bias, x, w.t())
-
-
-_workers: ThreadPoolExecutor | None = None
-_local = threading.local()
-
-
-@contextlib.contextmanager
-def _tile_threads(device: torch.device):
-    """Inference on the CPU: the calling thread runs with one intra-op thread and the tiles
-    of each block go to as many worker threads as torch had intra-op threads.
-
-    Tiles are handed out one at a time, so a worker whose core is shared with another
-    process just takes fewer of them; intra-op parallelism instead waits at a barrier in
-    every operation for its slowest thread (on the 2-core machine of docs/benchmarks.md,
-    shared with one other job, the tiny model ran 2-5x slower with 2 OpenMP threads than
-    with 1). Nested or non-CPU calls change nothing.
-    """
-    n = torch.get_num_threads()
-    if device.type != "cpu" or n < 2 or getattr(_local, "workers", 1) > 1:
-        yield
-        return
-    _local.workers = n
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        _local.workers = 1
-        torch.set_num_threads(n)
-
-
-def _parallel(fn: Callable, items: list) -> None:
-    """``fn(item)`` for every item, in the worker threads of :func:`_tile_threads` if any."""
-    global _workers
-    n = getattr(_local, "workers", 1)
-    if n < 2 or len(items) < 2:
-        for item in items:
-            fn(item)
-        return
-    if _workers is None or _workers._max_workers != n:
-        _workers = ThreadPoolExecutor(n, thread_name_prefix="dnatlas-tiles")
-    inference = torch.is_inference_mode_enabled()
-
-    def task(item):
-        if getattr(_local, "threads", 0) != 1:
-            torch.set_num_threads(1)  # this worker's OpenMP and MKL threads
-            _local.threads = 1
-        with torch.inference_mode() if inference else torch.no_grad():
-            fn(item)
-
-    for _ in _workers.map(task, items):
-        pass
 
 
 def _tiles(B: int, L: int, rows: int):
@@ -291,7 +244,7 @@ def _finish(model, x: torch.Tensor, sites: _Sites, start: int) -> torch.Tensor:
 
 @torch.no_grad()
 def _later(model, x: torch.Tensor, sites: _Sites, start: int) -> torch.Tensor:
-    with _tile_threads(x.device):
+    with worker_threads(x.device):
         return _finish(model, x, sites, start)
 
 
@@ -341,11 +294,11 @@ class DNAtlas(nn.Module):
         if wanted and not torch.is_grad_enabled():  # only what the activations need now
             stop = 1 + max(-1 if n == "embed" else int(n.split(".")[1]) for n in wanted)
         if stop < len(self.blocks):
-            with _tile_threads(x.device):
+            with worker_threads(x.device):
                 for block in self.blocks[:stop]:
                     x = block(x, sites)
             return DNAtlasOutput(None, sites.store, rest=lambda: _later(self, x, sites, stop))
-        with _tile_threads(x.device) if not torch.is_grad_enabled() else contextlib.nullcontext():
+        with worker_threads(x.device) if not torch.is_grad_enabled() else contextlib.nullcontext():
             return DNAtlasOutput(_finish(self, x, sites, 0), sites.store)
 
     def _check_sites(self, names: Iterable[str]) -> None:

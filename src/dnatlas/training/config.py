@@ -46,7 +46,11 @@ class TrainConfig:
     log_every: int = 10
     bf16: bool = True                      # autocast on CUDA (ignored on CPU)
     compile: bool = False                  # torch.compile the model
-    compile_activation: bool = False       # torch.compile only the activation (CPU: ~1.3x)
+    # torch.compile only the activation (gate product + thresholding + SoLU + norm, one
+    # kernel): None (YAML null or "auto") once the run has done ~1 M positions' worth of
+    # work eagerly, true from the first step, false never; without a working compiler the
+    # eager activation runs (logged). CPU: tiny 1.2x, small 1.3x per step.
+    compile_activation: bool | None = None
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
@@ -154,6 +158,12 @@ def _coerce(name: str, annotation: str, value):
     if annotation == "bool":
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
+    if annotation == "bool | None":
+        if value is None or value == "auto":
+            return None
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true, false or auto, got {value!r}")
         return value
     if annotation == "str":
         if not isinstance(value, str):

@@ -44,6 +44,7 @@ from dnatlas.genome.store import GenomeStore
 from dnatlas.model.activation import compile_activation
 from dnatlas.model.masking import MarkovMasking
 from dnatlas.progress import progress as progress_bar
+from dnatlas.runtime import tune_allocator
 from dnatlas.training import distributed
 from dnatlas.training.checkpoint import (
     load_checkpoint,
@@ -141,6 +142,7 @@ def _train(cfg, data, out, resume, progress, info, on_step, force=False) -> Trai
         raise DnatlasError(f"batch_size {cfg.batch_size} is not divisible by the "
                            f"{info.world_size} ranks")
     store = GenomeStore.open(data)
+    tune_allocator()  # activations above 32 MiB (small: 48 MiB) reused, not re-mapped
     if info.is_main:
         prepare_run_folder(out, resume=resume, force=force)
     torch.manual_seed(cfg.seed)
@@ -172,8 +174,8 @@ def _train(cfg, data, out, resume, progress, info, on_step, force=False) -> Trai
             model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
     if cfg.compile:
         train_model = torch.compile(train_model)
-    elif cfg.compile_activation:
-        compile_activation(True)
+    else:
+        compile_activation(cfg.compile_activation)  # None: once the run has done enough
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if cfg.bf16 and info.device.type == "cuda" else contextlib.nullcontext())
 
