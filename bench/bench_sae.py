@@ -14,6 +14,17 @@ other: dnatlas tunes glibc's allocator for its (B, d_sae) codes (``dnatlas.runti
 column "sae_lens, tuned" runs sae_lens with the same allocator setting, to show how much of
 the ratio that setting explains. Both get the same hyperparameters (dnatlas's defaults:
 L1 0.1, JumpReLU threshold and bandwidth 0.001, decoder init norm).
+
+Two rows per ReLU / JumpReLU architecture, because their cost depends on how many codes are
+active: "from init" (each library's own initialisation, about half the codes active, the
+dense regime) and "steady L0=N" (``--steady-l0``, 0 to skip): both libraries start from the
+same SAE state, dnatlas's initial weights with each feature's encoder bias set so that it
+is active on N / d_sae of the first batch's rows (its pre-activation quantile; JumpReLU:
+the threshold plus that quantile), i.e. L0 = N, the sparsity of a trained SAE. The column
+"L0 at end" is measured on the first batch after the run (dnatlas / sae_lens), to show that
+both stayed in that regime. ``--sparse-sweep`` instead prints dnatlas's forward + backward
+time of its dense and sparse code paths against the fraction of active codes (the
+crossover behind ``SparseAutoencoder.sparse_below``).
 """
 
 from __future__ import annotations
@@ -68,7 +79,40 @@ def make_data(d_in: int, batch_size: int, n: int, device: str) -> list[torch.Ten
     return [(torch.randn(batch_size, d_in, generator=g) @ mix + 0.1).to(device) for _ in range(n)]
 
 
-def run_ours(arch, args, data) -> float:
+def steady_state(arch, args, data) -> dict[str, torch.Tensor] | None:
+    """dnatlas's initial SAE state with encoder biases giving L0 = ``args.steady_l0``.
+
+    Feature j's bias is theta_j - (its pre-activation's quantile 1 - L0 / d_sae on
+    data[0]) with theta the JumpReLU threshold (0 for the others); None when steady_l0 is 0.
+    """
+    if not args.steady_l0:
+        return None
+    from dnatlas.sae.architectures import SAEConfig, build_sae
+
+    kw = {"k": args.k} if arch in ("topk", "batchtopk") else {}
+    sae = build_sae(SAEConfig.from_expansion(arch, args.d_in, args.expansion, normalize=False,
+                                             **kw)).to(args.device)
+    with torch.no_grad():
+        pre = (data[0] - sae.b_dec) @ sae.W_enc
+        B = pre.shape[0]
+        above = max(1, round(B * args.steady_l0 / sae.d_sae))
+        theta = sae.threshold if arch == "jumprelu" else 0.0
+        sae.b_enc.copy_(theta - pre.kthvalue(B - above, dim=0).values)
+    return {k: v.detach().clone() for k, v in sae.named_parameters()}
+
+
+def _load(sae, state) -> None:
+    with torch.no_grad():
+        for name, value in (state or {}).items():
+            getattr(sae, name).copy_(value)
+
+
+def _l0(sae, x) -> float:
+    with torch.no_grad():
+        return float((sae.encode(x) != 0).sum(-1).float().mean())
+
+
+def run_ours(arch, args, data, state=None) -> tuple[float, float]:
     from dnatlas.sae.architectures import SAEConfig
     from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig
 
@@ -79,11 +123,14 @@ def run_ours(arch, args, data) -> float:
                         log_every=total, checkpoint_every=10**9, device=args.device, progress=False)
     timed = TimedBatches(data, total, args.warmup)
     with tempfile.TemporaryDirectory() as out:
-        SAETrainer([SAESpec(None, "x", cfg)], train, out).fit(timed)
-    return timed.rows_per_second()
+        trainer = SAETrainer([SAESpec(None, "x", cfg)], train, out)
+        sae = trainer.slots[0].sae
+        _load(sae, state)
+        trainer.fit(timed)
+    return timed.rows_per_second(), _l0(sae, data[0])
 
 
-def run_sae_lens(arch, args, data) -> float:
+def run_sae_lens(arch, args, data, state=None) -> tuple[float, float]:
     from sae_lens.config import SAETrainerConfig
     from sae_lens.saes.batchtopk_sae import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig
     from sae_lens.saes.jumprelu_sae import JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig
@@ -114,27 +161,65 @@ def run_sae_lens(arch, args, data) -> float:
     cfg = SAETrainerConfig(total_training_samples=total * args.batch_size,
                            train_batch_size_samples=args.batch_size, lr=4e-4, lr_end=4e-4,
                            device=args.device)
+    _load(sae, state)
     timed = TimedBatches(data, total, args.warmup)
     SAETrainer(cfg, sae, data_provider=timed).fit()
-    return timed.rows_per_second()
+    return timed.rows_per_second(), _l0(sae, data[0])
 
 
 def _worker(spec: str, args) -> None:
-    """One run in this (fresh) process: ``LIB,ARCH,TUNED``; prints rows/s as JSON."""
-    lib, arch, tuned = spec.split(",")
+    """One run in this (fresh) process: ``LIB,ARCH,TUNED,STEADY``; prints rows/s and the
+    final L0 as JSON."""
+    lib, arch, tuned, steady = spec.split(",")
     if tuned == "1":
         from dnatlas.runtime import tune_allocator
 
         tune_allocator()
     data = make_data(args.d_in, args.batch_size, 8, args.device)
-    rate = (run_ours if lib == "dnatlas" else run_sae_lens)(arch, args, data)
-    print(json.dumps({"rows_per_s": rate}))
+    state = steady_state(arch, args, data) if steady == "1" else None
+    rate, l0 = (run_ours if lib == "dnatlas" else run_sae_lens)(arch, args, data, state)
+    print(json.dumps({"rows_per_s": rate, "l0": l0}))
 
 
-def _run(spec: str, argv: list[str]) -> float:
+def _run(spec: str, argv: list[str]) -> tuple[float, float]:
     out = subprocess.run([sys.executable, __file__, *argv, "--worker", spec], check=True,
                          capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["rows_per_s"]
+    result = json.loads(out.strip().splitlines()[-1])
+    return result["rows_per_s"], result["l0"]
+
+
+def sparse_sweep(args) -> None:
+    """dnatlas's forward + backward time, dense vs sparse code path, by active fraction."""
+    from dnatlas.runtime import tune_allocator
+    from dnatlas.sae.architectures import SAEConfig, build_sae
+
+    tune_allocator()
+    x = make_data(args.d_in, args.batch_size, 1, args.device)[0]
+    print("| arch | active fraction | dense ms | sparse ms | dense / sparse |")
+    print("|---|---:|---:|---:|---:|")
+    for arch in ("relu", "jumprelu"):
+        sae = build_sae(SAEConfig.from_expansion(arch, args.d_in, args.expansion,
+                                                 normalize=False)).to(args.device)
+        with torch.no_grad():
+            pre = x @ sae.W_enc
+        theta = sae.threshold.detach() if arch == "jumprelu" else 0.0
+        for frac in (0.005, 0.01, 0.02, 0.04, 0.08, 0.12, 0.16):
+            with torch.no_grad():
+                k = x.shape[0] - max(1, round(frac * x.shape[0]))
+                sae.b_enc.copy_(theta - pre.kthvalue(k, dim=0).values)
+            times: dict[float, list[float]] = {0.0: [], 1.0: []}
+            for _ in range(4):
+                for below in times:  # alternate: same machine state for both
+                    sae.sparse_below = below
+                    t = time.perf_counter()
+                    sae.forward_train(x).loss.backward()
+                    if x.is_cuda:
+                        torch.cuda.synchronize()
+                    times[below].append(time.perf_counter() - t)
+                    sae.zero_grad(set_to_none=True)
+            dense, sparse = (statistics.median(v[1:]) * 1e3 for v in times.values())
+            print(f"| {arch} | {frac:.3f} | {dense:.0f} | {sparse:.0f} | {dense / sparse:.2f} |")
+            sys.stdout.flush()
 
 
 def _cell(values: list[float]) -> str:
@@ -154,12 +239,19 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-tuned", action="store_true",
                    help="skip the sae_lens runs with the tuned allocator")
+    p.add_argument("--steady-l0", type=int, default=64,
+                   help="L0 of the steady-state rows (relu, jumprelu); 0: no such rows")
+    p.add_argument("--sparse-sweep", action="store_true",
+                   help="only time dnatlas's dense vs sparse code paths by active fraction")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
     if args.worker:
         _worker(args.worker, args)
+        return 0
+    if args.sparse_sweep:
+        sparse_sweep(args)
         return 0
     argv = [a for a in argv if a != "--no-tuned"]
 
@@ -176,26 +268,34 @@ def main(argv=None) -> int:
     print(f"d_in={args.d_in}, d_sae={args.d_in * args.expansion}, batch={args.batch_size}, "
           f"k={args.k} (topk/batchtopk), {args.steps} timed steps, median (range) of "
           f"{args.repeats} runs, each in a fresh process\n")
-    print("| arch | dnatlas rows/s | sae_lens rows/s | dnatlas / sae_lens "
-          "| sae_lens, tuned allocator, rows/s | dnatlas / sae_lens tuned |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| arch | start | dnatlas rows/s | sae_lens rows/s | dnatlas / sae_lens "
+          "| sae_lens, tuned allocator, rows/s | dnatlas / sae_lens tuned "
+          "| L0 at end (dnatlas / sae_lens) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for arch in args.archs.split(","):
-        runs: dict[str, list[float]] = {"ours": [], "lens": [], "tuned": []}
-        for _ in range(args.repeats):
-            runs["ours"].append(_run(f"dnatlas,{arch},1", argv))
-            if have_sae_lens:
-                runs["lens"].append(_run(f"sae_lens,{arch},0", argv))
-                if not args.no_tuned:
-                    runs["tuned"].append(_run(f"sae_lens,{arch},1", argv))
-        o = statistics.median(runs["ours"])
-        cells = [_cell(runs["ours"])]
-        for key in ("lens", "tuned"):
-            if runs[key]:
-                cells += [_cell(runs[key]), f"{o / statistics.median(runs[key]):.2f}x"]
-            else:
-                cells += ["n/a", "n/a"]
-        print(f"| {arch} | " + " | ".join(cells) + " |")
-        sys.stdout.flush()
+        starts = ["0"] + (["1"] if args.steady_l0 and arch in ("relu", "jumprelu") else [])
+        for steady in starts:
+            runs: dict[str, list[tuple[float, float]]] = {"ours": [], "lens": [], "tuned": []}
+            for _ in range(args.repeats):
+                runs["ours"].append(_run(f"dnatlas,{arch},1,{steady}", argv))
+                if have_sae_lens:
+                    runs["lens"].append(_run(f"sae_lens,{arch},0,{steady}", argv))
+                    if not args.no_tuned:
+                        runs["tuned"].append(_run(f"sae_lens,{arch},1,{steady}", argv))
+            rates = {k: [r for r, _ in v] for k, v in runs.items()}
+            o = statistics.median(rates["ours"])
+            cells = [_cell(rates["ours"])]
+            for key in ("lens", "tuned"):
+                if rates[key]:
+                    cells += [_cell(rates[key]), f"{o / statistics.median(rates[key]):.2f}x"]
+                else:
+                    cells += ["n/a", "n/a"]
+            l0s = [statistics.median(l for _, l in runs[k]) if runs[k] else float("nan")
+                   for k in ("ours", "lens")]
+            cells.append(f"{l0s[0]:.0f} / {l0s[1]:.0f}")
+            start = "from init" if steady == "0" else f"steady L0={args.steady_l0}"
+            print(f"| {arch} | {start} | " + " | ".join(cells) + " |")
+            sys.stdout.flush()
     return 0
 
 

@@ -60,6 +60,7 @@ from dnatlas.sae.sparse_ops import (  # re-exported: tests and users import them
     JumpReLUCodes,
     JumpReLUFunction,
     ReLUCodes,
+    SparseCodes,
     batch_topk_indices,
     sparse_decode,
 )
@@ -67,7 +68,7 @@ from dnatlas.sae.sparse_ops import (  # re-exported: tests and users import them
 __all__ = [
     "ARCHITECTURES", "DEFAULT_AUX_COEFFICIENT", "SAE_CLASSES", "BatchTopKSAE",
     "GatherPreActivations", "JumpReLUCodes", "JumpReLUFunction", "JumpReLUSAE", "ReLUCodes",
-    "ReLUSAE", "SAEConfig",
+    "ReLUSAE", "SAEConfig", "SparseCodes",
     "SparseAutoencoder", "TopKSAE", "TrainOutput", "batch_topk_indices", "build_sae",
     "expected_norm_scale", "sparse_decode",
 ]
@@ -88,13 +89,20 @@ class ReLUSAE(SparseAutoencoder):
     def _train_codes(self, x_n, bias, sparsity_scale, metrics):
         B = x_n.shape[0]
         dead = self._dead_for_aux()
-        x_hat, f_sum, pre_dead, l0 = ReLUCodes.apply(x_n, self.W_enc, bias, self.W_dec,
-                                                     self.b_dec, dead, metrics)
+        with torch.no_grad():
+            pre = torch.addmm(bias, x_n, self.W_enc)
+        if self._sparse_codes(pre, 0.0):
+            x_hat, f_sum, l0_rows = SparseCodes.apply(x_n, self.W_enc, bias, self.W_dec,
+                                                      self.b_dec, None, pre, pre > 0, None, 0.0)
+            pre_dead, l0 = _dead_pre_activations(x_n, self.W_enc, bias, dead), l0_rows.mean()
+        else:
+            x_hat, f_sum, pre_dead, l0 = ReLUCodes.apply(x_n, self.W_enc, bias, self.W_dec,
+                                                         self.b_dec, dead, metrics, pre)
         norms = self.W_dec.norm(dim=1)
         sparsity = (self.cfg.l1_coefficient * sparsity_scale / B) * (f_sum @ norms)
         aux = self._pre_act_aux(pre_dead, dead, 0.0)
         fired = f_sum.detach() > 0
-        return x_hat, sparsity, aux, fired, l0 if metrics else None
+        return x_hat, sparsity, aux, fired, l0.detach() if metrics else None
 
 
 class TopKSAE(SparseAutoencoder):
@@ -207,18 +215,29 @@ class JumpReLUSAE(SparseAutoencoder):
 
     def _train_codes(self, x_n, bias, sparsity_scale, metrics):
         dead = self._dead_for_aux()
-        if bool((self.threshold < 0).any()):  # JumpReLUCodes needs theta >= 0 (f > 0 = active)
+        theta, eps = self.threshold, self.cfg.jumprelu_bandwidth
+        if bool((theta < 0).any()):  # the fused nodes need theta >= 0 (f > 0 = active)
             pre = torch.addmm(bias, x_n, self.W_enc)
-            f, l0_rows = JumpReLUFunction.apply(pre, self.threshold, self.cfg.jumprelu_bandwidth)
+            f, l0_rows = JumpReLUFunction.apply(pre, theta, eps)
             x_hat = torch.addmm(self.b_dec, f, self.W_dec)
             pre_dead = pre.index_select(1, dead) if dead is not None else None
             fired = (f.detach() != 0).any(0)
         else:
-            x_hat, l0_rows, pre_dead, fired = JumpReLUCodes.apply(
-                x_n, self.W_enc, bias, self.W_dec, self.b_dec, self.threshold,
-                self.cfg.jumprelu_bandwidth, dead)
+            with torch.no_grad():
+                pre = torch.addmm(bias, x_n, self.W_enc)
+            if self._sparse_codes(pre, theta):
+                with torch.no_grad():
+                    mask = pre > theta
+                    window = torch.nonzero((pre - theta).abs_() < eps / 2).t()
+                x_hat, f_sum, l0_rows = SparseCodes.apply(x_n, self.W_enc, bias, self.W_dec,
+                                                          self.b_dec, theta, pre, mask, window, eps)
+                pre_dead = _dead_pre_activations(x_n, self.W_enc, bias, dead)
+                fired = f_sum.detach() > 0  # active entries are > theta >= 0
+            else:
+                x_hat, l0_rows, pre_dead, fired = JumpReLUCodes.apply(
+                    x_n, self.W_enc, bias, self.W_dec, self.b_dec, theta, eps, dead, pre)
         sparsity = self.cfg.l0_coefficient * sparsity_scale * l0_rows.mean()
-        aux = self._pre_act_aux(pre_dead, dead, self.threshold)
+        aux = self._pre_act_aux(pre_dead, dead, theta)
         l0 = l0_rows.detach().mean() if metrics else None
         return x_hat, sparsity, aux, fired, l0
 
@@ -226,6 +245,14 @@ class JumpReLUSAE(SparseAutoencoder):
     def after_step(self) -> None:
         super().after_step()
         self.threshold.clamp_(min=0.0)
+
+
+def _dead_pre_activations(x: Tensor, W_enc: Tensor, bias: Tensor, dead: Tensor | None
+                          ) -> Tensor | None:
+    """pre[:, dead] = x @ W_enc[:, dead] + bias[dead], (B, n_dead), from those columns only."""
+    if dead is None:
+        return None
+    return torch.addmm(bias.index_select(0, dead), x, W_enc.index_select(1, dead))
 
 
 SAE_CLASSES: dict[str, type[SparseAutoencoder]] = {

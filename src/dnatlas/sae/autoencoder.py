@@ -20,6 +20,9 @@ from dnatlas.runtime import tune_allocator
 from dnatlas.sae.config import SAEConfig
 from dnatlas.sae.sparse_ops import GatherPreActivations, sparse_decode
 
+#: default of :attr:`SparseAutoencoder.sparse_below` (fraction of active entries)
+SPARSE_BELOW = 0.08
+
 
 @dataclass
 class TrainOutput:
@@ -51,6 +54,12 @@ class SparseAutoencoder(nn.Module):
     arch: ClassVar[str] = ""
     #: whether decoder rows are renormalised to unit norm after each step
     project_decoder: ClassVar[bool] = True
+    #: ReLU / JumpReLU training: below this fraction of active entries (pre > threshold) the
+    #: decoder and the weight gradients are computed at the active entries only
+    #: (:class:`~dnatlas.sae.sparse_ops.SparseCodes`), above it densely; both give the same
+    #: gradients. 0: always dense, >= 1: always sparse. Measured crossover on CPU, see
+    #: bench/bench_sae.py --sparse-sweep.
+    sparse_below: float = SPARSE_BELOW
 
     def __init__(self, cfg: SAEConfig):
         super().__init__()
@@ -167,6 +176,16 @@ class SparseAutoencoder(nn.Module):
     @torch.no_grad()
     def set_input_scale(self, scale: float) -> None:
         self.input_scale.fill_(float(scale))
+
+    def _sparse_codes(self, pre: Tensor, threshold: Tensor | float) -> bool:
+        """Whether the active fraction of pre (B, S) (> threshold) is below ``sparse_below``.
+
+        Estimated on at most 256 evenly spaced rows; it only chooses how to compute.
+        """
+        if self.sparse_below <= 0 or self.sparse_below >= 1:
+            return self.sparse_below >= 1
+        sample = pre[:: max(1, pre.shape[0] // 256)]
+        return float((sample > threshold).sum()) < self.sparse_below * sample.numel()
 
     def _zero(self) -> Tensor:
         return self.W_dec.new_zeros(())

@@ -56,9 +56,12 @@ class JumpReLUFunction(torch.autograd.Function):
         return grad_pre, grad_threshold, None
 
 
-def _encode(x: Tensor, W_enc: Tensor, bias: Tensor, dead: Tensor | None):
-    """pre = x @ W_enc + bias (B, S) and its dead-feature columns pre[:, dead] (B, n_dead)."""
-    pre = torch.addmm(bias, x, W_enc)
+def _encode(x: Tensor, W_enc: Tensor, bias: Tensor, dead: Tensor | None, pre: Tensor | None):
+    """pre = x @ W_enc + bias (B, S) and its dead-feature columns pre[:, dead] (B, n_dead).
+
+    ``pre``, when given, is that product already computed (without grad); it is reused.
+    """
+    pre = torch.addmm(bias, x, W_enc) if pre is None else pre
     pre_dead = pre.index_select(1, dead) if dead is not None else pre.new_zeros(pre.shape[0], 0)
     return pre, pre_dead
 
@@ -83,7 +86,8 @@ class ReLUCodes(torch.autograd.Function):
     """The ReLU SAE's encoder and decoder as one autograd node, (B, S) codes updated in place.
 
     Forward, for x (B, d) (no gradient needed), W_enc (d, S), bias (S,), W_dec (S, d),
-    b_dec (d,) and the dead features ``dead`` (int64 indices or None)::
+    b_dec (d,), the dead features ``dead`` (int64 indices or None) and optionally ``pre``
+    (x @ W_enc + bias computed without grad; overwritten with f)::
 
         pre = x @ W_enc + bias,   f = relu(pre),   x_hat = f @ W_dec + b_dec,   f_sum = f.sum(0)
 
@@ -98,8 +102,8 @@ class ReLUCodes(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, W_enc, bias, W_dec, b_dec, dead, metrics: bool):
-        pre, pre_dead = _encode(x, W_enc, bias, dead)
+    def forward(ctx, x, W_enc, bias, W_dec, b_dec, dead, metrics: bool, pre=None):
+        pre, pre_dead = _encode(x, W_enc, bias, dead, pre)
         f = pre.relu_()
         x_hat = torch.addmm(b_dec, f, W_dec)
         f_sum = f.sum(0)
@@ -115,13 +119,15 @@ class ReLUCodes(torch.autograd.Function):
         df = torch.addmm(grad_f_sum, grad_x_hat, W_dec.t())
         dpre = torch.ops.aten.threshold_backward.grad_input(df, f, 0, grad_input=df)
         grad_x, grad_W_enc, grad_bias = _encoder_grads(ctx, dpre, x, W_enc, grad_dead)
-        return (grad_x, grad_W_enc, grad_bias, *_decoder_grads(ctx, grad_x_hat, f), None, None)
+        return (grad_x, grad_W_enc, grad_bias, *_decoder_grads(ctx, grad_x_hat, f), None, None,
+                None)
 
 
 class JumpReLUCodes(torch.autograd.Function):
     """The JumpReLU SAE's encoder, activation and decoder as one autograd node.
 
-    Forward, with threshold theta (S,) and bandwidth eps (otherwise as :class:`ReLUCodes`)::
+    Forward, with threshold theta (S,) and bandwidth eps (otherwise as :class:`ReLUCodes`,
+    ``pre`` included)::
 
         pre = x @ W_enc + bias,   f = pre * H(pre - theta),   l0_b = sum_i H(pre_bi - theta_i)
         x_hat = f @ W_dec + b_dec
@@ -133,8 +139,8 @@ class JumpReLUCodes(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, W_enc, bias, W_dec, b_dec, threshold, bandwidth: float, dead):
-        pre, pre_dead = _encode(x, W_enc, bias, dead)
+    def forward(ctx, x, W_enc, bias, W_dec, b_dec, threshold, bandwidth: float, dead, pre=None):
+        pre, pre_dead = _encode(x, W_enc, bias, dead, pre)
         shifted = torch.sub(pre, threshold)
         # f = pre where pre > theta, else 0 (in place; theta >= 0, so f > 0 exactly there)
         f = torch.ops.aten.threshold_backward.grad_input(pre, shifted, 0, grad_input=pre)
@@ -161,7 +167,101 @@ class JumpReLUCodes(torch.autograd.Function):
         dpre = torch.ops.aten.threshold_backward.grad_input(df, f, 0, grad_input=df)
         grad_x, grad_W_enc, grad_bias = _encoder_grads(ctx, dpre, x, W_enc, grad_dead)
         return (grad_x, grad_W_enc, grad_bias, *_decoder_grads(ctx, grad_x_hat, f),
-                grad_threshold, None, None)
+                grad_threshold, None, None, None)
+
+
+def active_entries(mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(rows, cols, offsets)`` of the True entries of ``mask`` (B, S), grouped by row.
+
+    rows, cols: int64 (nnz,) in row-major order; offsets: int64 (B,), the start of each row's
+    entries (the bags of :func:`sparse_decode`).
+    """
+    rows, cols = torch.nonzero(mask).unbind(1)
+    counts = torch.bincount(rows, minlength=mask.shape[0])
+    return rows, cols, torch.cumsum(counts, 0) - counts
+
+
+def _gather(a: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """``a[rows, cols]`` for a contiguous (B, S) ``a`` (a flat index_select: faster)."""
+    return a.view(-1).index_select(0, rows * a.shape[1] + cols)
+
+
+def _row_dots(g: Tensor, W: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """``g[rows[n]] . W[cols[n]]`` for every entry n, (nnz,), in one fused O(nnz d) pass."""
+    offsets = rows.new_zeros(g.shape[0])  # unused by the sum mode; only shapes are checked
+    return torch.ops.aten._embedding_bag_per_sample_weights_backward(g, W, cols, offsets, rows, 0)
+
+
+class SparseCodes(torch.autograd.Function):
+    """ReLU / JumpReLU encoder and decoder evaluated only at the active entries.
+
+    Forward, for x (B, d) (no gradient needed), W_enc (d, S), bias (S,), W_dec (S, d),
+    b_dec (d,), threshold theta (S,) or None (ReLU), ``pre = x @ W_enc + bias`` (B, S)
+    computed without grad, ``mask`` (B, S) bool, the active entries (pre > theta, or > 0),
+    ``window`` (2, n_w) the entries with |pre - theta| < eps / 2 (or None) and eps::
+
+        f = pre * mask,   x_hat = f @ W_dec + b_dec (B, d),   f_sum = f.sum(0) (S,)
+        l0 = mask.sum(-1) (B,)
+
+    Backward, with df_n = g_x_hat[r_n] . W_dec[c_n] + g_f_sum[c_n] at the nnz active
+    entries (r_n, c_n) and v_n = pre[r_n, c_n]::
+
+        dW_enc[:, j] = sum_{n: c_n = j} df_n x[r_n]      dbias[j] = sum_{n: c_n = j} df_n
+        dW_dec[j]    = sum_{n: c_n = j} v_n g_x_hat[r_n]  db_dec = g_x_hat.sum(0)
+
+    and theta's straight-through gradient of :class:`JumpReLUFunction` over the window
+    entries. These are :class:`ReLUCodes` / :class:`JumpReLUCodes`'s gradients (dense df
+    masked by f > 0) restricted to where they are non-zero: O(nnz d) instead of four
+    (B x d x S) matrix products. The entries are read by row for the decoder and by
+    feature (the transposed mask, no sort) for the weight gradients.
+    """
+
+    @staticmethod
+    def forward(ctx, x, W_enc, bias, W_dec, b_dec, threshold, pre, mask, window,
+                bandwidth: float):
+        rows, cols, offsets = active_entries(mask)
+        values = _gather(pre, rows, cols)
+        x_hat = sparse_decode(cols, values, offsets, W_dec) + b_dec
+        f_sum = torch.zeros(pre.shape[1], dtype=pre.dtype, device=pre.device)
+        f_sum.index_add_(0, cols, values)
+        l0 = torch.diff(offsets, append=offsets.new_tensor([rows.numel()])).to(pre.dtype)
+        ctx.bandwidth = bandwidth
+        ctx.save_for_backward(x, W_dec, threshold, pre, mask, window)
+        return x_hat, f_sum, l0
+
+    @staticmethod
+    def backward(ctx, grad_x_hat, grad_f_sum, grad_l0):
+        x, W_dec, threshold, pre, mask, window = ctx.saved_tensors
+        g = grad_x_hat.contiguous()
+        S = pre.shape[1]
+        # the active entries grouped by feature: bags for the (S, d) weight gradients
+        cols, rows, bag_offsets = active_entries(mask.t().contiguous())
+        df = _row_dots(g, W_dec, rows, cols)
+        if grad_f_sum is not None:
+            df += grad_f_sum[cols]
+        grad_W_enc = grad_bias = grad_W_dec = grad_b_dec = grad_threshold = None
+        if ctx.needs_input_grad[1]:
+            grad_W_enc = F.embedding_bag(rows, x, bag_offsets, mode="sum",
+                                         per_sample_weights=df).t().contiguous()
+        if ctx.needs_input_grad[2]:
+            grad_bias = torch.zeros(S, dtype=df.dtype, device=df.device).index_add_(0, cols, df)
+        if ctx.needs_input_grad[3]:
+            grad_W_dec = F.embedding_bag(rows, g, bag_offsets, mode="sum",
+                                         per_sample_weights=_gather(pre, rows, cols))
+        if ctx.needs_input_grad[4]:
+            grad_b_dec = g.sum(0)
+        if threshold is not None and ctx.needs_input_grad[5]:
+            w_rows, w_cols = window
+            df_w = _row_dots(g, W_dec, w_rows, w_cols)
+            if grad_f_sum is not None:
+                df_w += grad_f_sum[w_cols]
+            through_f = torch.zeros_like(threshold).index_add_(0, w_cols, df_w)
+            through_l0 = torch.zeros_like(threshold)
+            if grad_l0 is not None:
+                through_l0.index_add_(0, w_cols, grad_l0[w_rows])
+            grad_threshold = -(threshold * through_f + through_l0) / ctx.bandwidth
+        return (None, grad_W_enc, grad_bias, grad_W_dec, grad_b_dec, grad_threshold,
+                None, None, None, None)
 
 
 class GatherPreActivations(torch.autograd.Function):
