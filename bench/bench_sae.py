@@ -18,7 +18,9 @@ L1 0.1, JumpReLU threshold and bandwidth 0.001, decoder init norm).
 Two rows per ReLU / JumpReLU architecture, because their cost depends on how many codes are
 active: "from init" (each library's own initialisation, about half the codes active, the
 dense regime) and "steady L0=N" (``--steady-l0``, 0 to skip): both libraries start from the
-same SAE state, dnatlas's initial weights with each feature's encoder bias set so that it
+same SAE state: dnatlas's initial directions at unit norm (decoder_init_norm 1, so the
+pre-activations have a trained SAE's spread and 15 fresh Adam steps at lr 4e-4 move L0
+little; at 0.1 it climbs from 64 to ~900), with each feature's encoder bias set so that it
 is active on N / d_sae of the first batch's rows (its pre-activation quantile; JumpReLU:
 the threshold plus that quantile), i.e. L0 = N, the sparsity of a trained SAE. The column
 "L0 at end" is measured on the first batch after the run (dnatlas / sae_lens), to show that
@@ -80,7 +82,7 @@ def make_data(d_in: int, batch_size: int, n: int, device: str) -> list[torch.Ten
 
 
 def steady_state(arch, args, data) -> dict[str, torch.Tensor] | None:
-    """dnatlas's initial SAE state with encoder biases giving L0 = ``args.steady_l0``.
+    """dnatlas's initial SAE state, unit-norm rows, encoder biases giving L0 = ``args.steady_l0``.
 
     Feature j's bias is theta_j - (its pre-activation's quantile 1 - L0 / d_sae on
     data[0]) with theta the JumpReLU threshold (0 for the others); None when steady_l0 is 0.
@@ -91,7 +93,7 @@ def steady_state(arch, args, data) -> dict[str, torch.Tensor] | None:
 
     kw = {"k": args.k} if arch in ("topk", "batchtopk") else {}
     sae = build_sae(SAEConfig.from_expansion(arch, args.d_in, args.expansion, normalize=False,
-                                             **kw)).to(args.device)
+                                             decoder_init_norm=1.0, **kw)).to(args.device)
     with torch.no_grad():
         pre = (data[0] - sae.b_dec) @ sae.W_enc
         B = pre.shape[0]
