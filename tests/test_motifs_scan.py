@@ -179,9 +179,9 @@ def test_cli_scan_and_one_line_errors(tmp_path, capsys):
     assert main(args) == 0 and out.exists()
     capsys.readouterr()
     for extra, message in [([], "exists; give --force"),
-                           (["--force", "--pvalue", "2"], "must be between 0 and 1"),
+                           (["--force", "--pvalue", "2"], "must be in (0, 1)"),
                            (["--force", "--background", "1,2"], "4 numbers"),
-                           (["--force", "--max-hits-per-kb", "-1"], "must be above 0")]:
+                           (["--force", "--max-hits-per-kb", "-1"], "must be in (0, inf)")]:
         assert main(args + extra) == 2
         err = capsys.readouterr().err
         assert err.startswith("dnatlas: error:") and message in err and err.count("\n") == 1

@@ -10,12 +10,15 @@ writes that survive crashes, and output-folder checks made before long work star
   weights with one-line errors for missing, empty, truncated or foreign files.
 * :func:`check_writable_file` / :func:`check_output_dir`: fail early with one line when an
   output cannot be written, before any work is done.
+* :func:`file_digest`: the hex digest (sha256 by default) of a file's bytes, the one key
+  every cache and download check uses for a file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import os
 import tempfile
@@ -157,6 +160,13 @@ def load_weights_file(path: str | Path, weights_only: bool = True) -> dict:
         raise InputError(f"damaged or not a torch weights file ({first[:120]})",
                          path=path) from None
     return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of the bytes of the file at ``path`` (``algorithm``: any name
+    :mod:`hashlib` knows, e.g. ``"sha256"``, ``"md5"``), read in blocks."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, algorithm).hexdigest()
 
 
 def json_safe(value):

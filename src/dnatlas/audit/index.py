@@ -34,12 +34,11 @@ from dnatlas import __version__
 from dnatlas.audit.kmers import canonical_kmers, check_k, key_dtype
 from dnatlas.audit.target import (
     Target,
-    file_sha256,
     read_segments_tsv,
     target_from_store,
 )
 from dnatlas.errors import InputError
-from dnatlas.files import atomic_write, check_output_dir, write_json
+from dnatlas.files import atomic_write, check_output_dir, file_digest, write_json
 from dnatlas.progress import progress as progress_bar
 
 FORMAT, VERSION = "dnatlas-audit-index", 1
@@ -149,8 +148,8 @@ def save_index(index: KmerIndex, folder: str | Path, force: bool = False) -> Pat
         _save_npy(folder / TOKENS_COPY, np.asarray(target.tokens))
         with atomic_write(folder / SEGMENTS_COPY) as fh:
             fh.write(target.segments_tsv())
-        files = {TOKENS_COPY: file_sha256(folder / TOKENS_COPY),
-                 SEGMENTS_COPY: file_sha256(folder / SEGMENTS_COPY)}
+        files = {TOKENS_COPY: file_digest(folder / TOKENS_COPY),
+                 SEGMENTS_COPY: file_digest(folder / SEGMENTS_COPY)}
     else:
         for name in (TOKENS_COPY, SEGMENTS_COPY):
             (folder / name).unlink(missing_ok=True)
@@ -242,14 +241,14 @@ def _store_target(folder: Path, source: dict) -> Target:
 def _fasta_target(folder: Path, meta: dict, notes: list[str]) -> Target:
     source = meta["source"]
     present = [f for f in source["files"] if Path(f["path"]).is_file()]
-    if any(file_sha256(f["path"]) != f["sha256"] for f in present):
+    if any(file_digest(f["path"]) != f["sha256"] for f in present):
         raise StaleIndexError("a FASTA file changed since the index was built; rebuild it "
                               "with 'dnatlas audit index --genomes ... --force'", path=folder)
     if len(present) < len(source["files"]):
         notes.append("some indexed FASTA files no longer exist; searching the copy saved in "
                      "the index")
     for name, digest in meta.get("files", {}).items():
-        if not (folder / name).is_file() or file_sha256(folder / name) != digest:
+        if not (folder / name).is_file() or file_digest(folder / name) != digest:
             raise InputError(f"damaged index: {name} is missing or changed; rebuild it",
                              path=folder)
     tokens = _load_npy(folder / TOKENS_COPY)

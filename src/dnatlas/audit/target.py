@@ -19,19 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from dnatlas.errors import InputError
+from dnatlas.files import file_digest
 from dnatlas.genome.readers import genome_id_from_path, read_records
 from dnatlas.genome.store import SEGMENTS_FILE, TOKENS_FILE, GenomeStore
 
 SEGMENT_HEADER = ("genome", "record", "record_start", "offset", "length", "split")
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read 1 MiB at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _combined_sha256(parts: list[str]) -> str:
@@ -113,7 +105,7 @@ class Target:
 def store_sha256(path: str | Path) -> str:
     """The key of a store's content: sha256 over its ``segments.tsv`` and ``tokens.npy``."""
     path = Path(path)
-    return _combined_sha256([file_sha256(path / SEGMENTS_FILE), file_sha256(path / TOKENS_FILE)])
+    return _combined_sha256([file_digest(path / SEGMENTS_FILE), file_digest(path / TOKENS_FILE)])
 
 
 def target_from_store(path: str | Path) -> Target:
@@ -143,7 +135,7 @@ def fasta_source(paths: list[str | Path]) -> dict:
                              path=path)
         seen[genome] = path
         files.append({"path": str(path.resolve()), "genome": genome,
-                      "sha256": file_sha256(path)})
+                      "sha256": file_digest(path)})
     if not files:
         raise InputError("no genome files given")
     return {"kind": "fasta", "files": files,

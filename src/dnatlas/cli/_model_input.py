@@ -26,8 +26,39 @@ def int_at_least(minimum: int):
     return parse
 
 
+def float_in(low: float | None = None, high: float | None = None, low_open: bool = False,
+             high_open: bool = False):
+    """An argparse type: a finite number within ``low``..``high`` (None: unbounded; the
+    ``*_open`` ends excluded), e.g. ``float_in(0, 1, True, True)`` for a p-value."""
+    import math
+
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    span = f"{left}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{right}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        inside = math.isfinite(value)
+        if low is not None:
+            inside &= value > low if low_open else value >= low
+        if high is not None:
+            inside &= value < high if high_open else value <= high
+        if not inside:
+            raise argparse.ArgumentTypeError(f"must be in {span}, got {text}")
+        return value
+
+    parse.__name__ = f"number in {span}"
+    return parse
+
+
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
+positive_float = float_in(0, low_open=True)
+non_negative_float = float_in(0)
+probability = float_in(0, 1, low_open=True, high_open=True)
 
 
 def add_model_arg(parser, help_text: str = MODEL_HELP) -> None:

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dnatlas.cli._model_input import positive_int
+from dnatlas.cli._model_input import float_in, positive_int
 
 
 def register(subparsers) -> None:
@@ -28,14 +28,7 @@ def register(subparsers) -> None:
     _add_leakage(commands)
 
 
-def _identity(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
+_identity = float_in(0, 1, low_open=True)
 
 
 def _kmer_k(text: str) -> int:

@@ -14,39 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {value}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
+from dnatlas.cli._model_input import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 
 def _csv_list(text: str) -> tuple[str, ...]:
@@ -112,7 +85,7 @@ def add_commands(subparsers) -> None:
                      help="keep genomes whose GTDB taxonomy has this rank name, e.g. "
                           "Enterobacterales or o__Enterobacterales; comma-separated for "
                           "any of several; 'any' for no filter (default: Enterobacterales)")
-    sel.add_argument("--max-ambiguous-bases", type=_non_negative_int, default=0, metavar="N",
+    sel.add_argument("--max-ambiguous-bases", type=non_negative_int, default=0, metavar="N",
                      help="keep genomes with at most N ambiguous bases (default: 0)")
     sel.add_argument("--min-completeness", type=float, default=98.0, metavar="PCT",
                      help="keep genomes with CheckM2 completeness strictly above PCT "
@@ -148,14 +121,14 @@ def add_commands(subparsers) -> None:
     fet.add_argument("--base-url", default=None, metavar="URL",
                      help="NCBI base URL (default: $DNATLAS_NCBI_BASE_URL or "
                           "https://ftp.ncbi.nlm.nih.gov)")
-    fet.add_argument("--retries", type=_non_negative_int, default=5, metavar="N",
+    fet.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
                      help="retries per request after a connection error, 5xx answer, "
                           "truncated download or checksum mismatch (default: 5)")
-    fet.add_argument("--jobs", type=_positive_int, default=4, metavar="N",
+    fet.add_argument("--jobs", type=positive_int, default=4, metavar="N",
                      help="parallel downloads (default: 4)")
-    fet.add_argument("--backoff", type=_non_negative_float, default=1.0, metavar="SECONDS",
+    fet.add_argument("--backoff", type=non_negative_float, default=1.0, metavar="SECONDS",
                      help="wait before the first retry, doubled after each (default: 1)")
-    fet.add_argument("--timeout", type=_positive_float, default=60.0, metavar="SECONDS",
+    fet.add_argument("--timeout", type=positive_float, default=60.0, metavar="SECONDS",
                      help="network timeout (default: 60)")
     fet.add_argument("--no-progress", action="store_true", help="hide progress bars")
     fet.set_defaults(func=_run_fetch)

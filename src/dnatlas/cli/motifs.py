@@ -10,6 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from dnatlas.cli._model_input import (
+    non_negative_float,
+    positive_float,
+    positive_int,
+    probability,
+)
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("motifs", help="transcription factor motifs: scan genomes",
@@ -35,50 +42,22 @@ def register(subparsers) -> None:
     scan.add_argument("--out", "-o", type=Path, required=True, metavar="BED", help="output BED6")
     scan.add_argument("--summary", type=Path, default=None, metavar="TSV",
                       help="per-motif summary (default: BED name with .summary.tsv)")
-    scan.add_argument("--pvalue", type=_probability, default=1e-4, metavar="P",
+    scan.add_argument("--pvalue", type=probability, default=1e-4, metavar="P",
                       help="per-window p-value threshold (default: 1e-4)")
-    scan.add_argument("--pseudocount", type=_non_negative, default=1.0, metavar="C",
+    scan.add_argument("--pseudocount", type=non_negative_float, default=1.0, metavar="C",
                       help="total pseudocount per matrix column, spread by the background "
                            "(default: 1)")
     scan.add_argument("--background", type=_background, default="uniform",
                       metavar="uniform|genome|A,C,G,T",
                       help="background frequencies: uniform (default), each genome's own "
                            "composition, or four numbers")
-    scan.add_argument("--max-hits-per-kb", type=_positive, default=None, metavar="F",
+    scan.add_argument("--max-hits-per-kb", type=positive_float, default=None, metavar="F",
                       help="drop motifs with more hits than this per kb (both strands; "
                            "paper 001's frequency filter; default: keep all)")
-    scan.add_argument("--chunk-size", type=int, default=1 << 20, metavar="NT",
+    scan.add_argument("--chunk-size", type=positive_int, default=1 << 20, metavar="NT",
                       help="bases scanned at a time (bounds memory; default: 1048576)")
     scan.add_argument("--force", action="store_true", help="replace existing outputs")
     scan.set_defaults(func=run_scan)
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-
-
-def _probability(text: str) -> float:
-    value = _number(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = _number(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
 
 
 def _background(text: str):
@@ -87,21 +66,18 @@ def _background(text: str):
     parts = text.split(",")
     if len(parts) != 4:
         raise argparse.ArgumentTypeError(f"give uniform, genome or 4 numbers A,C,G,T, got {text!r}")
-    values = [_number(part) for part in parts]
-    if min(values) <= 0 or abs(sum(values) - 1) > 1e-3:
+    values = [positive_float(part) for part in parts]
+    if abs(sum(values) - 1) > 1e-3:
         raise argparse.ArgumentTypeError(f"4 positive frequencies summing to 1, got {text!r}")
     return tuple(v / sum(values) for v in values)
 
 
 def run_scan(args: argparse.Namespace) -> int:
-    from dnatlas.errors import InputError
     from dnatlas.files import check_writable_file
     from dnatlas.genome.sources import resolve_bundled_genome
     from dnatlas.motifs import jaspar_motifs, read_motif_files, scan_genomes
     from dnatlas.motifs.bed_out import default_summary_path
 
-    if args.chunk_size < 1:
-        raise InputError(f"--chunk-size must be at least 1, got {args.chunk_size}")
     out = check_writable_file(args.out, "BED output", force=args.force)
     summary = args.summary or default_summary_path(out)
     check_writable_file(summary, "summary output", force=args.force)

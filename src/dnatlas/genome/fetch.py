@@ -37,7 +37,6 @@ from dnatlas.genome.ncbi_site import (  # re-exported: importers use dnatlas.gen
     BASE_URL_ENV,
     DEFAULT_BASE_URL,
     accession_dir_url,
-    md5_file,
     parse_directory_listing,
     parse_md5_checksums,
     pick_assembly_dir,
@@ -46,7 +45,7 @@ from dnatlas.genome.ncbi_site import (  # re-exported: importers use dnatlas.gen
 
 __all__ = [
     "BASE_URL_ENV", "CHECKSUMS_NAME", "DEFAULT_BASE_URL", "MANIFEST_NAME", "FetchError",
-    "FetchResult", "accession_dir_url", "fetch_genomes", "md5_file", "parse_directory_listing",
+    "FetchResult", "accession_dir_url", "fetch_genomes", "parse_directory_listing",
     "parse_md5_checksums", "pick_assembly_dir", "read_manifest", "resolve_base_url",
 ]
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dnatlas import __version__
+from dnatlas.files import file_digest
 from dnatlas.genome.ncbi_site import (
     ACCESSION_RE,
     accession_dir_url,
-    md5_file,
     parse_directory_listing,
     parse_md5_checksums,
     pick_assembly_dir,
@@ -162,7 +162,7 @@ class Fetcher:
         if expected is None:
             raise fail(f"{file_name} is not listed in {sums_url}")
         dest = self.out / file_name
-        if dest.is_file() and md5_file(dest) == expected:
+        if dest.is_file() and file_digest(dest, "md5") == expected:
             self._record(file_name, expected)
             return dest, False
         self._download(asm_url + urllib.parse.quote(file_name), dest, expected, genome_id, fail)
@@ -179,7 +179,7 @@ class Fetcher:
         if name is None:
             return None
         path = self.out / f"{name}_genomic.fna.gz"
-        if path.is_file() and md5_file(path) == self.previous[path.name]:
+        if path.is_file() and file_digest(path, "md5") == self.previous[path.name]:
             return path
         return None
 
@@ -205,7 +205,7 @@ class Fetcher:
                 self._transfer(url, part, bar, counted)
             except urllib.error.HTTPError as exc:
                 raise _http_failure(exc, url, fail) from None
-            got = md5_file(part)
+            got = file_digest(part, "md5")
             if got != expected:
                 part.unlink(missing_ok=True)
                 raise _Transient(f"checksum mismatch for {dest.name} "

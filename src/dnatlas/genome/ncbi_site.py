@@ -7,12 +7,10 @@ accession's directory, the entry names of an HTML directory listing, the
 
 from __future__ import annotations
 
-import hashlib
 import html
 import os
 import re
 import urllib.parse
-from pathlib import Path
 
 DEFAULT_BASE_URL = "https://ftp.ncbi.nlm.nih.gov"
 BASE_URL_ENV = "DNATLAS_NCBI_BASE_URL"
@@ -94,10 +92,3 @@ def parse_md5_checksums(text: str) -> dict[str, str]:
     return sums
 
 
-def md5_file(path: str | Path) -> str:
-    """Hex MD5 of a file."""
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

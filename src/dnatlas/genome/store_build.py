@@ -30,7 +30,7 @@ import numpy as np
 
 from dnatlas import __version__
 from dnatlas.errors import InputError
-from dnatlas.files import check_output_dir
+from dnatlas.files import check_output_dir, file_digest
 from dnatlas.genome.readers import read_records
 from dnatlas.genome.sources import (  # noqa: F401  (re-exported)
     GenomeSource,
@@ -221,7 +221,7 @@ def _plan_genome(source: GenomeSource, held_out: bool, val_fraction: float, seed
         for start, end, split in splits:
             parts.append((rec.id, start, end - start, split))
             counts[split] += np.bincount(rec.seq[start:end], minlength=len(BASES))[:len(BASES)]
-    return _GenomePlan(source, held_out, _sha256(source.path), records, parts, counts)
+    return _GenomePlan(source, held_out, file_digest(source.path), records, parts, counts)
 
 
 def _assign_offsets(plans: Sequence[_GenomePlan]) -> None:
@@ -249,7 +249,7 @@ def _write_tokens(path: Path, plans: Sequence[_GenomePlan], progress: bool) -> N
                     raise InputError("file changed while the store was being built",
                                      path=plan.source.path, record=rec.id)
                 fh.write(rec.seq.tobytes())
-            if next(expected, None) is not None or _sha256(plan.source.path) != plan.sha256:
+            if next(expected, None) is not None or file_digest(plan.source.path) != plan.sha256:
                 raise InputError("file changed while the store was being built",
                                  path=plan.source.path)
         fh.flush()
@@ -305,12 +305,6 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_destination(out: Path, overwrite: bool) -> None:

@@ -54,18 +54,11 @@ def sae_dictionary(path: str | Path, model: ModelAdapter, control: bool = False,
     """The latents of the SAE folder ``path`` (SAELens) on ``model`` at its ``hook_name``."""
     import torch
 
+    from dnatlas.pipelines.sae_site import load_sae_for
     from dnatlas.sae.rc_pairs import rc_pairs
-    from dnatlas.sae.saelens_format import load_sae, resolve_sae_path
 
-    folder = resolve_sae_path(path)
-    sae = load_sae(folder, device).eval()
-    key = sae.cfg.hook_name
-    if key not in model.keys:
-        raise InputError(f"the SAE reads site {key!r}, which {model.name} does not have "
-                         f"(sites: {', '.join(model.keys[:6])}, ...)", path=folder)
-    if model.d(key) != sae.d_in:
-        raise InputError(f"the SAE reads {sae.d_in} channels but {key} of {model.name} has "
-                         f"{model.d(key)}: an SAE of another model?", path=folder)
+    sae, folder, key = load_sae_for(path, model, device=device)
+    sae.eval()
 
     def encode(x: np.ndarray, block: int = 4096):
         # encoded in blocks of rows: the dense (n, F) codes of a whole chunk can be GBs

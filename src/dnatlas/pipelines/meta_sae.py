@@ -25,14 +25,13 @@ non-zero code on j; its weight is that code.
 from __future__ import annotations
 
 import csv
-import hashlib
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dnatlas.errors import InputError
-from dnatlas.files import atomic_write, check_output_dir, open_text, write_json
+from dnatlas.files import atomic_write, check_output_dir, file_digest, open_text, write_json
 
 META_DIR, RANDOM_DIR = "meta_sae", "random_dictionary"
 OUTPUTS = (META_DIR, RANDOM_DIR, "metrics.json", "children.csv", "hierarchy.json")
@@ -208,14 +207,6 @@ def read_concepts(flt: ConceptFilter, d_sae: int, base_name: str = ""
 # ---- the run ------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _resolve(sae) -> Path:
     from dnatlas.sae import saelens_format
 
@@ -325,7 +316,7 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
     preset, cfg, train, seed = _configs(settings, len(ids), base.d_in, device)
     out = _check_out(Path(out), force)
     control = random_dictionary(*rows.shape, seed=seed)
-    source = {"base_sae": str(folder), "base_sae_sha256": _sha256(folder / WEIGHTS_FILENAME),
+    source = {"base_sae": str(folder), "base_sae_sha256": file_digest(folder / WEIGHTS_FILENAME),
               "base_hook_name": base.cfg.hook_name, "base_model_name": base.cfg.model_name,
               "preset": settings.preset, "latents": ids, "replacement": preset.replacement}
     print(f"training {cfg.arch} meta-SAEs ({cfg.d_in} -> {cfg.d_sae}) on {len(ids)} decoder "

@@ -256,25 +256,16 @@ def evaluate_sae(sae_dir: str | Path, model: str | ModelAdapter | None, windows:
     Returns ``(metrics, feature_frequency)``; ``metrics["warnings"]`` lists reasons a number
     should not be trusted (e.g. zero-ablation scoring better than the clean model).
     """
+    from dnatlas.pipelines.sae_site import load_sae_for
     from dnatlas.sae.activation_store import CachedActivations, window_rows
     from dnatlas.sae.metrics import evaluate_reconstruction, loss_recovered
-    from dnatlas.sae.saelens_format import load_sae
 
     _positive("batches", batches)
     _non_negative("loss batches", loss_batches)
     device = _device(device)
-    sae = load_sae(sae_dir, device=device)
-    key = sae.cfg.hook_name
-    if not key:
-        raise InputError("the SAE's cfg.json has no hook_name", path=sae_dir)
     adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
                                                                        seed=windows.seed)
-    try:
-        adapter.check_keys([key])
-        if adapter.d(key) != sae.d_in:
-            raise ValueError(f"{key} has width {adapter.d(key)} but the SAE reads {sae.d_in}")
-    except ValueError as exc:
-        raise InputError(f"the SAE does not fit {adapter.name}: {exc}", path=sae_dir) from None
+    sae, sae_dir, key = load_sae_for(sae_dir, adapter, device=device)
     data_path = Path(windows.data)
     if _is_cache(data_path):
         cached = CachedActivations(data_path, 4096, keys=[key], seed=windows.seed, loop=False,

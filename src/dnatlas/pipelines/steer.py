@@ -292,20 +292,10 @@ class SteerResult:
 def _load(model, req: SteerRequest, device):
     from dnatlas.genome.readers import read_records
     from dnatlas.genome.sources import resolve_bundled_genome
-    from dnatlas.sae.saelens_format import load_sae, resolve_sae_path
+    from dnatlas.pipelines.sae_site import load_sae_for
 
     adapter = model if isinstance(model, ModelAdapter) else load_model(model, device)
-    sae_dir = resolve_sae_path(req.sae)
-    sae = load_sae(sae_dir, device=adapter.device)
-    key = req.hook or sae.cfg.hook_name
-    if not key:
-        raise InputError("the SAE's cfg.json has no hook_name; give --hook", path=sae_dir)
-    try:
-        adapter.check_keys([key])
-        if adapter.d(key) != sae.d_in:
-            raise ValueError(f"{key} has width {adapter.d(key)} but the SAE reads {sae.d_in}")
-    except ValueError as exc:
-        raise InputError(f"the SAE does not fit {adapter.name}: {exc}", path=sae_dir) from None
+    sae, sae_dir, key = load_sae_for(req.sae, adapter, hook=req.hook)
     fasta = resolve_bundled_genome(req.fasta)
     records = {r.id: r for r in read_records(fasta)}
     return adapter, sae, sae_dir, key, fasta, records
