@@ -3,6 +3,8 @@
     python bench/bench_extract.py                         # both tables, default sizes
     python bench/bench_extract.py --repeats 5 --lengths 0.5 1 2 4.64 9.28
     python bench/bench_extract.py --baseline 3578698      # also an older commit's code
+    python bench/bench_extract.py --plain --lengths       # folded vs plain path, interleaved
+    python bench/bench_extract.py --lengths 0.5 8 63 --fasta human_grch37_chr20.fa.gz
 
 The bundled DNAtlas model over the bundled *E. coli* MG1655 genome (longer "genomes" are
 it followed by the other bundled genomes), on the CPU with torch's default threads.
@@ -44,11 +46,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MB = 1_000_000
 
 
-def _genome(length: int) -> np.ndarray:
+def _genome(length: int, fasta: str | None = None) -> np.ndarray:
+    """The first ``length`` nt of ``fasta``'s records (default: the bundled genomes,
+    MG1655 first), concatenated."""
     from dnatlas.genome.readers import read_records
     from dnatlas.genome.sources import bundled_genome_paths
 
-    paths = sorted(bundled_genome_paths(), key=lambda p: "mg1655" not in p.name)
+    paths = [fasta] if fasta else sorted(bundled_genome_paths(),
+                                         key=lambda p: "mg1655" not in p.name)
     parts, total = [], 0
     for path in paths:
         for record in read_records(path):
@@ -56,7 +61,7 @@ def _genome(length: int) -> np.ndarray:
             total += len(record.seq)
             if total >= length:
                 return np.concatenate(parts)[:length]
-    raise SystemExit(f"the bundled genomes hold only {total:,} nt")
+    raise SystemExit(f"{fasta or 'the bundled genomes'} hold(s) only {total:,} nt")
 
 
 def _flops(model, names) -> float:
@@ -95,8 +100,10 @@ def _jobs(model, tmp: str):
             ("forward 8 x 1 kb", forward, all_layers)]
 
 
-def throughput(core: int, repeats: int) -> list[dict]:
-    """Child process: the throughput rows (see the module docstring)."""
+def throughput(core: int, repeats: int, plain: bool = False) -> list[dict]:
+    """Child process: the throughput rows (see the module docstring); ``plain``: each
+    repeat also runs the job on the plain (unfolded) inference path right after, and the
+    row gets the median of the per-repeat ratios folded / plain."""
     import torch
 
     sys.path.insert(0, HERE)
@@ -111,32 +118,40 @@ def throughput(core: int, repeats: int) -> list[dict]:
         jobs[0][1](_genome(400_000))  # warm-up: the default policy compiles the activation
         for name, fn, names in jobs:
             flops = _flops(model, names)  # concepts: both strands from one pass (RCPS)
-            shares, rates = [], []
+            shares, rates, ratios = [], [], []
+            nt = len(seq) // 8192 * 8192 if name.startswith("forward") else len(seq)
             for _ in range(repeats):
                 before = matmul_peak(torch.device("cpu"), torch.float32)
                 t = time.perf_counter()
                 fn(seq)
                 seconds = time.perf_counter() - t
                 after = matmul_peak(torch.device("cpu"), torch.float32)
-                nt = len(seq) // 8192 * 8192 if name.startswith("forward") else len(seq)
                 rates.append(nt / seconds)
                 shares.append(flops * rates[-1] / ((before + after) / 2))
+                if plain:  # the same job on the plain tiled path, right after
+                    from dnatlas.model.folded import plain_inference
+
+                    with plain_inference():
+                        t = time.perf_counter()
+                        fn(seq)
+                        ratios.append((time.perf_counter() - t) / seconds)
             rows.append({"job": name, "layers": len(names), "mflop_nt": flops / 1e6,
                          "nt_s_median": statistics.median(rates), "nt_s_min": min(rates),
                          "nt_s_max": max(rates), "share_best": max(shares),
                          "share_median": statistics.median(shares),
                          "gflops_best": flops * max(rates) / 1e9,
-                         "peak_gflops": (before + after) / 2e9})
+                         "peak_gflops": (before + after) / 2e9,
+                         "vs_plain": statistics.median(ratios) if ratios else None})
     return rows
 
 
-def scaling(length: int) -> dict:
+def scaling(length: int, fasta: str | None = None) -> dict:
     """Child process: one ``neurons`` extraction over ``length`` nt, its time and peak RSS."""
     from dnatlas.analysis.extract import extract_to_dir
     from dnatlas.models import load_model
 
     model = load_model()
-    seq = _genome(length)
+    seq = _genome(length, fasta)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -177,6 +192,11 @@ def main() -> None:
     ap.add_argument("--lengths", type=float, nargs="*", default=[0.5, 1, 2, 4.64],
                     help="genome lengths in Mb for the scaling table (none: skip it)")
     ap.add_argument("--baseline", help="also run the throughput jobs with this commit's code")
+    ap.add_argument("--fasta", help="genome of the scaling table (default: the bundled "
+                                    "ones, 31 Mb; e.g. GRCh37 chr20 for 63 Mb)")
+    ap.add_argument("--plain", action="store_true",
+                    help="also time each repeat on the plain (unfolded) inference path, "
+                         "interleaved, and give the speed-up of the folded path")
     args = ap.parse_args()
     import torch
 
@@ -189,22 +209,25 @@ def main() -> None:
             runs.append((args.baseline, _source_of(args.baseline, tmp)))
         print(f"Throughput over {core:,} nt, {args.repeats} repeats (matmul peak measured "
               "around each):\n")
+        extra = " folded / plain speed |" if args.plain else ""
         print("| code | job | MFLOP/nt | nt/s median (range) | GFLOP/s best | % of peak best "
-              "| % of peak median | peak GFLOP/s |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|")
+              "| % of peak median | peak GFLOP/s |" + extra)
+        print("|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if args.plain else ""))
         for label, source in runs:
-            for r in _child(f"b.throughput({core}, {args.repeats})", source):
+            plain = args.plain and source is None  # older code: no plain switch
+            for r in _child(f"b.throughput({core}, {args.repeats}, {plain})", source):
+                speed = "" if not args.plain else f" {r['vs_plain']:.2f}x |" if plain else " |"
                 print(f"| {label} | {r['job']} | {r['mflop_nt']:.2f} | {r['nt_s_median']:,.0f} "
                       f"({r['nt_s_min']:,.0f}-{r['nt_s_max']:,.0f}) | {r['gflops_best']:.1f} | "
                       f"{100 * r['share_best']:.0f}% | {100 * r['share_median']:.0f}% | "
-                      f"{r['peak_gflops']:.0f} |", flush=True)
+                      f"{r['peak_gflops']:.0f} |{speed}", flush=True)
     if args.lengths:
         print("\n`neurons` extraction (blocks.2.neurons, float16, neuron-major, to disk) "
               "against genome length, one fresh process each:\n")
         print("| length (nt) | seconds | nt/s | peak RSS (MiB) | output (MiB) |")
         print("|---:|---:|---:|---:|---:|")
         for mb in args.lengths:
-            r = _child(f"b.scaling({int(mb * MB)})")
+            r = _child(f"b.scaling({int(mb * MB)}, {args.fasta!r})")
             print(f"| {r['length']:,} | {r['seconds']:.1f} | {r['nt_s']:,.0f} | "
                   f"{r['rss_mib']:.0f} | {r['out_mib']:,.0f} |", flush=True)
 

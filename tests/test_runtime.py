@@ -9,15 +9,17 @@ import torch
 from dnatlas import runtime
 from dnatlas.analysis import extract as E
 from dnatlas.genome.alphabet import reverse_complement
-from dnatlas.model import DNAtlas, DNAtlasConfig, activation, modeling
+from dnatlas.model import DNAtlas, DNAtlasConfig, activation, folded
 from dnatlas.training.config import TrainConfig
 
 
-def _model(seed=0):
+def _model(seed=0, rcps=True):
     torch.manual_seed(seed)
-    model = DNAtlas(DNAtlasConfig.preset("tiny", n_layers=3, dilations=(1, 4, 16))).eval()
-    for block in model.blocks:  # non-trivial per-neuron parameters
-        for p in (block.act.a_raw.param, block.act.b_raw.param, block.norm.gain.param):
+    model = DNAtlas(DNAtlasConfig.preset("tiny", n_layers=3, dilations=(1, 4, 16),
+                                         rcps=rcps)).eval()
+    for block in model.blocks:  # non-trivial per-neuron parameters and biases
+        for p in (block.act.a_raw.param, block.act.b_raw.param, block.norm.gain.param,
+                  block.gate.bias.param, block.conv.bias.param, block.out.bias.param):
             p.data.normal_(0, 0.5)
     return model
 
@@ -32,11 +34,12 @@ def _close(a, b):
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("rcps", [True, False])  # the folded path, the plain tiled one
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("shape", [(3, 130), (1, 300)])
-def test_tiled_inference_equals_the_autograd_path(monkeypatch, threads, shape):
-    monkeypatch.setattr(modeling, "TILE_ROWS", 50)  # many tiles; several sequences per tile
-    model = _model()
+def test_tiled_inference_equals_the_autograd_path(monkeypatch, rcps, threads, shape):
+    monkeypatch.setattr(folded, "TILE_ROWS", 50)  # many tiles; several sequences per tile
+    model = _model(rcps=rcps)
     tokens = torch.randint(0, 6, shape, generator=torch.Generator().manual_seed(1))
     sites = model.site_names()
     ref, logits = _reference(model, tokens, sites)
@@ -53,11 +56,19 @@ def test_tiled_inference_equals_the_autograd_path(monkeypatch, threads, shape):
         torch.set_num_threads(before)
 
 
-def test_forward_stops_after_the_last_requested_block_and_logits_come_later(monkeypatch):
-    model = _model()
+@pytest.mark.parametrize("rcps", [True, False])
+def test_forward_stops_after_the_last_requested_block_and_logits_come_later(monkeypatch, rcps):
+    model = _model(rcps=rcps)
     tokens = torch.randint(0, 4, (2, 90))
     _, logits = _reference(model, tokens, [])
     calls = []
+    run_folded = folded.folded_block
+
+    def counted(block, *args):
+        calls.append(int(block.name.split(".")[1]))
+        return run_folded(block, *args)
+
+    monkeypatch.setattr(folded, "folded_block", counted)
     for i, block in enumerate(model.blocks):
         forward = block.forward
         monkeypatch.setattr(block, "forward", lambda x, s=None, i=i, f=forward: (calls.append(i), f(x, s))[1])

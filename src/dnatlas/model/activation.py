@@ -73,7 +73,38 @@ def _act_hyz(g, c, a, b, gamma, slope: float, eps: float, silu: bool):
     return h, y, solu_norm(y, gamma, eps)
 
 
-_VARIANTS = {"z": _act_z, "yz": _act_yz, "hyz": _act_hyz}
+def _folded(ug, vg, uc, vc, a, b, gamma, slope: float, eps: float, silu: bool):
+    """The activation on the RC-folded path, half by half (no concatenation): from the
+    halves of the gate (g1, g2 = ug + vg, ug - vg) and of the convolution (c1, c2), with
+    a and b the mirrored parameters' halves (C/2,). Returns (h1, h2, y1, y2, z1, z2, s, d):
+    each site's two halves in the folded order and ``s, d = z1 + z2, z1 - z2``."""
+    h1 = _gated(ug + vg, uc + vc, silu)
+    h2 = _gated(ug - vg, uc - vc, silu)
+    y1 = threshold(_upcast(h1), a, b, slope)
+    y2 = threshold(_upcast(h2), a, b, slope)
+    m = torch.maximum(y1.detach().amax(-1, keepdim=True), y2.detach().amax(-1, keepdim=True))
+    u1, u2 = y1 * torch.exp(y1 - m), y2 * torch.exp(y2 - m)
+    ms = (u1.square().sum(-1, keepdim=True) + u2.square().sum(-1, keepdim=True)) / (
+        2 * u1.shape[-1])
+    scale = gamma * torch.rsqrt(ms + eps)
+    z1, z2 = u1 * scale, u2 * scale
+    return h1, h2, y1, y2, z1, z2, z1 + z2, z1 - z2
+
+
+def _folded_z(*args):
+    return _folded(*args)[6:]
+
+
+def _folded_yz(*args):
+    return _folded(*args)[2:]
+
+
+def _folded_hyz(*args):
+    return _folded(*args)
+
+
+_VARIANTS = {"z": _act_z, "yz": _act_yz, "hyz": _act_hyz,
+             "folded:z": _folded_z, "folded:yz": _folded_yz, "folded:hyz": _folded_hyz}
 #: elements (rows x neurons) the eager activation processes before ``auto`` compiles it:
 #: about 1 M positions of the tiny model, so that the one-off compile (~5-20 s) pays back
 AUTO_MIN_ELEMENTS = 1 << 28
@@ -104,23 +135,25 @@ class _Fused:
             return self.work > AUTO_MIN_ELEMENTS
         return True
 
-    def run(self, want: str, g, c, a, b, gamma, slope, eps, silu) -> tuple:
+    def run(self, want: str, rows: tuple, *params) -> tuple:
+        """``_VARIANTS[want](*rows, *params)``; ``rows``: the (..., C) inputs (None allowed)."""
         eager = _VARIANTS[want]
-        if not self.enabled(g.numel()):
-            return eager(g, c, a, b, gamma, slope, eps, silu)
+        if not self.enabled(rows[0].numel()):
+            return eager(*rows, *params)
         fn = self.compiled.get(want)
         if fn is None:
             fn = self.compiled[want] = torch.compile(eager, dynamic=None)
-        if g.ndim == 2 and not torch.compiler.is_compiling():
-            for t in (g, c) if c is not None else (g,):
-                torch._dynamo.maybe_mark_dynamic(t, 0)  # tiles of any row count: one kernel
+        if rows[0].ndim == 2 and not torch.compiler.is_compiling():
+            for t in rows:
+                if t is not None:  # tiles of any row count: one kernel
+                    torch._dynamo.maybe_mark_dynamic(t, 0)
         try:
-            return fn(g, c, a, b, gamma, slope, eps, silu)
+            return fn(*rows, *params)
         except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
             self.failed = True
             _log.warning("torch.compile of the DNAtlas activation failed (%s: %s); using the "
                          "eager activation", type(exc).__name__, str(exc).splitlines()[0][:200])
-            return eager(g, c, a, b, gamma, slope, eps, silu)
+            return eager(*rows, *params)
 
 
 FUSED = _Fused()
@@ -137,7 +170,23 @@ def fused_activation(g: torch.Tensor, c: torch.Tensor, a: torch.Tensor, b: torch
     and z at least fp32). Compiled by ``torch.compile`` when :func:`compile_activation`
     allows it (see :class:`_Fused`).
     """
-    return FUSED.run(want, g, c, a, b, gamma, slope, eps, silu)
+    return FUSED.run(want, (g, c), a, b, gamma, slope, eps, silu)
+
+
+def folded_activation(ug: torch.Tensor, vg: torch.Tensor, uc: torch.Tensor, vc: torch.Tensor,
+                      a: torch.Tensor, b: torch.Tensor, gamma: torch.Tensor, slope: float,
+                      eps: float, silu: bool, want: str = "z") -> tuple[torch.Tensor, ...]:
+    """:func:`fused_activation` on the RC-folded path (:mod:`dnatlas.model.folded`).
+
+    The gate is ``g = [ug + vg, ug - vg]`` and the convolution ``c = [uc + vc, uc - vc]``
+    in the folded channel order (each half (rows, C/2)); ``a`` and ``b`` are the halves
+    (C/2,) of the mirrored per-neuron parameters. Returns the two folded halves
+    (rows, C/2) of each site named by ``want`` (``"z"``: none, ``"yz"``: y then z,
+    ``"hyz"``: h, y, z), followed by ``z1 + z2`` and ``z1 - z2`` (rows, C/2), what the
+    output projection reads. One fused kernel when compiled (see
+    :func:`compile_activation`).
+    """
+    return FUSED.run("folded:" + want, (ug, vg, uc, vc), a, b, gamma, slope, eps, silu)
 
 
 def compile_activation(enabled: bool | None = True) -> None:

@@ -14,6 +14,10 @@ position, the 64-way triplet centred on it (windowed MLM, section 2.2.1).
 Activation sites are named ``blocks.{i}.{pre_act|neurons|post_act|residual}`` and
 ``embed`` (the residual stream before block 0). ``forward`` can return any of them and can
 replace any of them through ``intervene`` (used for SAE splicing and steering).
+
+Without autograd, blocks run in tiles of positions; an RC-shared model without
+interventions runs on the folded residual stream of :mod:`dnatlas.model.folded` (half the
+multiply-adds, the same results to rounding).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dnatlas.model import folded as rc_folded
 from dnatlas.model.activation import ThresholdSoLU, fused_activation
 from dnatlas.model.config import DNAtlasConfig
 from dnatlas.model.rcps import RCConv1d, RCEmbedding, RCLinear, RCRMSNorm, RCTripletHead
@@ -34,9 +39,6 @@ from dnatlas.runtime import parallel, worker_threads
 
 SITES = ("pre_act", "neurons", "post_act", "residual")
 Intervention = Callable[[torch.Tensor], torch.Tensor]
-#: rows (positions) per tile of the inference path: one tile's gate, convolution and
-#: activation stay in cache, and the matmuls are still large
-TILE_ROWS = 1024
 
 
 class DNAtlasOutput:
@@ -125,7 +127,8 @@ class DNAtlasBlock(nn.Module):
         return sites(f"{p}.residual", x + self.out(z.to(x.dtype)))
 
     def _forward_tiled(self, x: torch.Tensor, sites: _Sites | None) -> torch.Tensor:
-        """The same block without autograd, in tiles of ``TILE_ROWS`` positions.
+        """The same block without autograd, in tiles of positions (``folded.TILE_ROWS``);
+        RC-shared models take :func:`dnatlas.model.folded.folded_block` instead.
 
         The convolution is one matmul per tile over its dilated taps (im2col), so nothing
         but the small (B, L, d) residual stream and the requested sites is ever held for
@@ -172,7 +175,7 @@ class DNAtlasBlock(nn.Module):
                 if site in stores:
                     stores[site][r0:r1] = t
 
-        tiles = list(_tiles(B, L, TILE_ROWS))
+        tiles = list(rc_folded.position_tiles(B, L))
         parallel(norm, tiles)
         parallel(tile, tiles)
         out = out.view(B, L, d)
@@ -190,20 +193,6 @@ def _bias(layer) -> torch.Tensor | None:
 def _affine(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``x @ w.T + bias`` for x (rows, I), w (O, I)."""
     return x @ w.t() if bias is None else torch.addmm(bias, x, w.t())
-
-
-def _tiles(B: int, L: int, rows: int):
-    """``(b0, b1, t0, t1)`` tiles of about ``rows`` positions covering (B, L), each a
-    contiguous range of the flattened (B * L) rows: parts of one sequence when L is longer
-    than ``rows``, else whole sequences."""
-    if L >= rows:
-        for b in range(B):
-            for t0 in range(0, L, rows):
-                yield b, b + 1, t0, min(L, t0 + rows)
-        return
-    per = max(1, rows // L)
-    for b0 in range(0, B, per):
-        yield b0, min(B, b0 + per), 0, L
 
 
 def check_tokens(tokens: torch.Tensor, vocab_size: int = 6) -> torch.Tensor:
@@ -235,17 +224,33 @@ def check_tokens(tokens: torch.Tensor, vocab_size: int = 6) -> torch.Tensor:
 _CODES = "A=0 C=1 G=2 T=3 N=4 MASK=5"
 
 
-def _finish(model, x: torch.Tensor, sites: _Sites, start: int) -> torch.Tensor:
+def _blocks(model, x: torch.Tensor, sites: _Sites, start: int, stop: int,
+            folded: bool) -> torch.Tensor:
+    """Blocks ``start..stop-1`` on the residual stream x (B, L, d), folded or not."""
+    for block in model.blocks[start:stop]:
+        if not folded:
+            x = block(x, sites)
+            continue
+        inner = [s for s in SITES[:3] if f"{block.name}.{s}" in sites.wanted]
+        x = rc_folded.folded_block(block, x, inner, sites.store)
+        name = f"{block.name}.residual"
+        if name in sites.wanted or name in sites.intervene:
+            x_std = sites(name, rc_folded.unfold(x))  # stored and edited unfolded
+            if name in sites.intervene:
+                x = rc_folded.fold(x_std)
+    return x
+
+
+def _finish(model, x: torch.Tensor, sites: _Sites, start: int, folded: bool) -> torch.Tensor:
     """Blocks ``start..`` and the head: the logits (B, L, 64) from the residual stream x."""
-    for block in model.blocks[start:]:
-        x = block(x, sites)
-    return model.head(model.norm(x)).float()
+    x = _blocks(model, x, sites, start, len(model.blocks), folded)
+    return model.head(model.norm(rc_folded.unfold(x) if folded else x)).float()
 
 
 @torch.no_grad()
-def _later(model, x: torch.Tensor, sites: _Sites, start: int) -> torch.Tensor:
+def _later(model, x: torch.Tensor, sites: _Sites, start: int, folded: bool) -> torch.Tensor:
     with worker_threads(x.device):
-        return _finish(model, x, sites, start)
+        return _finish(model, x, sites, start, folded)
 
 
 class DNAtlas(nn.Module):
@@ -290,16 +295,23 @@ class DNAtlas(nn.Module):
         self._check_sites(wanted + list(intervene or {}))
         sites = _Sites(wanted, intervene)
         x = sites("embed", self.embed(tokens))
+        inference = not torch.is_grad_enabled()
+        # RC-shared inference runs on the folded residual stream (half the multiply-adds),
+        # also with interventions on the residual stream (SAE splicing, steering)
+        folded = inference and self.config.rcps and rc_folded.ENABLED and all(
+            n == "embed" or n.endswith(".residual") for n in sites.intervene)
+        if folded:
+            x = rc_folded.fold(x)
         stop = len(self.blocks)
-        if wanted and not torch.is_grad_enabled():  # only what the activations need now
+        if wanted and inference:  # only what the activations need now
             stop = 1 + max(-1 if n == "embed" else int(n.split(".")[1]) for n in wanted)
         if stop < len(self.blocks):
             with worker_threads(x.device):
-                for block in self.blocks[:stop]:
-                    x = block(x, sites)
-            return DNAtlasOutput(None, sites.store, rest=lambda: _later(self, x, sites, stop))
-        with worker_threads(x.device) if not torch.is_grad_enabled() else contextlib.nullcontext():
-            return DNAtlasOutput(_finish(self, x, sites, 0), sites.store)
+                x = _blocks(self, x, sites, 0, stop, folded)
+            return DNAtlasOutput(None, sites.store,
+                                 rest=lambda: _later(self, x, sites, stop, folded))
+        with worker_threads(x.device) if inference else contextlib.nullcontext():
+            return DNAtlasOutput(_finish(self, x, sites, 0, folded), sites.store)
 
     def _check_sites(self, names: Iterable[str]) -> None:
         valid = set(self.site_names())
