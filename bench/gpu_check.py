@@ -670,9 +670,9 @@ def sec_sae(c: Check):
     for arch in c.size["sae_archs"]:
         ours, theirs = [], []
         for _ in range(s["repeats"]):
-            ours.append(bench_sae.run_ours(arch, args, data))
+            ours.append(bench_sae.run_ours(arch, args, data)[0])  # (rows/s, L0)
             if lens:
-                theirs.append(bench_sae.run_sae_lens(arch, args, data))
+                theirs.append(bench_sae.run_sae_lens(arch, args, data)[0])
         o = statistics.median(ours)
         t = statistics.median(theirs) if theirs else None
         result["archs"][arch] = {"dnatlas_rows_s": o, "sae_lens_rows_s": t,
