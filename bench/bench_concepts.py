@@ -2,6 +2,7 @@
 
     python bench/bench_concepts.py [--positions 4600000] [--features 4096] [--density 0.01]
                                    [--concepts 50] [--chunk 65536] [--seed 0]
+    python bench/bench_concepts.py --sweep [--sweep-positions 300000]
 
 Synthetic data on one record of ``--positions`` nt, both strands streamed in chunks of
 ``--chunk``: ``--concepts`` concepts (4 nucleotide-identity concepts over a random
@@ -12,6 +13,10 @@ time to build the chunk labels and to count (data generation excluded), position
 the process's peak RSS. Then a small case (1,000 positions x 2 strands, 48 features,
 10 concepts) timed against the brute-force reference of ``tests/test_concepts.py``, with
 equal counts checked, and the ratio brute / ours.
+
+``--sweep`` instead times labels + counting over ``--sweep-positions`` nt (both strands)
+for features x concepts in {1,024, 4,096} x {10, 50, 200} at ``--density``, with the cost
+per non-zero activation, to show how the evaluation grows with each.
 """
 
 from __future__ import annotations
@@ -107,6 +112,39 @@ def large(args) -> None:
     print(f"| elements per concept (median) | {int(np.median(counts.n_elements)):,} |")
 
 
+def sweep(args) -> None:
+    print("| features | concepts | non-zeros | chunk labels (s) | count (s) | positions/s "
+          "| ns per non-zero |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for n_features in (1024, 4096):
+        for n_concepts in (10, 50, 200):
+            rng = np.random.default_rng(args.seed)
+            labels = synthetic_labels(rng, args.sweep_positions, n_concepts)
+            maxima = feature_maxima([sparse_chunk(rng, args.chunk, n_features, args.density)],
+                                    edge=64)
+            counter = ConceptCounter(labels.names, maxima)
+            t_labels = t_count = 0.0
+            nnz = 0
+            for strand in (1, -1):
+                for a in range(0, args.sweep_positions, args.chunk):
+                    b = min(args.sweep_positions, a + args.chunk)
+                    acts = sparse_chunk(rng, b - a, n_features, args.density)
+                    nnz += acts.nnz
+                    t0 = time.perf_counter()
+                    chunk = chunk_labels(labels, "g", a, b, strand)
+                    t1 = time.perf_counter()
+                    counter.update(acts, chunk)
+                    t_labels += t1 - t0
+                    t_count += time.perf_counter() - t1
+            t0 = time.perf_counter()
+            counter.counts()
+            t_count += time.perf_counter() - t0
+            total = 2 * args.sweep_positions
+            print(f"| {n_features:,} | {labels.n_concepts} | {nnz:,} | {t_labels:.2f} | "
+                  f"{t_count:.2f} | {total / (t_labels + t_count):,.0f} | "
+                  f"{1e9 * t_count / nnz:.0f} |", flush=True)
+
+
 def small(args) -> None:
     from tests.test_concepts import brute_force
 
@@ -144,10 +182,16 @@ def main() -> None:
     parser.add_argument("--concepts", type=int, default=50)
     parser.add_argument("--chunk", type=int, default=65536)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sweep", action="store_true",
+                        help="features x concepts sweep instead of the genome-scale run")
+    parser.add_argument("--sweep-positions", type=int, default=300_000)
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, python "
           f"{platform.python_version()}, numpy {np.__version__}")
     print()
+    if args.sweep:
+        sweep(args)
+        return
     large(args)
     small(args)
 
