@@ -24,7 +24,8 @@ little; at 0.1 it climbs from 64 to ~900), with each feature's encoder bias set 
 is active on N / d_sae of the first batch's rows (its pre-activation quantile; JumpReLU:
 the threshold plus that quantile), i.e. L0 = N, the sparsity of a trained SAE. The column
 "L0 at end" is measured on the first batch after the run (dnatlas / sae_lens), to show that
-both stayed in that regime. ``--sparse-sweep`` instead prints dnatlas's forward + backward
+both stayed in that regime (each library's ``encode``: for BatchTopK dnatlas's is the
+inference JumpReLU at the running threshold, not the batch top-k). ``--sparse-sweep`` instead prints dnatlas's forward + backward
 time of its dense and sparse code paths against the fraction of active codes (the
 crossover behind ``SparseAutoencoder.sparse_below``).
 """

@@ -156,3 +156,11 @@ def test_adam_runs_agree_on_both_branches(arch):
         results.append({k: v.clone() for k, v in sae.state_dict().items()})
     for k in results[0]:
         torch.testing.assert_close(results[1][k], results[0][k], rtol=1e-7, atol=1e-9, msg=k)
+
+
+def test_the_default_crossover_is_per_device():
+    sae, x = _sae("relu", 0.02)
+    assert sae.sparse_below is None
+    pre = sae.pre_activations(x)
+    assert sae._sparse_codes(pre, 0.0)  # CPU: below the measured crossover
+    assert not sae._sparse_codes(pre.to("meta"), 0.0)  # unmeasured device: dense

@@ -20,8 +20,9 @@ from dnatlas.runtime import tune_allocator
 from dnatlas.sae.config import SAEConfig
 from dnatlas.sae.sparse_ops import GatherPreActivations, sparse_decode
 
-#: default of :attr:`SparseAutoencoder.sparse_below` (fraction of active entries)
-SPARSE_BELOW = 0.08
+#: default of :attr:`SparseAutoencoder.sparse_below` by device type: the measured crossover
+#: (fraction of active entries) on CPU; devices without a measurement stay dense
+SPARSE_BELOW = {"cpu": 0.08}
 
 
 @dataclass
@@ -57,9 +58,9 @@ class SparseAutoencoder(nn.Module):
     #: ReLU / JumpReLU training: below this fraction of active entries (pre > threshold) the
     #: decoder and the weight gradients are computed at the active entries only
     #: (:class:`~dnatlas.sae.sparse_ops.SparseCodes`), above it densely; both give the same
-    #: gradients. 0: always dense, >= 1: always sparse. Measured crossover on CPU, see
-    #: bench/bench_sae.py --sparse-sweep.
-    sparse_below: float = SPARSE_BELOW
+    #: gradients. 0: always dense, >= 1: always sparse, None: ``SPARSE_BELOW`` of the
+    #: device (see bench/bench_sae.py --sparse-sweep for the measurement).
+    sparse_below: float | None = None
 
     def __init__(self, cfg: SAEConfig):
         super().__init__()
@@ -182,10 +183,13 @@ class SparseAutoencoder(nn.Module):
 
         Estimated on at most 256 evenly spaced rows; it only chooses how to compute.
         """
-        if self.sparse_below <= 0 or self.sparse_below >= 1:
-            return self.sparse_below >= 1
+        below = self.sparse_below
+        if below is None:
+            below = SPARSE_BELOW.get(pre.device.type, 0.0)
+        if below <= 0 or below >= 1:
+            return below >= 1
         sample = pre[:: max(1, pre.shape[0] // 256)]
-        return float((sample > threshold).sum()) < self.sparse_below * sample.numel()
+        return float((sample > threshold).sum()) < below * sample.numel()
 
     def _zero(self) -> Tensor:
         return self.W_dec.new_zeros(())
