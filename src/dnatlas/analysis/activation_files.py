@@ -22,6 +22,8 @@ import hashlib
 import json
 import os
 import re
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +75,15 @@ class MemorySink:
 
 
 class NpySink:
-    """Writes blocks into a ``.npy`` file at their offsets (``os.pwrite``), memory flat."""
+    """Writes blocks into a ``.npy`` file at their offsets (``os.pwrite``), memory flat.
+
+    Writes run in one background thread, so the disk works while the model computes the
+    next chunk; a sink holds at most ``PENDING`` blocks not yet written (a copy of each),
+    and :meth:`close` waits for them and raises the first write error.
+    """
+
+    PENDING = 1
+    _writer: ThreadPoolExecutor | None = None
 
     def __init__(self, path: Path, length: int, channels: int, dtype, layout: str):
         self.path, self.layout, self.dtype = path, layout, np.dtype(dtype)
@@ -86,6 +96,7 @@ class NpySink:
             self.offset = fh.tell()
             fh.truncate(self.offset + length * channels * self.dtype.itemsize)
         self.fd = os.open(path, os.O_WRONLY)
+        self.pending: deque = deque()
 
     @classmethod
     def attach(cls, path: Path, length: int, channels: int, dtype, layout: str) -> NpySink:
@@ -102,34 +113,69 @@ class NpySink:
                                             (channels, length)):
             raise ValueError(f"{path} holds {found} {shape}, not the array to write")
         sink.fd = os.open(path, os.O_WRONLY)
+        sink.pending = deque()
         return sink
 
     def write(self, row: int, block: np.ndarray, channel: int = 0) -> None:
+        """Write ``block`` (n, c), rows ``row..row+n`` and channels ``channel..channel+c``
+        (copied now, written in the background)."""
         size = self.dtype.itemsize
         block = np.asarray(block, dtype=self.dtype)
         n, c = block.shape
         if self.layout == "LC":
+            data = np.array(block, order="C")  # (n, c), a copy
             if channel == 0 and c == self.channels:
-                os.pwrite(self.fd, np.ascontiguousarray(block).tobytes(),
-                          self.offset + row * self.channels * size)
-                return
-            for i in range(n):
-                os.pwrite(self.fd, np.ascontiguousarray(block[i]).tobytes(),
-                          self.offset + ((row + i) * self.channels + channel) * size)
-            return
-        columns = np.ascontiguousarray(block.T)  # (c, n)
-        for k in range(c):
-            os.pwrite(self.fd, columns[k].tobytes(),
-                      self.offset + ((channel + k) * self.length + row) * size)
+                pieces = [(data, self.offset + row * self.channels * size)]
+            else:
+                pieces = [(data[i], self.offset + ((row + i) * self.channels + channel) * size)
+                          for i in range(n)]
+        else:
+            data = np.array(block.T, order="C")  # (c, n), a copy
+            pieces = [(data[k], self.offset + ((channel + k) * self.length + row) * size)
+                      for k in range(c)]
+        self._submit(pieces)
+
+    def _submit(self, pieces: list) -> None:
+        if NpySink._writer is None:
+            NpySink._writer = ThreadPoolExecutor(1, thread_name_prefix="dnatlas-npy-writer")
+        fd = self.fd
+
+        def write_all():
+            for buffer, offset in pieces:
+                os.pwrite(fd, buffer, offset)
+
+        self.pending.append(NpySink._writer.submit(write_all))
+        while len(self.pending) > self.PENDING:
+            self.pending.popleft().result()
+
+    def _drain(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
 
     def close(self):
-        os.fsync(self.fd)
+        """Wait for the pending writes (raising the first error) and sync; the array,
+        memory-mapped. On an error the file is removed, as by :meth:`abort`."""
+        try:
+            self._drain()
+            os.fsync(self.fd)
+        except BaseException:
+            self.abort()
+            raise
         os.close(self.fd)
+        self.fd = None
         return np.load(self.path, mmap_mode="r")
 
     def abort(self) -> None:
-        os.close(self.fd)
-        self.path.unlink(missing_ok=True)
+        """Drop the file (pending writes finish first; their errors are ignored)."""
+        try:
+            self._drain()
+        except OSError:
+            pass
+        finally:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+            self.path.unlink(missing_ok=True)
 
 
 def read_meta(out: Path) -> dict | None:

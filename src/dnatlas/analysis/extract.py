@@ -356,8 +356,14 @@ def extract_to_dir(model, seq: np.ndarray, out: str | Path, layers="all",
         for sink in sinks.values():
             sink.abort()
         raise
+    try:
+        for sink in sinks.values():
+            sink.close()  # the background writes done (a write error raised here)
+    except BaseException:
+        for sink in sinks.values():
+            sink.abort()
+        raise
     for (name, s), sink in sinks.items():
-        sink.close()
         sink.path.replace(out / array_file_name(seqid, name, s))
     for name in names:
         perm = model.rc_permutation(name)
