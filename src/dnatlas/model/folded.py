@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from dnatlas.model.activation import folded_activation
 from dnatlas.runtime import parallel
 
 #: rows (positions) per tile: one tile's intermediates stay in cache, matmuls stay large
@@ -173,8 +174,6 @@ def folded_block(block, x: Tensor, wanted: list[str], store: dict) -> Tensor:
     Returns:
         The folded residual stream after the block, (B, L, d).
     """
-    from dnatlas.model.activation import folded_activation
-
     B, L, d = x.shape
     w = FoldedWeights.of(block)
     conv, act = block.conv, block.act
