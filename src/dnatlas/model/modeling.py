@@ -15,9 +15,9 @@ Activation sites are named ``blocks.{i}.{pre_act|neurons|post_act|residual}`` an
 ``embed`` (the residual stream before block 0). ``forward`` can return any of them and can
 replace any of them through ``intervene`` (used for SAE splicing and steering).
 
-Without autograd, blocks run in tiles of positions; an RC-shared model without
-interventions runs on the folded residual stream of :mod:`dnatlas.model.folded` (half the
-multiply-adds, the same results to rounding).
+Without autograd, blocks run in tiles of positions; an RC-shared model runs on the folded
+residual stream of :mod:`dnatlas.model.folded` (half the multiply-adds, the same results to
+rounding) unless an intervention reaches inside a block (pre_act, neurons, post_act).
 """
 
 from __future__ import annotations
