@@ -78,19 +78,7 @@ def large(args) -> None:
     maxima = feature_maxima([sparse_chunk(rng, args.chunk, args.features, args.density)],
                             edge=64)
     counter = ConceptCounter(labels.names, maxima)
-    t_labels = t_count = 0.0
-    nnz = 0
-    for strand in (1, -1):
-        for a in range(0, args.positions, args.chunk):
-            b = min(args.positions, a + args.chunk)
-            acts = sparse_chunk(rng, b - a, args.features, args.density)
-            nnz += acts.nnz
-            t0 = time.perf_counter()
-            chunk = chunk_labels(labels, "g", a, b, strand)
-            t1 = time.perf_counter()
-            counter.update(acts, chunk)
-            t_labels += t1 - t0
-            t_count += time.perf_counter() - t1
+    t_labels, t_count, nnz = stream(rng, counter, labels, args.positions, args.features, args)
     t0 = time.perf_counter()
     counts = counter.counts()
     t_final = time.perf_counter() - t0
@@ -112,6 +100,25 @@ def large(args) -> None:
     print(f"| elements per concept (median) | {int(np.median(counts.n_elements)):,} |")
 
 
+def stream(rng, counter, labels, positions: int, n_features: int, args):
+    """Both strands of ``positions`` nt in chunks into ``counter``: (seconds building chunk
+    labels, seconds counting, non-zero activations); data generation is not timed."""
+    t_labels = t_count = 0.0
+    nnz = 0
+    for strand in (1, -1):
+        for a in range(0, positions, args.chunk):
+            b = min(positions, a + args.chunk)
+            acts = sparse_chunk(rng, b - a, n_features, args.density)
+            nnz += acts.nnz
+            t0 = time.perf_counter()
+            chunk = chunk_labels(labels, "g", a, b, strand)
+            t1 = time.perf_counter()
+            counter.update(acts, chunk)
+            t_labels += t1 - t0
+            t_count += time.perf_counter() - t1
+    return t_labels, t_count, nnz
+
+
 def sweep(args) -> None:
     print("| features | concepts | non-zeros | chunk labels (s) | count (s) | positions/s "
           "| ns per non-zero |")
@@ -123,19 +130,8 @@ def sweep(args) -> None:
             maxima = feature_maxima([sparse_chunk(rng, args.chunk, n_features, args.density)],
                                     edge=64)
             counter = ConceptCounter(labels.names, maxima)
-            t_labels = t_count = 0.0
-            nnz = 0
-            for strand in (1, -1):
-                for a in range(0, args.sweep_positions, args.chunk):
-                    b = min(args.sweep_positions, a + args.chunk)
-                    acts = sparse_chunk(rng, b - a, n_features, args.density)
-                    nnz += acts.nnz
-                    t0 = time.perf_counter()
-                    chunk = chunk_labels(labels, "g", a, b, strand)
-                    t1 = time.perf_counter()
-                    counter.update(acts, chunk)
-                    t_labels += t1 - t0
-                    t_count += time.perf_counter() - t1
+            t_labels, t_count, nnz = stream(rng, counter, labels, args.sweep_positions,
+                                            n_features, args)
             t0 = time.perf_counter()
             counter.counts()
             t_count += time.perf_counter() - t0
