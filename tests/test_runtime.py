@@ -178,3 +178,19 @@ def test_extraction_converts_in_pieces_exactly(monkeypatch):
         np.testing.assert_allclose(T(both[key, "+"]), fwd, atol=1e-5)
         np.testing.assert_allclose(T(both[key, "-"]), rev, atol=1e-5)
         np.testing.assert_allclose(T(paired), np.concatenate([fwd, rev[::-1]], 1), atol=1e-5)
+
+
+def test_a_runs_activation_policy_comes_from_its_config_not_the_process(monkeypatch):
+    from dnatlas.training.objective import build_model
+    from dnatlas.training.trainer import compiles_activation
+
+    monkeypatch.setattr(activation.FUSED, "work", 10 * activation.AUTO_MIN_ELEMENTS)
+    model = build_model("dnatlas", "tiny", {})  # 256 neurons x 5 layers
+    short = TrainConfig(steps=6, batch_size=8, window=128)
+    long = TrainConfig(steps=100_000, batch_size=16, window=1024)
+    assert not compiles_activation(short, model)  # whatever the process did before
+    assert compiles_activation(long, model)
+    assert compiles_activation(TrainConfig(steps=6, compile_activation=True), model)
+    assert not compiles_activation(TrainConfig(steps=100_000, compile_activation=False), model)
+    baseline = build_model("transformer", "tiny", {})
+    assert not compiles_activation(long, baseline)

@@ -47,9 +47,10 @@ class TrainConfig:
     bf16: bool = True                      # autocast on CUDA (ignored on CPU)
     compile: bool = False                  # torch.compile the model
     # torch.compile only the activation (gate product + thresholding + SoLU + norm, one
-    # kernel): None (YAML null or "auto") once the run has done ~1 M positions' worth of
-    # work eagerly, true from the first step, false never; without a working compiler the
-    # eager activation runs (logged). CPU: tiny 1.2x, small 1.3x per step.
+    # kernel): None (YAML null or "auto") when the whole run does more than ~1 M
+    # positions' worth of it (decided from the config: a resumed run decides alike), true,
+    # false; without a working compiler the eager activation runs (logged). CPU: tiny
+    # 1.2x, small 1.3x per step.
     compile_activation: bool | None = None
     tensorboard: bool = True
 

@@ -41,7 +41,7 @@ from dnatlas.errors import DnatlasError, InputError
 from dnatlas.files import atomic_write_text, check_output_dir
 from dnatlas.genome.sampler import WindowSampler
 from dnatlas.genome.store import GenomeStore
-from dnatlas.model.activation import compile_activation
+from dnatlas.model.activation import AUTO_MIN_ELEMENTS, compile_activation
 from dnatlas.model.masking import MarkovMasking
 from dnatlas.progress import progress as progress_bar
 from dnatlas.runtime import tune_allocator
@@ -93,6 +93,22 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
               {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas,
                              fused=torch.cuda.is_available() or None)
+
+
+def compiles_activation(cfg: TrainConfig, model: nn.Module) -> bool:
+    """Whether a run compiles the DNAtlas activation: ``cfg.compile_activation``, or for
+    None (auto) whether the whole run's activation work (steps x batch x window x neurons
+    x layers elements) exceeds what pays for a compile (``AUTO_MIN_ELEMENTS``).
+
+    Decided from the config alone, never from what the process did before, so a resumed
+    run decides as the uninterrupted one did and their losses stay equal bit for bit.
+    """
+    if cfg.compile_activation is not None:
+        return bool(cfg.compile_activation)
+    c = getattr(unwrap(model), "config", None)
+    if not hasattr(c, "n_neurons"):  # the Transformer baseline has no such activation
+        return False
+    return cfg.steps * cfg.batch_size * cfg.window * c.n_neurons * c.n_layers > AUTO_MIN_ELEMENTS
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -175,7 +191,7 @@ def _train(cfg, data, out, resume, progress, info, on_step, force=False) -> Trai
     if cfg.compile:
         train_model = torch.compile(train_model)
     else:
-        compile_activation(cfg.compile_activation)  # None: once the run has done enough
+        compile_activation(compiles_activation(cfg, model))
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if cfg.bf16 and info.device.type == "cuda" else contextlib.nullcontext())
 
