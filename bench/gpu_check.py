@@ -140,8 +140,8 @@ def fmt(x, digits=3) -> str:
     if isinstance(x, float):
         if not math.isfinite(x):
             return str(x)
-        if x and (abs(x) >= 1e5 or abs(x) < 10 ** -digits):
-            return f"{x:.{digits - 1}e}"
+        if x and digits > 0 and (abs(x) >= 1e5 or abs(x) < 10 ** -digits):
+            return f"{x:.{digits - 1}e}"  # digits 0 (counts, rates): always 123,456
         return f"{x:,.{digits}f}"
     return f"{x:,}" if isinstance(x, int) else str(x)
 
