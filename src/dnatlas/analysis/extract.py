@@ -352,11 +352,6 @@ def extract_to_dir(model, seq: np.ndarray, out: str | Path, layers="all",
     try:
         _run(model, seq, names, start, end, strand, sinks, chunk_size, batch_size, progress,
              f"extract {seqid}", dtype, layout)
-    except BaseException:
-        for sink in sinks.values():
-            sink.abort()
-        raise
-    try:
         for sink in sinks.values():
             sink.close()  # the background writes done (a write error raised here)
     except BaseException:

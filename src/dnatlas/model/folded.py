@@ -73,6 +73,31 @@ def position_tiles(B: int, L: int, rows: int | None = None):
         yield b0, min(B, b0 + per), 0, L
 
 
+def padded_norm(x: Tensor, pad: int, norm, tiles: list) -> Tensor:
+    """``norm(x)`` (B, L, d), computed tile by tile (:func:`parallel`), inside ``pad`` zero
+    positions on either side: the (B, L + 2 pad, d) input of a 'same' convolution."""
+    B, L, d = x.shape
+    out = x.new_empty(B, L + 2 * pad, d)
+    out[:, :pad] = 0
+    out[:, pad + L:] = 0
+
+    def one(bounds):
+        b0, b1, t0, t1 = bounds
+        out[b0:b1, pad + t0:pad + t1] = norm(x[b0:b1, t0:t1])
+
+    parallel(one, tiles)
+    return out
+
+
+def site_buffers(x: Tensor, wanted: list[str], channels: int) -> dict[str, Tensor]:
+    """(B * L, channels) buffers of a block's inner sites: ``pre_act`` in x's dtype, the
+    neurons and post_act at least fp32 (as the activation returns them)."""
+    B, L, _ = x.shape
+    act_dtype = torch.promote_types(x.dtype, torch.float32)
+    return {site: x.new_empty(B * L, channels, dtype=x.dtype if site == "pre_act" else act_dtype)
+            for site in wanted}
+
+
 def fold(x: Tensor) -> Tensor:
     """(..., C) in the standard channel order -> (..., C) folded (module docstring)."""
     h = x.shape[-1] // 2
@@ -180,23 +205,17 @@ def folded_block(block, x: Tensor, wanted: list[str], store: dict) -> Tensor:
     k, dil, pad = conv.stored_weight.shape[2], conv.dilation, conv.padding
     N, h = 2 * conv.stored_weight.shape[0], d // 2
     Lp = L + 2 * pad
-    npad = x.new_empty(B, Lp, d)  # the normalised input, folded, with the conv's zero padding
-    npad[:, :pad] = 0
-    npad[:, pad + L:] = 0
     variant = "hyz" if "pre_act" in wanted else "yz" if wanted else "z"
     names = {"hyz": ("pre_act", "neurons", "post_act"), "yz": ("neurons", "post_act"),
              "z": ()}[variant]
-    act_dtype = torch.promote_types(x.dtype, torch.float32)
-    stores = {site: x.new_empty(B * L, N, dtype=x.dtype if site == "pre_act" else act_dtype)
-              for site in wanted}
+    stores = site_buffers(x, wanted, N)
     x_rows = x.reshape(B * L, d)
     out = torch.empty_like(x_rows)
     silu = block.gate_activation is not None
-
-    def norm(bounds):
-        b0, b1, t0, t1 = bounds
-        npad[b0:b1, pad + t0:pad + t1] = torch.nn.functional.rms_norm(
-            x[b0:b1, t0:t1], (d,), w.gain, w.eps)
+    tiles = list(position_tiles(B, L))
+    # the normalised input, folded, with the convolution's zero padding
+    npad = padded_norm(x, pad, lambda t: torch.nn.functional.rms_norm(t, (d,), w.gain, w.eps),
+                       tiles)
 
     def tile(bounds):
         b0, b1, t0, t1 = bounds
@@ -220,8 +239,6 @@ def folded_block(block, x: Tensor, wanted: list[str], store: dict) -> Tensor:
                 stores[site][r0:r1, :N // 2] = first_half
                 stores[site][r0:r1, N // 2:] = second_half.flip(-1)
 
-    tiles = list(position_tiles(B, L))
-    parallel(norm, tiles)
     parallel(tile, tiles)
     for site in wanted:
         store[f"{block.name}.{site}"] = stores[site].view(B, L, -1)

@@ -143,22 +143,16 @@ class DNAtlasBlock(nn.Module):
         N, k = wc.shape[0], wc.shape[2]
         wcol = wc.permute(0, 2, 1).reshape(N, k * d)  # column j * d + i is tap j, channel i
         pad, Lp = conv.padding, L + 2 * conv.padding
-        npad = x.new_empty(B, Lp, d)  # the normalised input with the conv's zero padding
-        npad[:, :pad] = 0
-        npad[:, pad + L:] = 0
+        tiles = list(rc_folded.position_tiles(B, L))
+        # the normalised input with the convolution's zero padding
+        npad = rc_folded.padded_norm(x, pad, self.norm, tiles)
         wg, bg = self.gate.full_weight(), _bias(self.gate)
         wo, bo = self.out.full_weight(), _bias(self.out)
         a, b, gamma, silu = act.a, act.b, act.gamma, self.gate_activation is not None
         x_rows = x.reshape(B * L, d)
         out = torch.empty_like(x_rows)
         bc, names = _bias(conv), ("pre_act", "neurons", "post_act")[3 - len(variant):]
-        act_dtype = torch.promote_types(x.dtype, torch.float32)  # y and z: at least fp32
-        stores = {site: x.new_empty(B * L, N, dtype=x.dtype if site == "pre_act" else act_dtype)
-                  for site in wanted}
-
-        def norm(bounds):
-            b0, b1, t0, t1 = bounds
-            npad[b0:b1, pad + t0:pad + t1] = self.norm(x[b0:b1, t0:t1])
+        stores = rc_folded.site_buffers(x, wanted, N)
 
         def tile(bounds):
             b0, b1, t0, t1 = bounds
@@ -175,8 +169,6 @@ class DNAtlasBlock(nn.Module):
                 if site in stores:
                     stores[site][r0:r1] = t
 
-        tiles = list(rc_folded.position_tiles(B, L))
-        parallel(norm, tiles)
         parallel(tile, tiles)
         out = out.view(B, L, d)
         if sites is None:

@@ -56,6 +56,18 @@ class JumpReLUFunction(torch.autograd.Function):
         return grad_pre, grad_threshold, None
 
 
+def _threshold_grad(threshold: Tensor, cols: Tensor, df: Tensor, dl0: Tensor | None,
+                    bandwidth: float) -> Tensor:
+    """JumpReLU's straight-through threshold gradient (:class:`JumpReLUFunction`) from the
+    entries inside the kernel's window: their features ``cols`` (n,), dL/df there ``df``
+    (n,) and dL/dl0 of their rows ``dl0`` (n,) or None. Returns (S,)."""
+    through_f = torch.zeros_like(threshold).index_add_(0, cols, df)
+    through_l0 = torch.zeros_like(threshold)
+    if dl0 is not None:
+        through_l0.index_add_(0, cols, dl0)
+    return -(threshold * through_f + through_l0) / bandwidth
+
+
 def _encode(x: Tensor, W_enc: Tensor, bias: Tensor, dead: Tensor | None, pre: Tensor | None):
     """pre = x @ W_enc + bias (B, S) and its dead-feature columns pre[:, dead] (B, n_dead).
 
@@ -161,9 +173,8 @@ class JumpReLUCodes(torch.autograd.Function):
         grad_threshold = None
         if ctx.needs_input_grad[5]:
             rows, cols = window
-            through_f = torch.zeros_like(threshold).index_add_(0, cols, df[rows, cols])
-            through_l0 = torch.zeros_like(threshold).index_add_(0, cols, grad_l0[rows])
-            grad_threshold = -(threshold * through_f + through_l0) / ctx.bandwidth
+            grad_threshold = _threshold_grad(threshold, cols, df[rows, cols], grad_l0[rows],
+                                             ctx.bandwidth)
         dpre = torch.ops.aten.threshold_backward.grad_input(df, f, 0, grad_input=df)
         grad_x, grad_W_enc, grad_bias = _encoder_grads(ctx, dpre, x, W_enc, grad_dead)
         return (grad_x, grad_W_enc, grad_bias, *_decoder_grads(ctx, grad_x_hat, f),
@@ -255,11 +266,9 @@ class SparseCodes(torch.autograd.Function):
             df_w = _row_dots(g, W_dec, w_rows, w_cols)
             if grad_f_sum is not None:
                 df_w += grad_f_sum[w_cols]
-            through_f = torch.zeros_like(threshold).index_add_(0, w_cols, df_w)
-            through_l0 = torch.zeros_like(threshold)
-            if grad_l0 is not None:
-                through_l0.index_add_(0, w_cols, grad_l0[w_rows])
-            grad_threshold = -(threshold * through_f + through_l0) / ctx.bandwidth
+            grad_threshold = _threshold_grad(threshold, w_cols, df_w,
+                                             None if grad_l0 is None else grad_l0[w_rows],
+                                             ctx.bandwidth)
         return (None, grad_W_enc, grad_bias, grad_W_dec, grad_b_dec, grad_threshold,
                 None, None, None, None)
 
