@@ -310,3 +310,32 @@ def test_merged_counters_of_disjoint_shares_equal_one_counter(random_case):
             assert np.array_equal(getattr(merged, name), getattr(whole, name)), name
     with pytest.raises(ValueError):
         parts[0].merge(ConceptCounter(labels.names, maxima * 2))
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_many_contigs_with_silent_chunks_equal_the_brute_force(sparse):
+    """A 60-contig assembly of 60 nt, chunked small: many chunks hold elements but no
+    firing feature at all (once an IndexError in _count_elements), others fire."""
+    rng = np.random.default_rng(7)
+    lengths = {f"c{i}": 60 for i in range(60)}
+    codes = {r: rng.integers(0, 5, size=n).astype(np.uint8) for r, n in lengths.items()}
+    labels = combine(from_intervals(random_intervals(rng, lengths, n=90), lengths,
+                                    concepts=("CDS", "tRNA", "repeat_region", "promoter")),
+                     nucleotide_concepts(codes))
+    F, chunks = 3, []
+    for i, record in enumerate(lengths):
+        for strand in (1, -1):
+            for a in range(0, 60, 20):
+                b = a + 20
+                acts = random_activations(rng, b - a, F, density=0.05)
+                if (i + a) % 3:
+                    acts[:] = 0.0   # nothing fires in this chunk
+                chunks.append((record, a, b, strand, acts))
+    maxima = feature_maxima(acts for *_, acts in chunks)
+    counts = stream(labels, chunks, maxima, sparse=sparse)
+    tp, fp, n_positive, n_elements, elements_hit = brute_force(labels, chunks, maxima)
+    np.testing.assert_array_equal(counts.tp, tp)
+    np.testing.assert_array_equal(counts.fp, fp)
+    np.testing.assert_array_equal(counts.n_positive, n_positive)
+    np.testing.assert_array_equal(counts.n_elements, n_elements)
+    np.testing.assert_array_equal(counts.elements_hit, elements_hit)

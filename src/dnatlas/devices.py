@@ -30,3 +30,30 @@ def resolve_device(name: str | None = None):
     elif device.type not in ("cpu", "cuda", "mps"):
         raise InputError(f"--device {name}: unsupported device type {device.type!r}")
     return device
+
+
+def available_memory() -> int | None:
+    """Bytes of host memory available to a new allocation (Linux MemAvailable; elsewhere the
+    physical memory), or None when unknown."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(needed: int, what: str) -> None:
+    """Refuse, before any work, a setting whose memory (``needed`` bytes) exceeds what the
+    machine has available; ``what`` names the setting(s) that imply it."""
+    have = available_memory()
+    if have is not None and needed > have:
+        raise InputError(f"{what} needs {needed / 2**30:.3g} GiB of memory, but "
+                         f"{have / 2**30:.3g} GiB are available; lower it")

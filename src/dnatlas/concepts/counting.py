@@ -173,6 +173,7 @@ class ConceptCounter:
         feature, level = hits.indices // T, hits.indices % T + 1
         # per row, columns sorted by (feature, level): the last of a feature has its top level
         last = np.r_[(element[1:] != element[:-1]) | (feature[1:] != feature[:-1]), True]
+        last = last[:len(element)]   # no hit at all (no feature fired): nothing to keep
         element, feature, level = element[last], feature[last], level[last]
         open_keys = (chunk.open_elements[:, 0] << _ELEMENT_BITS) | chunk.open_elements[:, 1]
         is_open = np.isin(elements, open_keys)

@@ -152,11 +152,30 @@ def load_model(spec: str | ModelSpec | None = None, device: str | None = None,
     kind = spec.kind or ("dnatlas" if path is None else detect_kind(path))
     name = _model_name(spec, path, kind)
     adapter = LOADERS[kind](path, spec.target, spec.random_init, seed, name)
+    check_finite_model(adapter, path)
     if device is not None:
         from dnatlas.devices import resolve_device
 
         adapter.to(resolve_device(device))
     return adapter
+
+
+def check_finite_model(adapter: ModelAdapter, path: Path | None = None) -> None:
+    """Refuse a model whose weights hold NaN or infinity, naming the tensor (every model a
+    command loads passes here, so a damaged model never gives numbers)."""
+    import numpy as np
+    import torch
+
+    for key, value in adapter.state_for_fingerprint():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            finite = bool(torch.isfinite(value).all())
+        elif isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+            finite = bool(np.isfinite(value).all())
+        else:
+            continue
+        if not finite:
+            raise InputError(f"weight {key!r} holds NaN or infinity: a damaged or diverged "
+                             "model", path=path if path is not None else adapter.name)
 
 
 def _model_name(spec: ModelSpec, path: Path | None, kind: str) -> str:

@@ -124,19 +124,6 @@ def _dictionaries(model: ModelAdapter, saes, neurons, control: bool, device: str
     return dicts
 
 
-def _check_sae_models(dicts: list[FeatureDictionary], model: ModelAdapter) -> None:
-    from dnatlas.sae.saelens_format import read_cfg
-
-    for d in dicts:
-        if d.source is None:
-            continue
-        trained_on = (read_cfg(d.source).get("metadata") or {}).get("model_fingerprint")
-        if trained_on and trained_on != model.fingerprint():
-            raise InputError(f"the SAE was trained on a model with fingerprint {trained_on}, "
-                             f"not on {model.name} ({model.fingerprint()}); pass the model "
-                             "it was trained on", path=d.source)
-
-
 def _strand_chunks(model, codes, chunks, keys, settings):
     """Yield ``(record, a, b, strand, {key: (n, d) float32 forward-coordinate array})``."""
     from dnatlas.analysis.extract import extract_activations
@@ -284,7 +271,6 @@ def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, rand
     dicts = _dictionaries(adapter, saes, neurons, False, torch_device)
     if not dicts:
         raise InputError("no features to evaluate: give SAEs (--sae) or sites (--neurons)")
-    _check_sae_models(dicts, adapter)
     codes, intervals = _genome(fasta, annotations)
     splits = make_splits({r: len(c) for r, c in codes.items()}, settings.valid, settings.test)
     out = distributed.on_main(_check_out, out, force)
@@ -295,12 +281,12 @@ def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, rand
     label_sets = {"real": labels}
     if settings.shuffled:
         label_sets["shuffled"] = shuffled_labels(labels, settings.seed)
-    counts = _run_model(adapter, dicts, codes, splits, label_sets, settings, adapter.name)
-    if random_init:
+    if random_init:  # loaded (and a foreign --random-init-sae refused) before any pass
         control = adapter.random_init(settings.seed)
         control_dicts = _dictionaries(control, random_init_saes, [d.key for d in dicts], True,
                                       torch_device)
-        _check_sae_models(control_dicts, control)
+    counts = _run_model(adapter, dicts, codes, splits, label_sets, settings, adapter.name)
+    if random_init:
         counts.update(_run_model(control, control_dicts, codes, splits, {"real": labels},
                                  settings, "random-init"))
         dicts += control_dicts

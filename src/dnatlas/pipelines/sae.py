@@ -17,6 +17,7 @@ sees the same global batches, so its SAEs equal the ranks' (up to float summatio
 from __future__ import annotations
 
 import itertools
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,13 +96,23 @@ def resolve_hyperparameters(hyper: SAEHyperparameters, device: str):
 
 
 def _positive(name: str, value) -> None:
-    if not value > 0:
-        raise InputError(f"{name} must be positive, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise InputError(f"{name} must be a finite positive number, got {value}")
 
 
 def _non_negative(name: str, value) -> None:
-    if not value >= 0:
-        raise InputError(f"{name} must be at least 0, got {value}")
+    if not (value >= 0 and math.isfinite(value)):
+        raise InputError(f"{name} must be a finite number >= 0, got {value}")
+
+
+def _fraction(name: str, value) -> None:
+    if not 0 <= value <= 1:  # NaN fails too
+        raise InputError(f"{name} must be a number in [0, 1], got {value}")
+
+
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise InputError(f"seed must be an integer in [0, 2**63), got {seed!r}")
 
 
 def _device(name: str | None) -> str:
@@ -140,6 +151,24 @@ def _is_cache(path: Path) -> bool:
     return (path / MANIFEST_NAME).is_file()
 
 
+def check_cache_model(path: Path, adapter: ModelAdapter) -> None:
+    """Refuse an activation cache written by another model than ``adapter`` (its manifest
+    records the model's fingerprint): an SAE trained or evaluated on it would be labelled
+    with the wrong model."""
+    from dnatlas.sae.activation_store import read_manifest
+
+    info = read_manifest(path).get("info") or {}
+    saved = info.get("model_fingerprint")
+    if saved is None:
+        raise InputError("the activation cache records no model fingerprint, so which model "
+                         "made it cannot be checked; re-create it with `dnatlas sae cache`",
+                         path=path)
+    if saved != adapter.fingerprint():
+        raise InputError(f"the activation cache was made by model {info.get('model')!r} "
+                         f"(fingerprint {saved}), not by --model {adapter.name} (fingerprint "
+                         f"{adapter.fingerprint()})", path=path)
+
+
 def _check_window(model: ModelAdapter, w: WindowSettings) -> None:
     """Refuse a window the model cannot take, before any data is read."""
     _positive("window", w.window)
@@ -169,9 +198,13 @@ def train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers,
     with distributed.session(device) as info:
         device = str(info.device) if info.enabled else _device(device)
         arch, expansion, sae_kw, train = resolve_hyperparameters(hyper, device)
+        _check_seed(windows.seed)
         adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
                                                                            seed=windows.seed)
         keys = adapter.select_keys(layers, site)
+        if len(set(keys)) != len(keys):
+            raise InputError(f"layers {layers} name a site twice ({', '.join(keys)}): give "
+                             "each layer once")
         if arch == "batchtopk" and info.enabled:
             raise InputError("batchtopk selects the top k * batch activations of the whole "
                              "batch, which data-parallel ranks do not share: train it in one "
@@ -203,6 +236,7 @@ def _sae_streams(adapter, windows: WindowSettings, keys, batch_size: int, buffer
     rows = batch_size // streams
     data_path = Path(windows.data)
     if _is_cache(data_path):
+        check_cache_model(data_path, adapter)
         parts = [CachedActivations(data_path, rows, keys=keys, device=device, part=s,
                                    parts=streams, seed=stream_seed(windows.seed, s))
                  for s in mine]
@@ -210,6 +244,12 @@ def _sae_streams(adapter, windows: WindowSettings, keys, batch_size: int, buffer
     else:
         _check_window(adapter, windows)
         _positive("buffer rows", buffer_rows)
+        from dnatlas.devices import check_memory
+
+        check_memory(len(mine) * max(buffer_rows, 2 * rows) * sum(adapter.d(k) for k in keys) * 4,
+                     f"{len(mine)} stream(s) x a shuffle buffer of {max(buffer_rows, 2 * rows)} "
+                     f"rows x {sum(adapter.d(k) for k in keys)} channels (--streams, "
+                     "--buffer-rows)")
         parts = [ActivationStore(adapter, window_source(windows.data, windows.split,
                                                         windows.window, windows.windows_per_batch,
                                                         windows.seed, s, streams),
@@ -262,12 +302,15 @@ def evaluate_sae(sae_dir: str | Path, model: str | ModelAdapter | None, windows:
 
     _positive("batches", batches)
     _non_negative("loss batches", loss_batches)
+    _fraction("dense_threshold", dense_threshold)
+    _check_seed(windows.seed)
     device = _device(device)
     adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
                                                                        seed=windows.seed)
     sae, sae_dir, key = load_sae_for(sae_dir, adapter, device=device)
     data_path = Path(windows.data)
     if _is_cache(data_path):
+        check_cache_model(data_path, adapter)
         cached = CachedActivations(data_path, 4096, keys=[key], seed=windows.seed, loop=False,
                                    device=device)
         recon = evaluate_reconstruction(sae, cached, key=key, max_batches=batches,
@@ -304,6 +347,7 @@ def cache_sae_activations(model: str | ModelAdapter | None, windows: WindowSetti
 
     _positive("shards", shards)
     _positive("batches per shard", batches_per_shard)
+    _check_seed(windows.seed)
     device = _device(device)
     adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
                                                                        seed=windows.seed)

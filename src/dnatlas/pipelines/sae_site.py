@@ -1,5 +1,7 @@
-"""An SAE folder loaded for a model: the one check that the SAE reads a site the model has,
-at the width the model gives it (used by ``sae eval``, ``concepts eval`` and ``steer``)."""
+"""An SAE folder loaded for a model: the one check that the SAE was trained on this model
+(the fingerprint saved in its cfg.json) and reads a site the model has, at the width the
+model gives it. Every command that pairs a model with an SAE (``sae eval``, ``concepts
+eval``, ``steer``) loads it here."""
 
 from __future__ import annotations
 
@@ -24,12 +26,15 @@ def load_sae_for(spec: str | Path, model: ModelAdapter, hook: str | None = None,
         ``(sae, folder, key)``: the loaded SAE, its resolved folder and the site key.
 
     Raises:
-        InputError: one line naming the folder when the SAE has no site, the model has
-            no such site, or the site's width differs from the SAE's ``d_in``.
+        InputError: one line naming the folder when the SAE was trained on another model
+            (its cfg.json's ``metadata.model_fingerprint``; SAEs without one, e.g. written
+            by SAELens, are checked by site and width only), has no site, the model has no
+            such site, or the site's width differs from the SAE's ``d_in``.
     """
-    from dnatlas.sae.saelens_format import load_sae, resolve_sae_path
+    from dnatlas.sae.saelens_format import load_sae, read_cfg, resolve_sae_path
 
     folder = resolve_sae_path(spec)
+    check_sae_model(read_cfg(folder), model, folder)
     sae = load_sae(folder, device=model.device if device is None else device)
     key = hook or sae.cfg.hook_name
     if not key:
@@ -43,3 +48,14 @@ def load_sae_for(spec: str | Path, model: ModelAdapter, hook: str | None = None,
         raise InputError(f"the SAE reads {sae.d_in} channels but {key} of {model.name} has "
                          f"{model.d(key)}: an SAE of another model?", path=folder)
     return sae, folder, key
+
+
+def check_sae_model(cfg: dict, model: ModelAdapter, folder: str | Path) -> None:
+    """Refuse an SAE whose cfg.json records the fingerprint of another model than ``model``."""
+    metadata = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    trained_on = metadata.get("model_fingerprint")
+    if trained_on and trained_on != model.fingerprint():
+        raise InputError(f"the SAE was trained on a model with fingerprint {trained_on} "
+                         f"({metadata.get('model_name') or 'unnamed'}), not on {model.name} "
+                         f"({model.fingerprint()}); pass the model it was trained on",
+                         path=folder)

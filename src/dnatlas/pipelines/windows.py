@@ -30,6 +30,26 @@ def _store_of(path: Path):
     return build_store([path], tmp / "store", progress=False), "train"
 
 
+def check_split(store, split: str, path: str | Path) -> None:
+    """Refuse an unknown or empty split, and one without a single A, C, G or T (all N:
+    nothing to compute, and a sampler that drops N positions would wait forever)."""
+    from dnatlas.genome.store import SPLITS
+
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}", path=path)
+    segments = store.segment_indices(split)
+    if segments.size == 0:
+        raise InputError(f"the store has no {split!r} split", path=path)
+    step = 1 << 22
+    for i in segments:
+        tokens = store.segment_tokens(int(i))
+        for start in range(0, tokens.shape[0], step):
+            if bool((tokens[start:start + step] < 4).any()):
+                return
+    raise InputError(f"the {split!r} split holds only N: no nucleotide to compute on",
+                     path=path)
+
+
 def window_source(data: str | Path, split: str, window: int, batch: int, seed: int = 0,
                   rank: int | None = None, world_size: int | None = None
                   ) -> Iterator[np.ndarray]:
@@ -50,8 +70,7 @@ def window_source(data: str | Path, split: str, window: int, batch: int, seed: i
         raise InputError("no such file or folder", path=path)
     store, forced_split = _store_of(path)
     split = forced_split or split
-    if store.segment_indices(split).size == 0:
-        raise InputError(f"the store has no {split!r} split", path=path)
+    check_split(store, split, path)
     try:
         return iter(WindowSampler(store, split, window, batch, seed, rank, world_size))
     except ValueError as exc:

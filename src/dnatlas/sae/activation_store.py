@@ -82,6 +82,10 @@ def window_rows(adapter, tokens: np.ndarray | torch.Tensor, keys: list[str], *,
     return out
 
 
+#: window batches in a row without a single A, C, G or T before a stream gives up
+MAX_EMPTY_BATCHES = 1000
+
+
 class ActivationStore:
     """Shuffled batches of model activations streamed from token windows.
 
@@ -118,8 +122,14 @@ class ActivationStore:
         return windows
 
     def _rows(self, tokens) -> Rows:
-        return window_rows(self.adapter, tokens, self.keys, drop_n=self.drop_n,
+        rows = window_rows(self.adapter, tokens, self.keys, drop_n=self.drop_n,
                            dtype=self.dtype, device=self.device)
+        if self.drop_n:  # windows of N only give no rows: refuse to wait for ever
+            self._empty = 0 if n_rows(rows) else getattr(self, "_empty", 0) + 1
+            if self._empty >= MAX_EMPTY_BATCHES:
+                raise InputError(f"{MAX_EMPTY_BATCHES} window batches in a row held only N: "
+                                 "the data has (almost) no A, C, G or T to compute on")
+        return rows
 
     def __iter__(self) -> Iterator[Rows]:
         buffer = ShuffleBuffer(self.buffer_rows, self.batch_size, self.seed)

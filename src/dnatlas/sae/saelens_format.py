@@ -117,9 +117,22 @@ def read_cfg(directory: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"not an SAE folder (no {CFG_FILENAME})", path=directory)
     try:
-        return json.loads(path.read_text())
+        cfg = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+    if not isinstance(cfg, dict):
+        raise InputError(f"expected a JSON object, got a {type(cfg).__name__}", path=path)
+    return cfg
+
+
+def check_finite_weights(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse weights holding NaN or infinity (one line naming the tensor and the file):
+    every SAE loader calls this, so a damaged SAE never gives numbers."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise InputError(f"tensor {name!r} holds {bad} non-finite value(s) (NaN or "
+                             "infinity): a damaged or diverged SAE", path=path)
 
 
 def resolve_sae_path(spec: str | Path) -> Path:
@@ -146,6 +159,15 @@ def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> Spars
     if not weights_path.is_file():
         raise InputError(f"missing {WEIGHTS_FILENAME}", path=directory)
     tensors = {k: v.float() for k, v in load_safetensors(weights_path).items()}
+    check_finite_weights(tensors, weights_path)
+    try:
+        return _build_loaded(directory, cfg, tensors).to(device)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        what = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+        raise InputError(f"invalid SAE config: {what}", path=directory / CFG_FILENAME) from None
+
+
+def _build_loaded(directory: Path, cfg: dict, tensors: dict) -> SparseAutoencoder:
     metadata = cfg.get("metadata") or {}
     ours = (metadata.get("dnatlas") or {}).get("config")
     arch = cfg.get("architecture", "standard")
@@ -187,4 +209,4 @@ def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> Spars
             getattr(sae, name).copy_(tensors[name])
         if sae_cfg.arch == "batchtopk":
             sae.threshold_initialised.fill_(True)
-    return sae.to(device)
+    return sae

@@ -125,7 +125,9 @@ class SAETrainer:
         if None in names and len(specs) > 1:
             raise ValueError("name=None is only allowed for a single SAE")
         if len(set(names)) != len(names):
-            raise ValueError(f"SAE names are not unique: {names}")
+            raise InputError(f"the same SAE is asked for twice (names {names}): give each "
+                             "layer once")
+        cfg.check()
         self.cfg = cfg
         self.out_dir = Path(out_dir)
         self.metadata = metadata or {}
@@ -197,14 +199,17 @@ class SAETrainer:
                 self.step += 1
                 bar.update(1)
                 if log:
+                    self._check_finite()
                     postfix = self._log()
                     elapsed = time.perf_counter() - t0
                     postfix["rows/s"] = f"{rows / max(elapsed, 1e-9):.3g}"
                     bar.set_postfix(postfix, refresh=False)
                 if self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
+                    self._check_finite()
                     self.save_checkpoint()
         finally:
             bar.close()
+        self._check_finite()
         self.save_checkpoint()
         for slot in self.slots if self.rank == 0 else ():
             save_sae(slot.sae, self.sae_dir(slot.spec), self._metadata(slot))
@@ -284,6 +289,22 @@ class SAETrainer:
             slot.sae.update_dead(out.fired)
             self._accumulate(slot, out, metrics)
         return n_rows
+
+    def _check_finite(self) -> None:
+        """Stop a run whose loss or weights went NaN or infinite, before anything is saved:
+        the last checkpoint written stays the last good one."""
+        for slot in self.slots:
+            bad = [k for k, v in slot.sums.items() if not bool(torch.isfinite(v).all())]
+            bad += [name for name, p in slot.sae.named_parameters()
+                    if not bool(torch.isfinite(p).all())]
+            if bad:
+                kept = (f"the last good checkpoint ({self.checkpoint_path}) is kept"
+                        if self.checkpoint_path.exists() else "nothing was saved")
+                tag = "" if slot.spec.name is None else f" of SAE {slot.spec.name!r}"
+                raise InputError(f"training diverged by step {self.step}: "
+                                 f"{', '.join(bad)}{tag} became NaN or infinite; {kept}. "
+                                 f"Lower the learning rate (lr={self.cfg.lr:g}) or the sparsity "
+                                 "coefficient")
 
     def _global_fvu(self, slot: _Slot, x: torch.Tensor, fvu: torch.Tensor) -> torch.Tensor:
         """FVU of the global batch from each rank's error and centred sums (float64)."""
@@ -375,6 +396,7 @@ class SAETrainer:
             "version": CHECKPOINT_VERSION,
             "step": self.step,
             "train_config": self.cfg.to_dict(),
+            "metadata": self.metadata,
             "saes": [
                 {
                     "name": slot.spec.name,
@@ -392,6 +414,22 @@ class SAETrainer:
             torch.save(state, tmp)
         return path
 
+    #: settings a resumed run may change: where it runs and how often it reports
+    RESUMABLE_CHANGES = ("device", "progress", "log_every", "checkpoint_every")
+
+    def _check_same_run(self, state: dict, path: Path) -> None:
+        """Refuse to resume a checkpoint whose optimisation settings or data (source, split,
+        window, streams, model fingerprint) differ from this run's, naming each difference."""
+        ours = {k: v for k, v in self.cfg.to_dict().items() if k not in self.RESUMABLE_CHANGES}
+        saved = {k: v for k, v in (state.get("train_config") or {}).items()
+                 if k not in self.RESUMABLE_CHANGES}
+        diff = _differences(saved, ours)
+        if "metadata" in state:
+            diff += _differences(state["metadata"] or {}, self.metadata)
+        if diff:
+            raise InputError("the checkpoint was written with other settings; resume with the "
+                             f"same ones or start a new run ({'; '.join(diff)})", path=path)
+
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore a run saved by :meth:`save_checkpoint` (same SAE names, keys, configs)."""
         path = Path(path)
@@ -401,6 +439,7 @@ class SAETrainer:
             raise InputError(f"cannot read checkpoint: {exc}", path=path) from None
         if state.get("format") != CHECKPOINT_FORMAT or state.get("version") != CHECKPOINT_VERSION:
             raise InputError("not a dnatlas SAE trainer checkpoint", path=path)
+        self._check_same_run(state, path)
         saved = {entry["name"]: entry for entry in state["saes"]}
         if set(saved) != {slot.spec.name for slot in self.slots}:
             raise InputError(f"checkpoint has SAEs {sorted(map(str, saved))}, this run has "
@@ -423,6 +462,18 @@ class SAETrainer:
             raise InputError(f"the checkpoint was written by {saved_world} process(es); resume "
                              f"it with as many (torchrun --nproc_per_node)", path=path)
         self._data_state = data_state["ranks"][self.rank] if self.world > 1 else data_state
+
+
+def _differences(saved: dict, ours: dict, prefix: str = "") -> list[str]:
+    """``name: saved -> ours`` for every key whose value differs (nested dicts flattened)."""
+    out = []
+    for key in sorted(set(saved) | set(ours), key=str):
+        a, b = saved.get(key), ours.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
 
 
 def train_saes(specs: list[SAESpec], data, cfg: SAETrainingConfig, out_dir: str | Path,

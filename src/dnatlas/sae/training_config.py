@@ -45,6 +45,41 @@ class SAETrainingConfig:
     device: str = "cpu"
     progress: bool | None = None
 
+    def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """Range-check every setting (InputError naming it): integers >= 1, a finite positive
+        lr, fractions in [0, 1], Adam betas in [0, 1), a finite positive grad_clip or None.
+        The trainer calls it again, since callers may set fields after construction."""
+        import math
+
+        for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.norm_batches, bool) or not isinstance(self.norm_batches, int) \
+                or self.norm_batches < 0:
+            raise InputError(f"norm_batches must be an integer >= 0, got {self.norm_batches!r}")
+
+        def number(name, value, low, high=math.inf, low_open=False, high_open=False):
+            ok = (not isinstance(value, bool) and isinstance(value, int | float)
+                  and math.isfinite(value) and (value > low if low_open else value >= low)
+                  and (value < high if high_open else value <= high))
+            if not ok:
+                span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+                raise InputError(f"{name} must be a finite number in {span}, got {value!r}")
+
+        number("lr", self.lr, 0, low_open=True)
+        for name in ("lr_warmup_frac", "lr_decay_frac", "sparsity_warmup_frac"):
+            number(name, getattr(self, name), 0, 1)
+        if len(tuple(self.adam_betas)) != 2:
+            raise InputError(f"adam_betas must be two numbers, got {self.adam_betas!r}")
+        for beta in self.adam_betas:
+            number("adam_betas", beta, 0, 1, high_open=True)
+        if self.grad_clip is not None:
+            number("grad_clip", self.grad_clip, 0, low_open=True)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["adam_betas"] = list(self.adam_betas)
