@@ -80,7 +80,8 @@ class ConceptSettings:
         if self.edge < 0:
             raise InputError(f"edge must be >= 0, got {self.edge}")
         t = np.asarray(self.thresholds, dtype=float)
-        if t.ndim != 1 or not len(t) or np.any(t < 0) or np.any(t >= 1) \
+        if t.ndim != 1 or not len(t) or not np.isfinite(t).all() or np.any(t < 0) \
+                or np.any(t >= 1) \
                 or np.any(np.diff(t) <= 0):
             raise InputError(f"thresholds must be ascending, in [0, 1), got {list(self.thresholds)}")
 
@@ -124,6 +125,20 @@ def _dictionaries(model: ModelAdapter, saes, neurons, control: bool, device: str
     return dicts
 
 
+def _check_something_to_compute(codes, splits, edge: int) -> None:
+    """Refuse splits with nothing to compute, before any model runs: a split of only N, or
+    validation regions lying wholly within ``edge`` positions of their record's ends (no
+    position left for the feature maxima, so no feature would ever fire)."""
+    for name, regions in splits.items():
+        if not any((codes[r][a:b] < 4).any() for r, a, b in regions):
+            raise InputError(f"the {name} regions hold no A, C, G or T: nothing to compute")
+    inner = [(max(a, edge), min(b, len(codes[r]) - edge)) for r, a, b in splits["valid"]]
+    if not any(a < b for a, b in inner):
+        raise InputError(f"edge = {edge} leaves no validation position for the feature maxima "
+                         "(positions within edge of a record's ends are left out); lower the "
+                         "edge or give longer validation regions")
+
+
 def _strand_chunks(model, codes, chunks, keys, settings):
     """Yield ``(record, a, b, strand, {key: (n, d) float32 forward-coordinate array})``."""
     from dnatlas.analysis.extract import extract_activations
@@ -137,7 +152,7 @@ def _strand_chunks(model, codes, chunks, keys, settings):
         for strand in strands:
             block = {k: (acts[k, strand] if mode == "both" else acts[k]) for k in keys}
             if strand == "-":
-                block = {k: np.ascontiguousarray(v[::-1]) for k, v in block.items()}
+                block = {k: v[::-1].copy() for k, v in block.items()}  # never a negative stride
             yield record, a, b, strand, block
 
 
@@ -273,6 +288,7 @@ def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, rand
         raise InputError("no features to evaluate: give SAEs (--sae) or sites (--neurons)")
     codes, intervals = _genome(fasta, annotations)
     splits = make_splits({r: len(c) for r, c in codes.items()}, settings.valid, settings.test)
+    _check_something_to_compute(codes, splits, settings.edge)
     out = distributed.on_main(_check_out, out, force)
     labels, dropped = build_labels(intervals, codes, settings.labels)
     if labels.n_concepts == 0:

@@ -25,6 +25,7 @@ non-zero code on j; its weight is that code.
 from __future__ import annotations
 
 import csv
+import math
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -158,6 +159,11 @@ def _pick_dictionary(names: set[str], wanted: str | None, base_name: str, path) 
     return candidates[0]
 
 
+def _is_fraction(column: str) -> bool:
+    """Whether a concept-table column is a score in [0, 1] (F1, precision, recall)."""
+    return any(word in column for word in ("f1", "precision", "recall"))
+
+
 def read_concepts(flt: ConceptFilter, d_sae: int, base_name: str = ""
                   ) -> dict[int, tuple[str, float]]:
     """Best concept per latent: ``{feature: (concept, value)}`` with the highest
@@ -199,6 +205,10 @@ def read_concepts(flt: ConceptFilter, d_sae: int, base_name: str = ""
         if not 0 <= feature < d_sae:
             raise InputError(f"feature {feature} is out of range: the SAE has {d_sae} latents "
                              "(a table of another dictionary?)", path=path, line=line)
+        if not math.isfinite(value) or (_is_fraction(flt.column) and not 0 <= value <= 1):
+            raise InputError(f"{flt.column} {row[flt.column]!r} is not a "
+                             f"{'score in [0, 1]' if _is_fraction(flt.column) else 'finite number'}",
+                             path=path, line=line)
         if feature not in best or value > best[feature][1]:
             best[feature] = (row["concept"], value)
     return best
@@ -239,6 +249,11 @@ def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
         if value is not None:
             sae_kw[name] = value
     width = settings.width or meta_width(preset, n_rows, sae_kw.get("k"))
+    if settings.width is None and settings.k is not None \
+            and settings.k > meta_width(preset, n_rows):
+        raise InputError(f"k = {settings.k} active meta-latents is more than the "
+                         f"{meta_width(preset, n_rows)} meta-latents of the {settings.preset} preset "
+                         f"for {n_rows} rows; give a smaller --k or a --width of at least k")
     train = SAETrainingConfig(**{**preset.train, "device": device})
     for name in ("batch_size", "lr"):
         if getattr(settings, name) is not None:
@@ -294,6 +309,9 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
     device = str(resolve_device(device))
     folder = _resolve(sae)
     base = load_sae(folder)
+    if concepts is not None and not 0 <= concepts.threshold <= 1 \
+            and _is_fraction(concepts.column):
+        raise InputError(f"the minimum score must be in [0, 1], got {concepts.threshold}")
     labels = read_concepts(concepts, base.d_sae, folder.name) if concepts else {}
     train_on = settings.train_on or meta_preset(settings.preset).train_on
     if train_on not in ("all", "matched"):

@@ -331,11 +331,29 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
         out = report.check_out(out, force)
     adapter, sae, sae_dir, key, fasta, records = _load(model, req, device)
     check_features([f for s in specs for f in s.features], sae.d_sae)
+    if req.frame_start is not None:
+        from Bio.Data.CodonTable import unambiguous_dna_by_id
+
+        if req.table not in unambiguous_dna_by_id:
+            raise InputError(f"table {req.table} is not an NCBI translation table (choose from "
+                             f"{', '.join(map(str, sorted(unambiguous_dna_by_id)))})")
+        if not 1 <= req.frame_start <= max(len(r) for r in records.values()):
+            raise InputError(f"frame start {req.frame_start} is outside every record")
+    context = adapter.receptive_field
+    longest = max(len(r) for r in records.values())
+    if context is not None and req.max_window < min(2 * context + 1, longest):
+        raise InputError(f"max-window {req.max_window} nt is shorter than the model's context "
+                         f"({2 * context + 1} nt): the sampled maxima would not be the features' "
+                         "maxima; give at least that")
     if req.frame_start is not None and not hasattr(adapter, "logits"):
         raise InputError(f"{adapter.name}: codon and amino-acid probabilities need a windowed-"
                          "MLM model with triplet outputs (DNAtlas)")
     check_variants(variants, records)
     positions = select_positions(records, req.regions, req.bed, req.all_positions, variants)
+    if not any((records[rid].seq[np.asarray(pos, dtype=np.int64)] < 4).any()
+               for rid, pos in positions.items() if len(pos)):
+        raise InputError("every reported position is N: there is no nucleotide whose "
+                         "prediction could change")
 
     ranked = any(s.top for s in specs)
     need = {"max"} if req.control > 0 or any(s.op == "set_max" for s in specs) else set()

@@ -7,6 +7,8 @@ returns 0-based positions.
 
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,11 +82,16 @@ def parse_edit(text: str) -> EditSpec:
         return EditSpec(features, top, "set", 0.0)
     big = _MAX.match(val)
     if big and op == "=":
-        return EditSpec(features, top, "set_max", float(big["k"]))
+        k = float(big["k"])
+        if not math.isfinite(k):
+            raise InputError(f"invalid edit {text!r}: the multiple of the maximum must be finite")
+        return EditSpec(features, top, "set_max", k)
     try:
         value = float(val)
     except ValueError:
         raise InputError(bad) from None
+    if not math.isfinite(value):
+        raise InputError(f"invalid edit {text!r}: the value must be a finite number")
     if op == "=":
         return EditSpec(features, top, "set", value)
     return EditSpec(features, top, "add", value if op == "+=" else -value)
@@ -171,6 +178,7 @@ def read_feature_stats(path: str | Path, d_sae: int) -> dict[str, torch.Tensor]:
         fi = header.index("feature")
         cols = {c: header.index(c) for c in STAT_COLUMNS if c in header}
         stats = {c: torch.zeros(d_sae, dtype=torch.float64) for c in cols}
+        seen: dict[int, int] = {}
         for n, line in enumerate(fh, 2):
             fields = line.rstrip("\n").split("\t")
             try:
@@ -182,6 +190,20 @@ def read_feature_stats(path: str | Path, d_sae: int) -> dict[str, torch.Tensor]:
             if not 0 <= feature < d_sae:
                 raise InputError(f"unknown feature {feature}: the SAE has {d_sae:,} features",
                                  path=path, line=n)
+            if feature in seen:
+                raise InputError(f"feature {feature} is listed twice (first on line "
+                                 f"{seen[feature]})", path=path, line=n)
+            seen[feature] = n
+            for c, v in values.items():
+                if not math.isfinite(v):
+                    raise InputError(f"{c} of feature {feature} is {v}: not a finite number",
+                                     path=path, line=n)
+            if values["max"] < 0:
+                raise InputError(f"max of feature {feature} is negative ({values['max']:g}): "
+                                 "SAE feature activations are >= 0", path=path, line=n)
+            if "frequency" in values and not 0 <= values["frequency"] <= 1:
+                raise InputError(f"frequency of feature {feature} must be in [0, 1], got "
+                                 f"{values['frequency']:g}", path=path, line=n)
             for c, v in values.items():
                 stats[c][feature] = v
     return stats

@@ -27,6 +27,7 @@ positions): ``adapter.nucleotide_log_probs(tokens, intervene={sae.cfg.hook_name:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+import math
 from dataclasses import dataclass
 
 import torch
@@ -56,6 +57,9 @@ class FeatureEdit:
     def __post_init__(self):
         if self.op not in OPS:
             raise ValueError(f"unknown edit {self.op!r} (one of {', '.join(OPS)})")
+        if not math.isfinite(self.value):
+            raise InputError(f"feature {self.feature}: the edit's value {self.value} is not "
+                             "a finite number")
 
     def resolve(self, max_activation: Mapping[int, float] | Sequence[float] | Tensor | None
                 ) -> FeatureEdit:
@@ -66,6 +70,11 @@ class FeatureEdit:
             raise InputError(f"feature {self.feature}: a multiple of the maximum activation "
                              "needs the maxima (a sample or given values)")
         top = float(max_activation[self.feature])
+        if not top > 0 or top == float("inf"):
+            raise InputError(f"feature {self.feature}: its maximum activation is {top:g} (not "
+                             "in the --max-activations table, or it never fired in the sample), "
+                             f"so {self} would not mean what it says; give its maximum or a "
+                             "value")
         return FeatureEdit(self.feature, "set", self.value * top)
 
     def __str__(self) -> str:

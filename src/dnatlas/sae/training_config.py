@@ -67,7 +67,8 @@ class SAETrainingConfig:
                   and math.isfinite(value) and (value > low if low_open else value >= low)
                   and (value < high if high_open else value <= high))
             if not ok:
-                span = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+                span = (f"{'(' if low_open else '['}{low:g}, "
+                        f"{high:g}{')' if high_open or high == math.inf else ']'}")
                 raise InputError(f"{name} must be a finite number in {span}, got {value!r}")
 
         number("lr", self.lr, 0, low_open=True)
