@@ -1,21 +1,25 @@
 """Register DNAtlas with ``transformers`` when (and only when) ``transformers`` is imported.
 
-``import dnatlas`` calls :func:`register_when_imported`; it costs no import of torch or
-transformers. The classes themselves are in :mod:`dnatlas.models.hf`.
+``import dnatlas`` calls :func:`register_when_imported`; it costs no import of torch,
+transformers or the model layer. The classes themselves are in :mod:`dnatlas.models.hf`.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.util
 import sys
 
+#: the module whose ``register()`` adds DNAtlas to ``transformers``' Auto classes. Named,
+#: not imported: this base module must not import the model layer (a documented exception
+#: in tests/test_layers.py); it is imported only once the user imports ``transformers``.
+REGISTER_MODULE = "dnatlas.models.hf"
+
 
 def _register() -> None:
     try:
-        from dnatlas.models.hf import register
-
-        register()
+        importlib.import_module(REGISTER_MODULE).register()
     except Exception:  # a broken or too old transformers must not break its own import
         pass
 

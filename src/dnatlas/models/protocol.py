@@ -234,9 +234,9 @@ class ModuleAdapter(ModelAdapter):
 def check_codes(tokens: Tensor, allow_mask: bool = False) -> Tensor:
     """``tokens`` (B, L) as a long tensor of nucleotide codes (A=0 C=1 G=2 T=3 N=4, and
     MASK=5 with ``allow_mask``), or ValueError naming the bad value: the model's own
-    :func:`dnatlas.model.modeling.check_tokens`, also taking numpy arrays."""
+    :func:`dnatlas.architectures.dnatlas.modeling.check_tokens`, also taking numpy arrays."""
+    from dnatlas.architectures.dnatlas.modeling import check_tokens
     from dnatlas.genome.alphabet import MASK, N
-    from dnatlas.model.modeling import check_tokens
 
     if not isinstance(tokens, Tensor):
         tokens = torch.as_tensor(np.asarray(tokens))

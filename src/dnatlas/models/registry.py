@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dnatlas import bundled
 from dnatlas.errors import InputError
-from dnatlas.models.checkpoint_files import read_config
+from dnatlas.model_files import read_config
 from dnatlas.models.protocol import ModelAdapter
 from dnatlas.models.spec import DEFAULT, KINDS, ModelSpec, parse_model_spec
 
@@ -49,14 +49,14 @@ def detect_kind(directory: Path) -> str:
 
 def _load_dnatlas(path: Path | None, target: str | None, random: bool, seed: int,
                   name: str) -> ModelAdapter:
-    from dnatlas.model import PRESETS, DNAtlasConfig
-    from dnatlas.models.dnatlas import DNAtlasAdapter, load_dnatlas_config
+    from dnatlas.architectures.dnatlas import PRESETS, DNAtlasConfig
+    from dnatlas.models.dnatlas import DNAtlasAdapter
 
     if path is None and random and target in PRESETS:
         return DNAtlasAdapter.from_config(DNAtlasConfig.preset(target), seed, name)
     path = path or default_model_path()
     if random:
-        return DNAtlasAdapter.from_config(load_dnatlas_config(path), seed, name)
+        return DNAtlasAdapter.from_config(DNAtlasConfig.from_folder(path), seed, name)
     return DNAtlasAdapter.from_pretrained(path, name=name)
 
 
@@ -67,7 +67,7 @@ def _load_hyenadna(path, target, random, seed, name) -> ModelAdapter:
         _need_path("hyenadna", random)
         return HyenaDNAAdapter.from_config(seed=seed, name=name)
     if random:
-        from dnatlas.models.arch.hyenadna import HyenaConfig
+        from dnatlas.architectures.hyenadna import HyenaConfig
 
         return HyenaDNAAdapter.from_config(HyenaConfig.from_dict(read_config(path)), seed, name)
     adapter = HyenaDNAAdapter.from_pretrained(path)
@@ -125,7 +125,7 @@ def _resolve_folder(spec: ModelSpec) -> Path | None:
         return None if spec.target is None else default_model_path()
     path = Path(spec.target).expanduser()
     if spec.kind == "dnatlas" and spec.random_init and not path.exists():
-        from dnatlas.model import PRESETS
+        from dnatlas.architectures.dnatlas import PRESETS
 
         if spec.target in PRESETS:
             return None
@@ -187,19 +187,19 @@ def as_adapter(model) -> ModelAdapter:
     adapter; an adapter is returned as it is. Lets Python users pass any model."""
     if isinstance(model, ModelAdapter):
         return model
-    from dnatlas.model import DNAtlas
+    from dnatlas.architectures.dnatlas import DNAtlas
 
     if isinstance(model, DNAtlas):
         from dnatlas.models.dnatlas import DNAtlasAdapter
 
         return DNAtlasAdapter(model, name="dnatlas")
-    from dnatlas.baselines.transformer import TransformerMLM
+    from dnatlas.architectures.transformer import TransformerMLM
 
     if isinstance(model, TransformerMLM):
         from dnatlas.models.baselines import TransformerAdapter
 
         return TransformerAdapter(model, name="transformer")
-    from dnatlas.models.arch.hyenadna import HyenaDNA
+    from dnatlas.architectures.hyenadna import HyenaDNA
 
     if isinstance(model, HyenaDNA):
         from dnatlas.models.hyenadna import HyenaDNAAdapter

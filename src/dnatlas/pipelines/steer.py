@@ -127,7 +127,7 @@ def masked_predictions(adapter: ModelAdapter, seq: np.ndarray, spans, intervene=
     from itertools import groupby
 
     from dnatlas.analysis.extract import plan_windows
-    from dnatlas.model.windowed_mlm import masked_log_probs
+    from dnatlas.architectures.dnatlas.windowed_mlm import masked_log_probs
 
     total = len(seq)
     plans = []
@@ -172,7 +172,7 @@ def codon_predictions(adapter, records, positions, frame_start: int, strand: str
         codons (n,) and (n, 64) log-probabilities of each codon read on ``strand``
         (index 16*first + 4*second + third in reading direction).
     """
-    from dnatlas.model.rcps import triplet_rc_permutation
+    from dnatlas.architectures.dnatlas.rcps import triplet_rc_permutation
 
     phase = (frame_start - 1) % 3 if strand == "+" else (frame_start - 3) % 3
     perm = triplet_rc_permutation().numpy()

@@ -17,8 +17,8 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 
+from dnatlas.architectures.dnatlas.rcps import triplet_rc_permutation
 from dnatlas.genome.alphabet import MASK
-from dnatlas.model.rcps import triplet_rc_permutation
 
 #: added to the logits of triplets inconsistent with the input (finite, so fp32-safe)
 INCONSISTENT_PENALTY = -1.0e4
