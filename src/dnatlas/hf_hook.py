@@ -11,15 +11,13 @@ import importlib.abc
 import importlib.util
 import sys
 
-#: the module whose ``register()`` adds DNAtlas to ``transformers``' Auto classes. Named,
-#: not imported: this base module must not import the model layer (a documented exception
-#: in tests/test_layers.py); it is imported only once the user imports ``transformers``.
-REGISTER_MODULE = "dnatlas.models.hf"
-
 
 def _register() -> None:
+    # The one import of the model layer from the base layer, a documented exception in
+    # tests/test_layers.py: it runs once the user imports transformers, never at
+    # ``import dnatlas``.
     try:
-        importlib.import_module(REGISTER_MODULE).register()
+        importlib.import_module("dnatlas.models.hf").register()
     except Exception:  # a broken or too old transformers must not break its own import
         pass
 

@@ -29,7 +29,7 @@ from dnatlas.architectures.dnatlas import (
     nucleotide_log_probs,
     windowed_mlm_loss,
 )
-from dnatlas.architectures.dnatlas.windowed_mlm import loss_positions
+from dnatlas.architectures.dnatlas.windowed_mlm import loss_positions, masked_log_probs
 from dnatlas.models.protocol import Intervention, ModuleAdapter, check_codes, module_state
 
 
@@ -98,6 +98,14 @@ class DNAtlasAdapter(ModuleAdapter):
         tokens = check_codes(tokens, allow_mask=True).to(self.device)
         with torch.inference_mode():
             return self.model(tokens, intervene=intervene or None).logits
+
+    def codon_log_probs(self, tokens: Tensor,
+                        intervene: dict[str, Intervention] | None = None) -> Tensor:
+        """Triplet log-probabilities (B, L, 64) fp32 of the windowed MLM after the
+        consistency mask (codon read-outs: centre ``l`` predicts ``x[l-1:l+2]``)."""
+        logits = self.logits(tokens, intervene)
+        with torch.inference_mode():
+            return masked_log_probs(logits, tokens.to(logits.device))
 
     @torch.inference_mode()
     def mlm_loss(self, tokens: Tensor, intervene: dict[str, Intervention] | None = None,
