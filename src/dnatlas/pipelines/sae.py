@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dnatlas.errors import InputError
-from dnatlas.models import ModelAdapter, load_model
+from dnatlas.models import ModelAdapter, resolve_model
 from dnatlas.pipelines.windows import window_source
 
 ARCHS = ("relu", "topk", "batchtopk", "jumprelu")
@@ -199,8 +199,7 @@ def train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers,
         device = str(info.device) if info.enabled else _device(device)
         arch, expansion, sae_kw, train = resolve_hyperparameters(hyper, device)
         _check_seed(windows.seed)
-        adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
-                                                                           seed=windows.seed)
+        adapter = resolve_model(model, device, seed=windows.seed)
         keys = adapter.select_keys(layers, site)
         if len(set(keys)) != len(keys):
             raise InputError(f"layers {layers} name a site twice ({', '.join(keys)}): give "
@@ -305,8 +304,7 @@ def evaluate_sae(sae_dir: str | Path, model: str | ModelAdapter | None, windows:
     _fraction("dense_threshold", dense_threshold)
     _check_seed(windows.seed)
     device = _device(device)
-    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
-                                                                       seed=windows.seed)
+    adapter = resolve_model(model, device, seed=windows.seed)
     sae, sae_dir, key = load_sae_for(sae_dir, adapter, device=device)
     data_path = Path(windows.data)
     if _is_cache(data_path):
@@ -349,8 +347,7 @@ def cache_sae_activations(model: str | ModelAdapter | None, windows: WindowSetti
     _positive("batches per shard", batches_per_shard)
     _check_seed(windows.seed)
     device = _device(device)
-    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device,
-                                                                       seed=windows.seed)
+    adapter = resolve_model(model, device, seed=windows.seed)
     keys = adapter.select_keys(layers, site)
     _check_window(adapter, windows)
     rows_of = functools.partial(window_rows, adapter, keys=keys, drop_n=not windows.keep_n)

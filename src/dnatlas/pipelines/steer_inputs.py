@@ -8,7 +8,6 @@ returns 0-based positions.
 from __future__ import annotations
 
 import math
-
 import re
 from dataclasses import dataclass
 from pathlib import Path

@@ -26,8 +26,8 @@ positions): ``adapter.nucleotide_log_probs(tokens, intervene={sae.cfg.hook_name:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
