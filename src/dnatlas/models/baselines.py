@@ -18,7 +18,13 @@ from torch import Tensor
 from dnatlas.architectures.dnatlas.masking import MarkovMasking
 from dnatlas.architectures.dnatlas.windowed_mlm import mask_tokens
 from dnatlas.errors import InputError
-from dnatlas.models.protocol import ModelAdapter, ModuleAdapter, check_codes, module_state
+from dnatlas.models.protocol import (
+    ModelAdapter,
+    ModuleAdapter,
+    check_codes,
+    module_state,
+    random_init_seed,
+)
 
 
 def _masked_nll(log_probs: Tensor, seq: Tensor, mask: Tensor) -> Tensor:
@@ -126,9 +132,11 @@ class TransformerAdapter(ModuleAdapter):
     def random_init(self, seed: int = 0) -> TransformerAdapter:
         from dnatlas.architectures.transformer import TransformerMLM
 
-        torch.manual_seed(seed)
-        return TransformerAdapter(TransformerMLM(self.model.config),
-                                  name=f"{self.name}:random-init").to(self.device)
+        torch.manual_seed(random_init_seed(seed))
+        control = TransformerAdapter(TransformerMLM(self.model.config),
+                                     name=f"{self.name}:random-init").to(self.device)
+        control.init_seed = random_init_seed(seed)
+        return control
 
     def state_for_fingerprint(self):
         return module_state(self.model, self.model.config.to_dict())

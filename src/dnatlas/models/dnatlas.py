@@ -30,7 +30,13 @@ from dnatlas.architectures.dnatlas import (
     windowed_mlm_loss,
 )
 from dnatlas.architectures.dnatlas.windowed_mlm import loss_positions, masked_log_probs
-from dnatlas.models.protocol import Intervention, ModuleAdapter, check_codes, module_state
+from dnatlas.models.protocol import (
+    Intervention,
+    ModuleAdapter,
+    check_codes,
+    module_state,
+    random_init_seed,
+)
 
 
 class DNAtlasAdapter(ModuleAdapter):
@@ -138,8 +144,10 @@ class DNAtlasAdapter(ModuleAdapter):
         return loss_positions(seq, mask).sum()
 
     def random_init(self, seed: int = 0) -> DNAtlasAdapter:
-        return DNAtlasAdapter.from_config(self.model.config, seed,
-                                          name=f"{self.name}:random-init").to(self.device)
+        control = DNAtlasAdapter.from_config(self.model.config, random_init_seed(seed),
+                                             name=f"{self.name}:random-init").to(self.device)
+        control.init_seed = random_init_seed(seed)
+        return control
 
     def state_for_fingerprint(self):
         return module_state(self.model, self.model.config.to_dict())

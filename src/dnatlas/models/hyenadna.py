@@ -34,6 +34,7 @@ from dnatlas.models.protocol import (
     ModuleAdapter,
     check_codes,
     module_state,
+    random_init_seed,
 )
 
 TOKEN_OFFSET = 7  # id = code + 7 (A=7 C=8 G=9 T=10 N=11)
@@ -137,9 +138,11 @@ class HyenaDNAAdapter(ModuleAdapter):
                                ids[:, 1:].reshape(-1))
 
     def random_init(self, seed: int = 0) -> HyenaDNAAdapter:
-        torch.manual_seed(seed)
+        torch.manual_seed(random_init_seed(seed))
         model = HyenaDNA(self.model.config).to(self.device)
-        return HyenaDNAAdapter(model, name=f"{self.name}:random-init")
+        control = HyenaDNAAdapter(model, name=f"{self.name}:random-init")
+        control.init_seed = random_init_seed(seed)
+        return control
 
     def state_for_fingerprint(self):
         return module_state(self.model, asdict(self.model.config))

@@ -64,6 +64,7 @@ from dnatlas.models.protocol import (
     check_codes,
     mask_positions,
     module_state,
+    random_init_seed,
 )
 
 K = 6
@@ -394,10 +395,12 @@ class NucleotideTransformerAdapter(ModuleAdapter):
         return F.cross_entropy(logits[masked].float(), ids[masked])
 
     def random_init(self, seed: int = 0) -> NucleotideTransformerAdapter:
-        torch.manual_seed(seed)
+        torch.manual_seed(random_init_seed(seed))
         model = _build(self.model.config, self.version).to(self.device)
-        return NucleotideTransformerAdapter(model, self.version, self.layout,
-                                            name=f"{self.name}:random-init")
+        control = NucleotideTransformerAdapter(model, self.version, self.layout,
+                                               name=f"{self.name}:random-init")
+        control.init_seed = random_init_seed(seed)
+        return control
 
     def config_dict(self) -> dict:
         """The architecture-defining configuration (version-independent of transformers)."""

@@ -29,7 +29,7 @@ from pathlib import Path
 from dnatlas import bundled
 from dnatlas.errors import InputError
 from dnatlas.model_files import read_config
-from dnatlas.models.protocol import ModelAdapter, Trainable
+from dnatlas.models.protocol import ModelAdapter, Trainable, random_init_seed
 from dnatlas.models.spec import DEFAULT, KINDS, ModelSpec, parse_model_spec
 
 
@@ -263,7 +263,11 @@ def load_model(spec: str | ModelSpec | None = None, device: str | None = None,
     path = _resolve_folder(spec)
     kind = spec.kind or ("dnatlas" if path is None else detect_kind(path))
     name = _model_name(spec, path, kind)
+    if spec.random_init:
+        seed = random_init_seed(seed)
     adapter = MODEL_KINDS[kind].load(path, spec.target, spec.random_init, seed, name)
+    if spec.random_init:
+        adapter.init_seed = seed
     check_finite_model(adapter, path)
     if device is not None:
         _to_device(adapter, device)

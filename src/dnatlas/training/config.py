@@ -68,6 +68,8 @@ class TrainConfig:
         for name in ("seed", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.seed >= 1 << 63:  # above are random-init controls' seeds (random_init_seed)
+            raise ValueError(f"seed must be below 2**63, got {self.seed}")
         _check_range("lr", self.lr, low=0.0, low_open=True)
         _check_range("min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
         _check_range("weight_decay", self.weight_decay, low=0.0)
