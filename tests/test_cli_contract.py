@@ -222,3 +222,227 @@ def test_force_replaces_a_figure_and_writes_beside_user_files(w, capsys):
     # a catalog folder holds only what a catalog writes: re-running into it needs no --force
     assert main(_args(w, NEURONS + f" --tracks CDS --windows 1 --out {w}/n_again")) == 0
     assert main(_args(w, NEURONS + f" --tracks CDS --windows 1 --out {w}/n_again")) == 0
+
+
+# ---- issue 22: non-finite numbers, damaged SAEs, provenance, resumes, all-N, bounds -------
+
+
+def _expect_one_line_error(code: int, err: str) -> str:
+    """The contract: exit code 2, no traceback, one ``dnatlas: error:`` line, last."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("dnatlas: error:")]
+    assert len(errors) == 1, err
+    assert err.strip().splitlines()[-1] == errors[0]
+    return errors[0]
+
+
+def _sae_copy(w, name: str, cfg_edit=None, weights_edit=None):
+    """A copy of the fixture SAE with its cfg.json and/or weights changed."""
+    from safetensors.torch import load_file, save_file
+
+    d = w / name
+    d.mkdir(exist_ok=True)
+    cfg = json.loads((w / "sae" / "cfg.json").read_text())
+    tensors = load_file(str(w / "sae" / "sae_weights.safetensors"))
+    cfg = cfg_edit(cfg) if cfg_edit else cfg
+    if weights_edit:
+        weights_edit(tensors)
+    (d / "cfg.json").write_text(json.dumps(cfg))
+    save_file(tensors, str(d / "sae_weights.safetensors"))
+    return d
+
+
+@pytest.fixture(scope="module")
+def w22(w):
+    """Issue 22's inputs beside the contract fixture's."""
+    from safetensors.torch import load_file, save_file
+
+    from dnatlas.genome.store_build import build_store
+
+    def saelens(cfg, **changes):  # a plain SAELens cfg.json (no dnatlas metadata)
+        cfg = {k: v for k, v in cfg.items() if k != "metadata"}
+        cfg.update(changes)
+        return {k: v for k, v in cfg.items() if v is not None}
+
+    def set_first(name, value):
+        def edit(t):
+            t[name].view(-1)[0] = value
+        return edit
+
+    _sae_copy(w, "nan_sae", weights_edit=set_first("W_enc", float("nan")))
+    _sae_copy(w, "inf_sae", weights_edit=set_first("b_dec", float("inf")))
+    _sae_copy(w, "all_nan_sae", weights_edit=lambda t: [v.fill_(float("nan")) for v in t.values()])
+    _sae_copy(w, "list_cfg_sae", cfg_edit=lambda c: [c])
+    _sae_copy(w, "no_arch_sae", cfg_edit=lambda c: saelens(c, architecture="gated"))
+    _sae_copy(w, "no_d_in_sae", cfg_edit=lambda c: saelens(c, d_in=None))
+    _sae_copy(w, "str_d_in_sae", cfg_edit=lambda c: saelens(c, d_in="sixty-four"))
+    _sae_copy(w, "big_k_sae", cfg_edit=lambda c: saelens(c, k=10_000))
+    _sae_copy(w, "ours_big_k_sae", cfg_edit=lambda c: {
+        **c, "metadata": {**c["metadata"], "dnatlas": {"config": {
+            **c["metadata"]["dnatlas"]["config"], "k": 10_000}}}})
+    # a model with one NaN weight
+    nan_model = w / "nan_model"
+    nan_model.mkdir(exist_ok=True)
+    (nan_model / "config.json").write_bytes((w / "model" / "config.json").read_bytes())
+    tensors = load_file(str(w / "model" / "model.safetensors"))
+    first = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[first].view(-1)[0] = float("nan")
+    save_file(tensors, str(nan_model / "model.safetensors"), metadata={"format": "pt"})
+    # all-N genome and store, and a store whose validation split is all N
+    with open(w / "n.fa", "w") as fh:
+        fh.write(">n1\n" + "N" * 3000 + "\n>n2\n" + "N" * 1500 + "\n")
+    build_store([w / "n.fa"], w / "n_store", val_fraction=0.3, progress=False)
+    rng = np.random.default_rng(3)
+    (w / "bases.fa").write_text(">g1\n" + "".join(rng.choice(list("ACGT"), 3000)) + "\n")
+    (w / "nval.fa").write_text(">g2\n" + "N" * 2000 + "\n")
+    build_store([w / "bases.fa", w / "nval.fa"], w / "val_n_store", val_genomes=["nval"],
+                progress=False)
+    # feature tables for steering
+    (w / "max_other.tsv").write_text("feature\tmax\n1\t2.0\n")
+    (w / "max_dup.tsv").write_text("feature\tmax\n5\t2.0\n5\t3.0\n")
+    (w / "max_neg.tsv").write_text("feature\tmax\n5\t-2.0\n")
+    (w / "max_nan.tsv").write_text("feature\tmax\n5\tnan\n")
+    (w / "max_inf.tsv").write_text("feature\tmax\n5\tinf\n")
+    # a concept table with an F1 of 7
+    (w / "f1_7.csv").write_text("concept,feature,split,f1_per_element\nCDS,3,test,7\n")
+    return w
+
+
+STEER = ("steer --model {w}/model --fasta {w}/genome.fa --sae {w}/sae --region chrA:100-110 "
+         "--out {w}/st")
+CONCEPTS = ("concepts eval --model {w}/model --genome {w}/genome.fa --annotations "
+            "{w}/ann.gff3 --sae {w}/sae --no-shuffled --out {w}/ce")
+META = "sae meta --sae {w}/sae --preset saebench --steps 2 --out {w}/meta"
+
+SAE_LOADERS = {"sae eval": SAE_EVAL, "steer": STEER + " --edit 5=1",
+               "concepts eval": CONCEPTS, "sae meta": META}
+DAMAGED_SAES = ("nan_sae", "inf_sae", "all_nan_sae", "list_cfg_sae", "no_arch_sae",
+                "no_d_in_sae", "str_d_in_sae", "big_k_sae", "ours_big_k_sae")
+
+CASES_22 = {
+    # 1. non-finite numbers and float settings out of range
+    "eval nan model": EVAL.replace("{w}/model", "{w}/nan_model"),
+    "steer edit nan": STEER + " --edit 5=nan",
+    "steer edit inf": STEER + " --edit 5+=inf",
+    "steer max nan": STEER + " --edit 5=2xmax --max-activations {w}/max_nan.tsv",
+    "steer max inf": STEER + " --edit 5=2xmax --max-activations {w}/max_inf.tsv",
+    "sae lr inf": SAE_TRAIN + " --lr inf --out {w}/s22a",
+    "sae lr nan": SAE_TRAIN + " --lr nan --out {w}/s22a",
+    "sae l1 inf": SAE_TRAIN.replace("topk --k 4", "relu") + " --l1 inf --out {w}/s22b",
+    "sae l0 nan": SAE_TRAIN.replace("topk --k 4", "jumprelu") + " --l0 nan --out {w}/s22b",
+    "meta lr inf": META + " --lr inf",
+    "sae eval dense nan": SAE_EVAL + " --dense-threshold nan",
+    "sae eval dense -1": SAE_EVAL + " --dense-threshold -1",
+    "sae eval dense 2": SAE_EVAL + " --dense-threshold 2",
+    # 2. concept settings, before the pass
+    "concepts thresholds nan": CONCEPTS + " --thresholds nan",
+    "concepts huge edge": CONCEPTS + " --edge 100000000",
+    "concepts one-base regions": CONCEPTS + " --valid chrA:1-1 --test chrB:1-1",
+    "concepts foreign random-init sae": CONCEPTS + " --random-init --random-init-sae {w}/nan_sae",
+    # 4. steering edits whose meaning would change
+    "steer xmax of an unlisted feature": STEER + " --edit 5=2xmax --max-activations "
+                                                 "{w}/max_other.tsv",
+    "steer duplicate rows": STEER + " --edit 5=2xmax --max-activations {w}/max_dup.tsv",
+    "steer negative max": STEER + " --edit 5=2xmax --max-activations {w}/max_neg.tsv",
+    "steer max-window 1": STEER + " --edit 5=2xmax --max-window 1",
+    # 6. nothing to compute
+    "steer all-N fasta": STEER.replace("genome.fa", "n.fa").replace("chrA:100-110", "n1:1-50")
+    + " --edit 5=1",
+    "sae train all-N store": SAE_TRAIN.replace("{w}/store", "{w}/n_store") + " --out {w}/s22c",
+    "sae eval all-N store": SAE_EVAL.replace("{w}/store", "{w}/n_store"),
+    "sae eval all-N val split": SAE_EVAL.replace("{w}/store", "{w}/val_n_store"),
+    # 9. tracebacks of settings
+    "steer table 7": STEER + " --edit 5=1 --frame-start 1001 --table 7",
+    "steer table 999": STEER + " --edit 5=1 --frame-start 101 --table 999",
+    "sae expansion inf": SAE_TRAIN + " --expansion inf --out {w}/s22d",
+    "sae expansion 1e12": SAE_TRAIN + " --expansion 1e12 --out {w}/s22d",
+    "sae layer 1,1": SAE_TRAIN.replace("--layer 1", "--layer 1,1") + " --out {w}/s22d",
+    "sae split bogus": SAE_TRAIN + " --split bogus --out {w}/s22d",
+    "sae split empty": SAE_TRAIN + " --split= --out {w}/s22d",
+    "sae seed -1": SAE_TRAIN + " --seed -1 --out {w}/s22d",
+    "meta huge width": META + " --width 100000000000",
+    "meta k over width": META + " --k 9999",
+    "meta F1 of 7": META + " --concepts {w}/f1_7.csv",
+    # 10. bounds
+    "meta k 9999 of width 8": META + " --width 8 --k 9999",
+}
+for _command, _text in SAE_LOADERS.items():
+    for _name in DAMAGED_SAES:
+        CASES_22[f"{_command} {_name}"] = _text.replace("{w}/sae ", f"{{w}}/{_name} ")
+
+
+@pytest.mark.parametrize("case", CASES_22)
+def test_issue_22_bad_input_is_one_line_and_exit_code_2(w22, case, capsys):
+    code = main(_args(w22, CASES_22[case]))
+    _expect_one_line_error(code, capsys.readouterr().err)
+
+
+@pytest.fixture(scope="module")
+def trained(w22):
+    """An SAE trained (2 steps) on the fixture model: its cfg.json holds the model's
+    fingerprint; a second model of the same architecture, other weights."""
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
+
+    assert main(_args(w22, SAE_TRAIN + " --checkpoint-every 1 --out {w}/trained_sae")) == 0
+    torch.manual_seed(11)
+    DNAtlas(DNAtlasConfig.preset("tiny", n_layers=2)).save_pretrained(w22 / "model_b")
+    return w22
+
+
+@pytest.mark.parametrize("command", [
+    SAE_EVAL.replace("{w}/sae", "{w}/trained_sae").replace("{w}/model", "{w}/model_b"),
+    STEER.replace("{w}/sae", "{w}/trained_sae").replace("{w}/model", "{w}/model_b")
+    + " --edit 5=1",
+    CONCEPTS.replace("{w}/sae", "{w}/trained_sae").replace("{w}/model", "{w}/model_b"),
+])
+def test_an_sae_runs_only_with_the_model_it_was_trained_on(trained, command, capsys):
+    """Family 5: every command pairing a model with an SAE checks the SAE's fingerprint."""
+    line = _expect_one_line_error(main(_args(trained, command)), capsys.readouterr().err)
+    assert "fingerprint" in line
+    same = command.replace("{w}/model_b", "{w}/model")
+    if command.startswith("sae eval"):
+        assert main(_args(trained, same)) == 0
+
+
+def test_an_activation_cache_of_another_model_is_refused(trained, capsys):
+    """Family 5: a cache made with ``:random-init`` cannot train an SAE labelled as the
+    trained model."""
+    cache = ("sae cache --model {w}/model:random-init --data {w}/store --layer 1 --window 128 "
+             "--windows-per-batch 2 --shards 1 --batches-per-shard 2 --out {w}/ri_cache")
+    assert main(_args(trained, cache)) == 0
+    train = SAE_TRAIN.replace("{w}/store", "{w}/ri_cache") + " --out {w}/from_cache"
+    line = _expect_one_line_error(main(_args(trained, train)), capsys.readouterr().err)
+    assert "fingerprint" in line and "random-init" in line
+    assert main(_args(trained, train.replace("{w}/model ", "{w}/model:random-init "))) == 0
+
+
+@pytest.mark.parametrize("change, named", [
+    ("--lr 1e-3", "lr"), ("--batch-size 32", "batch_size"), ("--window 64", "window"),
+    ("--data {w}/val_n_store", "data"), ("--streams 2", "streams"), ("--steps 3", "steps"),
+])
+def test_a_resume_with_other_settings_is_refused(trained, change, named, capsys):
+    """Family 3: --resume continues only the run it resumes, naming the difference."""
+    run = SAE_TRAIN + " --checkpoint-every 1 --out {w}/trained_sae --resume"
+    parts = change.split()
+    flag = parts[0]
+    if flag in run:  # replace the flag's value
+        words = run.split()
+        words[words.index(flag) + 1] = parts[1]
+        command = " ".join(words)
+    else:
+        command = run + " " + change
+    line = _expect_one_line_error(main(_args(trained, command)), capsys.readouterr().err)
+    assert named in line, line
+    assert main(_args(trained, run)) == 0   # the same settings resume
+
+
+def test_stream_buffers_that_cannot_fit_are_refused_before_work(w, monkeypatch, capsys):
+    """Family 10: --streams x --buffer-rows is bounded by the memory it implies."""
+    import dnatlas.devices
+
+    monkeypatch.setattr(dnatlas.devices, "available_memory", lambda: 1 << 30)
+    command = SAE_TRAIN + " --streams 64 --out {w}/s22_streams"
+    line = _expect_one_line_error(main(_args(w, command)), capsys.readouterr().err)
+    assert "--streams" in line and "GiB" in line
+    assert not (w / "s22_streams").exists()

@@ -250,6 +250,8 @@ def _train(cfg, data, out, resume, progress, info, on_step, force=False) -> Trai
             bar.write(f"step {done}: val {metrics['bits_per_nt']:.4f} bits/nt, "
                       f"accuracy {metrics['accuracy']:.4f}")
             result.final_eval = metrics
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            _check_finite_weights(model, done, out)
         if info.is_main and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
             save_checkpoint(out, {
                 "step": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -263,6 +265,17 @@ def _train(cfg, data, out, resume, progress, info, on_step, force=False) -> Trai
         if log is not None:
             log.close()
     return result
+
+
+def _check_finite_weights(model: nn.Module, step: int, out: Path) -> None:
+    """Stop before a checkpoint would keep weights that went NaN or infinite (a finite loss
+    does not prove the update after it was finite): the last checkpoint stays good."""
+    bad = [name for name, p in unwrap(model).named_parameters()
+           if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise TrainingDiverged(f"weights became NaN or infinite at step {step} ({bad[0]}"
+                               f"{' and more' if len(bad) > 1 else ''}); stopped, the last good "
+                               f"checkpoint in {out} is kept")
 
 
 def _load_model_state(model: nn.Module, state: dict, cfg: TrainConfig, out: Path) -> None:
