@@ -117,6 +117,71 @@ def test_tensor_batches_and_errors(tmp_path):
         SAETrainer([other], cfg(steps=4), tmp_path).fit(batches(), resume=True)
     with pytest.raises(ValueError):
         SAETrainer([spec, spec], cfg(), tmp_path)
+    named = SAESpec("x", "x", SAEConfig("relu", D, S))
+    with pytest.raises(InputError, match="twice"):
+        SAETrainer([named, named], cfg(), tmp_path)
+
+
+def test_a_resume_with_other_optimisation_or_data_is_refused(tmp_path):
+    spec = SAESpec(None, "x", SAEConfig("relu", D, S))
+    data = {"data": "store", "split": "train", "window": 128}
+    train_saes([spec], (b["a"] for b in batches()), cfg(steps=3), tmp_path,
+               metadata={"dnatlas_data": data, "model_fingerprint": "abc"})
+    for change, meta, named in (({"lr": 1e-2}, {}, "lr: 0.003 -> 0.01"),
+                                ({"batch_size": 8}, {}, "batch_size"),
+                                ({}, {"window": 64}, "dnatlas_data.window: 128 -> 64"),
+                                ({}, {"streams": 2}, "dnatlas_data.streams: None -> 2")):
+        with pytest.raises(InputError, match=named):
+            SAETrainer([spec], cfg(steps=3, **change), tmp_path, metadata={
+                "dnatlas_data": {**data, **meta}, "model_fingerprint": "abc"}
+                       ).fit(batches(), resume=True)
+    with pytest.raises(InputError, match="model_fingerprint"):
+        SAETrainer([spec], cfg(steps=3), tmp_path, metadata={
+            "dnatlas_data": data, "model_fingerprint": "def"}).fit(batches(), resume=True)
+    # what only changes where and how often it reports may change
+    SAETrainer([spec], cfg(steps=3, log_every=1, checkpoint_every=7), tmp_path, metadata={
+        "dnatlas_data": data, "model_fingerprint": "abc"}).fit(batches(), resume=True)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, bad):
+    spec = SAESpec(None, "x", SAEConfig("topk", D, S, k=3))
+
+    def poisoned():
+        for i, b in enumerate(batches()):
+            yield torch.full_like(b["a"], bad) if i >= 8 else b["a"]
+
+    trainer = SAETrainer([spec], cfg(steps=12, log_every=2, checkpoint_every=4,
+                                     norm_batches=2), tmp_path)
+    with pytest.raises(InputError, match="diverged.*last good checkpoint"):
+        trainer.fit(poisoned())
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 8   # batches 0-7 were good
+    assert all(torch.isfinite(v).all() for v in state["saes"][0]["state"].values()
+               if v.is_floating_point())
+    assert not (tmp_path / "cfg.json").exists()
+
+
+@pytest.mark.parametrize("settings", [dict(lr=float("inf")), dict(lr=float("nan")), dict(lr=0),
+                                      dict(lr_warmup_frac=2), dict(grad_clip=float("inf")),
+                                      dict(adam_betas=(0.9, 1.0)), dict(steps=0)])
+def test_training_settings_are_range_checked(settings):
+    with pytest.raises(InputError):
+        SAETrainingConfig(**settings)
+    ok = SAETrainingConfig()
+    for k, v in settings.items():
+        setattr(ok, k, v)
+    with pytest.raises(InputError):
+        SAETrainer([SAESpec(None, "x", SAEConfig("relu", D, S))], ok, "unused")
+
+
+@pytest.mark.parametrize("fields", [dict(l1_coefficient=float("inf")), dict(d_in=8.5),
+                                    dict(d_in="8"), dict(seed=-1), dict(k=40),
+                                    dict(jumprelu_bandwidth=float("nan")), dict(d_sae=1 << 40)])
+def test_sae_configs_are_range_checked(fields):
+    base = dict(arch="topk", d_in=D, d_sae=S, k=3)
+    with pytest.raises(ValueError):
+        SAEConfig(**{**base, **fields})
 
 
 def test_lr_schedule():

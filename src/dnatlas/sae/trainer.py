@@ -439,7 +439,6 @@ class SAETrainer:
             raise InputError(f"cannot read checkpoint: {exc}", path=path) from None
         if state.get("format") != CHECKPOINT_FORMAT or state.get("version") != CHECKPOINT_VERSION:
             raise InputError("not a dnatlas SAE trainer checkpoint", path=path)
-        self._check_same_run(state, path)
         saved = {entry["name"]: entry for entry in state["saes"]}
         if set(saved) != {slot.spec.name for slot in self.slots}:
             raise InputError(f"checkpoint has SAEs {sorted(map(str, saved))}, this run has "
@@ -455,6 +454,7 @@ class SAETrainer:
             slot.optim.load_state_dict(entry["optim"])
             slot.sums = {k: v.to(self.device) for k, v in entry["sums"].items()}
             slot.n = int(entry["n"])
+        self._check_same_run(state, path)
         self.step = int(state["step"])
         data_state = state.get("data_state")
         saved_world = (data_state or {}).get("world_size", 1)
