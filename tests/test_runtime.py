@@ -120,7 +120,8 @@ def test_tune_allocator_is_idempotent_and_can_be_switched_off(monkeypatch):
     monkeypatch.setattr(runtime, "_tuned", first)
 
 
-def test_auto_compiles_after_enough_work_and_a_failed_compile_falls_back(monkeypatch, caplog):
+def test_auto_compiles_for_a_big_planned_job_and_a_failed_compile_falls_back(monkeypatch,
+                                                                            caplog):
     fused = activation._Fused()
     monkeypatch.setattr(activation, "FUSED", fused)
     monkeypatch.setattr(activation, "AUTO_MIN_ELEMENTS", 1000)
@@ -137,10 +138,9 @@ def test_auto_compiles_after_enough_work_and_a_failed_compile_falls_back(monkeyp
     g, c = torch.randn(10, 8), torch.randn(10, 8)
     a, b, gamma = torch.full((8,), 3.0), torch.full((8,), 0.2), torch.tensor(1.0)
     ref = activation._act_yz(g, c, a, b, gamma, 0.01, 1e-6, True)
-    for _ in range(20):  # 80 elements per call: eager until 1000 are done
-        out = activation.fused_activation(g, c, a, b, gamma, 0.01, 1e-6, True, "yz")
-        if not compiled:
-            assert fused.work <= 1000
+    activation.plan_activation_work(2000)   # the first plan decides: compile
+    activation.plan_activation_work(10)     # later plans change nothing
+    out = activation.fused_activation(g, c, a, b, gamma, 0.01, 1e-6, True, "yz")
     assert compiled and fused.failed
     assert "no C++ compiler" in caplog.text and "eager" in caplog.text
     for x, y in zip(out, ref):
@@ -148,6 +148,52 @@ def test_auto_compiles_after_enough_work_and_a_failed_compile_falls_back(monkeyp
     activation.compile_activation(False)
     assert not fused.enabled(10**9)
     activation.compile_activation(None)
+
+
+def test_auto_never_switches_kernels_in_the_middle_of_a_process(monkeypatch):
+    """Issue 22, family 8: the eager and compiled activations round differently, so the
+    choice is made once; work done eagerly never turns the compiler on afterwards."""
+    fused = activation._Fused()
+    monkeypatch.setattr(activation, "FUSED", fused)
+    monkeypatch.setattr(activation, "AUTO_MIN_ELEMENTS", 100)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: pytest.fail("compiled"))
+    g, c = torch.randn(10, 8), torch.randn(10, 8)
+    a, b, gamma = torch.full((8,), 3.0), torch.full((8,), 0.2), torch.tensor(1.0)
+    first = activation.fused_activation(g, c, a, b, gamma, 0.01, 1e-6, True, "yz")
+    activation.plan_activation_work(10**9)   # too late: the process already runs eagerly
+    for _ in range(50):
+        again = activation.fused_activation(g, c, a, b, gamma, 0.01, 1e-6, True, "yz")
+        assert all(torch.equal(x, y) for x, y in zip(first, again))
+
+
+def test_repeated_tiled_inference_is_bit_identical():
+    """Issue 22, family 8: the same call gives the same bits, on the plain tiled path
+    (no RC folding) with worker threads, and a zero edit changes nothing."""
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
+    from dnatlas.models import as_adapter
+    from dnatlas.runtime import worker_threads
+
+    torch.manual_seed(0)
+    adapter = as_adapter(DNAtlas(DNAtlasConfig.preset("tiny", rcps=False, n_layers=2)).eval())
+    tokens = torch.from_numpy(np.random.default_rng(0).integers(0, 4, (2, 3000)))
+    keys = ["blocks.1.residual", "blocks.0.neurons"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = []
+        for _ in range(3):
+            with worker_threads(), torch.inference_mode():
+                runs.append(adapter.activations(tokens, keys))
+        for run in runs[1:]:
+            for k in keys:
+                assert torch.equal(run[k], runs[0][k]), k
+        with torch.inference_mode():
+            base = adapter.nucleotide_log_probs(tokens[:, :600])
+            zero = adapter.nucleotide_log_probs(
+                tokens[:, :600], intervene={"blocks.0.residual": lambda x: x + 0.0})
+        assert torch.equal(base, zero)
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("value,expected", [(None, None), ("auto", None), (True, True),

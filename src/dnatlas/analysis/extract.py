@@ -186,12 +186,23 @@ def _pass(model, seq, names, start, end, chunk_size, batch_size, bar, emit) -> N
             bar.update(e - s)
 
 
+def _plan_activation_work(model, positions: int) -> None:
+    """A DNAtlas job says how much activation work it plans (its process then compiles the
+    activation, or not, once: :func:`~dnatlas.architectures.dnatlas.activation.plan_activation_work`)."""
+    config = getattr(getattr(model, "model", None), "config", None)
+    if getattr(model, "kind", None) == "dnatlas" and config is not None:
+        from dnatlas.architectures.dnatlas.activation import plan_activation_work
+
+        plan_activation_work(positions * config.n_neurons * config.n_layers)
+
+
 def _run(model, seq, names, start, end, strand, sinks, chunk_size, batch_size,
          progress_enabled, desc, dtype=np.float32, layout: str = "LC"):
     """Fill ``sinks[name, strand]`` (``sinks[name, "paired"]`` for strand ``paired``)."""
     from dnatlas.runtime import tune_allocator, worker_threads
 
     tune_allocator()  # each chunk's (L, C) arrays are reused, not re-mapped
+    _plan_activation_work(model, (end - start) * (1 if strand == "+" or strand == "-" else 2))
     strands = STRANDS[strand]
     perms = {n: model.rc_permutation(n) for n in names} if "-" in strands else {}
     derive_minus = "-" in strands and all(p is not None for p in perms.values())

@@ -55,7 +55,7 @@ from dnatlas.files import atomic_path, atomic_write
 from dnatlas.progress import progress
 from dnatlas.sae.architectures import SAEConfig, SparseAutoencoder, build_sae, expected_norm_scale
 from dnatlas.sae.saelens_format import save_sae
-from dnatlas.sae.training_config import PRESETS, SAETrainingConfig, preset
+from dnatlas.sae.training_config import PRESETS, SAETrainingConfig, check_resume, preset
 
 __all__ = ["PRESETS", "SAESpec", "SAETrainer", "SAETrainingConfig", "preset", "train_saes"]
 
@@ -125,8 +125,7 @@ class SAETrainer:
         if None in names and len(specs) > 1:
             raise ValueError("name=None is only allowed for a single SAE")
         if len(set(names)) != len(names):
-            raise InputError(f"the same SAE is asked for twice (names {names}): give each "
-                             "layer once")
+            raise InputError(f"the same SAE is asked for twice (a layer given twice?): {names}")
         cfg.check()
         self.cfg = cfg
         self.out_dir = Path(out_dir)
@@ -205,11 +204,9 @@ class SAETrainer:
                     postfix["rows/s"] = f"{rows / max(elapsed, 1e-9):.3g}"
                     bar.set_postfix(postfix, refresh=False)
                 if self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
-                    self._check_finite()
                     self.save_checkpoint()
         finally:
             bar.close()
-        self._check_finite()
         self.save_checkpoint()
         for slot in self.slots if self.rank == 0 else ():
             save_sae(slot.sae, self.sae_dir(slot.spec), self._metadata(slot))
@@ -291,20 +288,17 @@ class SAETrainer:
         return n_rows
 
     def _check_finite(self) -> None:
-        """Stop a run whose loss or weights went NaN or infinite, before anything is saved:
-        the last checkpoint written stays the last good one."""
-        for slot in self.slots:
-            bad = [k for k, v in slot.sums.items() if not bool(torch.isfinite(v).all())]
-            bad += [name for name, p in slot.sae.named_parameters()
-                    if not bool(torch.isfinite(p).all())]
-            if bad:
-                kept = (f"the last good checkpoint ({self.checkpoint_path}) is kept"
-                        if self.checkpoint_path.exists() else "nothing was saved")
-                tag = "" if slot.spec.name is None else f" of SAE {slot.spec.name!r}"
-                raise InputError(f"training diverged by step {self.step}: "
-                                 f"{', '.join(bad)}{tag} became NaN or infinite; {kept}. "
-                                 f"Lower the learning rate (lr={self.cfg.lr:g}) or the sparsity "
-                                 "coefficient")
+        """Stop a run whose loss terms or weights went NaN or infinite before anything is
+        saved, so that the last checkpoint written stays the last good one."""
+        bad = [f"{k} of SAE {slot.spec.name or slot.spec.key!r}" for slot in self.slots
+               for k, v in [*slot.sums.items(), *slot.sae.named_parameters()]
+               if not bool(torch.isfinite(v).all())]
+        if bad:
+            kept = (f"the last good checkpoint ({self.checkpoint_path}) is kept"
+                    if self.checkpoint_path.exists() else "nothing was saved")
+            raise InputError(f"training diverged by step {self.step}: {', '.join(bad)} became "
+                             f"NaN or infinite; {kept}; lower the learning rate "
+                             f"(lr={self.cfg.lr:g}) or the sparsity coefficient")
 
     def _global_fvu(self, slot: _Slot, x: torch.Tensor, fvu: torch.Tensor) -> torch.Tensor:
         """FVU of the global batch from each rank's error and centred sums (float64)."""
@@ -382,6 +376,7 @@ class SAETrainer:
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
         """Write the whole run's state atomically (fsynced tmp file, renamed into place)."""
+        self._check_finite()  # a diverged run never overwrites its last good checkpoint
         path = Path(path) if path is not None else self.checkpoint_path
         data_state = None
         if callable(getattr(self._data, "state_dict", None)):  # a resumable stream
@@ -414,22 +409,6 @@ class SAETrainer:
             torch.save(state, tmp)
         return path
 
-    #: settings a resumed run may change: where it runs and how often it reports
-    RESUMABLE_CHANGES = ("device", "progress", "log_every", "checkpoint_every")
-
-    def _check_same_run(self, state: dict, path: Path) -> None:
-        """Refuse to resume a checkpoint whose optimisation settings or data (source, split,
-        window, streams, model fingerprint) differ from this run's, naming each difference."""
-        ours = {k: v for k, v in self.cfg.to_dict().items() if k not in self.RESUMABLE_CHANGES}
-        saved = {k: v for k, v in (state.get("train_config") or {}).items()
-                 if k not in self.RESUMABLE_CHANGES}
-        diff = _differences(saved, ours)
-        if "metadata" in state:
-            diff += _differences(state["metadata"] or {}, self.metadata)
-        if diff:
-            raise InputError("the checkpoint was written with other settings; resume with the "
-                             f"same ones or start a new run ({'; '.join(diff)})", path=path)
-
     def load_checkpoint(self, path: str | Path) -> None:
         """Restore a run saved by :meth:`save_checkpoint` (same SAE names, keys, configs)."""
         path = Path(path)
@@ -454,7 +433,7 @@ class SAETrainer:
             slot.optim.load_state_dict(entry["optim"])
             slot.sums = {k: v.to(self.device) for k, v in entry["sums"].items()}
             slot.n = int(entry["n"])
-        self._check_same_run(state, path)
+        check_resume(state, self.cfg, self.metadata, path)
         self.step = int(state["step"])
         data_state = state.get("data_state")
         saved_world = (data_state or {}).get("world_size", 1)
@@ -462,18 +441,6 @@ class SAETrainer:
             raise InputError(f"the checkpoint was written by {saved_world} process(es); resume "
                              f"it with as many (torchrun --nproc_per_node)", path=path)
         self._data_state = data_state["ranks"][self.rank] if self.world > 1 else data_state
-
-
-def _differences(saved: dict, ours: dict, prefix: str = "") -> list[str]:
-    """``name: saved -> ours`` for every key whose value differs (nested dicts flattened)."""
-    out = []
-    for key in sorted(set(saved) | set(ours), key=str):
-        a, b = saved.get(key), ours.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return out
 
 
 def train_saes(specs: list[SAESpec], data, cfg: SAETrainingConfig, out_dir: str | Path,

@@ -7,7 +7,7 @@ from typing import Any
 
 from dnatlas.errors import InputError
 
-__all__ = ["PRESETS", "SAETrainingConfig", "preset"]
+__all__ = ["PRESETS", "RESUMABLE_CHANGES", "SAETrainingConfig", "check_resume", "preset"]
 
 
 @dataclass
@@ -127,3 +127,35 @@ def preset(name: str) -> tuple[dict[str, Any], SAETrainingConfig]:
         raise InputError(f"unknown SAE preset {name!r}; choose from {', '.join(PRESETS)}")
     sae_kw, train_kw = PRESETS[name]
     return dict(sae_kw), SAETrainingConfig(**train_kw)
+
+
+#: settings a resumed run may change: where it runs and how often it reports
+RESUMABLE_CHANGES = ("device", "progress", "log_every", "checkpoint_every")
+
+
+def check_resume(state: dict, cfg: SAETrainingConfig, metadata: dict, path) -> None:
+    """Refuse (InputError at ``path``) to resume a checkpoint ``state`` whose optimisation
+    settings (but :data:`RESUMABLE_CHANGES`) or data and model (the run's metadata: data
+    source, split, window, streams, model fingerprint) differ from this run's, naming each
+    difference as ``name: saved -> ours``."""
+    ours = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
+    saved = {k: v for k, v in (state.get("train_config") or {}).items()
+             if k not in RESUMABLE_CHANGES}
+    diff = _differences(saved, ours)
+    if "metadata" in state:
+        diff += _differences(state["metadata"] or {}, metadata)
+    if diff:
+        raise InputError("the checkpoint was written with other settings; resume with the "
+                         f"same ones or start a new run ({'; '.join(diff)})", path=path)
+
+
+def _differences(saved: dict, ours: dict, prefix: str = "") -> list[str]:
+    """``name: saved -> ours`` for every key whose value differs (nested dicts flattened)."""
+    out = []
+    for key in sorted(set(saved) | set(ours), key=str):
+        a, b = saved.get(key), ours.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out

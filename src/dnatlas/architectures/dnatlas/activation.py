@@ -115,10 +115,16 @@ _log = logging.getLogger(__name__)
 class _Fused:
     """The process-wide choice between the eager and the ``torch.compile``-fused activation.
 
-    ``mode``: ``None`` (auto: compile once this process has run ``AUTO_MIN_ELEMENTS``
-    elements eagerly, so short jobs and tests never wait for a compiler), ``True`` (compile
-    at the first call) or ``False`` (eager). A compile that fails (no C++ compiler, no
-    inductor for the device) is logged once and the eager function is used from then on.
+    ``mode``: ``None`` (auto: decided once per process, by the first job that says how much
+    work it plans, :func:`plan_activation_work`: compiled when that is at least
+    ``AUTO_MIN_ELEMENTS`` elements, so short jobs and tests never wait for a compiler;
+    eager when the activation runs before any plan), ``True`` (compile at the first call)
+    or ``False`` (eager). A compile that fails (no C++ compiler, no inductor for the
+    device) is logged once and the eager function is used from then on.
+
+    The choice never changes in the middle of a process's work: the compiled kernel rounds
+    differently from the eager one (1e-7), and a switch after some amount of work made
+    repeated identical calls differ, and a zero steering edit change predictions.
     """
 
     def __init__(self):
@@ -128,12 +134,15 @@ class _Fused:
         self.compiled: dict = {}
 
     def enabled(self, elements: int) -> bool:
-        if self.mode is False or self.failed:
-            return False
+        if self.mode is None:  # no job planned its work first: eager for the process
+            self.mode = False
+        return bool(self.mode) and not self.failed
+
+    def plan(self, elements: int) -> None:
+        """Auto mode: the first job's planned work decides, for the whole process."""
         if self.mode is None:
-            self.work += elements
-            return self.work > AUTO_MIN_ELEMENTS
-        return True
+            self.work = int(elements)
+            self.mode = self.work >= AUTO_MIN_ELEMENTS
 
     def run(self, want: str, rows: tuple, *params) -> tuple:
         """``_VARIANTS[want](*rows, *params)``; ``rows``: the (..., C) inputs (None allowed)."""
@@ -187,6 +196,13 @@ def folded_activation(ug: torch.Tensor, vg: torch.Tensor, uc: torch.Tensor, vc: 
     :func:`compile_activation`).
     """
     return FUSED.run("folded:" + want, (ug, vg, uc, vc), a, b, gamma, slope, eps, silu)
+
+
+def plan_activation_work(elements: int) -> None:
+    """Say how many activation elements (positions x neurons x layers) a job will compute;
+    in auto mode the first plan of a process decides, once, whether it compiles (see
+    :class:`_Fused`)."""
+    FUSED.plan(elements)
 
 
 def compile_activation(enabled: bool | None = True) -> None:
