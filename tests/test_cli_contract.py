@@ -3,6 +3,7 @@ devices) with one line, ``dnatlas: error: ...``, exit code 2 and no traceback.""
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -306,6 +307,23 @@ def w22(w):
     (w / "max_inf.tsv").write_text("feature\tmax\n5\tinf\n")
     # a concept table with an F1 of 7
     (w / "f1_7.csv").write_text("concept,feature,split,f1_per_element\nCDS,3,test,7\n")
+    # MEME motifs: no site; a width that is not the rows'; a good one
+    meme = ("MEME version 4\n\nALPHABET= ACGT\n\nstrands: + -\n\n"
+            "Background letter frequencies\nA 0.25 C 0.25 G 0.25 T 0.25\n\n"
+            "MOTIF M1 one\nletter-probability matrix: alength= 4 w= 4 nsites= 20 E= 0\n"
+            "0.1 0.2 0.3 0.4\n0.25 0.25 0.25 0.25\n0.7 0.1 0.1 0.1\n0.1 0.1 0.1 0.7\n")
+    (w / "ok.meme").write_text(meme)
+    (w / "nsites0.meme").write_text(meme.replace("nsites= 20", "nsites= 0"))
+    (w / "w6.meme").write_text(meme.replace("w= 4", "w= 6"))
+    # a HyenaDNA folder whose config does not match its weights
+    fixtures = Path(__file__).parent / "fixtures"
+    (w / "hyena_bad").mkdir(exist_ok=True)
+    cfg = json.loads((fixtures / "hyenadna" / "config.json").read_text())
+    cfg["d_model"] *= 2
+    (w / "hyena_bad" / "config.json").write_text(json.dumps(cfg))
+    (w / "hyena_bad" / "model.safetensors").write_bytes(
+        (fixtures / "hyenadna" / "model.safetensors").read_bytes())
+    (w / "gtdb.tsv").write_text("accession\tcheckm2_completeness\n")
     return w
 
 
@@ -364,6 +382,15 @@ CASES_22 = {
     "meta huge width": META + " --width 100000000000",
     "meta k over width": META + " --k 9999",
     "meta F1 of 7": META + " --concepts {w}/f1_7.csv",
+    "motifs nsites 0": "motifs scan {w}/genome.fa --motifs {w}/nsites0.meme --out {w}/m1.bed",
+    "motifs w 6 of 4 rows": "motifs scan {w}/genome.fa --motifs {w}/w6.meme --out {w}/m2.bed",
+    "hyenadna spec at an NT folder": EXTRACT.replace("{w}/model", "hyenadna:"
+                                                     + str(Path(__file__).parent / "fixtures"
+                                                           / "nt" / "v2")),
+    "hyenadna spec at a DNAtlas folder": EXTRACT.replace("{w}/model", "hyenadna:{w}/model"),
+    "hyenadna config not its weights": EXTRACT.replace("{w}/model", "hyenadna:{w}/hyena_bad"),
+    "data select completeness nan": "data select --gtdb-metadata {w}/gtdb.tsv "
+                                    "--min-completeness nan --out {w}/sel.tsv",
     # 10. bounds
     "meta k 9999 of width 8": META + " --width 8 --k 9999",
 }
@@ -446,3 +473,18 @@ def test_stream_buffers_that_cannot_fit_are_refused_before_work(w, monkeypatch, 
     line = _expect_one_line_error(main(_args(w, command)), capsys.readouterr().err)
     assert "--streams" in line and "GiB" in line
     assert not (w / "s22_streams").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["motifs", "scan", "{w}/genome.fa", "--jaspar", "", "--out", "{w}/j.bed"],
+    ["motifs", "scan", "{w}/genome.fa", "--jaspar", ":vertebrates", "--out", "{w}/j.bed"],
+])
+def test_an_empty_jaspar_collection_is_one_line(w22, argv, capsys):
+    code = main([a.replace("{w}", str(w22)) for a in argv])
+    _expect_one_line_error(code, capsys.readouterr().err)
+
+
+def test_a_background_the_check_accepts_scans(w22, capsys):
+    """A background summing to 1 within the CLI's tolerance is one lightmotif takes too."""
+    assert main(_args(w22, "motifs scan {w}/genome.fa --motifs {w}/ok.meme --background "
+                           "0.7,0.1,0.1,0.1000001 --out {w}/bg.bed")) == 0

@@ -186,7 +186,7 @@ def _pass(model, seq, names, start, end, chunk_size, batch_size, bar, emit) -> N
             bar.update(e - s)
 
 
-def _plan_activation_work(model, positions: int) -> None:
+def plan_model_work(model, positions: int) -> None:
     """A DNAtlas job says how much activation work it plans (its process then compiles the
     activation, or not, once: :func:`~dnatlas.architectures.dnatlas.activation.plan_activation_work`)."""
     config = getattr(getattr(model, "model", None), "config", None)
@@ -202,7 +202,7 @@ def _run(model, seq, names, start, end, strand, sinks, chunk_size, batch_size,
     from dnatlas.runtime import tune_allocator, worker_threads
 
     tune_allocator()  # each chunk's (L, C) arrays are reused, not re-mapped
-    _plan_activation_work(model, (end - start) * (1 if strand == "+" or strand == "-" else 2))
+    plan_model_work(model, (end - start) * (1 if strand == "+" or strand == "-" else 2))
     strands = STRANDS[strand]
     perms = {n: model.rc_permutation(n) for n in names} if "-" in strands else {}
     derive_minus = "-" in strands and all(p is not None for p in perms.values())

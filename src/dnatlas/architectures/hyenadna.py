@@ -317,12 +317,18 @@ def load_hyenadna(directory: str | Path) -> HyenaDNA:
             alias = next((f for f in freq_keys if f.startswith(prefix + ".implicit_filter.")), None)
             if alias is not None:
                 state[k] = state[alias]
-    if "lm_head.weight" not in state:
-        state["lm_head.weight"] = state["hyena.backbone.embeddings.word_embeddings.weight"]
+    embeddings = "hyena.backbone.embeddings.word_embeddings.weight"
+    if "lm_head.weight" not in state and embeddings in state:
+        state["lm_head.weight"] = state[embeddings]
     derived = (".pos_emb.z", ".pos_emb.t", ".modulation.deltas", ".freq")
     missing = [k for k in own if k not in state and not k.endswith(derived)]
     if missing:
-        raise InputError(f"checkpoint lacks {len(missing)} weights, e.g. {missing[0]!r}",
-                         path=directory)
+        raise InputError(f"checkpoint lacks {len(missing)} weights, e.g. {missing[0]!r} (not "
+                         "a HyenaDNA checkpoint?)", path=directory)
+    for k, v in own.items():
+        if k in state and tuple(state[k].shape) != tuple(v.shape):
+            raise InputError(f"weight {k!r} has shape {tuple(state[k].shape)} but config.json "
+                             f"makes it {tuple(v.shape)}: the config does not match the weights",
+                             path=directory)
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     return model

@@ -82,7 +82,7 @@ def run_scan(args: argparse.Namespace) -> int:
     summary = args.summary or default_summary_path(out)
     check_writable_file(summary, "summary output", force=args.force)
     genomes = [resolve_bundled_genome(genome) for genome in args.genomes]
-    if args.jaspar:
+    if args.jaspar is not None:
         motifs = jaspar_motifs(args.jaspar, release=args.jaspar_release)
     else:
         motifs = read_motif_files(args.motifs)

@@ -79,6 +79,16 @@ class SelectCriteria:
     representatives_only: bool = True
     assembly_levels: tuple[str, ...] = DEFAULT_ASSEMBLY_LEVELS
 
+    def __post_init__(self):
+        for name in ("min_completeness", "max_contamination"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float)
+                                          and math.isfinite(value) and 0 <= value <= 100):
+                raise InputError(f"{name} is a percentage in [0, 100], got {value}")
+        if self.max_ambiguous_bases is not None and not self.max_ambiguous_bases >= 0:
+            raise InputError(f"max_ambiguous_bases must be 0 or more, got "
+                             f"{self.max_ambiguous_bases}")
+
     def describe(self, criterion: str) -> str:
         """A short human-readable form of one criterion's threshold, for the summary table."""
         if criterion == "taxon":

@@ -110,6 +110,8 @@ def read_motif_file(path: str | Path, fmt: str | None = None) -> list[Motif]:
                          path=path)
     import io
 
+    if fmt == "meme":
+        _check_meme_matrices(text, path)
     try:
         if fmt == "transfac":
             parsed = list(bio_motifs.parse(io.StringIO(text), "transfac", strict=False))
@@ -156,6 +158,40 @@ def _sniff(text: str, path: Path) -> str:
     if any(line[:2] in ("AC", "ID", "P0", "PO") for line in lines[:50]):
         return "transfac"
     raise InputError("not a JASPAR, MEME or TRANSFAC motif file", path=path)
+
+
+def _check_meme_matrices(text: str, path: Path) -> None:
+    """Refuse a MEME ``letter-probability matrix`` whose declared ``w=`` differs from its
+    rows, or whose ``nsites=`` is not positive (the counts are frequencies x sites), naming
+    the line; Biopython would read the first silently and divide by zero on the second."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if not line.lstrip().startswith("letter-probability matrix"):
+            continue
+        fields = dict(re.findall(r"(\w+)=\s*(\S+)", line))
+        if "nsites" in fields:
+            try:
+                ok = float(fields["nsites"]) > 0
+            except ValueError:
+                ok = False
+            if not ok:
+                raise InputError(f"nsites= {fields['nsites']}: a motif needs at least one site",
+                                 path=path, line=i + 1)
+        rows = 0
+        for row in lines[i + 1:]:
+            parts = row.split()
+            try:
+                [float(x) for x in parts]
+            except ValueError:
+                break
+            if not parts:
+                if rows:
+                    break
+                continue
+            rows += 1
+        if "w" in fields and fields["w"] != str(rows):
+            raise InputError(f"the matrix declares w= {fields['w']} but has {rows} rows",
+                             path=path, line=i + 1)
 
 
 def _from_bio(bio, index: int, fmt: str, path: Path) -> Motif:
@@ -208,6 +244,9 @@ def jaspar_motifs(spec: str, release: str = JASPAR_RELEASE) -> list[Motif]:
     Raises:
         InputError: pyjaspar missing, an unknown release, or nothing matching.
     """
+    if not str(spec).partition(":")[0].strip():
+        raise InputError(f"JASPAR collection {spec!r} is empty: give COLLECTION[:TAXON], "
+                         "e.g. CORE or CORE:vertebrates")
     try:
         from pyjaspar import jaspardb
     except ImportError:

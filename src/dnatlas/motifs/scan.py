@@ -94,13 +94,22 @@ def prepare_motifs(motifs: Sequence[Motif], pvalue: float = 1e-4, pseudocount: f
     if pseudocount < 0:
         raise InputError(f"pseudocount must be 0 or more, got {pseudocount}")
     bg = check_background(background)
-    bg_dict = {letter: float(bg[i]) for i, letter in enumerate("ACGT")}
+    # lightmotif wants float32 frequencies summing to exactly 1: put the rounding in the
+    # largest (a background the check above accepts must not fail there)
+    bg32 = bg.astype(np.float32)
+    top = int(np.argmax(bg32))
+    bg32[top] = np.float32(1) - (bg32.sum(dtype=np.float32) - bg32[top])
+    bg_dict = {letter: float(bg32[i]) for i, letter in enumerate("ACGT")}
     prepared = []
     for motif in motifs:
         scores = log_odds(motif, pseudocount, bg)
-        plus = lm.ScoringMatrix(dict(zip("ACGT", scores.tolist())), bg_dict)
         rc = scores[::-1, ::-1]  # rows A C G T -> T G C A is the complement; columns reversed
-        minus = lm.ScoringMatrix(dict(zip("ACGT", rc.tolist())), bg_dict)
+        try:
+            plus = lm.ScoringMatrix(dict(zip("ACGT", scores.tolist())), bg_dict)
+            minus = lm.ScoringMatrix(dict(zip("ACGT", rc.tolist())), bg_dict)
+        except ValueError as exc:
+            raise InputError(f"motif {motif.label}: lightmotif refuses the matrix or the "
+                             f"background {list(np.round(bg, 7))}: {exc}") from None
         threshold = float(np.float32(plus.score(pvalue)))
         prepared.append(PreparedMotif(motif, scores, threshold, plus, minus))
     return prepared

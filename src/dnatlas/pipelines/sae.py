@@ -210,6 +210,9 @@ def train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers,
                              "process (or use topk)")
         data, data_info = _sae_streams(adapter, windows, keys, train.batch_size, buffer_rows,
                                        device)
+        from dnatlas.analysis.extract import plan_model_work
+
+        plan_model_work(adapter, train.steps * train.batch_size)  # compile the activation?
         return _train_on(adapter, data, data_info, keys, arch, expansion, sae_kw, train,
                          windows.seed, out, resume, device)
 
