@@ -270,6 +270,11 @@ def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
                         hook_name="sae_decoder", **sae_kw)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    from dnatlas.devices import check_memory
+
+    # two meta-SAEs (decoder rows, random dictionary): weights, gradients, Adam's moments
+    check_memory(2 * 16 * 2 * cfg.d_in * cfg.d_sae, f"two meta-SAEs of {cfg.d_in} x "
+                 f"{cfg.d_sae} (--width)")
     return preset, cfg, train, seed
 
 

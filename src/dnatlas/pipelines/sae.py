@@ -279,6 +279,12 @@ def _train_on(adapter, data, data_info, keys, arch, expansion, sae_kw, train, se
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc)) from None
         specs.append(SAESpec(None if len(keys) == 1 else key, key, cfg))
+    from dnatlas.devices import check_memory
+
+    # weights, gradients and Adam's two moments of every SAE, float32
+    check_memory(sum(16 * 2 * s.config.d_in * s.config.d_sae for s in specs),
+                 f"{len(specs)} SAE(s) of {specs[0].config.d_in} x {specs[0].config.d_sae} "
+                 "(--expansion)")
     trainer = SAETrainer(specs, train, out, metadata={
         "dnatlas_data": data_info, "model_fingerprint": adapter.fingerprint()})
     if distributed.is_main():
