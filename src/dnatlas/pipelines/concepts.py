@@ -306,7 +306,7 @@ def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, rand
                                  settings, "random-init"))
         dicts += control_dicts
     context = {"model": adapter.name, "model_fingerprint": adapter.fingerprint(),
-               **({"random_init_seed": control.init_seed} if random_init else {}),
+               **({"random_init_seed": getattr(control, "init_seed", None)} if random_init else {}),
                "genome": str(fasta), "annotations": None if annotations is None
                else str(annotations), "splits": splits, "dropped_concepts": dropped,
                "n_elements": dict(zip(labels.names, labels.n_elements().tolist(),
