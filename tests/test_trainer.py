@@ -143,6 +143,23 @@ def test_non_finite_loss_stops_cleanly_naming_the_step(store, tmp_path):
     assert load_checkpoint(tmp_path / "run")["step"] == 2
 
 
+@pytest.mark.parametrize("change", [dict(lr=1e-2), dict(window=64), dict(batch_size=4),
+                                    dict(seed=3), dict(steps=20)])
+def test_a_resume_with_other_settings_is_refused_naming_them(store, tmp_path, change):
+    """Issue 22, family 3: a resumed run matches what it resumes."""
+    from dnatlas.errors import InputError
+
+    def stop_at_3(step, loss):
+        if step == 3:
+            raise _Interrupt
+    with pytest.raises(_Interrupt):
+        train(_cfg(), store, tmp_path / "cut", progress=False, on_step=stop_at_3)
+    name = next(iter(change))
+    with pytest.raises(InputError, match=f"{name}: "):
+        train(_cfg(**change), store, tmp_path / "cut", resume=True, progress=False)
+    train(_cfg(log_every=1), store, tmp_path / "cut", resume=True, progress=False)
+
+
 def test_cli_reports_bad_settings_in_one_line(store, tmp_path, capsys):
     from dnatlas.cli import main
     code = main(["train", "--config", "tiny", "--data", str(store), "--out", str(tmp_path / "r"),

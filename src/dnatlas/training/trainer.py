@@ -267,6 +267,12 @@ def _train(cfg, data, out, resume, progress, info, on_step, force=False) -> Trai
     return result
 
 
+#: settings a resumed run may change: how often it evaluates, saves and logs, and how it
+#: computes (micro-batches, precision, compilation), not what it computes
+RESUMABLE_CHANGES = ("eval_every", "eval_windows", "checkpoint_every", "log_every",
+                     "tensorboard", "micro_batch_size", "bf16", "compile", "compile_activation")
+
+
 def _check_finite_weights(model: nn.Module, step: int, out: Path) -> None:
     """Stop before a checkpoint would keep weights that went NaN or infinite (a finite loss
     does not prove the update after it was finite): the last checkpoint stays good."""
@@ -287,6 +293,13 @@ def _load_model_state(model: nn.Module, state: dict, cfg: TrainConfig, out: Path
             raise InputError(f"--resume: the checkpoint is of another model ({key} "
                              f"{saved[key]!r}, this run has {cfg.to_dict()[key]!r}); resume "
                              "with its settings or start a new --out", path=where)
+    ours = cfg.to_dict()
+    diff = [f"{key}: {saved[key]!r} -> {ours[key]!r}" for key in sorted(ours)
+            if key in saved and key not in RESUMABLE_CHANGES and saved[key] != ours[key]]
+    if diff:
+        raise InputError("--resume: the checkpoint was written with other settings; resume "
+                         f"with the same ones or start a new --out ({'; '.join(diff)})",
+                         path=where)
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, TypeError) as exc:
