@@ -422,11 +422,22 @@ def trained(w22):
     STEER.replace("{w}/sae", "{w}/trained_sae").replace("{w}/model", "{w}/model_b")
     + " --edit 5=1",
     CONCEPTS.replace("{w}/sae", "{w}/trained_sae").replace("{w}/model", "{w}/model_b"),
+    # a control SAE must be trained on the control (random-init) model, checked before
+    # any pass
+    CONCEPTS.replace("{w}/sae", "{w}/trained_sae") + " --random-init --random-init-sae "
+    "{w}/trained_sae",
 ])
-def test_an_sae_runs_only_with_the_model_it_was_trained_on(trained, command, capsys):
-    """Family 5: every command pairing a model with an SAE checks the SAE's fingerprint."""
+def test_an_sae_runs_only_with_the_model_it_was_trained_on(trained, command, capsys,
+                                                           monkeypatch):
+    """Family 5: every command pairing a model with an SAE checks the SAE's fingerprint
+    (concepts eval before its first pass over the genome)."""
+    import dnatlas.pipelines.concepts
+
+    monkeypatch.setattr(dnatlas.pipelines.concepts, "_run_model",
+                        lambda *a, **k: pytest.fail("a pass ran before the check"))
     line = _expect_one_line_error(main(_args(trained, command)), capsys.readouterr().err)
     assert "fingerprint" in line
+    monkeypatch.undo()
     same = command.replace("{w}/model_b", "{w}/model")
     if command.startswith("sae eval"):
         assert main(_args(trained, same)) == 0
