@@ -9,6 +9,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dnatlas"
 RANK = {"errors": 0, "files": 0, "progress": 0, "devices": 0, "masked_scores": 0, "distributed": 0, "runtime": 0, "bundled": 1, "genome": 1,
         "annotation": 1, "motifs": 1, "concepts": 1, "audit": 1, "model": 2, "baselines": 2, "models": 3, "training": 4,
         "analysis": 4, "sae": 4, "pipelines": 5, "cli": 6}
+RANK.update(outputs=0, extras=0)  # base modules: output folders, optional extras
 
 
 def _imports(path: Path):

@@ -86,3 +86,15 @@ def add_site_arg(parser) -> None:
                         help="activation site of integer layers (DNAtlas: neurons (default), "
                              "pre_act, post_act, residual; HyenaDNA: residual, mixer, mlp; "
                              "NT and the Transformer: residual)")
+
+
+def module_doc(name: str) -> str | None:
+    """The docstring of module ``name`` without importing it (``--help`` stays fast: the
+    pipelines import torch)."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        return None
+    return ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8")))

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from dnatlas.cli._model_input import positive_int
+from dnatlas.cli._model_input import module_doc, positive_int
 
 
 def register(subparsers) -> None:
-    from dnatlas.pipelines import demo
-
     p = subparsers.add_parser("demo", help="run the main job on the bundled genomes and model",
-                              description=demo.__doc__,
+                              description=module_doc("dnatlas.pipelines.demo"),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="output folder [runs/demo]")
     p.add_argument("--train-steps", type=positive_int, default=30,

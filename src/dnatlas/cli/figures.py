@@ -6,14 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnatlas.cli._model_input import add_model_arg, non_negative_int
+from dnatlas.cli._model_input import add_model_arg, module_doc, non_negative_int
 
 
 def register(subparsers) -> None:
-    from dnatlas.pipelines import figures
-
     p = subparsers.add_parser("figures", help="regenerate the report's figure analogues",
-                              description=figures.__doc__,
+                              description=module_doc("dnatlas.pipelines.figures"),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arg(p)
     p.add_argument("--out", type=Path, default=Path("docs/figures"))

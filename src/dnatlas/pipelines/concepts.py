@@ -20,6 +20,7 @@ architecture (its neurons, and SAEs trained on it).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,21 +265,17 @@ def evaluate_concepts(model: str | ModelAdapter | None, fasta: str | Path,
                          random_init_saes, settings, force)
 
 
-def _check_out(out, force: bool) -> Path:
-    from dnatlas.files import check_output_dir
+def _open_out(out, force: bool):
+    """The locked output folder (:func:`dnatlas.outputs.output_folder`): an earlier
+    evaluation is refused unless ``force``, which removes it before this run starts."""
+    from dnatlas.outputs import output_folder
 
-    out = check_output_dir(out, "output folder", own=is_concepts_output, force=force)
-    earlier = sorted(name for name in OUTPUT_FILES if (out / name).exists())
-    if earlier and not force:
-        raise InputError(f"output folder holds an earlier evaluation ({', '.join(earlier[:2])}"
-                         f"{', ...' if len(earlier) > 2 else ''}); --force replaces it", path=out)
-    return out
+    return output_folder(out, "concepts eval", own=is_concepts_output, force=force)
 
 
 def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, random_init_saes,
               settings, force) -> ConceptResult:
     from dnatlas import distributed
-    from dnatlas.pipelines.concept_report import write_report
 
     torch_device = str(adapter.device)
     dicts = _dictionaries(adapter, saes, neurons, False, torch_device)
@@ -287,7 +284,22 @@ def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, rand
     _check_sae_models(dicts, adapter)
     codes, intervals = _genome(fasta, annotations)
     splits = make_splits({r: len(c) for r, c in codes.items()}, settings.valid, settings.test)
-    out = distributed.on_main(_check_out, out, force)
+    with contextlib.ExitStack() as stack:
+        folder = distributed.on_main(lambda: stack.enter_context(_open_out(out, force)))
+        result = _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations,
+                                folder, random_init, random_init_saes, settings)
+        if distributed.is_main():
+            folder.complete(OUTPUT_FILES & {p.name for p in folder.path.iterdir()})
+        return result
+
+
+def _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations, folder,
+                   random_init, random_init_saes, settings) -> ConceptResult:
+    from dnatlas import distributed
+    from dnatlas.pipelines.concept_report import write_report
+
+    torch_device = str(adapter.device)
+    out = folder.path
     labels, dropped = build_labels(intervals, codes, settings.labels)
     if labels.n_concepts == 0:
         raise InputError("no concept has any element in the genome (check the annotation "

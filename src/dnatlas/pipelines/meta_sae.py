@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dnatlas.errors import InputError
-from dnatlas.files import atomic_write, check_output_dir, file_digest, open_text, write_json
+from dnatlas.files import atomic_write, file_digest, open_text, write_json
 
 META_DIR, RANDOM_DIR = "meta_sae", "random_dictionary"
 OUTPUTS = (META_DIR, RANDOM_DIR, "metrics.json", "children.csv", "hierarchy.json")
@@ -166,7 +166,10 @@ def read_concepts(flt: ConceptFilter, d_sae: int, base_name: str = ""
     Raises:
         InputError: a missing column, a non-numeric value, a feature outside [0, d_sae).
     """
+    from dnatlas.outputs import check_finished
+
     path = Path(flt.path)
+    check_finished(path, "concept table's folder")
     with open_text(path, newline="") as fh:
         reader = csv.DictReader(fh)
         columns = set(reader.fieldnames or ())
@@ -214,18 +217,20 @@ def _resolve(sae) -> Path:
     folder = Path(resolve(sae))
     if not folder.exists():
         raise InputError("no such SAE folder", path=folder)
+    from dnatlas.outputs import check_finished
+
+    check_finished(folder, "SAE folder")
     return folder
 
 
-def _check_out(out: Path, force: bool) -> Path:
-    if out.exists() and out.is_dir() and any(out.iterdir()) and not force:
-        raise InputError("output folder exists and is not empty; give --force to replace "
-                         "its meta-SAE outputs", path=out)
-    out = check_output_dir(out, "output folder")
-    if force:
-        for sub in (META_DIR, RANDOM_DIR):
-            (out / sub / "checkpoint.pt").unlink(missing_ok=True)
-    return out
+def _open_out(out: Path, force: bool):
+    """The locked output folder (:func:`dnatlas.outputs.output_folder`): refused when it
+    holds anything unless ``force``, which replaces this command's outputs (removed before
+    the run starts) and leaves other files."""
+    from dnatlas.outputs import output_folder
+
+    return output_folder(out, "sae meta", own=lambda name: name in OUTPUTS, force=force,
+                         earlier=lambda name: True)
 
 
 def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
@@ -314,51 +319,54 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
     if len(ids) < 2:
         raise InputError(f"a meta-SAE needs at least 2 latents, got {len(ids)}")
     preset, cfg, train, seed = _configs(settings, len(ids), base.d_in, device)
-    out = _check_out(Path(out), force)
-    control = random_dictionary(*rows.shape, seed=seed)
-    source = {"base_sae": str(folder), "base_sae_sha256": file_digest(folder / WEIGHTS_FILENAME),
-              "base_hook_name": base.cfg.hook_name, "base_model_name": base.cfg.model_name,
-              "preset": settings.preset, "latents": ids, "replacement": preset.replacement}
-    print(f"training {cfg.arch} meta-SAEs ({cfg.d_in} -> {cfg.d_sae}) on {len(ids)} decoder "
-          f"rows of {folder} and on a random dictionary, {train.steps} steps of "
-          f"{min(train.batch_size, len(ids)) if not preset.replacement else train.batch_size} "
-          f"rows on {device}", file=sys.stderr)
-    metrics: dict = {}
-    children: list = []
-    for name, key, data in (("decoder", META_DIR, rows), ("random", RANDOM_DIR, control)):
-        what = (f"decoder of {folder} (sha256 {source['base_sae_sha256'][:16]})"
-                if name == "decoder" else "a random dictionary (Gaussian rows, unit norm)")
-        spec = SAESpec(None, "sae_decoder", copy.deepcopy(cfg))
-        spec.config.model_name = f"meta-SAE on the {what}"
-        trainer = SAETrainer([spec], copy.deepcopy(train), out / key, metadata={
-            "dnatlas_meta_sae": {**source, "trained_on": name, "description": what}})
-        trainer.fit(decoder_batches({"sae_decoder": data}, train.batch_size, seed=seed,
-                                    replacement=preset.replacement, steps=train.steps))
-        meta = load_sae(out / key, device=device)
-        codes = meta_codes(meta, data)
-        metrics[name] = decoder_variance_explained(meta, data, codes)
-        if cfg.arch == "batchtopk":
-            with torch.no_grad():
-                batch = decoder_variance_explained(meta, data, meta.encode_batch(
-                    data.to(device)).cpu())
-            metrics[name].update({f"{k}_batch_topk": v for k, v in batch.items()})
-        if name == "decoder":
-            children = meta_children(codes, ids)
-    metrics["warnings"] = [] if cfg.d_sae < len(ids) else [
-        f"{cfg.d_sae} meta-latents for {len(ids)} rows: a meta-SAE this wide can give every "
-        "row a latent of its own, so its FVE says little about shared structure; give "
-        f"--width below {len(ids)}"]
-    metrics["settings"] = {**source, "latents": len(ids), "arch": cfg.arch, "width": cfg.d_sae,
-                           "k": cfg.k, "l0_coefficient": cfg.l0_coefficient, "seed": seed,
-                           "steps": train.steps, "batch_size": train.batch_size, "lr": train.lr}
-    paths = {"meta_sae": out / META_DIR, "random_sae": out / RANDOM_DIR,
-             "metrics": out / "metrics.json", "children": out / "children.csv",
-             "hierarchy": out / "hierarchy.json"}
-    write_json(paths["metrics"], {**metrics, "latent_ids": ids})
-    matched = concepts.threshold if concepts else None
-    write_children(paths["children"], children, labels)
-    write_json(paths["hierarchy"], hierarchy(children, ids, labels, matched, source))
-    return MetaSAEResult(out, metrics, ids, children, paths)
+    with _open_out(Path(out), force) as dest:
+        out = dest.path
+        control = random_dictionary(*rows.shape, seed=seed)
+        source = {"base_sae": str(folder),
+                  "base_sae_sha256": file_digest(folder / WEIGHTS_FILENAME),
+                  "base_hook_name": base.cfg.hook_name, "base_model_name": base.cfg.model_name,
+                  "preset": settings.preset, "latents": ids, "replacement": preset.replacement}
+        print(f"training {cfg.arch} meta-SAEs ({cfg.d_in} -> {cfg.d_sae}) on {len(ids)} decoder "
+              f"rows of {folder} and on a random dictionary, {train.steps} steps of "
+              f"{min(train.batch_size, len(ids)) if not preset.replacement else train.batch_size} "
+              f"rows on {device}", file=sys.stderr)
+        metrics: dict = {}
+        children: list = []
+        for name, key, data in (("decoder", META_DIR, rows), ("random", RANDOM_DIR, control)):
+            what = (f"decoder of {folder} (sha256 {source['base_sae_sha256'][:16]})"
+                    if name == "decoder" else "a random dictionary (Gaussian rows, unit norm)")
+            spec = SAESpec(None, "sae_decoder", copy.deepcopy(cfg))
+            spec.config.model_name = f"meta-SAE on the {what}"
+            trainer = SAETrainer([spec], copy.deepcopy(train), out / key, metadata={
+                "dnatlas_meta_sae": {**source, "trained_on": name, "description": what}})
+            trainer.fit(decoder_batches({"sae_decoder": data}, train.batch_size, seed=seed,
+                                        replacement=preset.replacement, steps=train.steps))
+            meta = load_sae(out / key, device=device)
+            codes = meta_codes(meta, data)
+            metrics[name] = decoder_variance_explained(meta, data, codes)
+            if cfg.arch == "batchtopk":
+                with torch.no_grad():
+                    batch = decoder_variance_explained(meta, data, meta.encode_batch(
+                        data.to(device)).cpu())
+                metrics[name].update({f"{k}_batch_topk": v for k, v in batch.items()})
+            if name == "decoder":
+                children = meta_children(codes, ids)
+        metrics["warnings"] = [] if cfg.d_sae < len(ids) else [
+            f"{cfg.d_sae} meta-latents for {len(ids)} rows: a meta-SAE this wide can give every "
+            "row a latent of its own, so its FVE says little about shared structure; give "
+            f"--width below {len(ids)}"]
+        metrics["settings"] = {**source, "latents": len(ids), "arch": cfg.arch, "width": cfg.d_sae,
+                               "k": cfg.k, "l0_coefficient": cfg.l0_coefficient, "seed": seed,
+                               "steps": train.steps, "batch_size": train.batch_size, "lr": train.lr}
+        paths = {"meta_sae": out / META_DIR, "random_sae": out / RANDOM_DIR,
+                 "metrics": out / "metrics.json", "children": out / "children.csv",
+                 "hierarchy": out / "hierarchy.json"}
+        write_json(paths["metrics"], {**metrics, "latent_ids": ids})
+        matched = concepts.threshold if concepts else None
+        write_children(paths["children"], children, labels)
+        write_json(paths["hierarchy"], hierarchy(children, ids, labels, matched, source))
+        dest.complete(OUTPUTS)
+        return MetaSAEResult(out, metrics, ids, children, paths)
 
 
 # ---- outputs ------------------------------------------------------------------------------

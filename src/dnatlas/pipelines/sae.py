@@ -16,7 +16,9 @@ sees the same global batches, so its SAEs equal the ranks' (up to float summatio
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,10 +178,37 @@ def train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers,
             raise InputError("batchtopk selects the top k * batch activations of the whole "
                              "batch, which data-parallel ranks do not share: train it in one "
                              "process (or use topk)")
-        data, data_info = _sae_streams(adapter, windows, keys, train.batch_size, buffer_rows,
-                                       device)
-        return _train_on(adapter, data, data_info, keys, arch, expansion, sae_kw, train,
-                         windows.seed, out, resume, device)
+        with contextlib.ExitStack() as stack:
+            held = []  # rank 0's locked folder
+            distributed.on_main(lambda: held.append(stack.enter_context(
+                _open_sae_out(out, keys, resume, force))))
+            data, data_info = _sae_streams(adapter, windows, keys, train.batch_size,
+                                           buffer_rows, device)
+            folders = _train_on(adapter, data, data_info, keys, arch, expansion, sae_kw,
+                                train, windows.seed, out, resume, device)
+            for folder in held:
+                folder.complete(name for name in os.listdir(folder.path)
+                                if name in SAE_RUN_FILES or name in keys)
+            return folders
+
+
+#: what ``sae train`` writes into an SAE folder (besides the SAEs' subfolders)
+SAE_RUN_FILES = frozenset({"cfg.json", "sae_weights.safetensors", "metrics.csv",
+                           "checkpoint.pt"})
+
+
+def _open_sae_out(out, keys, resume: bool, force: bool):
+    """The locked output folder of ``sae train`` (:func:`dnatlas.outputs.output_folder`):
+    an earlier SAE or files of the user's are refused unless ``force`` (which removes the
+    earlier SAE's files first); ``resume`` continues the checkpoint there."""
+    from dnatlas.outputs import output_folder
+
+    def own(name: str) -> bool:
+        return (name in SAE_RUN_FILES or (len(keys) > 1 and name in keys)
+                or (name.startswith(".") and name.endswith(".tmp")))
+
+    return output_folder(out, "sae train", own=own, force=force, what="SAE folder",
+                         earlier=(lambda name: False) if resume else None)
 
 
 def _sae_streams(adapter, windows: WindowSettings, keys, batch_size: int, buffer_rows: int,
@@ -312,10 +341,19 @@ def cache_sae_activations(model: str | ModelAdapter | None, windows: WindowSetti
     rows_of = functools.partial(window_rows, adapter, keys=keys, drop_n=not windows.keep_n)
     source = window_source(windows.data, windows.split, windows.window,
                            windows.windows_per_batch, windows.seed)
+    from dnatlas.files import check_output_dir
+    from dnatlas.outputs import lock_folder
+
+    def own(name: str) -> bool:
+        return (name == "manifest.json" or name.startswith("shard_")
+                or (name.startswith(".") and name.endswith(".tmp")))
+
+    out = check_output_dir(out, "activation cache folder", own=own)
     info = {"model": adapter.name, "model_fingerprint": adapter.fingerprint(),
             "data": str(windows.data), "split": windows.split, "window": windows.window,
             "windows_per_batch": windows.windows_per_batch, "keys": keys,
             "drop_n": not windows.keep_n}
-    return cache_activations(rows_of, source, out, n_shards=shards,
-                             batches_per_shard=batches_per_shard, dtype=dtype,
-                             seed=windows.seed, info=info)
+    with lock_folder(out, "activation cache folder"):
+        return cache_activations(rows_of, source, out, n_shards=shards,
+                                 batches_per_shard=batches_per_shard, dtype=dtype,
+                                 seed=windows.seed, info=info)

@@ -27,9 +27,11 @@ def load_sae_for(spec: str | Path, model: ModelAdapter, hook: str | None = None,
         InputError: one line naming the folder when the SAE has no site, the model has
             no such site, or the site's width differs from the SAE's ``d_in``.
     """
+    from dnatlas.outputs import check_finished
     from dnatlas.sae.saelens_format import load_sae, resolve_sae_path
 
     folder = resolve_sae_path(spec)
+    check_finished(folder, "SAE folder")
     sae = load_sae(folder, device=model.device if device is None else device)
     key = hook or sae.cfg.hook_name
     if not key:

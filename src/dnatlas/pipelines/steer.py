@@ -29,6 +29,7 @@ of random features of matched maximum activation steered the same way. Outputs:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -310,7 +311,6 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     written); an existing result there is refused unless ``force``.
     """
     from dnatlas.pipelines import steer_report as report
-    from dnatlas.progress import progress
 
     specs = [parse_edit(e) for e in req.edits]
     if not specs:
@@ -327,8 +327,19 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     for name in ("max_sample", "max_window", "batch_size", "control_pool"):
         if getattr(req, name) < 1:
             raise InputError(f"{name.replace('_', '-')} must be at least 1")
-    if out is not None:
-        out = report.check_out(out, force)
+    with contextlib.ExitStack() as stack:
+        folder = None if out is None else stack.enter_context(report.open_out(out, force))
+        result = _steer(model, req, specs, variants, folder, device)
+        if folder is not None:
+            folder.complete([name for name in report.OUTPUTS if (folder / name).exists()])
+        return result
+
+
+def _steer(model, req: SteerRequest, specs, variants, folder, device) -> SteerResult:
+    from dnatlas.pipelines import steer_report as report
+    from dnatlas.progress import progress
+
+    out = None if folder is None else folder.path
     adapter, sae, sae_dir, key, fasta, records = _load(model, req, device)
     check_features([f for s in specs for f in s.features], sae.d_sae)
     if req.frame_start is not None and not hasattr(adapter, "logits"):

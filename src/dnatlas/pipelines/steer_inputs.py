@@ -162,7 +162,9 @@ def read_feature_stats(path: str | Path, d_sae: int) -> dict[str, torch.Tensor]:
     ``mean`` and ``frequency`` (optional) columns: ``{column: (d_sae,) float64}``, 0 for
     features not listed."""
     from dnatlas.files import open_text
+    from dnatlas.outputs import check_finished
 
+    check_finished(path, "feature table's folder")
     with open_text(path) as fh:
         header = fh.readline().rstrip("\n").split("\t")
         if "feature" not in header or "max" not in header:

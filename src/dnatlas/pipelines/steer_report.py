@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import NUCLEOTIDES
 
 OUTPUTS = ("positions.tsv", "variants.tsv", "codons.tsv", "feature_max.tsv", "steer.json",
@@ -35,18 +34,13 @@ SEMANTICS = ("masked-LM: each position is predicted with it replaced by MASK (5)
              "planned from the model's context (causal models: from the positions before it)")
 
 
-def check_out(out, force: bool) -> Path:
-    """The output folder; refuses one holding a steering result (or other files) unless
-    ``force``."""
-    from dnatlas.files import check_output_dir
+def open_out(out, force: bool):
+    """The locked output folder (:func:`dnatlas.outputs.output_folder`); a steering result
+    (or other files) there is refused unless ``force``, which removes the earlier result
+    before this run starts."""
+    from dnatlas.outputs import output_folder
 
-    out = Path(out)
-    if out.is_dir() and not force:
-        done = [name for name in OUTPUTS if (out / name).exists()]
-        if done:
-            raise InputError(f"the output folder already holds a steering result ({done[0]}); "
-                             "give --force to replace it", path=out)
-    return check_output_dir(out, "output folder", own=lambda name: name in OUTPUTS, force=force)
+    return output_folder(out, "steer", own=lambda name: name in OUTPUTS, force=force)
 
 
 def logit(log_p: np.ndarray) -> np.ndarray:
