@@ -155,7 +155,8 @@ def earlier_outputs(directory: Path, names: Callable[[str], bool]) -> list[str]:
 def output_folder(path: str | Path, command: str, own: Callable[[str], bool],
                   force: bool = False, what: str = "output folder",
                   earlier: Callable[[str], bool] | None = None,
-                  remove: Callable[[str], bool] | None = None) -> Iterator[OutputFolder]:
+                  remove: Callable[[str], bool] | None = None,
+                  result: str = "an earlier result") -> Iterator[OutputFolder]:
     """The output folder of one run of ``command``: checked, locked for the block, cleared
     of an earlier result when ``force``, and marked complete by :meth:`OutputFolder.complete`.
 
@@ -166,6 +167,7 @@ def output_folder(path: str | Path, command: str, own: Callable[[str], bool],
             refused without ``force`` ("nothing is overwritten without --force").
         remove: the names removed before a forced rerun (default ``earlier``; only names
             ``own`` claims are ever removed); caches a rerun reuses are left out of it.
+        result: what an earlier run left, in the refusal ("a steering result").
     """
     from dnatlas.files import check_output_dir
 
@@ -177,7 +179,7 @@ def output_folder(path: str | Path, command: str, own: Callable[[str], bool],
         found = earlier_outputs(path, earlier)
         if found and not force:
             shown = ", ".join(found[:2]) + (", ..." if len(found) > 2 else "")
-            raise InputError(f"{what} holds an earlier result ({shown}); give --force to "
+            raise InputError(f"{what} already holds {result}: {shown}; give --force to "
                              "replace it", path=path)
         (path / COMPLETE_NAME).unlink(missing_ok=True)  # unfinished from here on
         if force:
@@ -218,15 +220,12 @@ def check_finished(path: str | Path, what: str = "folder") -> None:
     holds the run's lock but no completion marker. Folders written before dnatlas marked
     its runs (no lock either), and folders of other tools, are read as they are.
 
-    ``path`` may be a file in such a folder; an SAE subfolder of a multi-layer ``sae train``
-    is checked through its parent.
+    ``path`` may be a file in such a folder. (The SAE subfolders of a multi-layer ``sae
+    train`` are written whole at its end, and removed before a forced rerun.)
     """
     path = Path(path)
     folder = path if path.is_dir() else path.parent
-    for candidate in (folder, folder.parent):
-        if (candidate / LOCK_NAME).is_file():
-            if (candidate / COMPLETE_NAME).is_file():
-                return
-            state = "is still being written" if is_locked(candidate) else "is unfinished"
-            raise InputError(f"{what} {state}: the run writing it did not finish (no "
-                             f"{COMPLETE_NAME}); rerun it", path=candidate)
+    if (folder / LOCK_NAME).is_file() and not (folder / COMPLETE_NAME).is_file():
+        state = "is still being written" if is_locked(folder) else "is unfinished"
+        raise InputError(f"{what} {state}: the run writing it did not finish (no "
+                         f"{COMPLETE_NAME}); rerun it", path=folder)

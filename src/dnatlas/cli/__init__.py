@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _check_extras(args)
         code = args.func(args)
     except DnatlasError as exc:
         print(f"dnatlas: error: {exc}", file=sys.stderr)
@@ -67,6 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     return 0 if code is None else int(code)
+
+
+def _check_extras(args: argparse.Namespace) -> None:
+    """The extras the command declared (``_model_input.needs``), before any work."""
+    wanted = getattr(args, "needs", None)
+    if wanted is not None:
+        from dnatlas import extras
+
+        extras.require(*wanted(args), what=args.needs_what)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -98,3 +98,11 @@ def module_doc(name: str) -> str | None:
     if spec is None or spec.origin is None:
         return None
     return ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8")))
+
+
+def needs(parser, *extras: str, when=None) -> None:
+    """Declare the extras a subcommand needs (:mod:`dnatlas.extras`): the CLI checks them
+    before the command runs, one line naming the extra when one is missing. ``when``: a
+    function of the parsed arguments giving the extras for this call instead (e.g. only
+    those a flag asks for)."""
+    parser.set_defaults(needs=when or (lambda args: extras), needs_what=parser.prog)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from dnatlas.annotation.annotate import TOOLS, annotate_genome
+from dnatlas.cli._model_input import needs
 
 
 def register(subparsers) -> None:
@@ -35,6 +36,24 @@ def register(subparsers) -> None:
                              "(0-100; default 76, TransTermHP's own)")
     parser.add_argument("--force", action="store_true", help="replace an existing GFF3")
     parser.set_defaults(func=run)
+    needs(parser, when=_python_tools_extra)
+
+
+#: the annotate extra's module of each Python tool
+TOOL_MODULES = {"prodigal": "pyrodigal", "aragorn": "pyaragorn", "barrnap": "pybarrnap"}
+
+
+def _python_tools_extra(args: argparse.Namespace) -> tuple[str, ...]:
+    """The annotate extra when a tool asked for (by default: all) is one of its modules;
+    a missing one is an error, not a skipped track (TransTermHP and pilercr, programs on
+    PATH, are still skipped with a note when absent)."""
+    from dnatlas import extras
+
+    modules = tuple(TOOL_MODULES[t] for t in args.tools if t in TOOL_MODULES)
+    if modules:
+        extras.require("annotate", what=f"dnatlas annotate --tools {','.join(args.tools)}",
+                       modules=modules)
+    return ()
 
 
 def _tool_list(text: str) -> list[str]:

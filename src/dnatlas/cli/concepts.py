@@ -7,7 +7,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from dnatlas.cli._model_input import add_device_arg, add_model_arg, non_negative_int, positive_int
+from dnatlas.cli._model_input import (
+    add_device_arg,
+    add_model_arg,
+    needs,
+    non_negative_int,
+    positive_int,
+)
 from dnatlas.errors import InputError
 
 GENOME_HELP = "genome FASTA/GenBank or a bundled genome's name (default: ecoli_k12_mg1655)"
@@ -87,6 +93,7 @@ def register(subparsers) -> None:
     ev.add_argument("--out", "-o", type=Path, required=True, metavar="DIR")
     ev.add_argument("--force", action="store_true", help="replace an earlier evaluation in DIR")
     ev.set_defaults(func=run_eval)
+    needs(ev, "analysis")
 
     lab = sub.add_parser("labels", help="write the concept labels as BED with element ids",
                          description="Build the concept labels (annotation concepts, codons, "
@@ -97,6 +104,7 @@ def register(subparsers) -> None:
     lab.add_argument("--out", "-o", type=Path, required=True, metavar="BED")
     lab.add_argument("--force", action="store_true", help="replace an existing BED")
     lab.set_defaults(func=run_labels)
+    needs(lab, "analysis")
 
 
 def _split_list(values) -> list[str]:

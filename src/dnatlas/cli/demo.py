@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from dnatlas.cli._model_input import module_doc, positive_int
+from dnatlas.cli._model_input import (
+    module_doc,
+    needs,
+    positive_int,
+)
 
 
 def register(subparsers) -> None:
@@ -19,6 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="write into OUT even when it holds files the demo does not write")
     p.set_defaults(func=run)
+    needs(p, when=lambda args: () if args.skip_analysis else ("analysis",))
 
 
 def run(args: argparse.Namespace) -> int:

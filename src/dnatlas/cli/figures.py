@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnatlas.cli._model_input import add_model_arg, module_doc, non_negative_int
+from dnatlas.cli._model_input import (
+    add_model_arg,
+    module_doc,
+    needs,
+    non_negative_int,
+)
 
 
 def register(subparsers) -> None:
@@ -24,6 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="write into OUT even when it holds files this command does not write")
     p.set_defaults(func=run)
+    needs(p, "analysis")
 
 
 def run(args: argparse.Namespace) -> int:

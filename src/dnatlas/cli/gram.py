@@ -6,7 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from dnatlas.cli._model_input import add_model_input, add_site_arg, positive_int
+from dnatlas.cli._model_input import (
+    add_model_input,
+    add_site_arg,
+    needs,
+    positive_int,
+)
 
 SCALES = ("linear", "power")
 
@@ -45,6 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", "-o", type=Path, required=True, metavar="PNG")
     p.add_argument("--force", action="store_true", help="replace an existing PNG / --stats")
     p.set_defaults(func=run_gram)
+    needs(p, "analysis")
 
 
 def run_gram(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from dnatlas.cli._model_input import (
+    needs,
     non_negative_float,
     positive_float,
     positive_int,
@@ -58,6 +59,7 @@ def register(subparsers) -> None:
                       help="bases scanned at a time (bounds memory; default: 1048576)")
     scan.add_argument("--force", action="store_true", help="replace existing outputs")
     scan.set_defaults(func=run_scan)
+    needs(scan, "motifs")
 
 
 def _background(text: str):

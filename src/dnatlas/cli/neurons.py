@@ -11,6 +11,7 @@ import numpy as np
 from dnatlas.cli._model_input import (
     add_model_input,
     add_site_arg,
+    needs,
     non_negative_int,
     positive_int,
 )
@@ -58,6 +59,7 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="write into DIR even when it holds files a catalog does not write")
     p.set_defaults(func=run_neurons)
+    needs(p, "analysis")
 
 
 def _neuron_list(spec: str | None) -> list[int] | None:

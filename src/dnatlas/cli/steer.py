@@ -9,7 +9,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from dnatlas.cli._model_input import add_device_arg, add_model_arg, non_negative_int, positive_int
+from dnatlas.cli._model_input import (
+    add_device_arg,
+    add_model_arg,
+    needs,
+    non_negative_int,
+    positive_int,
+)
 
 
 def register(subparsers) -> None:
@@ -84,6 +90,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", "-o", type=Path, required=True, metavar="DIR")
     p.add_argument("--force", action="store_true", help="replace an existing result in --out")
     p.set_defaults(func=run_steer)
+    needs(p, "analysis")
 
 
 def run_steer(args: argparse.Namespace) -> int:

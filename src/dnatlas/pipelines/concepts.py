@@ -270,7 +270,8 @@ def _open_out(out, force: bool):
     evaluation is refused unless ``force``, which removes it before this run starts."""
     from dnatlas.outputs import output_folder
 
-    return output_folder(out, "concepts eval", own=is_concepts_output, force=force)
+    return output_folder(out, "concepts eval", own=is_concepts_output, force=force,
+                         result="an earlier evaluation")
 
 
 def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, random_init_saes,

@@ -86,11 +86,10 @@ def run_demo(out: str | Path = "runs/demo", train_steps: int = 30, eval_windows:
 
 
 def _run_analysis(out: Path) -> None:
-    try:
-        import matplotlib  # noqa: F401  (the analysis extra)
-    except ImportError as exc:
-        print(f"(analysis skipped: {exc}; pip install 'dnatlas[analysis]')")
-        return
+    from dnatlas import extras
+
+    if not extras.optional("analysis", "the analysis (Gram maps, offsets, neuron catalog)"):
+        return  # the CLI refuses to start without it unless --skip-analysis
     from dnatlas.pipelines.figures import report_figures
 
     _section("4. the bundled model on E. coli MG1655: Gram maps, offsets, neuron catalog")

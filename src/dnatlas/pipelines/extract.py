@@ -41,9 +41,33 @@ def extract_genome(model: str | ModelAdapter | None, fasta: str | Path, out: str
     with distributed.session(device) as info:
         adapter = model if isinstance(model, ModelAdapter) else load_model(model, info.device)
         items = [(r.id, r.seq, start, end) for r, start, end in records_of(fasta, region)]
+        if not force:
+            distributed.on_main(_refuse_other_spans, out, items,
+                                adapter.select_keys(layers, site))
         return extract_records(adapter, items, out, layers, site, strand=strand,
                                dtype=np.dtype(dtype), layout=layout, chunk_size=chunk_size,
                                batch_size=batch_size, force=force)
+
+
+def _refuse_other_spans(out, items, keys) -> None:
+    """``extract`` into a folder holding another span of the same record and layer would
+    replace it: refused without ``force`` (the same span is extracted again in place)."""
+    from dnatlas.analysis.activation_files import read_meta, sequence_sha256
+    from dnatlas.genome.regions import format_region
+
+    old = read_meta(Path(out)) if Path(out).is_dir() else None
+    if old is None:
+        return
+    held = {(a["seqid"], a["layer"]): a for a in old.get("arrays", [])}
+    for seqid, seq, start, end in items:
+        for key in keys:
+            a = held.get((seqid, key))
+            if a is not None and (a["start"], a["end"], a.get("sequence_sha256")) != (
+                    start, end, sequence_sha256(seq)):
+                raise InputError(
+                    f"the folder holds {key} of {format_region(seqid, a['start'], a['end'])}; "
+                    f"extracting {format_region(seqid, start, end)} would replace it: give "
+                    "another --out, or --force to replace it", path=out)
 
 
 def extract_records(model: ModelAdapter, items, out: str | Path, layers="all",

@@ -208,7 +208,10 @@ def _open_sae_out(out, keys, resume: bool, force: bool):
                 or (name.startswith(".") and name.endswith(".tmp")))
 
     return output_folder(out, "sae train", own=own, force=force, what="SAE folder",
-                         earlier=(lambda name: False) if resume else None)
+                         earlier=(lambda name: False) if resume else None,
+                         result=("an SAE run whose checkpoint already exists (--resume "
+                                 "continues it)") if (Path(out) / "checkpoint.pt").exists()
+                         else "an SAE")
 
 
 def _sae_streams(adapter, windows: WindowSettings, keys, batch_size: int, buffer_rows: int,

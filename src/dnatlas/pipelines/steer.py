@@ -310,6 +310,7 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     ``feature_max.tsv``, ``steer.json`` and ``steer.png`` into ``out`` (None: nothing
     written); an existing result there is refused unless ``force``.
     """
+    from dnatlas.files import check_output_dir
     from dnatlas.pipelines import steer_report as report
 
     specs = [parse_edit(e) for e in req.edits]
@@ -327,19 +328,8 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     for name in ("max_sample", "max_window", "batch_size", "control_pool"):
         if getattr(req, name) < 1:
             raise InputError(f"{name.replace('_', '-')} must be at least 1")
-    with contextlib.ExitStack() as stack:
-        folder = None if out is None else stack.enter_context(report.open_out(out, force))
-        result = _steer(model, req, specs, variants, folder, device)
-        if folder is not None:
-            folder.complete([name for name in report.OUTPUTS if (folder / name).exists()])
-        return result
-
-
-def _steer(model, req: SteerRequest, specs, variants, folder, device) -> SteerResult:
-    from dnatlas.pipelines import steer_report as report
-    from dnatlas.progress import progress
-
-    out = None if folder is None else folder.path
+    if out is not None:
+        check_output_dir(out, "output folder")  # writable, before the inputs are read
     adapter, sae, sae_dir, key, fasta, records = _load(model, req, device)
     check_features([f for s in specs for f in s.features], sae.d_sae)
     if req.frame_start is not None and not hasattr(adapter, "logits"):
@@ -347,6 +337,20 @@ def _steer(model, req: SteerRequest, specs, variants, folder, device) -> SteerRe
                          "MLM model with triplet outputs (DNAtlas)")
     check_variants(variants, records)
     positions = select_positions(records, req.regions, req.bed, req.all_positions, variants)
+    with contextlib.ExitStack() as stack:  # locked from here to the completion marker
+        folder = None if out is None else stack.enter_context(report.open_out(out, force))
+        result = _steer(adapter, sae, sae_dir, key, fasta, records, positions, req, specs,
+                        variants, None if folder is None else folder.path)
+        if folder is not None:
+            folder.complete([name for name in report.OUTPUTS if (folder / name).exists()])
+        return result
+
+
+def _steer(adapter, sae, sae_dir, key, fasta, records, positions, req: SteerRequest, specs,
+           variants, out) -> SteerResult:
+    from dnatlas.pipelines import steer_report as report
+    from dnatlas.progress import progress
+
 
     ranked = any(s.top for s in specs)
     need = {"max"} if req.control > 0 or any(s.op == "set_max" for s in specs) else set()

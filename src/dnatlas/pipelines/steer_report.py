@@ -40,7 +40,8 @@ def open_out(out, force: bool):
     before this run starts."""
     from dnatlas.outputs import output_folder
 
-    return output_folder(out, "steer", own=lambda name: name in OUTPUTS, force=force)
+    return output_folder(out, "steer", own=lambda name: name in OUTPUTS, force=force,
+                         result="a steering result")
 
 
 def logit(log_p: np.ndarray) -> np.ndarray:
