@@ -222,3 +222,239 @@ def test_force_replaces_a_figure_and_writes_beside_user_files(w, capsys):
     # a catalog folder holds only what a catalog writes: re-running into it needs no --force
     assert main(_args(w, NEURONS + f" --tracks CDS --windows 1 --out {w}/n_again")) == 0
     assert main(_args(w, NEURONS + f" --tracks CDS --windows 1 --out {w}/n_again")) == 0
+
+
+# ---------------------------------------------------------------- output folders (issue 22)
+
+STEER = ("steer --model {w}/model --genome {w}/genome.fa --sae {w}/sae --edit 3=1 "
+         "--region chrA:1-40")
+CONCEPTS = ("concepts eval --model {w}/model --genome {w}/genome.fa --annotations "
+            "{w}/ann.gff3 --sae {w}/sae --no-codons --no-shuffled --sample 2000 --edge 0")
+SAE_TRAIN_FASTA = ("sae train --model {w}/model --data {w}/genome.fa --layer 1 --arch topk "
+                   "--steps 2 --batch-size 64 --window 128 --windows-per-batch 2 "
+                   "--buffer-rows 256")
+
+LOCKED = {
+    "sae train": SAE_TRAIN_FASTA + " --k 4",
+    "sae cache": ("sae cache --model {w}/model --data {w}/genome.fa --layer 1 --shards 1 "
+                  "--batches-per-shard 1 --window 128 --windows-per-batch 2"),
+    "sae meta": "sae meta --sae {w}/sae --steps 2 --width 4 --k 2",
+    "steer": STEER,
+    "concepts eval": CONCEPTS,
+    "extract": EXTRACT.replace(" --out {w}/o_extract", "") + " --layers 0",
+    "neurons": NEURONS + " --tracks CDS --windows 1",
+}
+
+
+@pytest.mark.parametrize("command", LOCKED)
+def test_a_second_run_into_a_busy_output_folder_fails_at_once(w, command, capsys):
+    """Every writer of an output folder takes the lock ``train`` takes: a run into a folder
+    another run holds is one line, exit 2, and writes nothing there."""
+    from dnatlas.outputs import lock_folder
+
+    out = w / f"busy_{command.replace(' ', '_')}"
+    out.mkdir()
+    with lock_folder(out):
+        assert main(_args(w, LOCKED[command] + f" --out {out}")) == 2
+    err = capsys.readouterr().err
+    assert "another dnatlas run is using this" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
+def test_train_takes_the_same_lock(w, capsys):
+    from dnatlas.outputs import lock_folder
+
+    out = w / "busy_train"
+    out.mkdir()
+    with lock_folder(out):
+        assert main(_args(w, TRAIN + f" --out {out}")) == 2
+    assert "is using this folder" in capsys.readouterr().err
+
+
+def test_sae_train_replaces_an_sae_only_with_force(w, capsys):
+    out = w / "sae_k"
+    assert main(_args(w, SAE_TRAIN_FASTA + f" --k 8 --out {out}")) == 0
+    k8 = json.loads((out / "cfg.json").read_text())
+    assert k8["k"] == 8 and (out / ".complete.json").is_file()
+    assert main(_args(w, SAE_TRAIN_FASTA + f" --k 2 --out {out}")) == 2
+    assert "--force" in capsys.readouterr().err
+    assert json.loads((out / "cfg.json").read_text()) == k8
+    assert main(_args(w, SAE_TRAIN_FASTA + f" --k 2 --out {out} --force")) == 0
+    assert json.loads((out / "cfg.json").read_text())["k"] == 2
+    steps = [line.split(",")[0] for line in (out / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(set(steps), key=int)  # one run's rows, not two interleaved
+    # a folder of the user's files is not an SAE folder
+    assert main(_args(w, SAE_TRAIN_FASTA + " --k 2 --out {w}/user_folder")) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert sorted(p.name for p in (w / "user_folder").iterdir()) == ["notes.txt"]
+
+
+def test_a_failed_forced_rerun_leaves_no_mixed_folder(w, monkeypatch, capsys):
+    """--force removes the earlier result before the new run; a run that fails midway leaves
+    an unfinished folder (no completion marker) that readers refuse."""
+    out = w / "steer_again"
+    assert main(_args(w, STEER + f" --out {out}")) == 0
+    assert (out / ".complete.json").is_file() and (out / "steer.json").is_file()
+    from dnatlas.pipelines import steer_report
+
+    def half_written(out, *args, **kwargs):
+        (out / "positions.tsv").write_text("pos\n")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(steer_report, "write_all", half_written)
+    assert main(_args(w, STEER + f" --out {out} --force")) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert not (out / ".complete.json").exists()
+    assert not (out / "steer.json").exists()  # the earlier result went before the rerun
+    (out / "feature_max.tsv").write_text("feature\tmax\n0\t1\n")  # a leftover, say
+    monkeypatch.undo()
+    assert main(_args(w, STEER + f" --out {w}/steer_reader --max-activations "
+                                 f"{out}/feature_max.tsv")) == 2
+    assert "unfinished" in capsys.readouterr().err
+
+
+def test_concepts_eval_force_rerun_is_atomic(w, monkeypatch, capsys):
+    out = w / "concepts_again"
+    assert main(_args(w, CONCEPTS + f" --out {out}")) == 0
+    assert (out / ".complete.json").is_file() and (out / "concepts.csv").is_file()
+    assert main(_args(w, CONCEPTS + f" --out {out}")) == 2
+    assert "--force" in capsys.readouterr().err
+    from dnatlas.pipelines import concept_report
+
+    def fails(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(concept_report, "write_report", fails)
+    assert main(_args(w, CONCEPTS + f" --out {out} --force")) == 2
+    assert not any(p.name in ("concepts.csv", "best.csv", ".complete.json")
+                   for p in out.iterdir())
+    from dnatlas.errors import InputError
+    from dnatlas.pipelines.meta_sae import ConceptFilter, read_concepts
+
+    (out / "concepts.csv").write_text("dictionary,concept,feature,split,f1_per_element\n")
+    with pytest.raises(InputError, match="unfinished"):
+        read_concepts(ConceptFilter(out / "concepts.csv"), 8)
+
+
+def test_motifs_summary_cannot_be_the_hits(w, capsys):
+    motifs = w / "m.jaspar"
+    motifs.write_text(">MA0001.1 TEST\nA [ 9 0 0 ]\nC [ 0 9 0 ]\nG [ 0 0 9 ]\nT [ 0 0 0 ]\n")
+    bed = w / "m.bed"
+    assert main(_args(w, f"motifs scan {{w}}/genome.fa --motifs {motifs} --out {bed} "
+                         f"--summary {bed}")) == 2
+    assert "same file" in capsys.readouterr().err and not bed.exists()
+
+
+def test_extract_does_not_replace_another_region_without_force(w, capsys):
+    out = w / "o_regions"
+    base = "extract --model {w}/model --genome {w}/genome.fa --layers 0 --out " + str(out)
+    assert main(_args(w, base + " --region chrA:1-500")) == 0
+    assert main(_args(w, base + " --region chrA:1-500")) == 0  # the same span again: fine
+    assert main(_args(w, base + " --region chrA:501-900")) == 2
+    err = capsys.readouterr().err
+    assert "chrA:1-500" in err and "--force" in err
+    assert main(_args(w, base + " --region chrA:501-900 --force")) == 0
+
+
+# ---------------------------------------------------------------- missing extras (issue 22)
+
+MISSING = {
+    "neurons": ("matplotlib", NEURONS + " --out {w}/x_neurons", "analysis"),
+    "gram": ("matplotlib", GRAM + " --out {w}/x_gram.png", "analysis"),
+    "steer": ("matplotlib", STEER + " --out {w}/x_steer", "analysis"),
+    "concepts eval": ("scipy", CONCEPTS + " --out {w}/x_concepts", "analysis"),
+    "concepts labels": ("scipy", "concepts labels --genome {w}/genome.fa --annotations "
+                                 "{w}/ann.gff3 --out {w}/x_labels.bed", "analysis"),
+    "demo": ("matplotlib", "demo --out {w}/x_demo", "analysis"),
+    "figures": ("matplotlib", "figures --out {w}/x_figures", "analysis"),
+    "annotate": ("pyrodigal", "annotate {w}/genome.fa --out {w}/x_ann.gff3", "annotate"),
+    "motifs": ("lightmotif", "motifs scan {w}/genome.fa --jaspar CORE --out {w}/x_m.bed",
+               "motifs"),
+}
+
+
+@pytest.mark.parametrize("command", MISSING)
+def test_a_missing_extra_is_one_line_before_any_work(w, command, monkeypatch, capsys):
+    module, argv, extra = MISSING[command]
+    monkeypatch.setitem(__import__("sys").modules, module, None)  # as on a bare install
+    assert main(_args(w, argv)) == 2
+    err = capsys.readouterr().err
+    assert err.count("dnatlas: error:") == 1 and "Traceback" not in err, err
+    assert f"pip install 'dnatlas[{extra}]'" in err and module in err
+    assert not list(w.glob("x_*"))  # nothing written, nothing started
+
+
+def test_an_optional_extra_is_a_warning_naming_what_is_left_out(monkeypatch, capsys):
+    from dnatlas import extras
+
+    monkeypatch.setitem(__import__("sys").modules, "tensorboard", None)
+    assert extras.optional("train", "the TensorBoard log") is False
+    err = capsys.readouterr().err
+    assert "warning: the TensorBoard log skipped" in err and "dnatlas[train]" in err
+    assert set(extras.EXTRAS) >= {"atlas", "explorer", "analysis", "motifs", "annotate"}
+    assert {"duckdb", "pyarrow"} <= set(extras.EXTRAS["atlas"])
+    assert {"fastapi", "uvicorn", "pydantic"} <= set(extras.EXTRAS["explorer"])
+
+
+def test_help_and_version_are_fast_and_import_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom dnatlas.cli import main\n"
+            "for argv in (['--help'], ['--version'], ['neurons', '--help'], ['demo', '--help'],"
+            " ['figures', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print('TORCH', 'torch' in sys.modules)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert "TORCH False" in run.stdout, run.stdout[-500:]
+
+
+# ---------------------------------------------------------------- write failures (issue 22)
+
+FULL = {
+    "eval --json": EVAL + " --json {w}/full/r.json",
+    "sae eval --json": SAE_EVAL + " --json {w}/full/m.json",
+    "sae train": SAE_TRAIN_FASTA + " --k 4 --out {w}/full/sae",
+    "train": TRAIN + " --out {w}/full/run",
+    "gram": GRAM + " --out {w}/full/g.png",
+    "neurons": NEURONS + " --tracks CDS --windows 1 --out {w}/full/n",
+    "steer": STEER + " --out {w}/full/steer",
+    "concepts eval": CONCEPTS + " --out {w}/full/concepts",
+    "sae meta": "sae meta --sae {w}/sae --steps 2 --width 4 --k 2 --out {w}/full/meta",
+    "annotate": "annotate {w}/genome.fa --tools prodigal --out {w}/full/a.gff3",
+}
+
+
+@pytest.mark.parametrize("command", FULL)
+def test_a_full_disk_is_one_line(w, command, monkeypatch, capsys):
+    """Every durable write fsyncs; a disk that fills up fails there (simulated ENOSPC)."""
+    import errno
+    import shutil
+
+    shutil.rmtree(w / "full", ignore_errors=True)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert main(_args(w, FULL[command])) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith(
+        "dnatlas: error:"), err
+    assert "no space left" in err.lower()
+    leftovers = [p.name for p in (w / "full").rglob("*") if p.name.endswith(".tmp")]
+    assert not leftovers  # nothing half-written
+
+
+@pytest.mark.parametrize("command", ["sae train", "sae cache"])
+def test_an_unwritable_output_folder_is_one_line_before_work(w, command, monkeypatch, capsys):
+    out = w / f"readonly_{command.replace(' ', '_')}"
+    out.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: False if str(p) == str(out)
+                        else real(p, mode, **k))
+    assert main(_args(w, LOCKED[command] + f" --out {out}")) == 2
+    err = capsys.readouterr().err
+    assert "not writable" in err and "Traceback" not in err
+    assert not any(out.iterdir())

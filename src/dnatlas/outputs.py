@@ -41,7 +41,7 @@ LOCK_NAME, COMPLETE_NAME = BOOKKEEPING
 
 @contextlib.contextmanager
 def lock_folder(directory: str | Path, what: str = "output folder",
-                holder: str = "dnatlas run") -> Iterator[Path]:
+                holder: str = "dnatlas run", name: str = LOCK_NAME) -> Iterator[Path]:
     """Hold an exclusive lock on ``directory`` (``flock`` of ``directory/.lock``) for the
     block; the folder must exist.
 
@@ -49,7 +49,7 @@ def lock_folder(directory: str | Path, what: str = "output folder",
         InputError: another process holds it (a second run into the same output folder).
     """
     directory = Path(directory)
-    path = directory / LOCK_NAME
+    path = directory / name
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
@@ -60,7 +60,7 @@ def lock_folder(directory: str | Path, what: str = "output folder",
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise InputError(f"another {holder} is using this {what} (it holds "
-                                 f"{LOCK_NAME}); wait for it or choose another --out",
+                                 f"{name}); wait for it or choose another --out",
                                  path=directory) from None
             raise
         with contextlib.suppress(OSError):
@@ -229,3 +229,13 @@ def check_finished(path: str | Path, what: str = "folder") -> None:
         state = "is still being written" if is_locked(folder) else "is unfinished"
         raise InputError(f"{what} {state}: the run writing it did not finish (no "
                          f"{COMPLETE_NAME}); rerun it", path=folder)
+
+
+@contextlib.contextmanager
+def lock_file(path: str | Path, what: str = "output") -> Iterator[Path]:
+    """Hold an exclusive lock on the output file ``path`` for the block (``flock`` of the
+    hidden sibling ``.NAME.lock``), so two runs writing the same file (and its companions,
+    such as a BED's summary) fail at once instead of mixing their outputs."""
+    path = Path(path)
+    with lock_folder(path.parent, what, name=f".{path.name}.lock") as lock:
+        yield lock

@@ -1,4 +1,4 @@
-"""``dnatlas annotate GENOME --out GFF3``: annotate a genome with real tools.
+"""``dnatlas annotate --genome GENOME --out GFF3``: annotate a genome with real tools.
 
 The tools' own modules (pyrodigal, pyaragorn, pybarrnap) are imported only when run.
 """
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from dnatlas.annotation.annotate import TOOLS, annotate_genome
-from dnatlas.cli._model_input import needs
+from dnatlas.cli._model_input import add_genome_arg, needs
 
 
 def register(subparsers) -> None:
@@ -23,8 +23,7 @@ def register(subparsers) -> None:
             "features as GFF3. TransTermHP and pilercr are used when on PATH; a missing "
             "tool is reported and skipped."),
     )
-    parser.add_argument("genome", help="FASTA or GenBank file (optionally gzipped), or a "
-                                       "bundled genome's name (e.g. ecoli_k12_mg1655)")
+    add_genome_arg(parser, required=True, old=(), positional=True)
     parser.add_argument("--out", "-o", type=Path, required=True, metavar="GFF3",
                         help="output GFF3 file")
     parser.add_argument("--tools", type=_tool_list, default=list(TOOLS), metavar="LIST",

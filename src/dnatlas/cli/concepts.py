@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from dnatlas.cli._model_input import (
+    BUNDLED_GENOME,
     add_device_arg,
+    add_genome_arg,
     add_model_arg,
     needs,
     non_negative_int,
@@ -16,14 +18,13 @@ from dnatlas.cli._model_input import (
 )
 from dnatlas.errors import InputError
 
-GENOME_HELP = "genome FASTA/GenBank or a bundled genome's name (default: ecoli_k12_mg1655)"
 ANNOTATION_HELP = ("annotation file(s) (GFF3, GenBank, BED) or a bundled annotation name; "
                    "comma-separated or repeated, read as one union (default: the bundled "
                    "annotation when the genome is the bundled default; 'none' for no annotation)")
 
 
 def _add_label_args(p) -> None:
-    p.add_argument("--genome", "-g", default="ecoli_k12_mg1655", metavar="FASTA", help=GENOME_HELP)
+    add_genome_arg(p, required=True, default=BUNDLED_GENOME)
     p.add_argument("--annotations", "-a", action="append", metavar="FILES", help=ANNOTATION_HELP)
     p.add_argument("--concepts", metavar="LIST",
                    help="comma-separated annotation concepts: tracks (CDS, tRNA, rRNA, ncRNA, "

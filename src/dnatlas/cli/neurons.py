@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from dnatlas.cli._model_input import (
+    BUNDLED_GENOME,
     add_model_input,
     add_site_arg,
+    default_annotations,
     needs,
     non_negative_int,
     positive_int,
@@ -26,11 +28,12 @@ def register(subparsers) -> None:
                     "CRISPR, ...) over the whole genome and both strands, and write "
                     "catalog.csv/json, the best neurons' precision-recall curves, Manhattan "
                     "plots and top-activating windows.")
-    add_model_input(p, required=True)
-    p.add_argument("--annotations", "-a", action="append", required=True, metavar="FILES",
+    add_model_input(p, required=True, default_genome=BUNDLED_GENOME)
+    p.add_argument("--annotations", "-a", action="append", metavar="FILES",
                    help="annotation file(s) (GFF3, GenBank, BED) or bundled annotation name "
                         "(ecoli_k12_mg1655: RefSeq plus TransTermHP terminators and pilercr "
-                        "CRISPR arrays); comma-separated or repeated, read as one union")
+                        "CRISPR arrays); comma-separated or repeated, read as one union "
+                        "(default: the bundled annotation with the bundled genome)")
     p.add_argument("--layer", "--layers", required=True, metavar="L",
                    help="0-based layer or site name; 'all' or a comma-separated list scans "
                         "several layers (one forward pass), each into OUT/LAYER, with the best "
@@ -80,8 +83,10 @@ def run_neurons(args: argparse.Namespace) -> int:
         footnote6=args.footnote6, top=args.top, windows=args.windows,
         half_window=args.half_window, manhattan=_neuron_list(args.manhattan), jobs=args.jobs,
         chunk_size=args.chunk_size, batch_size=args.batch_size)
-    annotations = [item for value in args.annotations for item in value.split(",") if item]
-    result = neuron_catalog(args.model, args.fasta, annotations, args.layer, args.out,
+    annotations = default_annotations(
+        args.genome, [item for value in args.annotations or [] for item in value.split(",")
+                      if item])
+    result = neuron_catalog(args.model, args.genome, annotations, args.layer, args.out,
                             site=args.site, acts_dir=args.acts, settings=settings,
                             device=args.device, force=args.force)
     if result.summary:

@@ -13,6 +13,7 @@ ulp, as a single process started mid-genome does).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -41,12 +42,23 @@ def extract_genome(model: str | ModelAdapter | None, fasta: str | Path, out: str
     with distributed.session(device) as info:
         adapter = model if isinstance(model, ModelAdapter) else load_model(model, info.device)
         items = [(r.id, r.seq, start, end) for r, start, end in records_of(fasta, region)]
-        if not force:
-            distributed.on_main(_refuse_other_spans, out, items,
-                                adapter.select_keys(layers, site))
-        return extract_records(adapter, items, out, layers, site, strand=strand,
-                               dtype=np.dtype(dtype), layout=layout, chunk_size=chunk_size,
-                               batch_size=batch_size, force=force)
+        with contextlib.ExitStack() as stack:
+            distributed.on_main(_lock_out, stack, out)
+            if not force:
+                distributed.on_main(_refuse_other_spans, out, items,
+                                    adapter.select_keys(layers, site))
+            return extract_records(adapter, items, out, layers, site, strand=strand,
+                                   dtype=np.dtype(dtype), layout=layout,
+                                   chunk_size=chunk_size, batch_size=batch_size, force=force)
+
+
+def _lock_out(stack: contextlib.ExitStack, out) -> None:
+    """Check the activation folder and hold its lock (:mod:`dnatlas.outputs`) for the run."""
+    from dnatlas.files import check_output_dir
+    from dnatlas.outputs import lock_folder
+
+    check_output_dir(out, "activation folder")
+    stack.enter_context(lock_folder(out, "activation folder"))
 
 
 def _refuse_other_spans(out, items, keys) -> None:

@@ -19,6 +19,7 @@ neuron's scores and windows and writes the same files a single process writes.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -118,9 +119,19 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
     union (:func:`dnatlas.annotation.intervals.load_annotations`). Under torchrun every
     rank returns the same result; rank 0 writes.
     """
-    with distributed.session(device) as info:
+    with distributed.session(device) as info, contextlib.ExitStack() as stack:
+        distributed.on_main(_lock_out, stack, out, force)
         return _neuron_catalog(model, fasta, annotations, layers, out, site, acts_dir,
                                settings, info.device, force)
+
+
+def _lock_out(stack: contextlib.ExitStack, out, force: bool) -> None:
+    """Check the output folder and hold its lock (:mod:`dnatlas.outputs`) for the run."""
+    from dnatlas.files import check_output_dir
+    from dnatlas.outputs import lock_folder
+
+    check_output_dir(out, "output folder", own=is_catalog_output, force=force)
+    stack.enter_context(lock_folder(out))
 
 
 def _neuron_catalog(model, fasta, annotations, layers, out, site, acts_dir, settings, device,
