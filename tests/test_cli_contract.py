@@ -78,9 +78,9 @@ def _args(w, text: str) -> list[str]:
     return [part.replace("{w}", str(w)) for part in text.split()]
 
 
-EXTRACT = "extract --model {w}/model --fasta {w}/genome.fa --out {w}/o_extract"
-GRAM = "gram --model {w}/model --fasta {w}/genome.fa --region chrA:1-500 --layer 0"
-NEURONS = "neurons --model {w}/model --fasta {w}/genome.fa --annotations {w}/ann.gff3 --layer 0"
+EXTRACT = "extract --model {w}/model --genome {w}/genome.fa --out {w}/o_extract"
+GRAM = "gram --model {w}/model --genome {w}/genome.fa --region chrA:1-500 --layer 0"
+NEURONS = "neurons --model {w}/model --genome {w}/genome.fa --annotations {w}/ann.gff3 --layer 0"
 EVAL = "eval --model {w}/model --data {w}/store --max-windows 2 --window 256"
 SAE_TRAIN = ("sae train --model {w}/model --data {w}/store --layer 1 --arch topk --k 4 "
              "--steps 2 --batch-size 64 --window 128 --windows-per-batch 2")
@@ -98,7 +98,7 @@ CASES = {
     "extract region past end": EXTRACT + " --region chrA:1-99999",
     "extract unknown record": EXTRACT + " --region chrQ",
     "gram max-offset 0": GRAM + " --max-offset 0 --out {w}/g.png",
-    "gram no layer": "gram --model {w}/model --fasta {w}/genome.fa --region chrA:1-500 --out {w}/g.png",
+    "gram no layer": "gram --model {w}/model --genome {w}/genome.fa --region chrA:1-500 --out {w}/g.png",
     "gram no input": "gram --layer 0 --out {w}/g.png",
     "gram phase without annotation": GRAM + " --phase 0 --out {w}/g.png",
     "neurons top -3": NEURONS + " --top -3 --out {w}/o_n",
@@ -135,14 +135,14 @@ CASES = {
     "sae device nope": SAE_TRAIN + " --device nope --out {w}/s8",
     "train device nope": TRAIN + " --device nope --out {w}/t9",
     # files: missing, damaged, of the wrong kind
-    "extract missing fasta": "extract --model {w}/model --fasta {w}/nope.fa --out {w}/o",
-    "extract missing model": "extract --model {w}/nope --fasta {w}/genome.fa --out {w}/o",
-    "extract model is a file": "extract --model {w}/a_file --fasta {w}/genome.fa --out {w}/o",
-    "extract config is a list": "extract --model {w}/list_config --fasta {w}/genome.fa --out {w}/o",
-    "extract truncated weights": "extract --model {w}/truncated --fasta {w}/genome.fa --out {w}/o",
-    "extract empty weights": "extract --model {w}/empty --fasta {w}/genome.fa --out {w}/o",
-    "extract garbage weights": "extract --model {w}/garbage --fasta {w}/genome.fa --out {w}/o",
-    "extract unknown kind": "extract --model gpt:{w}/model --fasta {w}/genome.fa --out {w}/o",
+    "extract missing fasta": "extract --model {w}/model --genome {w}/nope.fa --out {w}/o",
+    "extract missing model": "extract --model {w}/nope --genome {w}/genome.fa --out {w}/o",
+    "extract model is a file": "extract --model {w}/a_file --genome {w}/genome.fa --out {w}/o",
+    "extract config is a list": "extract --model {w}/list_config --genome {w}/genome.fa --out {w}/o",
+    "extract truncated weights": "extract --model {w}/truncated --genome {w}/genome.fa --out {w}/o",
+    "extract empty weights": "extract --model {w}/empty --genome {w}/genome.fa --out {w}/o",
+    "extract garbage weights": "extract --model {w}/garbage --genome {w}/genome.fa --out {w}/o",
+    "extract unknown kind": "extract --model gpt:{w}/model --genome {w}/genome.fa --out {w}/o",
     "neurons missing annotation": NEURONS.replace("ann.gff3", "nope.gff3") + " --out {w}/o_n",
     "eval not a store": "eval --model {w}/model --data {w}/model",
     "sae eval missing sae": SAE_EVAL.replace("{w}/sae", "{w}/nope"),
@@ -152,10 +152,10 @@ CASES = {
     "sae missing data": SAE_TRAIN.replace("{w}/store", "{w}/nope") + " --out {w}/s9",
     "data info not a store": "data info {w}/model",
     "data build missing": "data build {w}/nope.fa --out {w}/st",
-    "hf without repo": "extract --model hf: --fasta {w}/genome.fa --out {w}/o",
+    "hf without repo": "extract --model hf: --genome {w}/genome.fa --out {w}/o",
     # outputs that cannot be written
-    "extract out is a file": "extract --model {w}/model --fasta {w}/genome.fa --out {w}/a_file",
-    "extract out under a file": "extract --model {w}/model --fasta {w}/genome.fa --out {w}/a_file/x",
+    "extract out is a file": "extract --model {w}/model --genome {w}/genome.fa --out {w}/a_file",
+    "extract out under a file": "extract --model {w}/model --genome {w}/genome.fa --out {w}/a_file/x",
     "gram out is a folder": GRAM + " --out {w}",
     "gram stats under a file": GRAM + " --out {w}/g.png --stats {w}/a_file/s.json",
     "neurons out is a file": NEURONS + " --out {w}/a_file",
@@ -169,7 +169,7 @@ CASES = {
     "neurons into a user folder": NEURONS + " --out {w}/user_folder",
     "figures into a user folder": "figures --out {w}/user_folder --layer 99",
     "demo into a user folder": "demo --out {w}/user_folder --skip-analysis",
-    "annotate out exists": "annotate {w}/genome.fa --out {w}/a_file --tools prodigal",
+    "annotate out exists": "annotate --genome {w}/genome.fa --out {w}/a_file --tools prodigal",
 }
 
 
@@ -195,12 +195,12 @@ def test_nothing_is_overwritten_without_force(w, capsys):
     torch.manual_seed(5)
     DNAtlas(DNAtlasConfig.preset("tiny", n_layers=2)).save_pretrained(other)
     capsys.readouterr()
-    assert main(_args(w, f"extract --model {other} --fasta {{w}}/genome.fa --out {out} "
+    assert main(_args(w, f"extract --model {other} --genome {{w}}/genome.fa --out {out} "
                          "--layers 0")) == 2
     assert "--force" in capsys.readouterr().err
     assert json.loads((out / "meta.json").read_text()) == before
     (out / "mine.txt").write_text("user file")
-    assert main(_args(w, f"extract --model {other} --fasta {{w}}/genome.fa --out {out} "
+    assert main(_args(w, f"extract --model {other} --genome {{w}}/genome.fa --out {out} "
                          "--layers 0 --force")) == 0
     assert (out / "mine.txt").read_text() == "user file"
     assert json.loads((out / "meta.json").read_text())["model"] == str(other)
@@ -340,7 +340,7 @@ def test_motifs_summary_cannot_be_the_hits(w, capsys):
     motifs = w / "m.jaspar"
     motifs.write_text(">MA0001.1 TEST\nA [ 9 0 0 ]\nC [ 0 9 0 ]\nG [ 0 0 9 ]\nT [ 0 0 0 ]\n")
     bed = w / "m.bed"
-    assert main(_args(w, f"motifs scan {{w}}/genome.fa --motifs {motifs} --out {bed} "
+    assert main(_args(w, f"motifs scan --genome {{w}}/genome.fa --motifs {motifs} --out {bed} "
                          f"--summary {bed}")) == 2
     assert "same file" in capsys.readouterr().err and not bed.exists()
 
@@ -367,8 +367,8 @@ MISSING = {
                                  "{w}/ann.gff3 --out {w}/x_labels.bed", "analysis"),
     "demo": ("matplotlib", "demo --out {w}/x_demo", "analysis"),
     "figures": ("matplotlib", "figures --out {w}/x_figures", "analysis"),
-    "annotate": ("pyrodigal", "annotate {w}/genome.fa --out {w}/x_ann.gff3", "annotate"),
-    "motifs": ("lightmotif", "motifs scan {w}/genome.fa --jaspar CORE --out {w}/x_m.bed",
+    "annotate": ("pyrodigal", "annotate --genome {w}/genome.fa --out {w}/x_ann.gff3", "annotate"),
+    "motifs": ("lightmotif", "motifs scan --genome {w}/genome.fa --jaspar CORE --out {w}/x_m.bed",
                "motifs"),
 }
 
@@ -422,7 +422,7 @@ FULL = {
     "steer": STEER + " --out {w}/full/steer",
     "concepts eval": CONCEPTS + " --out {w}/full/concepts",
     "sae meta": "sae meta --sae {w}/sae --steps 2 --width 4 --k 2 --out {w}/full/meta",
-    "annotate": "annotate {w}/genome.fa --tools prodigal --out {w}/full/a.gff3",
+    "annotate": "annotate --genome {w}/genome.fa --tools prodigal --out {w}/full/a.gff3",
 }
 
 
@@ -458,3 +458,55 @@ def test_an_unwritable_output_folder_is_one_line_before_work(w, command, monkeyp
     err = capsys.readouterr().err
     assert "not writable" in err and "Traceback" not in err
     assert not any(out.iterdir())
+
+
+# ---------------------------------------------------------------- one vocabulary (issue 22)
+
+
+def test_old_genome_spellings_still_work_with_a_deprecation_note(w, capsys):
+    from dnatlas.cli import build_parser
+    from dnatlas.cli._model_input import genome_of
+
+    out = w / "o_old_spelling"
+    assert main(_args(w, "extract --model {w}/model --fasta {w}/genome.fa --layers 0 "
+                         f"--region chrB --out {out}")) == 0
+    assert "--fasta is deprecated" in capsys.readouterr().err
+    for argv, genome in ((["annotate", "g.fa", "--out", "o.gff3"], "g.fa"),
+                         (["motifs", "scan", "a.fa", "b.fa", "--jaspar", "CORE", "--out", "m"],
+                          ["a.fa", "b.fa"]),
+                         (["audit", "index", "--genomes", "a.fa", "--out", "i"], None),
+                         (["steer", "-f", "g.fa", "--edit", "1=1", "--out", "o"], "g.fa")):
+        args = build_parser().parse_args(argv)
+        if genome is not None:
+            assert genome_of(args) == genome, argv
+        assert "deprecated" in capsys.readouterr().err, argv
+    help_text = build_parser()._subparsers._group_actions[0].choices["steer"].format_help()
+    assert "--genome" in help_text and "--fasta" not in help_text
+
+
+def test_neurons_defaults_to_the_bundled_genome_and_annotation(tmp_path):
+    out = tmp_path / "n"
+    assert main(["neurons", "--layer", "0", "--region", "K-12-MG1655:1-3,000", "--tracks",
+                 "CDS", "--windows", "0", "--out", str(out)]) == 0
+    assert (out / "catalog.csv").is_file()
+
+
+def test_a_genome_of_the_users_needs_its_annotation(w, capsys):
+    assert main(_args(w, "neurons --model {w}/model --genome {w}/genome.fa --layer 0 "
+                         "--out {w}/o_no_ann")) == 2
+    assert "--annotations" in capsys.readouterr().err
+
+
+def test_region_lists_keep_the_commas_inside_numbers(w):
+    from dnatlas.genome.regions import parse_region_list, split_region_list
+
+    assert split_region_list("K-12-MG1655:1-100,000") == ["K-12-MG1655:1-100,000"]
+    assert split_region_list(["chrA:1,001-2,000,chrB:5", "chrC"]) == [
+        "chrA:1,001-2,000", "chrB:5", "chrC"]
+    assert [(r.seqid, r.start, r.end) for r in parse_region_list("a:1-1,000,b")] == [
+        ("a", 0, 1000), ("b", None, None)]
+    out = w / "o_regions_list"
+    assert main(_args(w, CONCEPTS + " --valid chrA:1-1,500 --test chrA:1,501-3,000,chrB "
+                                    f"--out {out}")) == 0
+    splits = json.loads((out / "summary.json").read_text())["splits"]
+    assert "chrA:1,501-3,000" in json.dumps(splits)

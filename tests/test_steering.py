@@ -426,7 +426,7 @@ def test_cli_errors_are_one_line(inputs, tmp_path, capsys):
     model_dir, fasta, _, sae_dir = inputs
     seq = _seq(fasta, "chrA")
     wrong = "ACGT"[(seq[99] + 1) % 4]
-    base = ["steer", "--model", f"dnatlas:{model_dir}", "--fasta", str(fasta), "--sae",
+    base = ["steer", "--model", f"dnatlas:{model_dir}", "--genome", str(fasta), "--sae",
             str(sae_dir), "--out", str(tmp_path / "o")]
     cases = [
         (["--edit", "3=1", "--variant", "chrA:100:A-G"], ["invalid variant", "REF>ALT"]),

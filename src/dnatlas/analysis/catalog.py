@@ -97,19 +97,26 @@ def _json_float(x: float):
 
 
 def write_top_windows(windows: Mapping[int, list], path: str | Path) -> None:
-    """Top windows as CSV (one row per window; ``values`` omitted) or JSON by suffix."""
+    """Top windows as CSV (one row per window; ``values`` omitted) or JSON by suffix.
+
+    The CSV is for people: its coordinates are 1-based and closed (``position_1based``,
+    ``start_1based``, ``end_1based``), as the figures label them. The JSON (read by
+    programs, such as the explorer) keeps dnatlas's 0-based half-open ``position``,
+    ``start`` and ``end``."""
     path = Path(path)
     flat = [w for ws in windows.values() for w in ws]
     if path.suffix == ".json":
         write_json(path, [w.as_dict() for w in flat], indent=None)
         return
-    fields = ["neuron", "rank", "seqid", "position", "strand", "activation", "start", "end",
-              "sequence"]
+    fields = ["neuron", "rank", "seqid", "position_1based", "strand", "activation",
+              "start_1based", "end_1based", "sequence"]
     with atomic_write(path, newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         for w in flat:
-            row = {k: getattr(w, k) for k in fields}
+            row = {k: getattr(w, k) for k in ("neuron", "rank", "seqid", "sequence")}
+            row.update(position_1based=w.position + 1, start_1based=w.start + 1,
+                       end_1based=w.end)
             row["strand"] = "+" if w.strand > 0 else "-"
             row["activation"] = f"{w.activation:.5g}"
             writer.writerow(row)

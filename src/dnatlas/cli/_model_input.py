@@ -86,12 +86,12 @@ class DeprecatedSpelling(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         import sys
 
+        if values == []:  # an absent positional (nargs="*") is still "called" by argparse
+            return
         print(f"dnatlas: warning: {option_string or 'a positional genome'} is deprecated and "
               f"will be removed in the next release; use {self.new}", file=sys.stderr)
         if isinstance(getattr(namespace, self.dest, None), list) and isinstance(values, list):
             values = getattr(namespace, self.dest) + values
-        elif self.nargs in ("*", "+") and values == []:
-            return
         setattr(namespace, self.dest, values)
 
 
@@ -102,14 +102,14 @@ def add_genome_arg(parser, required: bool = False, default: str | None = None,
     every command (``--data`` stays the flag of genome stores). ``old`` spellings (and, with
     ``positional``, a bare GENOME argument) still work, hidden, with a deprecation note.
 
-    ``multiple``: repeatable (and comma-free: a path may hold commas), a list in
+    ``multiple``: several genomes (``--genome a.fa b.fa``, or repeated), a list in
     ``args.genome``."""
     text = help_text or GENOME_HELP
     if default is not None:
         text += f" (default: {default})"
     if multiple:
-        parser.add_argument("--genome", "-g", action="append", default=None, metavar="GENOME",
-                            help=text + "; repeatable")
+        parser.add_argument("--genome", "-g", action="extend", nargs="+", default=None,
+                            metavar="GENOME", help=text + "; several, or repeated")
     else:
         parser.add_argument("--genome", "-g", required=required and not positional and not old,
                             default=default, metavar="GENOME", help=text)

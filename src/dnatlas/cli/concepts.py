@@ -139,6 +139,7 @@ def _thresholds(text: str) -> list[float]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from dnatlas.genome.regions import split_region_list
     from dnatlas.pipelines.concepts import ConceptSettings, evaluate_concepts
 
     if args.random_init_sae and not args.random_init:
@@ -146,7 +147,7 @@ def run_eval(args: argparse.Namespace) -> int:
     settings = ConceptSettings(
         thresholds=_thresholds(args.thresholds),
         strands=("+", "-") if args.strand == "both" else (args.strand,),
-        valid=_split_list(args.valid) or None, test=_split_list(args.test) or None,
+        valid=split_region_list(args.valid) or None, test=split_region_list(args.test) or None,
         sample_nt=args.sample, edge=args.edge, chunk_size=args.chunk_size,
         batch_size=args.batch_size, shuffled=not args.no_shuffled, seed=args.seed,
         top=args.top, labels=_label_spec(args))

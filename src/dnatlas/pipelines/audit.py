@@ -36,9 +36,10 @@ from dnatlas.errors import InputError
 from dnatlas.files import atomic_write, check_output_dir, check_writable_file, write_json
 
 SEARCH_OUTPUTS = ("hits.tsv", "features.tsv", "features.json")
+#: hits.tsv's columns; its coordinates are 1-based and closed, as the names say
 HIT_COLUMNS = ("query", "feature", "query_region", "query_strand", "query_length", "genome",
-               "record", "start", "end", "strand", "identity", "matches", "aligned",
-               "qstart", "qend", "split", "self")
+               "record", "start_1based", "end_1based", "strand", "identity", "matches",
+               "aligned", "qstart_1based", "qend_1based", "split", "self")
 
 
 def _target(store: str | Path | None, genomes) -> Target | None:

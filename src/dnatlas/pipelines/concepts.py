@@ -297,6 +297,7 @@ def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, rand
 def _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations, folder,
                    random_init, random_init_saes, settings) -> ConceptResult:
     from dnatlas import distributed
+    from dnatlas.genome.regions import format_region
     from dnatlas.pipelines.concept_report import write_report
 
     torch_device = str(adapter.device)
@@ -319,7 +320,10 @@ def _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations,
         dicts += control_dicts
     context = {"model": adapter.name, "model_fingerprint": adapter.fingerprint(),
                "genome": str(fasta), "annotations": None if annotations is None
-               else str(annotations), "splits": splits, "dropped_concepts": dropped,
+               else str(annotations), "dropped_concepts": dropped,
+               # regions as a person writes them: 1-based, closed (samtools, IGV)
+               "splits": {name: [format_region(*span) for span in spans]
+                          for name, spans in splits.items()},
                "n_elements": dict(zip(labels.names, labels.n_elements().tolist(),
                                       strict=True))}
     return distributed.on_main(write_report, out, dicts, counts, settings, context)

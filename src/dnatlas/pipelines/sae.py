@@ -319,6 +319,13 @@ def evaluate_sae(sae_dir: str | Path, model: str | ModelAdapter | None, windows:
     if loss and loss["loss_zero"] <= loss["loss_clean"]:
         warnings.append("zero-ablation scores no worse than the clean model, so 'loss "
                         "recovered' is meaningless at this site")
+    import math
+
+    for name in ("loss_clean", "loss_sae", "loss_zero"):  # bits, as every loss people read
+        if name in loss:
+            loss[name] = loss[name] / math.log(2)
+    if loss:
+        loss["loss_unit"] = "bits (the model's training loss)"
     metrics = {"sae": str(sae_dir), "model": adapter.name, "key": key, "data": str(windows.data),
                **{k: v for k, v in recon.items() if k != "feature_frequency"}, **loss,
                "warnings": warnings}

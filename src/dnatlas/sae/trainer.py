@@ -91,6 +91,8 @@ class _Slot:
     optim: torch.optim.Optimizer
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     n: int = 0
+    last_loss: torch.Tensor | None = None  # this step's loss, for the progress bar
+    shown: dict[str, torch.Tensor] = field(default_factory=dict)  # its L0 and FVU
 
 
 def _item(value: torch.Tensor | None) -> float:
@@ -193,11 +195,15 @@ class SAETrainer:
                     raise InputError(f"the activation data ran out after {self.step} of "
                                      f"{self.cfg.steps} steps") from None
                 log = (self.step + 1) % self.cfg.log_every == 0 or self.step + 1 == self.cfg.steps
-                rows += self._train_step(batch, log)
+                # the bar shows the current step's values (not the last metrics row's) every
+                # few steps; a step count, not a clock, so every rank computes the same
+                show = (self.step + 1) % max(1, self.cfg.log_every // 10) == 0
+                rows += self._train_step(batch, log or show)
                 self.step += 1
                 bar.update(1)
-                if log:
-                    postfix = self._log()
+                if log or show:
+                    postfix = self._log() if log else {}
+                    postfix.update(self._current())
                     elapsed = time.perf_counter() - t0
                     postfix["rows/s"] = f"{rows / max(elapsed, 1e-9):.3g}"
                     bar.set_postfix(postfix, refresh=False)
@@ -302,9 +308,11 @@ class SAETrainer:
         for k, v in values.items():
             slot.sums[k] = slot.sums[k] + v if k in slot.sums else v.clone()
         slot.n += 1
+        slot.last_loss = values["loss"]
         if metrics:
             slot.sums["_l0"] = out.l0.detach()
             slot.sums["_fvu"] = out.fvu.detach()
+            slot.shown = {"_l0": slot.sums["_l0"], "_fvu": slot.sums["_fvu"]}
 
     # ---- metrics -----------------------------------------------------------------------
 
@@ -325,6 +333,16 @@ class SAETrainer:
             writer = csv.writer(fh)
             writer.writerow(METRIC_COLUMNS)
             writer.writerows(kept)
+
+    def _current(self) -> dict[str, str]:
+        """This step's loss, L0 and FVU of each SAE (the progress bar's values)."""
+        shown = {}
+        for slot in self.slots[:3]:
+            tag = "" if len(self.slots) == 1 else f"{slot.spec.name}:"
+            shown[f"{tag}loss"] = f"{_item(slot.last_loss):.4g}"
+            shown[f"{tag}L0"] = f"{_item(slot.shown.get('_l0')):.4g}"
+            shown[f"{tag}FVU"] = f"{_item(slot.shown.get('_fvu')):.4g}"
+        return shown
 
     def _log(self) -> dict[str, str]:
         postfix = {}
