@@ -114,10 +114,15 @@ def print_layer_summary(rows, match) -> None:
 
 
 def print_summary(catalog, match) -> None:
-    print("track\tchance\tbest_neuron\tauprc\tcodon_match")
+    print("track\tchance\tbest_neuron\trc_partner\tauprc\tcodon_match")
     for t, track in enumerate(catalog.tracks):
         neuron, ap = catalog.best(track)
         if not np.isfinite(ap):
-            print(f"{track}\t0\t-\t-  (no positives)")
+            print(f"{track}\t0\t-\t-\t-  (no positives)")
             continue
-        print(f"{track}\t{catalog.chance[t]:.3g}\t{neuron}\t{ap:.3f}\t{_match(match, track)}")
+        partner = catalog.rc_partner(neuron)
+        print(f"{track}\t{catalog.chance[t]:.3g}\t{neuron}\t{'-' if partner is None else partner}"
+              f"\t{ap:.3f}\t{_match(match, track)}")
+    if catalog.partner is not None:
+        print("(RC-equivariant model: a neuron and its rc_partner are one feature on opposite "
+              "strands)")

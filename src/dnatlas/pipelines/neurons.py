@@ -263,8 +263,10 @@ def layer_catalog(model: ModelAdapter, key: str, acts, perm, records, labels, in
     if origin:  # positions of a region are reported in genomic coordinates
         windows = {n: [replace(w, position=w.position + origin, start=w.start + origin,
                                end=w.end + origin) for w in ws] for n, ws in windows.items()}
+    rc = model.rc_permutation(key)  # RC partners: one feature, named as a pair
     catalog = NeuronCatalog(key, labels.names, np.arange(n_channels), auprc, labels.chance,
-                            labels.n_pos, labels.n)
+                            labels.n_pos, labels.n,
+                            partner=None if rc is None else np.asarray(rc)[:n_channels])
     extra = {"model": model.name, "model_fingerprint": model.fingerprint(),
              "records": labels.seqids, "region": settings.region, "footnote6": settings.footnote6,
              "codon_match_auprc": match}
