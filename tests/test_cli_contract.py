@@ -510,3 +510,25 @@ def test_region_lists_keep_the_commas_inside_numbers(w):
                                     f"--out {out}")) == 0
     splits = json.loads((out / "summary.json").read_text())["splits"]
     assert "chrA:1,501-3,000" in json.dumps(splits)
+
+
+def test_concepts_eval_says_its_passes_and_writes_the_first_before_the_second(
+        w, monkeypatch, capsys):
+    from dnatlas.pipelines import concepts
+
+    out = w / "o_two_passes"
+    seen = []
+    real_run = concepts._run_model
+
+    def run_model(model, dicts, *args):
+        if args[-1] == "random-init":  # the second pass starts: the first's results exist
+            seen.append(json.loads((out / "summary.json").read_text()))
+        return real_run(model, dicts, *args)
+
+    monkeypatch.setattr(concepts, "_run_model", run_model)
+    assert main(_args(w, CONCEPTS + f" --random-init --out {out}")) == 0
+    err = capsys.readouterr().err
+    assert "2 pass(es)" in err and "random-init control" in err and "pass 1 done" in err
+    assert seen and "unfinished" in seen[0]
+    final = json.loads((out / "summary.json").read_text())
+    assert "unfinished" not in final and (out / ".complete.json").is_file()

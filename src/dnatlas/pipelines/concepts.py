@@ -21,6 +21,8 @@ architecture (its neurons, and SAEs trained on it).
 from __future__ import annotations
 
 import contextlib
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,15 +311,6 @@ def _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations,
     label_sets = {"real": labels}
     if settings.shuffled:
         label_sets["shuffled"] = shuffled_labels(labels, settings.seed)
-    counts = _run_model(adapter, dicts, codes, splits, label_sets, settings, adapter.name)
-    if random_init:
-        control = adapter.random_init(settings.seed)
-        control_dicts = _dictionaries(control, random_init_saes, [d.key for d in dicts], True,
-                                      torch_device)
-        _check_sae_models(control_dicts, control)
-        counts.update(_run_model(control, control_dicts, codes, splits, {"real": labels},
-                                 settings, "random-init"))
-        dicts += control_dicts
     context = {"model": adapter.name, "model_fingerprint": adapter.fingerprint(),
                "genome": str(fasta), "annotations": None if annotations is None
                else str(annotations), "dropped_concepts": dropped,
@@ -326,7 +319,36 @@ def _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations,
                           for name, spans in splits.items()},
                "n_elements": dict(zip(labels.names, labels.n_elements().tolist(),
                                       strict=True))}
+    passes = [f"{adapter.name} ({', '.join(d.name for d in dicts)})"]
+    if random_init:
+        passes.append("the random-init control (the same architecture, fresh weights: its "
+                      "neurons" + (" and SAEs" if random_init_saes else "") + ")")
+    _say(f"concepts eval: {len(passes)} pass(es) over the genome, each a maxima sample and a "
+         "count: " + "; ".join(f"{i}. {p}" for i, p in enumerate(passes, 1)))
+    began = time.perf_counter()
+    counts = _run_model(adapter, dicts, codes, splits, label_sets, settings, adapter.name)
+    if random_init:
+        took = time.perf_counter() - began
+        # the first pass's results now, in case the control is long (rewritten at the end)
+        distributed.on_main(write_report, out, dicts, counts, settings,
+                            {**context, "unfinished": "pass 2 (random-init) running"})
+        _say(f"pass 1 done in {took / 60:.1f} min; its results are in {out}; pass 2 (the "
+             f"random-init control) will take about as long (~{took / 60:.1f} min)")
+        control = adapter.random_init(settings.seed)
+        control_dicts = _dictionaries(control, random_init_saes, [d.key for d in dicts], True,
+                                      torch_device)
+        _check_sae_models(control_dicts, control)
+        counts.update(_run_model(control, control_dicts, codes, splits, {"real": labels},
+                                 settings, "random-init"))
+        dicts += control_dicts
     return distributed.on_main(write_report, out, dicts, counts, settings, context)
+
+
+def _say(text: str) -> None:
+    from dnatlas import distributed
+
+    if distributed.is_main():
+        print(text, file=sys.stderr, flush=True)
 
 
 def write_concept_labels(fasta: str | Path, annotations, out: str | Path,
