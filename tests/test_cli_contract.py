@@ -423,6 +423,11 @@ FULL = {
     "concepts eval": CONCEPTS + " --out {w}/full/concepts",
     "sae meta": "sae meta --sae {w}/sae --steps 2 --width 4 --k 2 --out {w}/full/meta",
     "annotate": "annotate --genome {w}/genome.fa --tools prodigal --out {w}/full/a.gff3",
+    "sae cache": LOCKED["sae cache"] + " --out {w}/full/cache",
+    "extract": EXTRACT.replace("{w}/o_extract", "{w}/full/acts"),
+    "concepts labels": ("concepts labels --genome {w}/genome.fa --annotations {w}/ann.gff3 "
+                        "--out {w}/full/labels.bed"),
+    "audit index": "audit index --genome {w}/genome.fa --out {w}/full/index",
 }
 
 
@@ -532,3 +537,18 @@ def test_concepts_eval_says_its_passes_and_writes_the_first_before_the_second(
     assert seen and "unfinished" in seen[0]
     final = json.loads((out / "summary.json").read_text())
     assert "unfinished" not in final and (out / ".complete.json").is_file()
+
+
+@pytest.mark.parametrize("command", ["sae train", "sae cache"])
+def test_too_little_disk_space_is_refused_before_work(w, command, monkeypatch, capsys):
+    import shutil
+    from types import SimpleNamespace
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=1000)
+                        if "small_disk" in str(path) else real(path))
+    out = w / f"small_disk_{command.replace(' ', '_')}"
+    assert main(_args(w, LOCKED[command] + f" --out {out}")) == 2
+    err = capsys.readouterr().err
+    assert "not enough free disk space" in err and "Traceback" not in err
+    assert not [p for p in out.rglob("*") if p.name != ".lock"]

@@ -269,6 +269,11 @@ def _train_on(adapter, data, data_info, keys, arch, expansion, sae_kw, train, se
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc)) from None
         specs.append(SAESpec(None if len(keys) == 1 else key, key, cfg))
+    if distributed.is_main():  # weights + Adam's two moments in the checkpoint, and the SAE
+        from dnatlas.outputs import check_free_space
+
+        check_free_space(out, sum(5 * 4 * 2 * s.config.d_in * s.config.d_sae for s in specs),
+                         "SAE folder (weights and checkpoint)")
     trainer = SAETrainer(specs, train, out, metadata={
         "dnatlas_data": data_info, "model_fingerprint": adapter.fingerprint()})
     if distributed.is_main():
@@ -359,6 +364,11 @@ def cache_sae_activations(model: str | ModelAdapter | None, windows: WindowSetti
                 or (name.startswith(".") and name.endswith(".tmp")))
 
     out = check_output_dir(out, "activation cache folder", own=own)
+    from dnatlas.outputs import check_free_space
+
+    rows = shards * batches_per_shard * windows.windows_per_batch * windows.window
+    check_free_space(out, rows * sum(adapter.d(k) for k in keys)
+                     * (4 if dtype == "float32" else 2), "activation cache")
     info = {"model": adapter.name, "model_fingerprint": adapter.fingerprint(),
             "data": str(windows.data), "split": windows.split, "window": windows.window,
             "windows_per_batch": windows.windows_per_batch, "keys": keys,
