@@ -2,7 +2,7 @@
 
 Files written into the output folder:
 
-* ``positions.tsv``: per reported position (1-based ``pos``), the reference base, the
+* ``positions.tsv``: per reported position (``pos_1based``), the reference base, the
   masked-LM probabilities of A C G T unsteered (``p_A``...) and steered (``p_A_steered``...),
   the change of the reference base's log-odds ``logit p(ref)`` and the total-variation
   distance ``0.5 * sum |p_steered - p|``;
@@ -93,7 +93,8 @@ def codon_rows(records, req, predictions) -> list[dict]:
             pb, ps = np.exp(lb), np.exp(ls)
             ab, as_ = (np.bincount(aa_of, weights=p, minlength=len(AMINO_ACIDS)) for p in (pb, ps))
             i = names.index(ref) if ref in names else None
-            row = {"record": rid, "codon_start": int(c) + 1, "codon_end": int(c) + 3,
+            row = {"record": rid, "codon_start_1based": int(c) + 1,
+                   "codon_end_1based": int(c) + 3,
                    "strand": req.frame_strand, "ref_codon": ref,
                    "ref_aa": AMINO_ACIDS[aa_of[i]] if i is not None else "X",
                    "p_ref_codon": pb[i] if i is not None else np.nan,
@@ -171,7 +172,8 @@ def write_all(out: Path, records, positions, base, steered, variants, codons, su
 
     table = position_table(records, positions, base, steered)
     cols = [f"p_{b}" for b in NUCLEOTIDES] + [f"p_{b}_steered" for b in NUCLEOTIDES]
-    _write_tsv(out / "positions.tsv", ["record", "pos", "ref", *cols, "delta_log_odds_ref", "tv"],
+    _write_tsv(out / "positions.tsv",
+               ["record", "pos_1based", "ref", *cols, "delta_log_odds_ref", "tv"],
                ([rid, int(t["pos"][i]) + 1, "ACGTN"[t["ref"][i]], *t["p"][i], *t["p_steered"][i],
                  t["delta_log_odds_ref"][i], t["tv"][i]]
                 for rid, t in table.items() for i in range(len(t["pos"]))))
