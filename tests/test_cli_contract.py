@@ -370,6 +370,7 @@ MISSING = {
     "annotate": ("pyrodigal", "annotate --genome {w}/genome.fa --out {w}/x_ann.gff3", "annotate"),
     "motifs": ("lightmotif", "motifs scan --genome {w}/genome.fa --jaspar CORE --out {w}/x_m.bed",
                "motifs"),
+    "audit": ("scipy", "audit index --genome {w}/genome.fa --out {w}/x_index", "analysis"),
 }
 
 

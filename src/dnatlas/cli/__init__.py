@@ -110,7 +110,8 @@ def _check_extras(args: argparse.Namespace) -> None:
     if wanted is not None:
         from dnatlas import extras
 
-        extras.require(*wanted(args), what=args.needs_what)
+        extras.require(*wanted(args), what=args.needs_what,
+                       modules=getattr(args, "needs_modules", None))
 
 
 if __name__ == "__main__":  # pragma: no cover

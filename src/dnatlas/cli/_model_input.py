@@ -184,9 +184,10 @@ def module_doc(name: str) -> str | None:
     return ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8")))
 
 
-def needs(parser, *extras: str, when=None) -> None:
+def needs(parser, *extras: str, when=None, modules: tuple[str, ...] | None = None) -> None:
     """Declare the extras a subcommand needs (:mod:`dnatlas.extras`): the CLI checks them
     before the command runs, one line naming the extra when one is missing. ``when``: a
     function of the parsed arguments giving the extras for this call instead (e.g. only
-    those a flag asks for)."""
-    parser.set_defaults(needs=when or (lambda args: extras), needs_what=parser.prog)
+    those a flag asks for); ``modules``: only these modules of the extra are needed."""
+    parser.set_defaults(needs=when or (lambda args: extras), needs_what=parser.prog,
+                        needs_modules=modules)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dnatlas.cli._model_input import DeprecatedSpelling, float_in, positive_int
+from dnatlas.cli._model_input import DeprecatedSpelling, float_in, needs, positive_int
 
 
 def register(subparsers) -> None:
@@ -71,6 +71,7 @@ def _add_index(commands) -> None:
                    help="also make a BLAST database (needs makeblastdb)")
     p.add_argument("--force", action="store_true", help="replace another index in DIR")
     p.set_defaults(func=run_index)
+    needs(p, "analysis", modules=("scipy",))  # the hit summary's connected loci
 
 
 def _add_search(commands) -> None:
@@ -105,6 +106,7 @@ def _add_search(commands) -> None:
     _index_params(p)
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.set_defaults(func=run_search)
+    needs(p, "analysis", modules=("scipy",))  # the hit summary's connected loci
 
 
 def _add_leakage(commands) -> None:
@@ -118,6 +120,7 @@ def _add_leakage(commands) -> None:
     p.add_argument("--k", type=_kmer_k, default=32, metavar="K", help="k-mer length (default 32)")
     p.add_argument("--force", action="store_true", help="replace an existing TSV")
     p.set_defaults(func=run_leakage)
+    needs(p, "analysis", modules=("scipy",))  # the hit summary's connected loci
 
 
 def run_index(args: argparse.Namespace) -> int:
