@@ -243,6 +243,8 @@ LOCKED = {
     "concepts eval": CONCEPTS,
     "extract": EXTRACT.replace(" --out {w}/o_extract", "") + " --layers 0",
     "neurons": NEURONS + " --tracks CDS --windows 1",
+    "audit index": "audit index --genome {w}/genome.fa",
+    "audit search": "audit search --fasta {w}/genome.fa --genome {w}/genome.fa",
 }
 
 
