@@ -278,22 +278,14 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
         concepts: a concept table that labels children and selects matched latents.
         device: where to train (default cpu).
     """
-    import copy
 
-    import torch
 
     from dnatlas.devices import resolve_device
     from dnatlas.sae.meta import (
-        decoder_batches,
         decoder_rows,
-        decoder_variance_explained,
-        meta_children,
-        meta_codes,
         meta_preset,
-        random_dictionary,
     )
-    from dnatlas.sae.saelens_format import WEIGHTS_FILENAME, load_sae
-    from dnatlas.sae.trainer import SAESpec, SAETrainer
+    from dnatlas.sae.saelens_format import load_sae
 
     settings = settings or MetaSAESettings()
     device = str(resolve_device(device))
@@ -319,54 +311,74 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
     if len(ids) < 2:
         raise InputError(f"a meta-SAE needs at least 2 latents, got {len(ids)}")
     preset, cfg, train, seed = _configs(settings, len(ids), base.d_in, device)
-    with _open_out(Path(out), force) as dest:
-        out = dest.path
-        control = random_dictionary(*rows.shape, seed=seed)
-        source = {"base_sae": str(folder),
-                  "base_sae_sha256": file_digest(folder / WEIGHTS_FILENAME),
-                  "base_hook_name": base.cfg.hook_name, "base_model_name": base.cfg.model_name,
-                  "preset": settings.preset, "latents": ids, "replacement": preset.replacement}
-        print(f"training {cfg.arch} meta-SAEs ({cfg.d_in} -> {cfg.d_sae}) on {len(ids)} decoder "
-              f"rows of {folder} and on a random dictionary, {train.steps} steps of "
-              f"{min(train.batch_size, len(ids)) if not preset.replacement else train.batch_size} "
-              f"rows on {device}", file=sys.stderr)
-        metrics: dict = {}
-        children: list = []
-        for name, key, data in (("decoder", META_DIR, rows), ("random", RANDOM_DIR, control)):
-            what = (f"decoder of {folder} (sha256 {source['base_sae_sha256'][:16]})"
-                    if name == "decoder" else "a random dictionary (Gaussian rows, unit norm)")
-            spec = SAESpec(None, "sae_decoder", copy.deepcopy(cfg))
-            spec.config.model_name = f"meta-SAE on the {what}"
-            trainer = SAETrainer([spec], copy.deepcopy(train), out / key, metadata={
-                "dnatlas_meta_sae": {**source, "trained_on": name, "description": what}})
-            trainer.fit(decoder_batches({"sae_decoder": data}, train.batch_size, seed=seed,
-                                        replacement=preset.replacement, steps=train.steps))
-            meta = load_sae(out / key, device=device)
-            codes = meta_codes(meta, data)
-            metrics[name] = decoder_variance_explained(meta, data, codes)
-            if cfg.arch == "batchtopk":
-                with torch.no_grad():
-                    batch = decoder_variance_explained(meta, data, meta.encode_batch(
-                        data.to(device)).cpu())
-                metrics[name].update({f"{k}_batch_topk": v for k, v in batch.items()})
-            if name == "decoder":
-                children = meta_children(codes, ids)
-        metrics["warnings"] = [] if cfg.d_sae < len(ids) else [
-            f"{cfg.d_sae} meta-latents for {len(ids)} rows: a meta-SAE this wide can give every "
-            "row a latent of its own, so its FVE says little about shared structure; give "
-            f"--width below {len(ids)}"]
-        metrics["settings"] = {**source, "latents": len(ids), "arch": cfg.arch, "width": cfg.d_sae,
-                               "k": cfg.k, "l0_coefficient": cfg.l0_coefficient, "seed": seed,
-                               "steps": train.steps, "batch_size": train.batch_size, "lr": train.lr}
-        paths = {"meta_sae": out / META_DIR, "random_sae": out / RANDOM_DIR,
-                 "metrics": out / "metrics.json", "children": out / "children.csv",
-                 "hierarchy": out / "hierarchy.json"}
-        write_json(paths["metrics"], {**metrics, "latent_ids": ids})
-        matched = concepts.threshold if concepts else None
-        write_children(paths["children"], children, labels)
-        write_json(paths["hierarchy"], hierarchy(children, ids, labels, matched, source))
+    with _open_out(Path(out), force) as dest:  # locked until the completion marker
+        result = _train(dest.path, folder, base, rows, ids, labels, concepts, preset, cfg,
+                        train, seed, settings, device)
         dest.complete(OUTPUTS)
-        return MetaSAEResult(out, metrics, ids, children, paths)
+        return result
+
+
+def _train(out: Path, folder: Path, base, rows, ids, labels, concepts, preset, cfg, train,
+           seed, settings, device) -> MetaSAEResult:
+    """The meta-SAEs of :func:`train_meta_sae` trained and written into ``out``."""
+    import copy
+
+    import torch
+
+    from dnatlas.sae.meta import (
+        decoder_batches,
+        decoder_variance_explained,
+        meta_children,
+        meta_codes,
+        random_dictionary,
+    )
+    from dnatlas.sae.saelens_format import WEIGHTS_FILENAME, load_sae
+    from dnatlas.sae.trainer import SAESpec, SAETrainer
+
+    control = random_dictionary(*rows.shape, seed=seed)
+    source = {"base_sae": str(folder), "base_sae_sha256": file_digest(folder / WEIGHTS_FILENAME),
+              "base_hook_name": base.cfg.hook_name, "base_model_name": base.cfg.model_name,
+              "preset": settings.preset, "latents": ids, "replacement": preset.replacement}
+    print(f"training {cfg.arch} meta-SAEs ({cfg.d_in} -> {cfg.d_sae}) on {len(ids)} decoder "
+          f"rows of {folder} and on a random dictionary, {train.steps} steps of "
+          f"{min(train.batch_size, len(ids)) if not preset.replacement else train.batch_size} "
+          f"rows on {device}", file=sys.stderr)
+    metrics: dict = {}
+    children: list = []
+    for name, key, data in (("decoder", META_DIR, rows), ("random", RANDOM_DIR, control)):
+        what = (f"decoder of {folder} (sha256 {source['base_sae_sha256'][:16]})"
+                if name == "decoder" else "a random dictionary (Gaussian rows, unit norm)")
+        spec = SAESpec(None, "sae_decoder", copy.deepcopy(cfg))
+        spec.config.model_name = f"meta-SAE on the {what}"
+        trainer = SAETrainer([spec], copy.deepcopy(train), out / key, metadata={
+            "dnatlas_meta_sae": {**source, "trained_on": name, "description": what}})
+        trainer.fit(decoder_batches({"sae_decoder": data}, train.batch_size, seed=seed,
+                                    replacement=preset.replacement, steps=train.steps))
+        meta = load_sae(out / key, device=device)
+        codes = meta_codes(meta, data)
+        metrics[name] = decoder_variance_explained(meta, data, codes)
+        if cfg.arch == "batchtopk":
+            with torch.no_grad():
+                batch = decoder_variance_explained(meta, data, meta.encode_batch(
+                    data.to(device)).cpu())
+            metrics[name].update({f"{k}_batch_topk": v for k, v in batch.items()})
+        if name == "decoder":
+            children = meta_children(codes, ids)
+    metrics["warnings"] = [] if cfg.d_sae < len(ids) else [
+        f"{cfg.d_sae} meta-latents for {len(ids)} rows: a meta-SAE this wide can give every "
+        "row a latent of its own, so its FVE says little about shared structure; give "
+        f"--width below {len(ids)}"]
+    metrics["settings"] = {**source, "latents": len(ids), "arch": cfg.arch, "width": cfg.d_sae,
+                           "k": cfg.k, "l0_coefficient": cfg.l0_coefficient, "seed": seed,
+                           "steps": train.steps, "batch_size": train.batch_size, "lr": train.lr}
+    paths = {"meta_sae": out / META_DIR, "random_sae": out / RANDOM_DIR,
+             "metrics": out / "metrics.json", "children": out / "children.csv",
+             "hierarchy": out / "hierarchy.json"}
+    write_json(paths["metrics"], {**metrics, "latent_ids": ids})
+    matched = concepts.threshold if concepts else None
+    write_children(paths["children"], children, labels)
+    write_json(paths["hierarchy"], hierarchy(children, ids, labels, matched, source))
+    return MetaSAEResult(out, metrics, ids, children, paths)
 
 
 # ---- outputs ------------------------------------------------------------------------------
