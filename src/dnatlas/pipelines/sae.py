@@ -16,9 +16,7 @@ sees the same global batches, so its SAEs equal the ranks' (up to float summatio
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +151,50 @@ def train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers,
               hyper: SAEHyperparameters, site: str = "residual", buffer_rows: int = 1 << 17,
               device: str | None = None, resume: bool = False, force: bool = False
               ) -> list[Path]:
+    """Train one SAE per layer (:func:`_train_sae`, arguments as it takes them) in the
+    output folder ``out``, locked for the run (:mod:`dnatlas.outputs`): an earlier SAE or
+    files of the user's there are refused unless ``force`` (which removes the earlier SAE's
+    files first); ``resume`` continues the checkpoint there. Marked complete at the end."""
+    from dnatlas import distributed
+
+    if distributed.env_world()[0] != 0:  # rank 0 owns the folder
+        return _train_sae(model, windows, layers, out, hyper, site, buffer_rows, device,
+                          resume, force)
+    with _open_sae_out(out, resume, force) as folder:
+        folders = _train_sae(model, windows, layers, out, hyper, site, buffer_rows, device,
+                             resume, force)
+        folder.complete(name for name in sorted(p.name for p in folder.path.iterdir())
+                        if _is_sae_output(folder.path, name))
+        return folders
+
+
+#: what ``sae train`` writes into an SAE folder (besides the SAEs' subfolders)
+SAE_RUN_FILES = frozenset({"cfg.json", "sae_weights.safetensors", "metrics.csv",
+                           "checkpoint.pt"})
+
+
+def _is_sae_output(out: Path, name: str) -> bool:
+    """A file ``sae train`` writes into ``out``, or an SAE subfolder of several layers."""
+    return (name in SAE_RUN_FILES or (name.startswith(".") and name.endswith(".tmp"))
+            or (out / name / "cfg.json").is_file() or (out / name / "metrics.csv").is_file())
+
+
+def _open_sae_out(out, resume: bool, force: bool):
+    from dnatlas.outputs import output_folder
+
+    out = Path(out)
+    return output_folder(out, "sae train", own=lambda name: _is_sae_output(out, name),
+                         force=force, what="SAE folder",
+                         earlier=(lambda name: False) if resume else None,
+                         result=("an SAE run whose checkpoint already exists (--resume "
+                                 "continues it)") if (out / "checkpoint.pt").exists()
+                         else "an SAE")
+
+
+def _train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers,
+               out: str | Path, hyper: SAEHyperparameters, site: str = "residual",
+               buffer_rows: int = 1 << 17, device: str | None = None, resume: bool = False,
+               force: bool = False) -> list[Path]:
     """Train one SAE per layer from one stream of activations; returns the SAE folders.
 
     Args:
@@ -178,40 +220,10 @@ def train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers,
             raise InputError("batchtopk selects the top k * batch activations of the whole "
                              "batch, which data-parallel ranks do not share: train it in one "
                              "process (or use topk)")
-        with contextlib.ExitStack() as stack:
-            held = []  # rank 0's locked folder
-            distributed.on_main(lambda: held.append(stack.enter_context(
-                _open_sae_out(out, keys, resume, force))))
-            data, data_info = _sae_streams(adapter, windows, keys, train.batch_size,
-                                           buffer_rows, device)
-            folders = _train_on(adapter, data, data_info, keys, arch, expansion, sae_kw,
-                                train, windows.seed, out, resume, device)
-            for folder in held:
-                folder.complete(name for name in os.listdir(folder.path)
-                                if name in SAE_RUN_FILES or name in keys)
-            return folders
-
-
-#: what ``sae train`` writes into an SAE folder (besides the SAEs' subfolders)
-SAE_RUN_FILES = frozenset({"cfg.json", "sae_weights.safetensors", "metrics.csv",
-                           "checkpoint.pt"})
-
-
-def _open_sae_out(out, keys, resume: bool, force: bool):
-    """The locked output folder of ``sae train`` (:func:`dnatlas.outputs.output_folder`):
-    an earlier SAE or files of the user's are refused unless ``force`` (which removes the
-    earlier SAE's files first); ``resume`` continues the checkpoint there."""
-    from dnatlas.outputs import output_folder
-
-    def own(name: str) -> bool:
-        return (name in SAE_RUN_FILES or (len(keys) > 1 and name in keys)
-                or (name.startswith(".") and name.endswith(".tmp")))
-
-    return output_folder(out, "sae train", own=own, force=force, what="SAE folder",
-                         earlier=(lambda name: False) if resume else None,
-                         result=("an SAE run whose checkpoint already exists (--resume "
-                                 "continues it)") if (Path(out) / "checkpoint.pt").exists()
-                         else "an SAE")
+        data, data_info = _sae_streams(adapter, windows, keys, train.batch_size, buffer_rows,
+                                       device)
+        return _train_on(adapter, data, data_info, keys, arch, expansion, sae_kw, train,
+                         windows.seed, out, resume, device)
 
 
 def _sae_streams(adapter, windows: WindowSettings, keys, batch_size: int, buffer_rows: int,
@@ -269,11 +281,6 @@ def _train_on(adapter, data, data_info, keys, arch, expansion, sae_kw, train, se
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc)) from None
         specs.append(SAESpec(None if len(keys) == 1 else key, key, cfg))
-    if distributed.is_main():  # weights + Adam's two moments in the checkpoint, and the SAE
-        from dnatlas.outputs import check_free_space
-
-        check_free_space(out, sum(5 * 4 * 2 * s.config.d_in * s.config.d_sae for s in specs),
-                         "SAE folder (weights and checkpoint)")
     trainer = SAETrainer(specs, train, out, metadata={
         "dnatlas_data": data_info, "model_fingerprint": adapter.fingerprint()})
     if distributed.is_main():
@@ -357,15 +364,13 @@ def cache_sae_activations(model: str | ModelAdapter | None, windows: WindowSetti
     source = window_source(windows.data, windows.split, windows.window,
                            windows.windows_per_batch, windows.seed)
     from dnatlas.files import check_output_dir
-    from dnatlas.outputs import lock_folder
+    from dnatlas.outputs import check_free_space, lock_folder
 
     def own(name: str) -> bool:
         return (name == "manifest.json" or name.startswith("shard_")
                 or (name.startswith(".") and name.endswith(".tmp")))
 
     out = check_output_dir(out, "activation cache folder", own=own)
-    from dnatlas.outputs import check_free_space
-
     rows = shards * batches_per_shard * windows.windows_per_batch * windows.window
     check_free_space(out, rows * sum(adapter.d(k) for k in keys)
                      * (4 if dtype == "float32" else 2), "activation cache")

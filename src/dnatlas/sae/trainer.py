@@ -172,6 +172,12 @@ class SAETrainer:
                 run, or the data run out before ``cfg.steps``.
         """
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:  # weights and Adam's two moments (checkpoint), and the SAEs
+            from dnatlas.outputs import check_free_space
+
+            check_free_space(self.out_dir, sum(5 * 4 * 2 * s.config.d_in * s.config.d_sae
+                                               for s in (slot.spec for slot in self.slots)),
+                             "SAEs and checkpoint")
         if self.checkpoint_path.exists():
             if not resume:
                 raise InputError("a checkpoint already exists; resume it or choose another "
