@@ -27,11 +27,9 @@ def load_sae_for(spec: str | Path, model: ModelAdapter, hook: str | None = None,
         InputError: one line naming the folder when the SAE has no site, the model has
             no such site, or the site's width differs from the SAE's ``d_in``.
     """
-    from dnatlas.outputs import check_finished
     from dnatlas.sae.saelens_format import load_sae, resolve_sae_path
 
     folder = resolve_sae_path(spec)
-    check_finished(folder, "SAE folder")
     sae = load_sae(folder, device=model.device if device is None else device)
     key = hook or sae.cfg.hook_name
     if not key:
@@ -44,4 +42,7 @@ def load_sae_for(spec: str | Path, model: ModelAdapter, hook: str | None = None,
     if model.d(key) != sae.d_in:
         raise InputError(f"the SAE reads {sae.d_in} channels but {key} of {model.name} has "
                          f"{model.d(key)}: an SAE of another model?", path=folder)
+    from dnatlas.outputs import check_finished
+
+    check_finished(folder, "SAE folder")  # not one a run is still writing (or left unfinished)
     return sae, folder, key

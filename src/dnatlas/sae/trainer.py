@@ -207,12 +207,16 @@ class SAETrainer:
                 rows += self._train_step(batch, log or show)
                 self.step += 1
                 bar.update(1)
-                if log or show:
-                    postfix = self._log() if log else {}
-                    postfix.update(self._current())
+                if log:
+                    postfix = self._log()
                     elapsed = time.perf_counter() - t0
                     postfix["rows/s"] = f"{rows / max(elapsed, 1e-9):.3g}"
                     bar.set_postfix(postfix, refresh=False)
+                elif show:  # this step's values between the metric rows
+                    elapsed = time.perf_counter() - t0
+                    bar.set_postfix({**self._current(),
+                                     "rows/s": f"{rows / max(elapsed, 1e-9):.3g}"},
+                                    refresh=False)
                 if self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
                     self.save_checkpoint()
         finally:
