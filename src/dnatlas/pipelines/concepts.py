@@ -299,7 +299,6 @@ def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, rand
 def _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations, folder,
                    random_init, random_init_saes, settings) -> ConceptResult:
     from dnatlas import distributed
-    from dnatlas.genome.regions import format_region
     from dnatlas.pipelines.concept_report import write_report
 
     torch_device = str(adapter.device)
@@ -311,37 +310,58 @@ def _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations,
     label_sets = {"real": labels}
     if settings.shuffled:
         label_sets["shuffled"] = shuffled_labels(labels, settings.seed)
-    context = {"model": adapter.name, "model_fingerprint": adapter.fingerprint(),
-               "genome": str(fasta), "annotations": None if annotations is None
-               else str(annotations), "dropped_concepts": dropped,
-               # regions as a person writes them: 1-based, closed (samtools, IGV)
-               "splits": {name: [format_region(*span) for span in spans]
-                          for name, spans in splits.items()},
-               "n_elements": dict(zip(labels.names, labels.n_elements().tolist(),
-                                      strict=True))}
+    if random_init:  # loaded (and a foreign --random-init-sae refused) before any pass
+        control = adapter.random_init(settings.seed)
+        control_dicts = _dictionaries(control, random_init_saes, [d.key for d in dicts], True,
+                                      torch_device)
+        _check_sae_models(control_dicts, control)
+    began = _say_passes(adapter, dicts, random_init, random_init_saes)
+    counts = _run_model(adapter, dicts, codes, splits, label_sets, settings, adapter.name)
+    if random_init:
+        _first_pass_done(out, dicts, counts, settings, began, _report_context(
+            adapter, fasta, annotations, splits, dropped, labels))
+        counts.update(_run_model(control, control_dicts, codes, splits, {"real": labels},
+                                 settings, "random-init"))
+        dicts += control_dicts
+    context = _report_context(adapter, fasta, annotations, splits, dropped, labels)
+    return distributed.on_main(write_report, out, dicts, counts, settings, context)
+
+
+def _report_context(adapter, fasta, annotations, splits, dropped, labels) -> dict:
+    """What ``summary.json`` says about the run besides the scores."""
+    from dnatlas.genome.regions import format_region
+
+    return {"model": adapter.name, "model_fingerprint": adapter.fingerprint(),
+            "genome": str(fasta), "annotations": None if annotations is None
+            else str(annotations), "dropped_concepts": dropped,
+            # regions as a person writes them: 1-based, closed (samtools, IGV)
+            "splits": {name: [format_region(*span) for span in spans]
+                       for name, spans in splits.items()},
+            "n_elements": dict(zip(labels.names, labels.n_elements().tolist(), strict=True))}
+
+
+def _say_passes(adapter, dicts, random_init: bool, random_init_saes) -> float:
+    """Say up front which passes over the genome follow; returns the start time."""
     passes = [f"{adapter.name} ({', '.join(d.name for d in dicts)})"]
     if random_init:
         passes.append("the random-init control (the same architecture, fresh weights: its "
                       "neurons" + (" and SAEs" if random_init_saes else "") + ")")
     _say(f"concepts eval: {len(passes)} pass(es) over the genome, each a maxima sample and a "
          "count: " + "; ".join(f"{i}. {p}" for i, p in enumerate(passes, 1)))
-    began = time.perf_counter()
-    counts = _run_model(adapter, dicts, codes, splits, label_sets, settings, adapter.name)
-    if random_init:
-        took = time.perf_counter() - began
-        # the first pass's results now, in case the control is long (rewritten at the end)
-        distributed.on_main(write_report, out, dicts, counts, settings,
-                            {**context, "unfinished": "pass 2 (random-init) running"})
-        _say(f"pass 1 done in {took / 60:.1f} min; its results are in {out}; pass 2 (the "
-             f"random-init control) will take about as long (~{took / 60:.1f} min)")
-        control = adapter.random_init(settings.seed)
-        control_dicts = _dictionaries(control, random_init_saes, [d.key for d in dicts], True,
-                                      torch_device)
-        _check_sae_models(control_dicts, control)
-        counts.update(_run_model(control, control_dicts, codes, splits, {"real": labels},
-                                 settings, "random-init"))
-        dicts += control_dicts
-    return distributed.on_main(write_report, out, dicts, counts, settings, context)
+    return time.perf_counter()
+
+
+def _first_pass_done(out, dicts, counts, settings, began: float, context: dict) -> None:
+    """Write the first pass's results before the random-init control runs (rewritten with
+    both at the end), and say how long the second pass will take."""
+    from dnatlas import distributed
+    from dnatlas.pipelines.concept_report import write_report
+
+    took = time.perf_counter() - began
+    distributed.on_main(write_report, out, dicts, counts, settings,
+                        {**context, "unfinished": "pass 2 (random-init) running"})
+    _say(f"pass 1 done in {took / 60:.1f} min; its results are in {out}; pass 2 (the "
+         f"random-init control) will take about as long (~{took / 60:.1f} min)")
 
 
 def _say(text: str) -> None:
