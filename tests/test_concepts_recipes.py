@@ -51,7 +51,7 @@ def test_recipe_001_hyenadna_sae_jaspar_and_nucleotides(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == spec and "rc_pairing" not in summary["dictionaries"]["sae:sae"]
     # the causal model's records are evaluated in halves on both strands
-    assert summary["splits"]["test"] == [["chr20_slice", 15_000, 30_000]]
+    assert summary["splits"]["test"] == ["chr20_slice:15,001-30,000"]  # 1-based, closed
 
 
 def test_recipe_003_nt_layers_with_random_init_control(tmp_path, capsys):

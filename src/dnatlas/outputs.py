@@ -63,10 +63,7 @@ def lock_folder(directory: str | Path, what: str = "output folder",
                                  f"{name}); wait for it or choose another --out",
                                  path=directory) from None
             raise
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        yield path
+        yield path  # the file stays empty: folders of identical runs are identical
     finally:
         os.close(fd)  # releases the lock
 
