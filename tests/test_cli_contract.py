@@ -245,6 +245,8 @@ LOCKED = {
     "neurons": NEURONS + " --tracks CDS --windows 1",
     "audit index": "audit index --genome {w}/genome.fa",
     "audit search": "audit search --fasta {w}/genome.fa --genome {w}/genome.fa",
+    "demo": "demo --skip-analysis",
+    "figures": "figures --quick",
 }
 
 
@@ -345,6 +347,12 @@ def test_motifs_summary_cannot_be_the_hits(w, capsys):
     assert main(_args(w, f"motifs scan --genome {{w}}/genome.fa --motifs {motifs} --out {bed} "
                          f"--summary {bed}")) == 2
     assert "same file" in capsys.readouterr().err and not bed.exists()
+    from dnatlas.outputs import lock_file
+
+    with lock_file(bed):  # another scan writing these hits (and their summary)
+        assert main(_args(w, f"motifs scan --genome {{w}}/genome.fa --motifs {motifs} "
+                             f"--out {bed}")) == 2
+    assert "another dnatlas run" in capsys.readouterr().err and not bed.exists()
 
 
 def test_extract_does_not_replace_another_region_without_force(w, capsys):

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 DEMO_VAL_GENOME = "vibrio_cholerae_h1"
+#: what the demo writes into its folder
+DEMO_OUTPUTS = frozenset({"store", "brief-run", "eval.json", "figures"})
 BRIEF_RUN_PURPOSE = ("The brief run shows the training engine working (store, masking, "
                      "checkpoints, evaluation) in seconds; it is far too short to learn the "
                      "genome, so expect it near the k-mer baseline, not near the bundled "
@@ -42,6 +44,18 @@ def build_default_store(out: str | Path, force: bool = False):
 
 def run_demo(out: str | Path = "runs/demo", train_steps: int = 30, eval_windows: int = 24,
              analysis: bool = True, force: bool = False) -> dict:
+    """:func:`_run_demo` (arguments as it takes them) holding the demo folder's lock
+    (:mod:`dnatlas.outputs`): a second demo into ``out`` fails at once."""
+    from dnatlas.files import check_output_dir
+    from dnatlas.outputs import lock_folder
+
+    check_output_dir(out, "demo folder", force=force, own=DEMO_OUTPUTS.__contains__)
+    with lock_folder(out, "demo folder"):
+        return _run_demo(out, train_steps, eval_windows, analysis, force)
+
+
+def _run_demo(out: str | Path = "runs/demo", train_steps: int = 30, eval_windows: int = 24,
+              analysis: bool = True, force: bool = False) -> dict:
     """Store, brief training, held-out evaluation and analysis; returns the eval results."""
     from dnatlas.files import check_output_dir, write_json
     from dnatlas.models import default_model_path, load_model
@@ -50,8 +64,7 @@ def run_demo(out: str | Path = "runs/demo", train_steps: int = 30, eval_windows:
     from dnatlas.training.metrics_log import nats_to_bits
     from dnatlas.training.trainer import train
 
-    out = check_output_dir(out, "demo folder", force=force,
-                           own=lambda name: name in {"store", "brief-run", "eval.json", "figures"})
+    out = check_output_dir(out, "demo folder", force=force, own=DEMO_OUTPUTS.__contains__)
     t0 = time.perf_counter()
 
     _section("1. genome store from the bundled genomes")

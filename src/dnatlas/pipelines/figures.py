@@ -58,6 +58,19 @@ def is_figures_output(name: str) -> bool:
 def report_figures(model: str | ModelAdapter | None = None, out: str | Path = "docs/figures",
                    layer: int | None = None, work: str | Path | None = None,
                    quick: bool = False, force: bool = False) -> Path:
+    """:func:`_report_figures` (arguments as it takes them) holding the figure folder's
+    lock (:mod:`dnatlas.outputs`): a second run into ``out`` fails at once."""
+    from dnatlas.files import check_output_dir
+    from dnatlas.outputs import lock_folder
+
+    check_output_dir(out, "figure folder", own=is_figures_output, force=force)
+    with lock_folder(out, "figure folder"):
+        return _report_figures(model, out, layer, work, quick, force)
+
+
+def _report_figures(model: str | ModelAdapter | None = None, out: str | Path = "docs/figures",
+                    layer: int | None = None, work: str | Path | None = None,
+                    quick: bool = False, force: bool = False) -> Path:
     """Write every figure analogue into ``out`` (see module docstring); returns ``out``.
 
     Args:
