@@ -21,7 +21,7 @@ import numpy as np
 
 from dnatlas import distributed
 from dnatlas.errors import InputError
-from dnatlas.models import ModelAdapter, load_model
+from dnatlas.models import ModelAdapter, resolve_model
 from dnatlas.pipelines.records import records_of
 
 STRANDS = {"+": ("+",), "-": ("-",), "both": ("+", "-"), "paired": ("+", "-")}
@@ -81,7 +81,7 @@ def _extract_genome(model: str | ModelAdapter | None, fasta: str | Path, out: st
     each rank extracts its share (module docstring) on its own device.
     """
     with distributed.session(device) as info:
-        adapter = model if isinstance(model, ModelAdapter) else load_model(model, info.device)
+        adapter = resolve_model(model, info.device)
         items = [(r.id, r.seq, start, end) for r, start, end in records_of(fasta, region)]
         if not force:
             distributed.on_main(_refuse_other_spans, out, items,
