@@ -132,7 +132,7 @@ class OutputFolder:
 
     def complete(self, files: Iterable[str] = (), **info) -> None:
         """Write the completion marker (last): the run finished and wrote ``files``."""
-        from dnatlas import __version__
+        from dnatlas._version import __version__
         from dnatlas.files import write_json
 
         names = sorted(set(files) | set(self.written))

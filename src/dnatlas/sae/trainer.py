@@ -91,8 +91,8 @@ class _Slot:
     optim: torch.optim.Optimizer
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     n: int = 0
-    last_loss: torch.Tensor | None = None  # this step's loss, for the progress bar
-    shown: dict[str, torch.Tensor] = field(default_factory=dict)  # its L0 and FVU
+    last_loss: torch.Tensor | None = None  # this step's loss, L0, FVU: the progress bar's
+    shown: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def _item(value: torch.Tensor | None) -> float:
@@ -174,10 +174,8 @@ class SAETrainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:  # weights and Adam's two moments (checkpoint), and the SAEs
             from dnatlas.outputs import check_free_space
-
-            check_free_space(self.out_dir, sum(5 * 4 * 2 * s.config.d_in * s.config.d_sae
-                                               for s in (slot.spec for slot in self.slots)),
-                             "SAEs and checkpoint")
+            check_free_space(self.out_dir, sum(40 * s.spec.config.d_in * s.spec.config.d_sae
+                                               for s in self.slots), "SAEs and checkpoint")
         if self.checkpoint_path.exists():
             if not resume:
                 raise InputError("a checkpoint already exists; resume it or choose another "
@@ -201,8 +199,7 @@ class SAETrainer:
                     raise InputError(f"the activation data ran out after {self.step} of "
                                      f"{self.cfg.steps} steps") from None
                 log = (self.step + 1) % self.cfg.log_every == 0 or self.step + 1 == self.cfg.steps
-                # the bar shows the current step's values (not the last metrics row's) every
-                # few steps; a step count, not a clock, so every rank computes the same
+                # this step's values on the bar every few steps (a count: ranks agree)
                 show = (self.step + 1) % max(1, self.cfg.log_every // 10) == 0
                 rows += self._train_step(batch, log or show)
                 self.step += 1
@@ -213,10 +210,7 @@ class SAETrainer:
                     postfix["rows/s"] = f"{rows / max(elapsed, 1e-9):.3g}"
                     bar.set_postfix(postfix, refresh=False)
                 elif show:  # this step's values between the metric rows
-                    elapsed = time.perf_counter() - t0
-                    bar.set_postfix({**self._current(),
-                                     "rows/s": f"{rows / max(elapsed, 1e-9):.3g}"},
-                                    refresh=False)
+                    bar.set_postfix(self._current(), refresh=False)
                 if self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
                     self.save_checkpoint()
         finally:
@@ -346,13 +340,9 @@ class SAETrainer:
 
     def _current(self) -> dict[str, str]:
         """This step's loss, L0 and FVU of each SAE (the progress bar's values)."""
-        shown = {}
-        for slot in self.slots[:3]:
-            tag = "" if len(self.slots) == 1 else f"{slot.spec.name}:"
-            shown[f"{tag}loss"] = f"{_item(slot.last_loss):.4g}"
-            shown[f"{tag}L0"] = f"{_item(slot.shown.get('_l0')):.4g}"
-            shown[f"{tag}FVU"] = f"{_item(slot.shown.get('_fvu')):.4g}"
-        return shown
+        return {f"{'' if len(self.slots) == 1 else f'{s.spec.name}:'}{k}": f"{_item(v):.4g}"
+                for s in self.slots[:3] for k, v in (("loss", s.last_loss), (
+                    "L0", s.shown.get("_l0")), ("FVU", s.shown.get("_fvu")))}
 
     def _log(self) -> dict[str, str]:
         postfix = {}
