@@ -333,22 +333,22 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     if req.frame_start is not None and not hasattr(adapter, "logits"):
         raise InputError(f"{adapter.name}: codon and amino-acid probabilities need a windowed-"
                          "MLM model with triplet outputs (DNAtlas)")
-    check_variants(variants, records)
-    positions = select_positions(records, req.regions, req.bed, req.all_positions, variants)
     with contextlib.ExitStack() as stack:  # locked from here to the completion marker
         folder = None if out is None else stack.enter_context(report.open_out(out, force))
-        result = _steer(adapter, sae, sae_dir, key, fasta, records, positions, req, specs,
-                        variants, None if folder is None else folder.path)
+        result = _steer(adapter, sae, sae_dir, key, fasta, records, req, specs, variants,
+                        None if folder is None else folder.path)
         if folder is not None:
             folder.complete([name for name in report.OUTPUTS if (folder / name).exists()])
         return result
 
 
-def _steer(adapter, sae, sae_dir, key, fasta, records, positions, req: SteerRequest, specs,
-           variants, out) -> SteerResult:
+def _steer(adapter, sae, sae_dir, key, fasta, records, req: SteerRequest, specs, variants,
+           out) -> SteerResult:
     from dnatlas.pipelines import steer_report as report
     from dnatlas.progress import progress
 
+    check_variants(variants, records)
+    positions = select_positions(records, req.regions, req.bed, req.all_positions, variants)
 
     ranked = any(s.top for s in specs)
     need = {"max"} if req.control > 0 or any(s.op == "set_max" for s in specs) else set()
