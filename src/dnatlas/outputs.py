@@ -1,21 +1,23 @@
 """Output folders and files: the one mechanism every command that writes results uses.
 
 The rules (the same for ``train``, ``extract``, ``neurons``, ``concepts eval``, ``steer``,
-``sae train``, ``sae cache``, ``sae meta``, ``motifs scan``, ``audit index`` ...):
+``sae train``, ``sae cache``, ``sae meta``, ``motifs scan``, ``audit index|search``,
+``demo``, ``figures``):
 
 * **Checked before the work**: an output folder that is a file, sits under a file or cannot
   be written, or a disk without room for the expected output, is one line and exit code 2
   before anything is computed (:func:`check_free_space`).
 * **One writer at a time**: a run holds an exclusive ``flock`` of ``FOLDER/.lock`` for its
   whole life (:func:`lock_folder`); a second run into the same folder fails at once instead of
-  interleaving its files with the first one's. ``train`` and ``audit index`` take the same lock.
+  interleaving its files with the first one's (``lock_file``: the same for one output file
+and its companions, e.g. a BED and its summary).
 * **Nothing is replaced without --force**: a folder holding files the command did not write,
   or an earlier result of the command, is refused unless ``force``. With ``force`` the
   earlier result's files (only those the command writes) are removed *before* the new run
   starts, so a rerun that fails midway or writes fewer files never leaves old and new mixed.
 * **Finished runs are marked**: the completion marker :data:`COMPLETE_NAME` is written last,
-  listing the files of the run; readers call :func:`require_complete` and refuse a folder
-  without it (an interrupted or still-running run).
+  listing the files of the run; readers call :func:`check_finished` and refuse a folder a
+  run holds (its lock) without the marker: interrupted, or still being written.
 * **Single output files** go through :func:`dnatlas.files.check_writable_file` and are
   written atomically (:func:`dnatlas.files.atomic_write`); :func:`distinct_outputs` refuses
   two outputs of one command that are the same file.
@@ -26,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -187,29 +188,6 @@ def output_folder(path: str | Path, command: str, own: Callable[[str], bool],
                 else:
                     target.unlink(missing_ok=True)
         yield OutputFolder(path, command)
-
-
-def require_complete(path: str | Path, what: str = "result folder",
-                     command: str | None = None) -> dict:
-    """The completion marker of a folder a run wrote; refuses an unfinished, running or
-    interrupted one (no marker), or one of another command."""
-    path = Path(path)
-    marker = path / COMPLETE_NAME
-    if not marker.is_file():
-        state = "is still being written" if is_locked(path) else "is unfinished"
-        raise InputError(f"{what} {state} (no {COMPLETE_NAME}: the run that wrote it did not "
-                         "finish); rerun it", path=path)
-    try:
-        info = json.loads(marker.read_text())
-    except (OSError, ValueError):
-        raise InputError(f"{what} has a damaged {COMPLETE_NAME}; rerun it", path=path) from None
-    if command is not None and info.get("command") != command:
-        raise InputError(f"{what} was written by `dnatlas {info.get('command')}`, not "
-                         f"`dnatlas {command}`", path=path)
-    missing = [name for name in info.get("files", []) if not (path / name).exists()]
-    if missing:
-        raise InputError(f"{what} lacks {missing[0]} that its run wrote; rerun it", path=path)
-    return info
 
 
 def check_finished(path: str | Path, what: str = "folder") -> None:
