@@ -3,6 +3,7 @@ devices) with one line, ``dnatlas: error: ...``, exit code 2 and no traceback.""
 
 import json
 import os
+import textwrap
 
 import numpy as np
 import pytest
@@ -563,3 +564,24 @@ def test_too_little_disk_space_is_refused_before_work(w, command, monkeypatch, c
     err = capsys.readouterr().err
     assert "not enough free disk space" in err and "Traceback" not in err
     assert not [p for p in out.rglob("*") if p.name != ".lock"]
+
+
+def test_asking_whether_an_extra_is_installed_keeps_the_transformers_hook(tmp_path):
+    """``dnatlas.extras`` looks modules up with importlib.util.find_spec; that must not
+    unhook DNAtlas's registration with transformers (it did: AutoConfig then failed)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("transformers")
+    code = textwrap.dedent(f"""
+        import sys
+        import dnatlas
+        from dnatlas import extras
+        assert extras.missing("hf") == [] and "transformers" not in sys.modules
+        import transformers
+        from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
+        DNAtlas(DNAtlasConfig.preset("tiny", n_layers=2)).save_pretrained({str(tmp_path)!r})
+        print(type(transformers.AutoConfig.from_pretrained({str(tmp_path)!r})).__name__)
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0 and "DNAtlasHFConfig" in run.stdout, run.stderr[-800:]

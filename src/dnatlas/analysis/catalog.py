@@ -53,9 +53,9 @@ class NeuronCatalog:
         return None if other == int(neuron) else other
 
     def ranking(self, track: str, k: int | None = None) -> list[tuple[int, float]]:
-        """``[(neuron, ap), ...]`` best first (NaN last); an RC pair once, as its lower
-        neuron id (the pair's canonical id, as :meth:`RCPairs.canonical` names SAE pairs)
-        with the pair's better AP."""
+        """``[(neuron, ap), ...]`` best first (NaN last); an RC pair once, by the neuron of
+        the pair that scores better (its AP: the partner reads the other strand's sense, so
+        its AP on stranded tracks may differ); :meth:`rc_partner` names the other."""
         t = self.tracks.index(track)
         ap = self.auprc[:, t]
         order = np.argsort(np.where(np.isnan(ap), np.inf, -ap), kind="stable")
@@ -68,7 +68,6 @@ class NeuronCatalog:
             partner = self.rc_partner(neuron)
             if partner is not None:
                 taken.add(partner)
-                neuron = min(neuron, partner)
             ranked.append((neuron, float(ap[i])))
             if k is not None and len(ranked) == k:
                 break

@@ -19,8 +19,9 @@ def best_neurons(catalog) -> list[int]:
     chosen = []
     for track in catalog.tracks:
         neuron, ap = catalog.best(track)
-        if np.isfinite(ap) and neuron not in chosen:
-            chosen.append(neuron)
+        partner = catalog.rc_partner(neuron) if hasattr(catalog, "rc_partner") else None
+        if np.isfinite(ap) and neuron not in chosen and partner not in chosen:
+            chosen.append(neuron)  # its figures name the partner (the other strand's panel)
     return chosen
 
 
