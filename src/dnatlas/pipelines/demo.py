@@ -19,8 +19,8 @@ DEMO_VAL_GENOME = "vibrio_cholerae_h1"
 DEMO_OUTPUTS = frozenset({"store", "brief-run", "eval.json", "figures"})
 BRIEF_RUN_PURPOSE = ("The brief run shows the training engine working (store, masking, "
                      "checkpoints, evaluation) in seconds; it is far too short to learn the "
-                     "genome, so expect it near the k-mer baseline, not near the bundled "
-                     "model (trained for 93 minutes).")
+                     "genome: expect it to score no better than the k-mer baseline, and far "
+                     "from the bundled model (trained for 93 minutes).")
 
 
 def _section(title: str) -> None:
