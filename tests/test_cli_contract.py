@@ -870,3 +870,13 @@ def test_a_background_the_check_accepts_scans(w22, capsys):
     """A background summing to 1 within the CLI's tolerance is one lightmotif takes too."""
     assert main(_args(w22, "motifs scan {w}/genome.fa --motifs {w}/ok.meme --background "
                            "0.7,0.1,0.1,0.1000001 --out {w}/bg.bed")) == 0
+
+
+@pytest.mark.parametrize("extra", ["--valid chrA:1-1 --test chrB:1-1 --edge 0",
+                                   "--chunk-size 7 --edge 0 --sample 500"])
+def test_concepts_eval_counts_chunks_where_nothing_fires(w22, extra, capsys):
+    """Family 2: one-base regions and tiny chunks hold concept elements but no firing
+    feature (once an IndexError in the counter); they are counted, exit 0."""
+    slug = re.sub(r"\W+", "_", extra)
+    assert main(_args(w22, CONCEPTS22.replace("{w}/ce", f"{{w}}/ce_ok_{slug}") + " " + extra)
+                ) == 0, capsys.readouterr().err
