@@ -827,7 +827,7 @@ def test_an_activation_cache_of_another_model_is_refused(trained, capsys):
 
 @pytest.mark.parametrize("change, named", [
     ("--lr 1e-3", "lr"), ("--batch-size 32", "batch_size"), ("--window 64", "window"),
-    ("--data {w}/val_n_store", "data"), ("--streams 2", "streams"), ("--steps 3", "steps"),
+    ("--data {w}/val_n_store", "data"), ("--streams 2", "streams"), ("--seed 5", "seed"),
 ])
 def test_a_resume_with_other_settings_is_refused(trained, change, named, capsys):
     """Family 3: --resume continues only the run it resumes, naming the difference."""

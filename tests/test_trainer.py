@@ -144,7 +144,7 @@ def test_non_finite_loss_stops_cleanly_naming_the_step(store, tmp_path):
 
 
 @pytest.mark.parametrize("change", [dict(lr=1e-2), dict(window=64), dict(batch_size=4),
-                                    dict(seed=3), dict(steps=20)])
+                                    dict(seed=3), dict(weight_decay=0.5)])
 def test_a_resume_with_other_settings_is_refused_naming_them(store, tmp_path, change):
     """Issue 22, family 3: a resumed run matches what it resumes."""
     from dnatlas.errors import InputError

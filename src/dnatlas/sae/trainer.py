@@ -55,7 +55,7 @@ from dnatlas.files import atomic_path, atomic_write
 from dnatlas.progress import progress
 from dnatlas.sae.architectures import SAEConfig, SparseAutoencoder, build_sae, expected_norm_scale
 from dnatlas.sae.saelens_format import save_sae
-from dnatlas.sae.training_config import PRESETS, SAETrainingConfig, check_resume, preset
+from dnatlas.sae.training_config import PRESETS, SAETrainingConfig, check_finite_run, check_resume, preset
 
 __all__ = ["PRESETS", "SAESpec", "SAETrainer", "SAETrainingConfig", "preset", "train_saes"]
 
@@ -206,7 +206,7 @@ class SAETrainer:
                 self.step += 1
                 bar.update(1)
                 if log:
-                    self._check_finite()
+                    check_finite_run(self.slots, self.step, self.checkpoint_path, self.cfg.lr)
                     postfix = self._log()
                     elapsed = time.perf_counter() - t0
                     postfix["rows/s"] = f"{rows / max(elapsed, 1e-9):.3g}"
@@ -297,19 +297,6 @@ class SAETrainer:
             self._accumulate(slot, out, metrics)
         return n_rows
 
-    def _check_finite(self) -> None:
-        """Stop a run whose loss terms or weights went NaN or infinite before anything is
-        saved, so that the last checkpoint written stays the last good one."""
-        bad = [f"{k} of SAE {slot.spec.name or slot.spec.key!r}" for slot in self.slots
-               for k, v in [*slot.sums.items(), *slot.sae.named_parameters()]
-               if not bool(torch.isfinite(v).all())]
-        if bad:
-            kept = (f"the last good checkpoint ({self.checkpoint_path}) is kept"
-                    if self.checkpoint_path.exists() else "nothing was saved")
-            raise InputError(f"training diverged by step {self.step}: {', '.join(bad)} became "
-                             f"NaN or infinite; {kept}; lower the learning rate "
-                             f"(lr={self.cfg.lr:g}) or the sparsity coefficient")
-
     def _global_fvu(self, slot: _Slot, x: torch.Tensor, fvu: torch.Tensor) -> torch.Tensor:
         """FVU of the global batch from each rank's error and centred sums (float64)."""
         x = x.double() * float(slot.sae.input_scale)
@@ -394,7 +381,7 @@ class SAETrainer:
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
         """Write the whole run's state atomically (fsynced tmp file, renamed into place)."""
-        self._check_finite()  # a diverged run never overwrites its last good checkpoint
+        check_finite_run(self.slots, self.step, self.checkpoint_path, self.cfg.lr)
         path = Path(path) if path is not None else self.checkpoint_path
         data_state = None
         if callable(getattr(self._data, "state_dict", None)):  # a resumable stream
@@ -410,18 +397,11 @@ class SAETrainer:
             "step": self.step,
             "train_config": self.cfg.to_dict(),
             "metadata": self.metadata,
-            "saes": [
-                {
-                    "name": slot.spec.name,
-                    "key": slot.spec.key,
-                    "config": slot.spec.config.to_dict(),
-                    "state": slot.sae.state_dict(),
-                    "optim": slot.optim.state_dict(),
-                    "sums": {k: v.cpu() for k, v in slot.sums.items()},
-                    "n": slot.n,
-                }
-                for slot in self.slots
-            ],
+            "saes": [{"name": slot.spec.name, "key": slot.spec.key,
+                      "config": slot.spec.config.to_dict(), "state": slot.sae.state_dict(),
+                      "optim": slot.optim.state_dict(), "n": slot.n,
+                      "sums": {k: v.cpu() for k, v in slot.sums.items()}}
+                     for slot in self.slots],
         }
         with atomic_path(path) as tmp:
             torch.save(state, tmp)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from dnatlas.errors import InputError
 
-__all__ = ["PRESETS", "RESUMABLE_CHANGES", "SAETrainingConfig", "check_resume", "preset"]
+__all__ = ["PRESETS", "RESUMABLE_CHANGES", "SAETrainingConfig", "check_finite_run", "check_resume",
+           "preset"]
 
 
 @dataclass
@@ -129,8 +131,9 @@ def preset(name: str) -> tuple[dict[str, Any], SAETrainingConfig]:
     return dict(sae_kw), SAETrainingConfig(**train_kw)
 
 
-#: settings a resumed run may change: where it runs and how often it reports
-RESUMABLE_CHANGES = ("device", "progress", "log_every", "checkpoint_every")
+#: settings a resumed run may change: where it runs, how often it reports, and how long it
+#: goes on (``steps``: a run is extended or shortened on purpose)
+RESUMABLE_CHANGES = ("device", "progress", "log_every", "checkpoint_every", "steps")
 
 
 def check_resume(state: dict, cfg: SAETrainingConfig, metadata: dict, path) -> None:
@@ -159,3 +162,20 @@ def _differences(saved: dict, ours: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
+
+
+def check_finite_run(slots, step: int, checkpoint, lr: float) -> None:
+    """Stop a run whose loss terms or weights went NaN or infinite, before anything is
+    saved: the last checkpoint written (``checkpoint``) stays the last good one. ``slots``:
+    the trainer's SAEs (each with ``spec``, the interval's loss ``sums`` and ``sae``)."""
+    import torch
+
+    bad = [f"{k} of SAE {s.spec.name or s.spec.key!r}" for s in slots
+           for k, v in [*s.sums.items(), *s.sae.named_parameters()]
+           if not bool(torch.isfinite(v).all())]
+    if bad:
+        kept = (f"the last good checkpoint ({checkpoint}) is kept"
+                if Path(checkpoint).exists() else "nothing was saved")
+        raise InputError(f"training diverged by step {step}: {', '.join(bad)} became NaN or "
+                         f"infinite; {kept}; lower the learning rate (lr={lr:g}) or the "
+                         "sparsity coefficient")

@@ -267,9 +267,9 @@ def _train(cfg, data, out, resume, progress, info, on_step, force=False) -> Trai
     return result
 
 
-#: settings a resumed run may change: how often it evaluates, saves and logs, and how it
-#: computes (micro-batches, precision, compilation), not what it computes
-RESUMABLE_CHANGES = ("eval_every", "eval_windows", "checkpoint_every", "log_every",
+#: settings a resumed run may change: how long it goes on (``steps``), how often it
+#: evaluates, saves and logs, and how it computes (micro-batches, precision, compilation)
+RESUMABLE_CHANGES = ("steps", "eval_every", "eval_windows", "checkpoint_every", "log_every",
                      "tensorboard", "micro_batch_size", "bf16", "compile", "compile_activation")
 
 
