@@ -122,9 +122,9 @@ class _Job:
 
     def check(self) -> None:
         """The argument checks of a single extraction, before any rank writes."""
-        for flag, value in (("chunk size", self.chunk_size), ("batch size", self.batch_size)):
+        for name, value in (("chunk_size", self.chunk_size), ("batch_size", self.batch_size)):
             if value < 1:
-                raise InputError(f"the {flag} must be at least 1, got {value}")
+                raise InputError(f"{name} must be at least 1, got {value}", setting=name)
         if self.strand not in STRANDS:
             raise InputError(f"strand must be '+', '-', 'both' or 'paired', got {self.strand!r}")
         ids = [item[0] for item in self.items]

@@ -82,7 +82,7 @@ def resolve_hyperparameters(hyper: SAEHyperparameters, device: str):
     if not hyper.normalize:
         sae_kw["normalize"] = False
     if arch in ("topk", "batchtopk") and "k" not in sae_kw:
-        raise InputError(f"the {arch} architecture needs k (--k)")
+        raise InputError(f"the {arch} architecture needs k", setting="k")
     for name in ("steps", "batch_size", "lr"):
         value = getattr(hyper, name)
         if value is not None:
@@ -96,12 +96,12 @@ def resolve_hyperparameters(hyper: SAEHyperparameters, device: str):
 
 def _positive(name: str, value) -> None:
     if not value > 0:
-        raise InputError(f"{name} must be positive, got {value}")
+        raise InputError(f"{name} must be positive, got {value}", setting=name)
 
 
 def _non_negative(name: str, value) -> None:
     if not value >= 0:
-        raise InputError(f"{name} must be at least 0, got {value}")
+        raise InputError(f"{name} must be at least 0, got {value}", setting=name)
 
 
 def _device(name: str | None) -> str:

@@ -45,7 +45,7 @@ def check_out(out, force: bool) -> Path:
         done = [name for name in OUTPUTS if (out / name).exists()]
         if done:
             raise InputError(f"the output folder already holds a steering result ({done[0]}); "
-                             "give --force to replace it", path=out)
+                             "give force=True to replace it", path=out, setting="force")
     return check_output_dir(out, "output folder", own=lambda name: name in OUTPUTS, force=force)
 
 

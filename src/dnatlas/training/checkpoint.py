@@ -102,8 +102,8 @@ def lock_run(directory: str | Path) -> Iterator[Path]:
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise InputError("another training run is using this folder (it holds "
-                                 f"{LOCK_NAME}); wait for it or choose another --out",
-                                 path=directory) from None
+                                 f"{LOCK_NAME}); wait for it or choose another out",
+                                 path=directory, setting="out") from None
             raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -141,13 +141,14 @@ def prepare_run_folder(directory: str | Path, resume: bool = False, force: bool 
     earlier = run_files(directory)
     if resume:
         if not (directory / CHECKPOINT_NAME).is_file():
-            raise InputError("--resume: there is no checkpoint to resume from "
-                             f"({CHECKPOINT_NAME})", path=directory)
+            raise InputError("resume=True: there is no checkpoint to resume from "
+                             f"({CHECKPOINT_NAME})", path=directory, setting="resume")
         return
     if earlier and not force:
         names = ", ".join(sorted({p.relative_to(directory).parts[0] for p in earlier}))
-        raise InputError(f"holds an earlier training run ({names}); use --resume to continue "
-                         "it or --force to replace it", path=directory)
+        raise InputError(f"holds an earlier training run ({names}); use resume=True to "
+                         "continue it or force=True to replace it", path=directory,
+                         setting=("resume", "force"))
     for path in earlier:
         path.unlink(missing_ok=True)
     _remove_stale(directory)
