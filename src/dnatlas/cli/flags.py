@@ -23,10 +23,14 @@ FLAGS: dict[str, str] = {
     "sample_nt": "--sample",                     # concepts eval
     "saes": "--sae",
     "inputs": "INPUT",                           # data build's positional genomes
+    "fasta": "--genome",                         # a genome file or bundled name
+    "genomes": "--genome",                       # audit: several
 }
 
 #: a command's own spellings, over :data:`FLAGS` (key: the CLI module, e.g. ``gram``)
-COMMAND_FLAGS: dict[str, dict[str, str]] = {}
+COMMAND_FLAGS: dict[str, dict[str, str]] = {
+    "audit": {"fasta": "--fasta"},               # audit search: the query sequences
+}
 
 
 def flag(setting: str, command: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""``dnatlas motifs scan GENOME... --jaspar CORE[:TAXON] | --motifs FILE... --out BED``.
+"""``dnatlas motifs scan --genome GENOME... --jaspar CORE[:TAXON] | --motifs FILE... --out BED``.
 
 Scans genomes for position-weight-matrix hits on both strands (lightmotif) and writes a
 sorted BED6 and a per-motif TSV summary (see :mod:`dnatlas.motifs.bed_out`).
@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from dnatlas.cli._model_input import (
+    add_genome_arg,
+    needs,
     non_negative_float,
     positive_float,
     positive_int,
@@ -30,8 +32,9 @@ def register(subparsers) -> None:
             "ID_NAME; score = log2-odds) plus a per-motif TSV summary (hits per Mb per "
             "strand). Matrices come from JASPAR (offline, pyjaspar) or from JASPAR, MEME "
             "and TRANSFAC files."))
-    scan.add_argument("genomes", nargs="+", metavar="GENOME",
-                      help="FASTA or GenBank files (optionally gzipped) or bundled genome names")
+    add_genome_arg(scan, required=True, multiple=True, old=(), positional=True,
+                   help_text="genome to scan: a FASTA or GenBank file (optionally gzipped) or "
+                             "a bundled genome's name")
     source = scan.add_mutually_exclusive_group(required=True)
     source.add_argument("--jaspar", metavar="COLLECTION[:TAXON]",
                         help="JASPAR matrices, e.g. CORE or CORE:vertebrates (latest versions)")
@@ -58,6 +61,7 @@ def register(subparsers) -> None:
                       help="bases scanned at a time (bounds memory; default: 1048576)")
     scan.add_argument("--force", action="store_true", help="replace existing outputs")
     scan.set_defaults(func=run_scan)
+    needs(scan, "motifs")
 
 
 def _background(text: str):
@@ -79,7 +83,7 @@ def run_scan(args: argparse.Namespace) -> int:
         jaspar=args.jaspar, motif_files=args.motifs or (), jaspar_release=args.jaspar_release,
         pvalue=args.pvalue, pseudocount=args.pseudocount, background=args.background,
         max_hits_per_kb=args.max_hits_per_kb, chunk_size=args.chunk_size)
-    result = scan_motifs(args.genomes, settings, out=args.out, force=args.force,
+    result = scan_motifs(args.genome, settings, out=args.out, force=args.force,
                          summary=args.summary)
     print(f"wrote {result.hits_written:,} hits of {len(result.summaries) - result.dropped:,} "
           f"motifs ({result.dropped:,} dropped) over {result.scanned_nt:,} nt to {result.out}; "

@@ -21,6 +21,7 @@ from dnatlas.errors import InputError
 from dnatlas.files import check_writable_file
 from dnatlas.genome.sources import resolve_bundled_genome
 from dnatlas.motifs.bed_out import MotifSummary, default_summary_path
+from dnatlas.outputs import distinct_outputs, lock_file
 
 __all__ = ["MotifScanSettings", "MotifScanResult", "scan_motifs", "default_summary_path"]
 
@@ -94,6 +95,7 @@ def scan_motifs(genomes: Sequence[str | Path], settings: MotifScanSettings,
     if out is not None:
         out = check_writable_file(out, "BED output", force=force)
         summary = Path(summary) if summary else default_summary_path(out)
+        distinct_outputs(out, summary)
         check_writable_file(summary, "summary output", force=force)
     paths = [resolve_bundled_genome(genome) for genome in genomes]
     motifs = _motifs(settings)
@@ -104,6 +106,7 @@ def scan_motifs(genomes: Sequence[str | Path], settings: MotifScanSettings,
         with tempfile.TemporaryDirectory(prefix="dnatlas-motifs-") as tmp:
             found = scan_genomes(paths, motifs, Path(tmp) / "hits.bed", **kw)
     else:
-        found = scan_genomes(paths, motifs, out, summary=summary, force=force, **kw)
+        with lock_file(out, "BED output"):
+            found = scan_genomes(paths, motifs, out, summary=summary, force=force, **kw)
     return MotifScanResult(found.summaries, found.scanned_nt, found.hits_written, out,
                            summary if out is not None else None)
