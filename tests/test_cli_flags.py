@@ -51,3 +51,13 @@ def test_the_cli_prints_flags(tmp_path, capsys):
                  "--set", "steps"]) == 2
     err = capsys.readouterr().err
     assert err == "dnatlas: error: --set expects key=value, got 'steps'\n"
+
+
+def test_one_setting_one_flag_unless_a_command_spells_it_otherwise():
+    exc = InputError("give windows (a table) or fasta (one of them)", setting=("windows", "fasta"))
+    assert error_line(exc, "audit") == "give --windows (a table) or --fasta (one of them)"
+    gram = InputError("give an activation folder (acts), or fasta and region",
+                      setting=("acts", "fasta", "region"))
+    assert error_line(gram, "gram") == ("give an activation folder (--acts), or --genome and "
+                                        "--region")
+    assert flag("genomes") == "--genome" and flag("fasta", "audit") == "--fasta"
