@@ -18,8 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dnatlas.genome.select import DEFAULT_ASSEMBLY_LEVELS, SelectCriteria, SelectionSummary
+
+if TYPE_CHECKING:
+    from dnatlas.genome.fetch import FetchResult
+    from dnatlas.genome.store import GenomeStore
 
 __all__ = ["DEFAULT_ASSEMBLY_LEVELS", "SelectCriteria", "SelectResult", "select_gtdb_genomes",
            "FetchSettings", "fetch_ncbi_genomes", "StoreSettings", "StoreResult",
@@ -78,7 +83,7 @@ class FetchSettings:
 
 
 def fetch_ncbi_genomes(manifest: str | Path, settings: FetchSettings | None = None, *,
-                       out: str | Path):
+                       out: str | Path) -> FetchResult:
     """Download a manifest's genomes (``genome_id`` column) from NCBI into ``out``, verified
     against NCBI's checksums, and write ``out/manifest.tsv`` with a ``path`` column.
     Partial downloads resume; verified files are skipped. Returns the
@@ -113,7 +118,7 @@ class StoreSettings:
 class StoreResult:
     """The store built (opened) and its summary (:meth:`GenomeStore.info`)."""
 
-    store: object
+    store: GenomeStore
     info: dict
 
 

@@ -14,6 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dnatlas.training.trainer import TrainResult
 
 __all__ = ["TrainSettings", "train_model"]
 
@@ -38,7 +42,7 @@ class TrainSettings:
 
 def train_model(data: str | Path, settings: TrainSettings | None = None, *, out: str | Path,
                 force: bool = False, resume: bool = False,
-                on_step: Callable[[int, float], None] | None = None):
+                on_step: Callable[[int, float], None] | None = None) -> TrainResult:
     """Train on the ``train`` split of the store ``data``; checkpoints, metrics and the final
     model (``out/model``) go into ``out``. ``resume`` continues ``out``'s run; ``force``
     replaces it (only the files a run writes). Returns the
