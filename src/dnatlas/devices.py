@@ -18,17 +18,21 @@ def resolve_device(name: str | None = None):
     try:
         device = torch.device(str(name))
     except (RuntimeError, ValueError):
-        raise InputError(f"--device {name!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
+        raise InputError(f"device {name!r} is not a torch device (e.g. cpu, cuda, cuda:1)",
+                         setting="device") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"--device {name}: this torch build or machine has no CUDA GPU "
-                             "(use --device cpu)")
+            raise InputError(f"device {name}: this torch build or machine has no CUDA GPU "
+                             "(use device cpu)", setting="device")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+            raise InputError(f"device {name}: only {torch.cuda.device_count()} CUDA "
+                             "device(s)", setting="device")
     elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"--device {name}: MPS is not available here (use --device cpu)")
+        raise InputError(f"device {name}: MPS is not available here (use device cpu)",
+                         setting="device")
     elif device.type not in ("cpu", "cuda", "mps"):
-        raise InputError(f"--device {name}: unsupported device type {device.type!r}")
+        raise InputError(f"device {name}: unsupported device type {device.type!r}",
+                         setting="device")
     return device
 
 
@@ -50,10 +54,11 @@ def available_memory() -> int | None:
         return None
 
 
-def check_memory(needed: int, what: str) -> None:
+def check_memory(needed: int, what: str, setting=None) -> None:
     """Refuse, before any work, a setting whose memory (``needed`` bytes) exceeds what the
-    machine has available; ``what`` names the setting(s) that imply it."""
+    machine has available; ``what`` names the setting(s) that imply it (listed in
+    ``setting``, as :class:`~dnatlas.errors.InputError` takes them)."""
     have = available_memory()
     if have is not None and needed > have:
         raise InputError(f"{what} needs {needed / 2**30:.3g} GiB of memory, but "
-                         f"{have / 2**30:.3g} GiB are available; lower it")
+                         f"{have / 2**30:.3g} GiB are available; lower it", setting=setting)
