@@ -85,7 +85,8 @@ class ConceptSettings:
         if t.ndim != 1 or not len(t) or not np.isfinite(t).all() or np.any(t < 0) \
                 or np.any(t >= 1) \
                 or np.any(np.diff(t) <= 0):
-            raise InputError(f"thresholds must be ascending, in [0, 1), got {list(self.thresholds)}")
+            raise InputError(f"thresholds must be ascending, in [0, 1), got "
+                             f"{list(self.thresholds)}", setting="thresholds")
 
 
 @dataclass
@@ -136,9 +137,9 @@ def _check_something_to_compute(codes, splits, edge: int) -> None:
             raise InputError(f"the {name} regions hold no A, C, G or T: nothing to compute")
     inner = [(max(a, edge), min(b, len(codes[r]) - edge)) for r, a, b in splits["valid"]]
     if not any(a < b for a, b in inner):
-        raise InputError(f"edge = {edge} leaves no validation position for the feature maxima "
-                         "(positions within edge of a record's ends are left out); lower the "
-                         "edge or give longer validation regions")
+        raise InputError(f"edge {edge} leaves no validation position for the feature maxima "
+                         "(positions within edge of a record's ends are left out); lower "
+                         "edge or give longer validation regions", setting="edge")
 
 
 def _strand_chunks(model, codes, chunks, keys, settings):

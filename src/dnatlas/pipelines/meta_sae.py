@@ -258,7 +258,8 @@ def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
             and settings.k > meta_width(preset, n_rows):
         raise InputError(f"k = {settings.k} active meta-latents is more than the "
                          f"{meta_width(preset, n_rows)} meta-latents of the {settings.preset} preset "
-                         f"for {n_rows} rows; give a smaller --k or a --width of at least k")
+                         f"for {n_rows} rows; give a smaller k or a width of at least k",
+                         setting=("k", "width"))
     train = SAETrainingConfig(**{**preset.train, "device": device})
     for name in ("batch_size", "lr"):
         if getattr(settings, name) is not None:

@@ -339,15 +339,17 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
 
         if req.table not in unambiguous_dna_by_id:
             raise InputError(f"table {req.table} is not an NCBI translation table (choose from "
-                             f"{', '.join(map(str, sorted(unambiguous_dna_by_id)))})")
+                             f"{', '.join(map(str, sorted(unambiguous_dna_by_id)))})",
+                             setting="table")
         if not 1 <= req.frame_start <= max(len(r) for r in records.values()):
-            raise InputError(f"frame start {req.frame_start} is outside every record")
+            raise InputError(f"frame_start {req.frame_start} is outside every record",
+                             setting="frame_start")
     context = adapter.receptive_field
     longest = max(len(r) for r in records.values())
     if context is not None and req.max_window < min(2 * context + 1, longest):
-        raise InputError(f"max-window {req.max_window} nt is shorter than the model's context "
+        raise InputError(f"max_window {req.max_window} nt is shorter than the model's context "
                          f"({2 * context + 1} nt): the sampled maxima would not be the features' "
-                         "maxima; give at least that")
+                         "maxima; give at least that", setting="max_window")
     if req.frame_start is not None and not hasattr(adapter, "logits"):
         raise InputError(f"{adapter.name}: codon and amino-acid probabilities need a windowed-"
                          "MLM model with triplet outputs (DNAtlas)")

@@ -59,7 +59,7 @@ class SAETrainingConfig:
         for name in ("steps", "batch_size", "log_every", "checkpoint_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name} must be an integer >= 1, got {value!r}")
+                raise InputError(f"{name} must be an integer >= 1, got {value!r}", setting=name)
         if isinstance(self.norm_batches, bool) or not isinstance(self.norm_batches, int) \
                 or self.norm_batches < 0:
             raise InputError(f"norm_batches must be an integer >= 0, got {self.norm_batches!r}")
@@ -71,7 +71,8 @@ class SAETrainingConfig:
             if not ok:
                 span = (f"{'(' if low_open else '['}{low:g}, "
                         f"{high:g}{')' if high_open or high == math.inf else ']'}")
-                raise InputError(f"{name} must be a finite number in {span}, got {value!r}")
+                raise InputError(f"{name} must be a finite number in {span}, got {value!r}",
+                                 setting=name)
 
         number("lr", self.lr, 0, low_open=True)
         for name in ("lr_warmup_frac", "lr_decay_frac", "sparsity_warmup_frac"):
