@@ -374,9 +374,10 @@ class GramResponse(_Model):
     """``GET /api/gram``: the Gram (cosine-similarity) map of a region's activations.
 
     ``image``: a PNG data URL (``data:image/png;base64,...``) of the matrix with a colour
-    bar and the annotation along both axes. ``matrix``: the numbers (row-major ``n`` x
-    ``n`` float, rounded to 4 decimals), ``positions``: the 1-based position of each row
-    (every position, or one codon phase). ``offset_profile``: mean similarity at offsets
+    bar and the annotation along both axes. ``matrix``: the numbers, row-major, block-
+    averaged over ``matrix_step`` x ``matrix_step`` cells to at most 200 x 200, rounded to
+    4 decimals; ``positions``: the 1-based position of each of the ``n`` rows of the full
+    matrix (every position, or the chosen codon phase's). ``offset_profile``: mean similarity at offsets
     0..K; ``periodicity3`` and ``toeplitz``: :mod:`dnatlas.analysis.offsets`."""
 
     chr: str
@@ -388,6 +389,7 @@ class GramResponse(_Model):
     n: int
     positions: list[int]
     image: str
+    matrix_step: int = Field(description="positions averaged per matrix cell (each axis)")
     matrix: list[list[float]]
     offsets: list[int]
     offset_profile: list[float | None]
