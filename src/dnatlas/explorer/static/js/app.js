@@ -30,7 +30,9 @@
   DN.replaceHash = function (hash) {
     // change the URL without re-rendering (the browser's own navigation)
     replacing = true;
+    var ready = document.body.getAttribute("data-hash") === location.hash;
     history.replaceState(null, "", hash);
+    if (ready) document.body.setAttribute("data-hash", location.hash);
     replacing = false;
   };
 
@@ -135,7 +137,11 @@
     return Promise.resolve().then(function () { return render(page, r.arg, r.params); }).catch(function (e) {
       page.appendChild(h("section.card.error-card", h("h2", "Could not load this page"), h("p.error", (e && e.message) || String(e))));
     }).then(function () {
-      if (mine === seq) document.body.setAttribute("data-ready", r.page);
+      if (mine === seq) {
+        // what the tests wait for: this page, rendered for this very URL
+        document.body.setAttribute("data-hash", location.hash);
+        document.body.setAttribute("data-ready", r.page);
+      }
     });
   }
   DN.route = route;

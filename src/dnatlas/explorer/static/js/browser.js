@@ -167,6 +167,27 @@
     return igv.createBrowser(div, cfg);
   };
 
+  /** What an igv browser shows, per named track: {name, type, features, painted} (for
+   *  the browser tests and for debugging: igv renders into a shadow root's canvases). */
+  DN.igvSummary = function (b) {
+    b = b || state.browser;
+    if (!b) return [];
+    return b.trackViews.filter(function (tv) { return tv.track && tv.track.name; }).map(function (tv) {
+      var vp = tv.viewports[0], cache = vp.featureCache, n = 0;
+      var feats = cache && cache.features;
+      if (Array.isArray(feats)) n = feats.length;
+      else if (feats && feats.featureArrays) feats.featureArrays.forEach(function (a) { n += (a || []).length; });
+      var painted = 0;
+      if (vp.canvas && vp.canvas.width && vp.canvas.height) {
+        var px = vp.canvas.getContext("2d").getImageData(0, 0, vp.canvas.width, vp.canvas.height).data;
+        for (var i = 3; i < px.length; i += 4) if (px[i] > 0) painted++;
+      }
+      var box = vp.viewportElement.getBoundingClientRect();
+      return { name: tv.track.name, type: tv.track.type, features: n, painted: painted,
+               box: { x: box.left, y: box.top, width: box.width, height: box.height } };
+    });
+  };
+
   // ---------------------------------------------------------------- the browse page
   var state = { browser: null, div: null, tracks: [], ready: null, region: null };
   DN.browserState = state;
@@ -395,19 +416,26 @@
       topStrip.appendChild(DN.s("rect", { x: p0, y: f.strand === "-" ? 8 : 1, width: Math.max(1, p1 - p0), height: 5, fill: col }, DN.s("title", { text: title })));
       leftStrip.appendChild(DN.s("rect", { y: p0, x: f.strand === "-" ? 8 : 1, height: Math.max(1, p1 - p0), width: 5, fill: col }, DN.s("title", { text: title })));
     });
+    var types = {};
+    (opts.annotation || []).forEach(function (f) { types[f.type] = f.color || typeColor(f.type); });
     var grid = h("div.gram-grid",
-      h("div"), h("div.axis-note", "annotation (+ upper row, − lower row)"),
+      h("div"), h("div.axis-note", "annotation along both axes (+ strand outer, − strand inner)"),
+      h("div"), topStrip,
       leftStrip, canvas);
+    var typeLegend = h("div.type-legend", Object.keys(types).map(function (t) {
+      return h("span", h("i", { style: { background: types[t] } }), t);
+    }));
     // colour bar ticks in similarity units (the power scale's ticks are not evenly spaced)
     var bar = DN.colorBar(function (x) { return DN.viridis(x); }, lo2, hi2,
                           "cosine similarity, " + (power ? "nonlinear (power) scale: colour ∝ sign(s)·√|s|" : "linear scale"),
                           { width: size, mid: signed ? 0 : (power ? 0.25 : 0.5) });
-    var left = h("div.gram-left", grid, h("div.gram-bar", bar), hover,
+    var left = h("div.gram-left", { style: { maxWidth: (size + 40) + "px" } }, grid, typeLegend, h("div.gram-bar", bar), hover,
                  h("p.muted", "Rows and columns: " + DN.fmt(n) + " positions " + DN.fmtPos(first) + "–" + DN.fmtPos(last) +
                    (g.phase !== null && g.phase !== undefined && g.phase !== "" ? " at codon position " + (Number(g.phase) + 1) + " only" : " (every position)") +
                    " of " + g.chr + ", site " + g.site + "."));
     var profile = DN.lineChart([{ x: g.offsets, y: g.offset_profile, color: "#355f8d", label: "mean similarity" }],
-                               { width: 380, height: 220, title: "Offset profile", xlabel: "offset (nt)", ylabel: "mean cosine similarity" });
+                               { width: 380, height: 220, title: "Offset profile", ylabel: "mean cosine similarity",
+                                 xlabel: g.phase !== null && g.phase !== undefined && g.phase !== "" ? "offset (codons)" : "offset (nt)" });
     var scores = h("table.kv",
       h("tr", h("th", "3-periodicity"), h("td.num", DN.fmt(g.periodicity3, 3))),
       h("tr", h("th", "Toeplitz score"), h("td.num", DN.fmt(g.toeplitz, 3))),

@@ -189,7 +189,7 @@
     var total = values.length * binSize;
     var vmax = Math.max.apply(null, values.map(function (v) { return v || 0; })) || 1;
     var f = frame({ width: opts.width || 860, height: 180, x: [0, total / 1e6], y: [0, vmax],
-                    title: "Genome overview: maximum activation per " + DN.fmtPos(binSize) + " nt (click a peak to open it in the browser)",
+                    title: "Genome overview: max per " + DN.fmtPos(binSize) + "-nt bin (click a peak → browser)",
                     xlabel: "position in the concatenated genome (Mb)", ylabel: "max activation" });
     records.forEach(function (r, i) {
       if (i % 2 === 1) {
@@ -267,7 +267,7 @@
     if (opts.ymin !== undefined) ylo = opts.ymin;
     var f = frame({ width: opts.width || 420, height: opts.height || 200, x: [Math.min.apply(null, xs), Math.max.apply(null, xs)],
                     y: [ylo, yhi * 1.05 || 1], title: opts.title, xlabel: opts.xlabel, ylabel: opts.ylabel,
-                    margin: opts.legend ? { r: 130 } : {} });
+                    margin: opts.legend ? { r: 175 } : {} });
     if (opts.vline !== undefined) {
       f.g.appendChild(s("line", { x1: f.x(opts.vline), x2: f.x(opts.vline), y1: f.M.t, y2: f.M.t + f.ih, class: "vline" }));
     }
@@ -280,7 +280,7 @@
       });
       f.g.appendChild(s("path", { d: d, fill: "none", stroke: sr.color, "stroke-width": 1.6, "stroke-dasharray": sr.dash || null }));
     });
-    if (opts.legend) legend(f.svg, series, f.W - 124, f.M.t + 6);
+    if (opts.legend) legend(f.svg, series, f.W - 168, f.M.t + 6);
     return f.svg;
   };
 

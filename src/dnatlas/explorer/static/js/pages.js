@@ -236,9 +236,9 @@
       var series = page.landmarks.map(function (l) {
         return { x: l.profile.map(function (_, k) { return l.offset_min + k; }), y: l.profile,
                  color: palette[names.indexOf(l.landmark) % palette.length], dash: l.orientation === "antisense" ? "4 3" : null,
-                 label: l.landmark + " " + l.orientation + " (n=" + fmt(l.n) + ")" };
+                 label: l.landmark + " " + l.orientation + " (n " + fmt(l.n) + ")" };
       });
-      lmBox.appendChild(DN.lineChart(series, { width: 560, height: 220, legend: true, vline: 0,
+      lmBox.appendChild(DN.lineChart(series, { width: 600, height: 220, legend: true, vline: 0,
         title: "Mean activation around landmarks (solid: sense, dashed: antisense)", xlabel: "offset from the landmark (nt, 5′→3′ of its strand)", ylabel: "mean activation" }));
     } else {
       lmBox.appendChild(h("p.muted", "No landmark profiles in this atlas."));
@@ -382,15 +382,49 @@
         });
       }
       var seen = {};
-      res[0].concepts.forEach(function (c) {
-        if (!seen[c.concept] && c.concept.toLowerCase().indexOf(q.toLowerCase()) >= 0) {
-          seen[c.concept] = 1;
-          hits.push({ type: "concept", concept: c.concept });
-        }
+      return staticGenes(q).then(function (genes) {
+        hits.push.apply(hits, genes);
+        res[0].concepts.forEach(function (c) {
+          if (!seen[c.concept] && c.concept.toLowerCase().indexOf(q.toLowerCase()) >= 0) {
+            seen[c.concept] = 1;
+            hits.push({ type: "concept", concept: c.concept });
+          }
+        });
+        return hits;
       });
-      return hits;
     });
   };
+
+  /** Genes by name in a static export: the annotation shards of every record, scanned once. */
+  var geneIndex = null;
+  function staticGenes(q) {
+    if (!/^[A-Za-z][\w.\-]{1,30}$/.test(q) || KMER.test(q)) return Promise.resolve([]);
+    if (!geneIndex) {
+      var B = DN.meta.static.annotation_bin, calls = [];
+      DN.meta.records.forEach(function (r) {
+        for (var k = 0; k * B < r.length && calls.length < 400; k++) {
+          calls.push(DN.api("annotation", { chr: r.record, start: k * B + 1, end: (k + 1) * B }));
+        }
+      });
+      geneIndex = Promise.all(calls).then(function (parts) {
+        var byName = {};
+        parts.forEach(function (p) {
+          p.features.forEach(function (f) {
+            var key = (f.name || "").toLowerCase();
+            if (!key) return;
+            var old = byName[key];
+            // one hit per name: a gene row wins over its CDS
+            if (!old || (old.type !== "gene" && f.type === "gene")) byName[key] = f;
+          });
+        });
+        return byName;
+      });
+    }
+    return geneIndex.then(function (byName) {
+      var f = byName[q.toLowerCase()];
+      return f ? [{ type: "gene", name: f.name, record: f.chr, start: f.start + 1, end: f.end, strand: f.strand }] : [];
+    });
+  }
 
   function hitLink(x) {
     if (x.type === "feature") return h("a", { href: "#/feature/" + x.dictionary + "/" + x.feature }, DN.featureName(x.dictionary, x.feature) + (x.motif ? " (motif " + x.motif + ")" : ""));
@@ -404,7 +438,7 @@
     return DN.searchHits(q).then(function (hits) {
       root.appendChild(card("Search: “" + q + "”",
         h("p.muted", "Feature ids (317, sae:topk16#317), concepts, genes, 1-based regions (record:start-end) and k-mers (3–16 nt, either strand)." +
-          (DN.isStatic() ? " Static export: genes are not searchable; use the browser's locus box." : "")),
+          (DN.isStatic() ? " Static export: genes by exact name." : "")),
         hits.length ? h("ul.hits#search-hits", hits.map(function (x) { return h("li", h("span.badge", x.type), " ", hitLink(x)); }))
                     : h("p#search-hits", "Nothing found.")));
     });
@@ -476,7 +510,7 @@
           h("table.list#sequence-features",
             h("thead", h("tr", ["feature", "max", "max +", "max −", "mean", "firing", "description"].map(function (t) { return h("th", t); }))),
             h("tbody", res.features.map(function (f) {
-              return h("tr", h("td", featureLink(res.dictionary, f.feature)), h("td.num", fmt(f.max)), h("td.num", fmt(f.max_plus)), h("td.num", fmt(f.max_minus)),
+              return h("tr", h("td", featureLink(res.dictionary, f.feature, "#" + f.feature)), h("td.num", fmt(f.max)), h("td.num", fmt(f.max_plus)), h("td.num", fmt(f.max_minus)),
                 h("td.num", fmt(f.mean)), h("td.num", fmt(f.frac_active, 3)), h("td.desc", f.description || ""));
             })))));
         if (res.gram) {
@@ -566,6 +600,7 @@
     igv.createBrowser(igvDiv, {
       reference: DN.referenceConfig(), locus: res.chr + ":" + Math.max(1, res.start - pad) + "-" + (res.end + pad),
       loadDefaultGenomes: false, search: false, tracks: [DN.intervalTrackConfig("annotation")].concat(tracks),
+      roi: [{ name: "steered region", color: "rgba(123,44,191,0.08)", features: [{ chr: res.chr, start: res.start - 1, end: res.end }] }],
     }).then(function (b) { DN.liveBrowsers.push(b); });
   }
 })();
