@@ -61,8 +61,10 @@ def _rows(columns: list[str], rows: list[dict]) -> dict:
 
 
 def make_atlas(folder: str | Path, fasta: Path, gff: Path, seed: int = 0,
-               bin_size: int = 1_000) -> Path:
-    """Write a synthetic atlas for ``fasta``/``gff`` into ``folder``; return it."""
+               bin_size: int = 1_000, n_sae: int | None = None) -> Path:
+    """Write a synthetic atlas for ``fasta``/``gff`` into ``folder``; return it.
+
+    ``n_sae``: list only the SAE's first ``n_sae`` latents (small, fast atlases for tests)."""
     import hashlib
 
     from dnatlas.genome.alphabet import decode, reverse_complement
@@ -72,6 +74,7 @@ def make_atlas(folder: str | Path, fasta: Path, gff: Path, seed: int = 0,
     (rec,) = list(read_records(fasta))
     n = len(rec.seq)
     sae_name, sae_folder, d_sae = sae_info()
+    d_sae = d_sae if n_sae is None else min(n_sae, d_sae)
     dicts = [
         {"dictionary": sae_name, "kind": "sae", "site": SITE, "n_features": d_sae,
          "control": False, "model": "default", "source": str(sae_folder), "rc_equivariant": True},
@@ -175,11 +178,12 @@ def make_atlas(folder: str | Path, fasta: Path, gff: Path, seed: int = 0,
     return write_atlas(folder, tables, manifest)
 
 
-def make_explorer_inputs(folder: str | Path, length: int | None = 150_000) -> dict:
+def make_explorer_inputs(folder: str | Path, length: int | None = 150_000,
+                         n_sae: int | None = None) -> dict:
     """Genome, annotation and atlas under ``folder``: ``{"atlas", "fasta", "annotations"}``."""
     folder = Path(folder)
     fasta, gff = make_genome(folder, length)
-    atlas = make_atlas(folder / "atlas", fasta, gff)
+    atlas = make_atlas(folder / "atlas", fasta, gff, n_sae=n_sae)
     return {"atlas": atlas, "fasta": fasta, "annotations": [gff]}
 
 
