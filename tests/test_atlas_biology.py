@@ -72,6 +72,7 @@ def test_landmark_profile_equals_brute_force(sparse):
     seen = seen_positions(data)
     sums = np.zeros((len(schema.LANDMARKS), 2, 2 * flank + 1, f))
     counts = np.zeros((len(schema.LANDMARKS), 2, 2 * flank + 1))
+    fires = np.zeros_like(sums)
     for li, name in enumerate(schema.LANDMARKS):
         for record, (pos, strands) in sites[name].items():
             for p, s in zip(pos, strands, strict=True):
@@ -81,10 +82,12 @@ def test_landmark_profile_equals_brute_force(sparse):
                         key = (record, read, int(p) + int(s) * d)
                         if key in seen:
                             sums[li, oi, di] += seen[key][0]
+                            fires[li, oi, di] += seen[key][0] > 0
                             counts[li, oi, di] += 1
     assert counts[schema.LANDMARKS.index("tss")].sum() > 0
     np.testing.assert_array_equal(acc.counts, counts)
     np.testing.assert_allclose(acc.sums, sums, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(acc.fires, fires)
     # the landmark positions themselves: + CDS start = interval start, - CDS start = end-1
     plus = [iv for iv in ivs if iv.type == "CDS" and iv.strand == 1 and iv.seqid == "r1"]
     minus = [iv for iv in ivs if iv.type == "CDS" and iv.strand == -1 and iv.seqid == "r1"]
@@ -100,6 +103,7 @@ def test_landmark_profile_equals_brute_force(sparse):
     c.merge(a)
     np.testing.assert_array_equal(c.counts, acc.counts)
     np.testing.assert_allclose(c.sums, acc.sums, rtol=1e-12)
+    np.testing.assert_array_equal(c.fires, acc.fires)
     tables = acc.tables()
     assert set(tables["landmarks"]) == set(schema.columns("landmarks"))
     assert len(tables["features"]["best_landmark"]) == f

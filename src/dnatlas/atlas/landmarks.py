@@ -24,12 +24,19 @@ the landmark+offset positions falling in the chunk and multiplies it into the ch
 activations (dense or CSR): O(landmarks in the chunk x offsets x F) work.
 
 **Peaks.** A (landmark, orientation, offset) is a peak of a feature when at least
-``min_n`` (20) landmarks were averaged, the profile is at least ``min_ratio`` (2) times the
-feature's genome-wide mean, and its excess over that mean is at least ``min_z`` (6)
-standard errors (the feature's genome-wide standard deviation over the square root of
-``n``: the spread a mean of ``n`` random positions would have). ``best_landmark`` is the
-peak with the highest ratio, written ``landmark/orientation`` (e.g. ``cds_start/sense``),
-with its ``landmark_offset`` and ``landmark_ratio``; all three are NULL without a peak.
+``min_n`` (20) landmarks were averaged there and
+(1) the profile is at least ``min_ratio`` (2) times the feature's genome-wide mean;
+(2) its excess over that mean is at least ``min_z`` (6) standard errors (the feature's
+genome-wide standard deviation over the square root of ``n``: the spread a mean of ``n``
+random positions would have);
+(3) the feature fired (activation > 0) at at least ``MIN_FIRES`` (5) of those landmarks,
+more often than its genome-wide firing rate allows: the one-sided binomial p-value of
+that count, times the number of (landmark, orientation, offset) cells tested
+(Bonferroni), is below ``MAX_P`` (1e-3). (3) keeps a sparse feature's two or three
+chance hits at one offset from making a peak, which (1) and (2) alone would not.
+``best_landmark`` is the peak with the highest ratio, written ``landmark/orientation``
+(e.g. ``cds_start/sense``), with its ``landmark_offset`` and ``landmark_ratio``; all three
+are NULL without a peak.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from dnatlas.annotation.tracks import is_pseudo
 from dnatlas.atlas import schema
 
 DEFAULT_FLANK = 100
-MIN_N, MIN_RATIO, MIN_Z = 20, 2.0, 6.0
+MIN_N, MIN_RATIO, MIN_Z, MIN_FIRES, MAX_P = 20, 2.0, 6.0, 5, 1e-3
 #: landmark -> (feature types, end): 'start' the 5' end, 'end' the 3' end
 LANDMARK_RULES = {"cds_start": (("CDS",), "start"), "cds_end": (("CDS",), "end"),
                   "trna_end": (("tRNA",), "end"), "rrna_end": (("rRNA",), "end")}
@@ -103,6 +110,8 @@ class LandmarkAccumulator:
         shape = (len(schema.LANDMARKS), 2, len(self.offsets))
         self.sums = np.zeros(shape + (self.n_features,))
         self.counts = np.zeros(shape, dtype=np.int64)
+        self.fires = np.zeros(shape + (self.n_features,), dtype=np.int64)
+        self.n_fire = np.zeros(self.n_features, dtype=np.int64)   # positions with acts > 0
         self.total = np.zeros(self.n_features)        # sum of activations, all positions
         self.total_sq = np.zeros(self.n_features)
         self.positions = 0
@@ -119,12 +128,15 @@ class LandmarkAccumulator:
         self.positions += length
         if sp.issparse(acts):
             acts = acts.tocsr()
+            fired = (acts > 0).astype(np.float64)
             self.total += np.asarray(acts.sum(axis=0)).ravel()
             self.total_sq += np.asarray(acts.multiply(acts).sum(axis=0)).ravel()
         else:
             acts = np.asarray(acts)
+            fired = (acts > 0).astype(np.float64)
             self.total += acts.sum(axis=0, dtype=np.float64)
             self.total_sq += np.einsum("ij,ij->j", acts, acts, dtype=np.float64)
+        self.n_fire += np.asarray(fired.sum(axis=0), dtype=np.int64).ravel()
         width = len(self.offsets)
         for li, name in enumerate(schema.LANDMARKS):
             found = self.sites.get(name, {}).get(chunk.record)
@@ -149,17 +161,23 @@ class LandmarkAccumulator:
                                        shape=(width, length))
                 got = gather @ acts
                 self.sums[li, oi] += got.toarray() if sp.issparse(got) else got
+                hit = gather @ fired
+                hit = hit.toarray() if sp.issparse(hit) else hit
+                self.fires[li, oi] += np.rint(hit).astype(np.int64)
                 self.counts[li, oi] += ok.sum(axis=0)
 
     def merge(self, other: LandmarkAccumulator) -> None:
         self.sums += other.sums
         self.counts += other.counts
+        self.fires += other.fires
+        self.n_fire += other.n_fire
         self.total += other.total
         self.total_sq += other.total_sq
         self.positions += other.positions
 
     def state_dict(self) -> dict:
-        return {"sums": self.sums, "counts": self.counts, "total": self.total,
+        return {"sums": self.sums, "counts": self.counts, "fires": self.fires,
+                "n_fire": self.n_fire, "total": self.total,
                 "total_sq": self.total_sq, "positions": np.int64(self.positions),
                 "flank": np.int64(self.flank)}
 
@@ -168,6 +186,8 @@ class LandmarkAccumulator:
             raise ValueError("landmark state of another shape (flank or feature count)")
         self.sums = np.array(state["sums"], dtype=np.float64)
         self.counts = np.array(state["counts"], dtype=np.int64)
+        self.fires = np.array(state["fires"], dtype=np.int64)
+        self.n_fire = np.array(state["n_fire"], dtype=np.int64)
         self.total = np.array(state["total"], dtype=np.float64)
         self.total_sq = np.array(state["total_sq"], dtype=np.float64)
         self.positions = int(state["positions"])
@@ -194,6 +214,15 @@ class LandmarkAccumulator:
             ratio = prof / mean
             z = (prof - mean) / (sd / np.sqrt(n))
         ok = (n >= self.min_n) & (ratio >= self.min_ratio) & (z >= self.min_z) & (mean > 0)
+        ok &= self.fires >= MIN_FIRES
+        if ok.any():
+            from scipy.stats import binom
+
+            cells = max(1, int((self.counts >= self.min_n).sum()))
+            rate = np.broadcast_to(self.n_fire / self.positions, ok.shape)[ok]
+            nn = np.broadcast_to(self.counts[..., None], ok.shape)[ok]
+            logp = binom.logsf(self.fires[ok] - 1, nn, rate) + np.log(cells)
+            ok[ok] = logp < np.log(MAX_P)
         score = np.where(ok, ratio, -np.inf).reshape(-1, f)
         best = score.argmax(axis=0)
         has = np.isfinite(score[best, np.arange(f)])
