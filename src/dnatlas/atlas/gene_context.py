@@ -122,18 +122,43 @@ class GeneContextAccumulator:
             ind = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(5, length))
             got = ind @ a
             self.mass += got.toarray() if sp.issparse(got) else got
+        if sp.issparse(a):
+            self._lagged_sparse(a, cds, length)
+            return
         for k in range(1, self.lags + 1):
             if length <= k:
                 break
-            i = np.nonzero((cds[:-k] >= 0) & (cds[:-k] == cds[k:]))[0]
-            if not len(i):
+            valid = (cds[:-k] >= 0) & (cds[:-k] == cds[k:])
+            n = int(valid.sum())
+            if n:
+                self.pairs[k - 1] += n
+                self.lagged[k - 1] += np.einsum("i,ij,ij->j", valid.astype(a.dtype), a[:-k],
+                                                a[k:], dtype=np.float64)
+
+    def _lagged_sparse(self, a, cds: np.ndarray, length: int) -> None:
+        """The lagged products from the CSR entries: entry (i, f) meets (i + k, f)."""
+        coo = a.tocoo()
+        keep = coo.data > 0
+        row, col, val = coo.row[keep].astype(np.int64), coo.col[keep].astype(np.int64), \
+            coo.data[keep].astype(np.float64)
+        key = row * self.n_features + col
+        order = np.argsort(key, kind="stable")
+        key, row, col, val = key[order], row[order], col[order], val[order]
+        for k in range(1, self.lags + 1):
+            if length <= k:
+                break
+            valid = (cds[:-k] >= 0) & (cds[:-k] == cds[k:])
+            self.pairs[k - 1] += int(valid.sum())
+            src = (row + k < length)
+            src[src] = valid[row[src]]
+            if not src.any():
                 continue
-            self.pairs[k - 1] += len(i)
-            if sp.issparse(a):
-                prod = a[i].multiply(a[i + k]).sum(axis=0)
-                self.lagged[k - 1] += np.asarray(prod, dtype=np.float64).ravel()
-            else:
-                self.lagged[k - 1] += np.einsum("ij,ij->j", a[i], a[i + k], dtype=np.float64)
+            want = key[src] + k * self.n_features
+            at = np.minimum(np.searchsorted(key, want), len(key) - 1)
+            hit = key[at] == want
+            prod = val[src][hit] * val[at[hit]]
+            self.lagged[k - 1] += np.bincount(col[src][hit], weights=prod,
+                                              minlength=self.n_features)
 
     @property
     def cds_tracks(self):

@@ -138,6 +138,7 @@ class LandmarkAccumulator:
             self.total_sq += np.einsum("ij,ij->j", acts, acts, dtype=np.float64)
         self.n_fire += np.asarray(fired.sum(axis=0), dtype=np.int64).ravel()
         width = len(self.offsets)
+        all_rows, all_cols = [], []
         for li, name in enumerate(schema.LANDMARKS):
             found = self.sites.get(name, {}).get(chunk.record)
             if found is None:
@@ -156,15 +157,24 @@ class LandmarkAccumulator:
                 ok = (idx >= 0) & (idx < length)
                 if not ok.any():
                     continue
-                rows = np.broadcast_to(np.arange(width), idx.shape)[ok]
-                gather = sp.csr_matrix((np.ones(len(rows)), (rows, idx[ok])),
-                                       shape=(width, length))
-                got = gather @ acts
-                self.sums[li, oi] += got.toarray() if sp.issparse(got) else got
-                hit = gather @ fired
-                hit = hit.toarray() if sp.issparse(hit) else hit
-                self.fires[li, oi] += np.rint(hit).astype(np.int64)
+                cell = (li * 2 + oi) * width
+                all_rows.append(cell + np.broadcast_to(np.arange(width), idx.shape)[ok])
+                all_cols.append(idx[ok])
                 self.counts[li, oi] += ok.sum(axis=0)
+        if not all_rows:
+            return
+        # one (landmarks x orientations x offsets, positions) incidence matrix per chunk
+        rows, cols = np.concatenate(all_rows), np.concatenate(all_cols)
+        gather = sp.csr_matrix((np.ones(len(rows)), (rows, cols)),
+                               shape=(len(schema.LANDMARKS) * 2 * width, length))
+        used = np.unique(rows)
+        gather = gather[used]
+        shape = (len(schema.LANDMARKS) * 2 * width, self.n_features)
+        for target, values in ((self.sums, acts), (self.fires, fired)):
+            got = gather @ values
+            got = got.toarray() if sp.issparse(got) else np.asarray(got)
+            flat = target.reshape(shape)
+            flat[used] += got if target.dtype.kind == "f" else np.rint(got).astype(np.int64)
 
     def merge(self, other: LandmarkAccumulator) -> None:
         self.sums += other.sums
@@ -248,7 +258,7 @@ class LandmarkAccumulator:
                     rows["landmark"].append(name)
                     rows["orientation"].append(orientation)
                     rows["offset_min"].append(-self.flank)
-                    rows["profile"].append([None if np.isnan(v) else float(v) for v in p])
+                    rows["profile"].append(p.astype(np.float32))   # NaN: offset never read
                     rows["n"].append(n)
         peaks = self.peaks()
         has = peaks["landmark"] >= 0
