@@ -55,6 +55,9 @@ class AtlasSettings:
         random_init: add the random-init control model (its neurons at the same sites).
         min_bin, max_bins: Manhattan bins (bin_size = max(min_bin, ceil(genome/max_bins))).
         checkpoint_every: chunks between saves of the resumable state.
+        tss: a BED or GFF3 of transcription start sites (the ``tss`` landmark); meta_sae:
+            a ``dnatlas sae meta`` folder (meta-SAE parents and siblings of the SAE's
+            features); landmark_flank: nt on each side of a landmark in its profile.
     """
 
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS
@@ -74,6 +77,9 @@ class AtlasSettings:
     min_bin: int = 1000
     max_bins: int = 4096
     checkpoint_every: int = 16
+    tss: str | None = None
+    meta_sae: str | None = None
+    landmark_flank: int = 100
 
     def concept_settings(self):
         from dnatlas.pipelines.concepts import ConceptSettings
