@@ -102,3 +102,23 @@ def test_rankings():
     # median live max of dictionary 'a' = 2.0: feature 1 scores 4 / 2; explained or dead 0
     assert [r["score_unexplained"] for r in out] == [0.0, 2.0, 0.0, 0.0]
     assert all(r["description"] for r in out)
+
+
+def test_figures_are_written(tmp_path):
+    from dnatlas.atlas.figures import landmark_profiles, sequence_logo
+
+    pfm = np.array([[0.25] * 4, [1, 0, 0, 0], [0, 0, 1, 0], [0, 0.5, 0, 0.5], [0, 0, 0, 1]])
+    fig = sequence_logo(pfm.ravel().tolist(), tmp_path / "logo.png", title="planted")
+    assert len(fig.axes[0].patches) == 5          # A, G, C and T, T; none in the flat column
+    x = np.arange(-20, 21)
+    prof = np.exp(-((x + 12) ** 2) / 4.0)
+    rows_ = [{"landmark": "cds_start", "orientation": "sense", "offset_min": -20,
+              "profile": prof.tolist(), "n": 120},
+             {"landmark": "cds_start", "orientation": "antisense", "offset_min": -20,
+              "profile": (0.05 + 0 * prof).tolist(), "n": 120}]
+    fig = landmark_profiles(rows_, tmp_path / "profile.png", title="planted", mean=0.01)
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 4               # two profiles, the 0 mark, the mean
+    assert "CDS start, sense (n=120)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    for name in ("logo.png", "profile.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
