@@ -122,3 +122,12 @@ def test_figures_are_written(tmp_path):
     assert "CDS start, sense (n=120)" in [t.get_text() for t in ax.get_legend().get_texts()]
     for name in ("logo.png", "profile.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_docs_hold_the_current_schema():
+    from pathlib import Path
+
+    from dnatlas.atlas import schema
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "atlas.md").read_text()
+    assert schema.markdown() in text, "docs/atlas.md: paste schema.markdown() again"

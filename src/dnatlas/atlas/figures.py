@@ -117,3 +117,67 @@ def landmark_profiles(rows, path=None, title: str | None = None, mean: float | N
         ax.set_title(title, fontsize=9)
     fig = fig or ax.figure
     return _save(fig, path)
+
+
+def _evidence(row: dict) -> tuple:
+    """Sort key of the best-described features: kinds of evidence (concept beyond its
+    control, landmark peak, motif), then the concept margin, then the landmark ratio."""
+    from dnatlas.atlas.describe import concept_beyond
+
+    kinds = int(concept_beyond(row)) + int(row.get("best_landmark") is not None) + int(
+        row.get("top_motif") is not None)
+    return (-kinds, -(row.get("score_concept") or 0.0), -(row.get("landmark_ratio") or 0.0),
+            row["feature"])
+
+
+def showcase(folder, dictionary: str, out, n: int = 10, link: str = "") -> str:
+    """Figures and a Markdown section for an atlas's ``n`` best-described features
+    (explained; most kinds of evidence first) and ``n`` strongest unexplained ones
+    (``score_unexplained``): a logo per motif and a landmark-profile figure per feature,
+    written to ``out`` as ``DICTIONARY-FEATURE-{logo,profile}.png`` (``link`` prefixes
+    the image paths in the Markdown)."""
+    from dnatlas.atlas.reader import Atlas
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atlas = Atlas.open(folder)
+    try:
+        everything = atlas.features(dictionary, order="feature", desc=False, limit=1000,
+                                    explained=True)["rows"]
+        full = [atlas.feature(dictionary, r["feature"])["feature"] for r in everything]
+        best = sorted(full, key=_evidence)[:n]
+        strong = [r for r in atlas.features(dictionary, order="score_unexplained",
+                                            limit=n, explained=False)["rows"]
+                  if (r["score_unexplained"] or 0) > 0]
+        lines = []
+        for title, rows in (("best-described", best), ("strong but unexplained", strong)):
+            lines += [f"#### {len(rows)} {title} features of `{dictionary}`", ""]
+            for row in rows:
+                page = atlas.feature(dictionary, row["feature"])
+                stem = f"{dictionary.replace(':', '-')}-{row['feature']}"
+                name = f"{dictionary} #{row['feature']}"
+                lines.append(f"- **#{row['feature']}**: {page['feature']['description']}")
+                images = []
+                if page["motif"] is not None:
+                    sequence_logo(page["motif"]["pwm"], out / f"{stem}-logo.png",
+                                  title=f"{name}: motif {page['motif']['consensus']} "
+                                        f"({page['motif']['n_sites']} sites)")
+                    images.append(f"![logo of {name}]({link}{stem}-logo.png)")
+                if page["landmarks"]:
+                    landmark_profiles(page["landmarks"], out / f"{stem}-profile.png",
+                                      title=f"{name}: landmark profiles",
+                                      mean=page["feature"]["mean"])
+                    images.append(f"![landmark profiles of {name}]({link}{stem}-profile.png)")
+                if images:
+                    lines += ["", "  " + " ".join(images)]
+                _close()
+            lines.append("")
+        return "\n".join(lines)
+    finally:
+        atlas.close()
+
+
+def _close():
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
