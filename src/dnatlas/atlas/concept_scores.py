@@ -185,9 +185,11 @@ def _count_rows(dictionary: str, counts: dict) -> dict:
     return {k: (np.concatenate(v) if v else []) for k, v in cols.items()}
 
 
-def counts_from_table(table, dictionary: str) -> dict[tuple[str, str, str], ConceptCounts]:
+def counts_from_table(table, dictionary: str, names=None
+                      ) -> dict[tuple[str, str, str], ConceptCounts]:
     """The :class:`ConceptCounts` of one dictionary back from ``concept_counts`` rows
-    (a pyarrow table or a dict of columns): ``{(labels, split, strand): counts}``."""
+    (a pyarrow table or a dict of columns): ``{(labels, split, strand): counts}``, the
+    concepts in the order ``names`` (default: as the rows first name them)."""
     cols = {k: np.asarray(v) for k, v in
             (table.to_pydict() if hasattr(table, "to_pydict") else table).items()}
     mine = cols["dictionary"] == dictionary
@@ -195,7 +197,8 @@ def counts_from_table(table, dictionary: str) -> dict[tuple[str, str, str], Conc
     out = {}
     for key in sorted(set(zip(cols["labels"], cols["split"], cols["strand"], strict=True))):
         sel = (cols["labels"] == key[0]) & (cols["split"] == key[1]) & (cols["strand"] == key[2])
-        names = tuple(dict.fromkeys(cols["concept"][sel].tolist()))
+        names = tuple(dict.fromkeys(cols["concept"][sel].tolist())) if names is None \
+            else tuple(names)
         thresholds = np.unique(cols["threshold"][sel])
         F = int(cols["feature"][sel].max()) + 1
         C, T = len(names), len(thresholds)
@@ -240,9 +243,11 @@ def control_columns(tables: dict, contexts: dict) -> dict:
             if neuron is not None:
                 neurons[mine] = [best[neuron].get(c, np.nan) for c in concept[mine]]
     i = scores_table.column_names.index("f1_random_init")
-    scores_table = scores_table.set_column(i, "f1_random_init", pa.array(random_init))
+    scores_table = scores_table.set_column(i, "f1_random_init",
+                                           pa.array(random_init, from_pandas=True))
     i = scores_table.column_names.index("f1_neurons")
-    scores_table = scores_table.set_column(i, "f1_neurons", pa.array(neurons))
+    scores_table = scores_table.set_column(i, "f1_neurons",
+                                           pa.array(neurons, from_pandas=True))
     return {**tables, "concept_scores": scores_table}
 
 

@@ -228,21 +228,24 @@ def _site_blocks(model, codes, record, a, b, keys, halo, settings):
     seq = codes[record]
     n = len(seq)
     lo, hi = max(0, a - halo), min(n, b + halo)
-    own = _extract(model, seq, keys, a, b, settings)
-    parts = [own]
+
+    def forward(acts):   # the - strand's activations flipped into forward coordinates
+        return {(k, s): (np.ascontiguousarray(v[::-1]) if s == "-" else v)
+                for (k, s), v in acts.items()}
+
+    own = forward(_extract(model, seq, keys, a, b, settings))
     if halo and model.receptive_field is not None:
-        left = _extract(model, seq, keys, lo, a, settings) if lo < a else None
-        right = _extract(model, seq, keys, b, hi, settings) if b < hi else None
+        left = forward(_extract(model, seq, keys, lo, a, settings)) if lo < a else None
+        right = forward(_extract(model, seq, keys, b, hi, settings)) if b < hi else None
         parts = [p for p in (left, own, right) if p is not None]
         blocks = {k: np.concatenate([p[k] for p in parts]) for k in own}
     elif halo and (lo < a or b < hi):
-        full = _extract(model, seq, keys, lo, hi, settings)
+        full = forward(_extract(model, seq, keys, lo, hi, settings))
         blocks = {k: np.concatenate([full[k][:a - lo], own[k], full[k][b - lo:]])
                   for k in own}
     else:
         blocks = own
-    return {(k, s): (np.ascontiguousarray(v[::-1]) if s == "-" else v)
-            for (k, s), v in blocks.items()}, lo, hi
+    return blocks, lo, hi
 
 
 def _encode(d, block, own_rows: slice):
