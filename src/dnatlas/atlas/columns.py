@@ -12,18 +12,21 @@ from collections.abc import Iterable, Mapping
 from dnatlas.atlas import schema
 
 
-def as_columns(table) -> dict[str, list]:
-    """A pyarrow table, a column dict or None as ``{column: list}``."""
+def as_columns(table, names: Iterable[str] | None = None) -> dict[str, list]:
+    """A pyarrow table, a column dict or None as ``{column: list}`` (only ``names``, those
+    present, when given: the wide list columns are slow to read into Python)."""
     if table is None:
         return {}
+    have = table.column_names if hasattr(table, "column_names") else list(table)
+    keep = have if names is None else [n for n in names if n in have]
     if hasattr(table, "to_pydict"):
-        return table.to_pydict()
-    return {k: list(v) for k, v in table.items()}
+        return table.select(keep).to_pydict()
+    return {k: list(table[k]) for k in keep}
 
 
-def rows(table) -> list[dict]:
-    """The rows of ``table`` as dicts."""
-    cols = as_columns(table)
+def rows(table, names: Iterable[str] | None = None) -> list[dict]:
+    """The rows of ``table`` as dicts (only the columns ``names`` when given)."""
+    cols = as_columns(table, names)
     if not cols:
         return []
     names = list(cols)
@@ -45,16 +48,27 @@ def like(original, table_name: str, columns: Mapping[str, list]):
 def update_features(features, values: Mapping[tuple[str, int], Mapping[str, object]],
                     names: Iterable[str]):
     """``features`` with columns ``names`` set from ``values`` ({(dictionary, feature):
-    {column: value}}); rows absent from ``values`` keep their value (NULL if new)."""
-    cols = as_columns(features)
+    {column: value}}); rows absent from ``values`` keep their value (NULL if new). Other
+    columns are left untouched."""
+    names = list(names)
+    cols = as_columns(features, ["dictionary", "feature", *names])
     keys = list(zip(cols["dictionary"], cols["feature"], strict=True))
+    new = {}
     for name in names:
         old = cols.get(name, [None] * len(keys))
-        cols[name] = [values[k][name] if k in values and name in values[k] else v
-                      for k, v in zip(keys, old, strict=True)]
-    order = [c for c in schema.columns("features") if c in cols] + \
-        [c for c in cols if c not in schema.columns("features")]
-    return like(features, "features", {c: cols[c] for c in order})
+        new[name] = [values[k][name] if k in values and name in values[k] else v
+                     for k, v in zip(keys, old, strict=True)]
+    if isinstance(features, Mapping):
+        return {**features, **new}
+    import pyarrow as pa
+
+    types = {c: t for c, t, _ in schema.TABLES["features"]}
+    table = features
+    for name, column in new.items():
+        array = pa.array(column, type=_arrow_type(types[name]) if name in types else None)
+        i = table.column_names.index(name) if name in table.column_names else -1
+        table = table.set_column(i, name, array) if i >= 0 else table.append_column(name, array)
+    return table
 
 
 def append_rows(table_name: str, table, new: Mapping[str, list]):

@@ -39,6 +39,11 @@ DENSE, PHASE_MIN, STRAND_MIN, PERIODIC_MIN, GC_DIFF = 0.2, 0.15, 0.75, 0.5, 0.1
 LANDMARK_NAMES = {"cds_start": "CDS starts", "cds_end": "CDS ends", "trna_end": "tRNA ends",
                   "rrna_end": "rRNA ends", "tss": "TSSs"}
 ORDINALS = ("first", "second", "third")
+#: the ``features`` columns the rules read
+READ = ("dictionary", "feature", "max", "frac_active", "phase", "phase_strength",
+        "coding_strand", "periodicity3", "gc_top", "top_motif", "motif_enrichment",
+        "best_landmark", "landmark_offset", "landmark_ratio", "best_concept", "best_f1",
+        "best_f1_shuffled")
 
 
 def num(x: float, digits: int = 2) -> str:
@@ -148,7 +153,7 @@ def rank_and_describe(tables: dict, contexts: dict | None = None) -> dict:
     """Fill ``explained``, ``description`` and the ``score_*`` columns of ``features``."""
     if "features" not in tables:
         return tables
-    rows = tbl.rows(tables["features"])
+    rows = tbl.rows(tables["features"], READ)
     gc = genome_gc(tables)
     median: dict[str, float] = {}
     for d in {r["dictionary"] for r in rows}:

@@ -202,7 +202,8 @@ def motif_finalizer(tables: dict, contexts: dict) -> dict:
     core = int((settings or {}).get("motif_core") or CORE)
     background = _background(contexts, k)
     groups: dict[tuple[str, int], list[dict]] = {}
-    for row in tbl.rows(tables.get("examples")):
+    for row in tbl.rows(tables.get("examples"), ("dictionary", "feature", "kind", "start",
+                                                 "end", "peak", "strand", "sequence")):
         if row["kind"] == "top" and row["sequence"]:
             groups.setdefault((row["dictionary"], int(row["feature"])), []).append(row)
     values: dict[tuple[str, int], dict] = {}
