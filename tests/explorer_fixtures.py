@@ -171,9 +171,12 @@ def make_atlas(folder: str | Path, fasta: Path, gff: Path, seed: int = 0,
         ("dictionaries", dicts), ("records", records), ("features", feats),
         ("examples", examples), ("concept_scores", scores), ("concept_counts", counts),
         ("landmarks", landmarks), ("motifs", motifs), ("relations", relations))}
+    from dnatlas.models import load_model
+
     manifest = {"name": "synthetic test atlas", "genome": str(fasta), "annotations": [str(gff)],
                 "model": "default", "saes": [str(sae_folder)], "bin_size": bin_size,
-                "key": {"model": "default", "genome": {rec.id: records[0]["sha256"]}},
+                "key": {"model": load_model("default").fingerprint(),
+                        "genome": {rec.id: records[0]["sha256"]}},
                 "settings": {"synthetic": True, "seed": seed}}
     return write_atlas(folder, tables, manifest)
 

@@ -22,7 +22,7 @@ from dnatlas.explorer.app import create_app  # noqa: E402
 from dnatlas.explorer.config import ExplorerConfig, ExplorerLimits  # noqa: E402
 from dnatlas.explorer.shards import fnv1a32, shard_key  # noqa: E402
 from dnatlas.explorer.state import ExplorerState  # noqa: E402
-from explorer_fixtures import make_explorer_inputs  # noqa: E402
+from tests.explorer_fixtures import make_explorer_inputs  # noqa: E402
 
 REC = "K-12-MG1655"
 LIMITS = dict(track_max_nt=30_000, gram_max_nt=600, sequence_max_nt=5_000, steer_max_nt=8,

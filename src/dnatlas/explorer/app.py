@@ -108,7 +108,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 def create_app(config: ExplorerConfig, state: ExplorerState | None = None) -> FastAPI:
     """The explorer app over ``config`` (``state``: an already opened state, for tests)."""
-    from dnatlas import __version__
+    from dnatlas._version import __version__
     from dnatlas.explorer import routes
 
     state = state or ExplorerState(config)

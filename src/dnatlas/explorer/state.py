@@ -7,6 +7,7 @@ import math
 import threading
 
 from dnatlas.atlas.reader import ORDERABLE, Atlas
+from dnatlas.errors import InputError
 from dnatlas.explorer.config import ExplorerConfig, manifest_inputs
 from dnatlas.explorer.pool import ModelPool
 
@@ -27,7 +28,7 @@ def clean(obj):
 class ExplorerState:
     """Opened at start-up; every file it reads is named by the config or the manifest."""
 
-    def __init__(self, config: ExplorerConfig, engine=None, genome=None):
+    def __init__(self, config: ExplorerConfig, engine=None, genome=None, adapter=None):
         from dnatlas.explorer.genome_data import load_genome
 
         self.config = config
@@ -42,17 +43,23 @@ class ExplorerState:
             load_genome(fasta, annotations, self.concept_names) if fasta else None)
         self.engine = engine
         if engine is None and config.live and self.genome is not None:
-            self.engine = self._load_engine()
+            self.engine = self._load_engine(adapter)
         self.pool = ModelPool(self.limits.workers, self.limits.queue)
         self._descriptions: dict[str, dict[int, str]] = {}
         self._lock = threading.Lock()
 
-    def _load_engine(self):
+    def _load_engine(self, adapter=None):
         from dnatlas.explorer.tracks import TrackEngine, load_dictionaries
         from dnatlas.models import load_model
 
-        spec = self.config.model or self.inputs["model"] or self.model_spec()
-        adapter = load_model(spec, self.config.device)
+        if adapter is None:
+            adapter = load_model(self.config.model or self.inputs["model"] or "default",
+                                 self.config.device)
+        made_by = (self.atlas.manifest.get("key") or {}).get("model")
+        if isinstance(made_by, str) and len(made_by) >= 16 and made_by != adapter.fingerprint():
+            raise InputError(f"the atlas was made with the model of fingerprint {made_by}, not "
+                             f"{adapter.name} ({adapter.fingerprint()}): pass its model",
+                             path=self.config.atlas)
         live = load_dictionaries(adapter, self.atlas.dictionaries(),
                                  self.config.saes or self.inputs["saes"], self.config.device)
         return TrackEngine(adapter, live, self.genome.codes, self.limits.cache_mb << 20,
@@ -93,7 +100,7 @@ class ExplorerState:
 
     # -- /api/meta -----------------------------------------------------------------------
     def meta(self, static: dict | None = None) -> dict:
-        from dnatlas import __version__
+        from dnatlas._version import __version__
 
         lim = self.limits
         manifest = self.atlas.manifest

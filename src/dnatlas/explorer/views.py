@@ -132,14 +132,14 @@ def steer_view(adapter, live, seq: np.ndarray, record: str, a: int, b: int, edit
                              "windowed-MLM model with triplet outputs (DNAtlas)")
         if frame_start is None:
             raise InputError("codons need frame_start (1-based first base of a codon)")
-        from dnatlas.model.windowed_mlm import AMINO_ACIDS, codon_to_amino_acid
+        from dnatlas.genome.codons import AMINO_ACIDS, amino_acid_index
 
         records = {record: SimpleNamespace(seq=seq)}
         (_, starts, cb, cs), = codon_predictions(
             adapter, records, {record: np.arange(a, b)}, frame_start, frame_strand, intervene,
             batch_size)
         qb, qs = np.exp(cb), np.exp(cs)
-        aa_of = codon_to_amino_acid(11).numpy()
+        aa_of = amino_acid_index(11)
         ab = np.stack([np.bincount(aa_of, weights=p, minlength=len(AMINO_ACIDS)) for p in qb])
         as_ = np.stack([np.bincount(aa_of, weights=p, minlength=len(AMINO_ACIDS)) for p in qs])
         out["delta_codon"] = _points(record, starts, 3, 0.5 * np.abs(qs - qb).sum(1))

@@ -124,7 +124,7 @@
       return cache[key];
     }
     return {
-      type: "merged", name: name + "  (+ up, − down)", height: 70, autoscale: true,
+      type: "merged", name: name + "  (+ up, − down)", height: 90, autoscale: true,
       dnatlas: { dictionary: dictionary, feature: feature },
       tracks: [
         { type: "wig", name: name + " +", color: DN.STRAND_COLORS["+"], graphType: "bar",
@@ -173,17 +173,22 @@
     b = b || state.browser;
     if (!b) return [];
     return b.trackViews.filter(function (tv) { return tv.track && tv.track.name; }).map(function (tv) {
-      var vp = tv.viewports[0], cache = vp.featureCache, n = 0;
+      var vp = tv.viewports[0], cache = vp.featureCache, n = 0, maxAbs = 0;
       var feats = cache && cache.features;
-      if (Array.isArray(feats)) n = feats.length;
-      else if (feats && feats.featureArrays) feats.featureArrays.forEach(function (a) { n += (a || []).length; });
+      var lists = Array.isArray(feats) ? [feats] : (feats && feats.featureArrays) || [];
+      lists.forEach(function (a) {
+        (a || []).forEach(function (f) {
+          n++;
+          if (typeof f.value === "number") maxAbs = Math.max(maxAbs, Math.abs(f.value));
+        });
+      });
       var painted = 0;
       if (vp.canvas && vp.canvas.width && vp.canvas.height) {
         var px = vp.canvas.getContext("2d").getImageData(0, 0, vp.canvas.width, vp.canvas.height).data;
         for (var i = 3; i < px.length; i += 4) if (px[i] > 0) painted++;
       }
       var box = vp.viewportElement.getBoundingClientRect();
-      return { name: tv.track.name, type: tv.track.type, features: n, painted: painted,
+      return { name: tv.track.name, type: tv.track.type, features: n, maxAbs: maxAbs, painted: painted,
                box: { x: box.left, y: box.top, width: box.width, height: box.height } };
     });
   };
@@ -318,8 +323,18 @@
         status.textContent = "";
         var loc = hits.filter(function (x) { return x.type === "gene" || x.type === "region"; })[0];
         if (loc) return ensureBrowser(region).then(function (b) { return b.search(loc.record + ":" + loc.start + "-" + loc.end); });
-        var feat = hits.filter(function (x) { return x.type === "feature"; })[0];
-        if (feat) return DN.go("#/feature/" + feat.dictionary + "/" + feat.feature);
+        var feat = hits.filter(function (x) { return x.type === "feature" && x.dictionary === dictSel.value; })[0] ||
+                   hits.filter(function (x) { return x.type === "feature"; })[0];
+        if (feat) {
+          // a feature: its strongest example, with its track
+          return DN.api("feature/" + feat.dictionary + "/" + feat.feature).then(function (page) {
+            var ex = page.examples.filter(function (e) { return e.kind === "top"; })[0];
+            if (!ex) return DN.go("#/feature/" + feat.dictionary + "/" + feat.feature);
+            DN.go("#/browse/" + ex.record + ":" + Math.max(1, ex.start - 250) + "-" + (ex.end + 250) +
+                  "?tracks=" + state.tracks.map(function (t) { return t.dictionary + "/" + t.feature; })
+                    .concat([feat.dictionary + "/" + feat.feature]).join(","));
+          });
+        }
         var concept = hits.filter(function (x) { return x.type === "concept"; })[0];
         if (concept) return DN.go("#/concept/" + concept.concept);
         status.textContent = "nothing found for “" + text + "”";

@@ -295,7 +295,8 @@
   }
 
   function browseHref(ex, dictionary, feature) {
-    var pad = Math.max(50, Math.round((ex.end - ex.start + 1) * 2));
+    // the static export's tracks cover 500 nt either side of an example
+    var pad = Math.max(250, Math.round((ex.end - ex.start + 1) * 2));
     return "#/browse/" + ex.record + ":" + Math.max(1, ex.start - pad) + "-" + (ex.end + pad) + "?tracks=" + dictionary + "/" + feature;
   }
 
@@ -545,7 +546,7 @@
       edits.appendChild(row);
     }
     editRow({ feature: parseInt(params.feature || "0", 10) || 0, op: "set_max", value: 2 });
-    var codons = h("input", { type: "checkbox" });
+    var codons = h("input#steer-codons", { type: "checkbox" });
     var frameIn = h("input", { type: "number", min: 1, value: region.start, style: { width: "8em" }, "aria-label": "frame start" });
     var frameStrand = h("select", { "aria-label": "frame strand" }, h("option", "+"), h("option", "-"));
     var runBtn = h("button#run-steer", { type: "button" }, "Steer");
