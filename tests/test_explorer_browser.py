@@ -309,6 +309,18 @@ def test_feature_list_and_feature_page(ui):
     ui.ready("browse")
     assert "#/browse/" in ui.page.url and "tracks=" in ui.page.url
 
+    # a feature with everything: motif logo, landmark profiles, concepts beside controls
+    rich = ui.page.evaluate("""async d => {
+        const rows = (await DN.api('features', {dictionary: d, order: 'feature', desc: false,
+                                               limit: DN.meta.limits.list_max, offset: 0})).rows;
+        return rows.find(r => r.top_motif && r.best_concept && r.best_landmark).feature; }""",
+                            sae)
+    ui.navigate(f"#/feature/{sae}/{rich}", "feature")
+    assert ui.page.locator("svg.chart text.logo-letter").count() >= 6
+    assert ui.page.locator("svg.chart .legend text").count() == 2     # sense, antisense
+    assert ui.page.locator("#concept-table tbody tr").count() >= 1
+    ui.shot("feature-full")
+
 
 def test_browser_gene_tracks_and_track_click(ui):
     """Go to a gene by name: igv draws the annotation and concept labels there; a feature's
@@ -326,20 +338,33 @@ def test_browser_gene_tracks_and_track_click(ui):
     assert names[:2] == ["Annotation", "Concept labels"]
     ui.shot("browser-gene", full_page=False)
 
-    # a feature with a top example: its track around that example
+    # of the first 8 features (those with tracks in the static export), the one firing
+    # most around its first top example; its page links to that example in the browser
     sae = _sae(ui.meta())
-    ui.navigate(f"#/feature/{sae}/0", "feature")
+    best = ui.page.evaluate("""async d => {
+        let best = null;
+        for (let f = 0; f < 8; f++) {
+            const page = await DN.api('feature/' + d + '/' + f);
+            const ex = page.examples.find(e => e.kind === 'top');
+            const t = await DN.readActivation(d, f, ex.record, ex.start - 250, ex.end + 250);
+            const m = Math.max(0, ...t.plus.concat(t.minus).map(p => p.value));
+            if (!best || m > best.max) best = {feature: f, max: m};
+        }
+        return best; }""", sae)
+    assert best["max"] > 0
+    f = best["feature"]
+    ui.navigate(f"#/feature/{sae}/{f}", "feature")
     ui.page.locator("#open-in-browser").click()
     ui.ready("browse")
-    tracks = ui.wait_igv("tracks.some(t => t.type === 'merged' && t.features > 0 "
+    tracks = ui.wait_igv("tracks.some(t => t.type === 'merged' && t.maxAbs > 0 "
                          "&& t.painted > 0)")
-    merged = _track_named(tracks, f"{sae}#0")
+    merged = _track_named(tracks, f"{sae}#{f}")
     assert merged["type"] == "merged"
     ui.shot("browser-track", full_page=False)
     box = merged["box"]
     ui.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     ui.ready("feature")
-    assert ui.page.url.endswith(f"#/feature/{sae}/0")
+    assert ui.page.url.endswith(f"#/feature/{sae}/{f}")
 
 
 def test_concepts_and_search(ui):
@@ -414,16 +439,19 @@ def test_paste_sequence(ui, inputs):
 
 def test_steering(ui):
     """Steering (live): one SAE feature set to twice its max over 64 nt of thrA; the changes
-    of the nucleotide and reference-base predictions come back as igv tracks and a table.
-    Static: hidden with a note."""
+    of the nucleotide, reference-base, codon and amino-acid predictions come back as igv
+    tracks and a table. Static: hidden with a note."""
     ui.open("#/steer?region=K-12-MG1655:337-400&feature=7", "steer")
     if ui.static:
         assert ui.page.locator("#live-only-note").count() == 1
         return
+    ui.page.check("#steer-codons")            # thrA's frame starts at 337, + strand
     ui.page.click("#run-steer")
     ui.page.wait_for_selector("#steer-top tbody tr")
-    tracks = ui.wait_igv("tracks.filter(t => t.name.startsWith('Δ')).length >= 2 && "
-                         "tracks.every(t => t.features > 0)", "DN.liveBrowsers[0]")
-    assert {t["name"] for t in tracks} >= {"Δ nucleotide distribution (total variation)",
-                                           "Δ log p(reference base), nats"}
+    tracks = ui.wait_igv("tracks.filter(t => t.name.startsWith('Δ')).length === 4 && "
+                         "tracks.every(t => t.features > 0 && t.painted > 0)",
+                         "DN.liveBrowsers[0]")
+    assert [t["name"] for t in tracks][1:] == [
+        "Δ nucleotide distribution (total variation)", "Δ log p(reference base), nats",
+        "Δ codon distribution", "Δ amino-acid distribution"]
     ui.shot("steer")

@@ -103,6 +103,14 @@
     return out;
   }
   DN.niceTicks = niceTicks;
+  /** A tick label: no trailing zeros (0.5, 1.5, 20), thousands separated. */
+  function tickFmt(t) {
+    var a = Math.abs(t);
+    if (a !== 0 && (a < 1e-3 || a >= 1e7)) return t.toExponential(1);
+    var v = +t.toPrecision(6);
+    return a >= 1000 ? v.toLocaleString("en-US") : String(v);
+  }
+  DN.tickFmt = tickFmt;
 
   /** A chart frame: {svg, g, x(v), y(v), W, H} with axes and labels drawn. */
   function frame(opts) {
@@ -121,14 +129,14 @@
     axes.appendChild(s("line", { x1: M.l, x2: M.l + iw, y1: M.t + ih, y2: M.t + ih }));
     axes.appendChild(s("line", { x1: M.l, x2: M.l, y1: M.t, y2: M.t + ih }));
     (opts.xticks || niceTicks(x0, x1, 6)).forEach(function (t) {
-      var v = typeof t === "object" ? t.v : t, label = typeof t === "object" ? t.label : (opts.xfmt || DN.fmt)(t);
+      var v = typeof t === "object" ? t.v : t, label = typeof t === "object" ? t.label : (opts.xfmt || tickFmt)(t);
       if (v < x0 - 1e-9 || v > x1 + 1e-9) return;
       axes.appendChild(s("line", { x1: fx(v), x2: fx(v), y1: M.t + ih, y2: M.t + ih + 4 }));
       axes.appendChild(s("text", { x: fx(v), y: M.t + ih + 15, "text-anchor": "middle", text: label }));
     });
     niceTicks(y0, y1, 4).forEach(function (t) {
       axes.appendChild(s("line", { x1: M.l - 4, x2: M.l, y1: fy(t), y2: fy(t) }));
-      axes.appendChild(s("text", { x: M.l - 6, y: fy(t) + 3, "text-anchor": "end", text: (opts.yfmt || DN.fmt)(t) }));
+      axes.appendChild(s("text", { x: M.l - 6, y: fy(t) + 3, "text-anchor": "end", text: (opts.yfmt || tickFmt)(t) }));
     });
     if (opts.xlabel) axes.appendChild(s("text", { x: M.l + iw / 2, y: H - 4, "text-anchor": "middle", class: "axis-label", text: opts.xlabel }));
     if (opts.ylabel) axes.appendChild(s("text", { x: 12, y: M.t + ih / 2, "text-anchor": "middle", class: "axis-label",
@@ -188,19 +196,20 @@
     if (!values || !values.length || !binSize) return h("p.muted", "No genome overview in this atlas.");
     var total = values.length * binSize;
     var vmax = Math.max.apply(null, values.map(function (v) { return v || 0; })) || 1;
-    var f = frame({ width: opts.width || 860, height: 180, x: [0, total / 1e6], y: [0, vmax],
+    var U = total >= 2e6 ? 1e6 : 1e3, unit = U === 1e6 ? "Mb" : "kb";
+    var f = frame({ width: opts.width || 860, height: 180, x: [0, total / U], y: [0, vmax],
                     title: "Genome overview: max per " + DN.fmtPos(binSize) + "-nt bin (click a peak → browser)",
-                    xlabel: "position in the concatenated genome (Mb)", ylabel: "max activation" });
+                    xlabel: "position in the concatenated genome (" + unit + ")", ylabel: "max activation" });
     records.forEach(function (r, i) {
       if (i % 2 === 1) {
-        f.g.appendChild(s("rect", { x: f.x(r.offset / 1e6), width: f.x((r.offset + r.length) / 1e6) - f.x(r.offset / 1e6),
+        f.g.appendChild(s("rect", { x: f.x(r.offset / U), width: f.x((r.offset + r.length) / U) - f.x(r.offset / U),
                                     y: f.M.t, height: f.ih, class: "band" }));
       }
     });
     var path = "";
     values.forEach(function (v, i) {
       if (!v) return;
-      var x = f.x((i + 0.5) * binSize / 1e6);
+      var x = f.x((i + 0.5) * binSize / U);
       path += "M" + x.toFixed(1) + " " + f.y(0).toFixed(1) + "V" + f.y(v).toFixed(1);
     });
     f.g.appendChild(s("path", { d: path, class: "manhattan" }));
@@ -225,11 +234,29 @@
     return f.svg;
   };
 
+  var LOGO_FONT = "bold 100px Arial, Helvetica, sans-serif";
+  var glyphs = null;
+  /** Ink box of each base at 100 px in the logo's font (canvas measureText), so that a
+   *  letter fills its column and stack height exactly whatever font the system has. */
+  function glyphBoxes() {
+    if (glyphs) return glyphs;
+    glyphs = {};
+    var ctx = document.createElement("canvas").getContext("2d");
+    ctx.font = LOGO_FONT;
+    "ACGT".split("").forEach(function (b) {
+      var m = ctx.measureText(b);
+      var left = m.actualBoundingBoxLeft || 0, right = m.actualBoundingBoxRight || m.width;
+      var asc = m.actualBoundingBoxAscent || 72, desc = m.actualBoundingBoxDescent || 0;
+      glyphs[b] = { x0: -left, w: left + right || 70, asc: asc, desc: desc };
+    });
+    return glyphs;
+  }
+
   /** Sequence logo (information content, bits) from a width x 4 PWM (A, C, G, T). */
   DN.logoChart = function (pwm, width, opts) {
     opts = opts || {};
-    var colW = Math.max(14, Math.min(28, 480 / width));
-    var f = frame({ width: 60 + colW * width + 12, height: 170, x: [0.5, width + 0.5], y: [0, 2],
+    var colW = Math.max(16, Math.min(44, 520 / width));
+    var f = frame({ width: Math.max(220, 64 + colW * width + 12), height: 200, x: [0.5, width + 0.5], y: [0, 2],
                     xticks: Array.from({ length: width }, function (_, i) { return i + 1; }),
                     title: opts.title || "Motif logo", xlabel: "position", ylabel: "bits" });
     for (var i = 0; i < width; i++) {
@@ -245,10 +272,11 @@
         var hgt = (f.y(0) - f.y(ic)) * p[k];
         if (hgt < 0.5) return;
         var base = "ACGT"[k];
-        // a glyph's cap height is ~0.72 em: scale a 100-px glyph into w x hgt
+        // the glyph's ink box scaled into w x hgt, its bottom on y
+        var gb = glyphBoxes()[base], sx = w / gb.w, sy = hgt / (gb.asc + gb.desc);
         f.g.appendChild(s("text", { class: "logo-letter", fill: DN.BASE_COLORS[base],
-                                    transform: "translate(" + x0 + "," + y + ") scale(" + (w / 62) + "," + (hgt / 72) + ")",
-                                    "font-size": 100, x: 0, y: 0, text: base }));
+                                    transform: "translate(" + (x0 - gb.x0 * sx) + "," + (y - gb.desc * sy) + ") scale(" + sx + "," + sy + ")",
+                                    style: "font: " + LOGO_FONT, x: 0, y: 0, text: base }));
         y -= hgt;
       });
     }
