@@ -50,3 +50,12 @@ def run_explore(args: argparse.Namespace) -> int:
             export=args.export, force=args.force, device=args.device or "cpu",
             workers=args.workers)
     return 0
+
+
+def export_static(atlas, saes, out, tracks_per_feature: int = 1):
+    """The static explorer of ``atlas`` (bundled model and genome) in ``out``, replacing an
+    earlier export; returns its index.html (``dnatlas demo``'s last step)."""
+    from dnatlas.explorer.server import explore
+
+    return explore(atlas=atlas, saes=saes, export=out, force=True,
+                   tracks_per_feature=tracks_per_feature)

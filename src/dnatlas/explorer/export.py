@@ -105,7 +105,8 @@ def export_site(state, out: str | Path, force: bool = False, tracks_per_feature:
 
     dictionaries = state.atlas.dictionaries()
     total = sum(d["n_features"] for d in dictionaries)
-    bar = progress(total=total, desc="export", unit="feature", disable=show_progress is False)
+    bar = progress(total=3 * total, desc="export (read, tracks, write)", unit="page",
+                   disable=show_progress is False)
     lengths = state.genome.lengths if state.genome is not None else {}
     n_tracks = 0
     for d in dictionaries:
@@ -116,14 +117,21 @@ def export_site(state, out: str | Path, force: bool = False, tracks_per_feature:
             page = state.atlas.features(name, "feature", False, lim.list_max, offset)
             w.put("/api/features", params, {**{k: v for k, v in params.items()}, **page})
         live = state.live(name)
-        pages = [state.feature_page(name, f) for f in range(n)]
+        pages = []
+        for f in range(n):
+            pages.append(state.feature_page(name, f))
+            bar.update(1)
         jobs = sorted((reg, i) for i, p in enumerate(pages) if live
                       for reg in _example_regions(p, tracks_per_feature, track_flank, lengths))
-        for (rec, a, b), i in jobs:   # in genome order: neighbouring jobs share tiles
+        shown = 0
+        for j, ((rec, a, b), i) in enumerate(jobs):   # genome order: neighbours share tiles
             plus, minus = state.engine.feature_values(name, i, rec, a, b)
             pages[i]["tracks"].append(track_dict(name, i, rec, a, b, plus, minus,
                                                  track_points))
             n_tracks += 1
+            bar.update((j + 1) * n // len(jobs) - shown)
+            shown = (j + 1) * n // len(jobs)
+        bar.update(n - shown)
         for f, page in enumerate(pages):
             w.put(f"/api/feature/{name}/{f}", None, page)
             bar.update(1)

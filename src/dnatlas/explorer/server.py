@@ -124,7 +124,8 @@ def serve(state, host: str = "127.0.0.1", port: int = 8000) -> None:
 
 def explore(atlas=None, model: str | None = None, genome=None, annotations=None, saes=(),
             host: str = "127.0.0.1", port: int = 8000, export: str | Path | None = None,
-            force: bool = False, device: str = "cpu", workers: int = 1) -> Path | None:
+            force: bool = False, device: str = "cpu", workers: int = 1,
+            tracks_per_feature: int = 3) -> Path | None:
     """What ``dnatlas explore`` runs: serve the explorer, or write the static one to
     ``export`` (returns its index.html)."""
     from dnatlas.explorer.export import export_site
@@ -138,7 +139,8 @@ def explore(atlas=None, model: str | None = None, genome=None, annotations=None,
                        limits=ExplorerLimits(workers=workers), allowed_hosts=hosts)
     try:
         if export is not None:
-            summary = export_site(state, export, force=force)
+            summary = export_site(state, export, force=force,
+                                  tracks_per_feature=tracks_per_feature)
             index = Path(summary["out"]).resolve() / "index.html"
             print(f"dnatlas explore: wrote {summary['shards']:,} data shards "
                   f"({summary['bytes'] / 1e6:.1f} MB) for {summary['features']:,} features; "

@@ -68,8 +68,21 @@ def shard_key(path: str, params: dict | None = None) -> str:
     return _UNSAFE.sub("_", text)[:SAFE_LENGTH] + "-" + fnv1a32(text)
 
 
-def shard_script(key: str, data) -> str:
-    """The text of ``DATA/<key>.js``: ``dnatlasData("<key>", <json>);``."""
+def _rounded(obj, digits: int):
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, dict):
+        return {k: _rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rounded(v, digits) for v in obj]
+    return obj
+
+
+def shard_script(key: str, data, digits: int | None = 6) -> str:
+    """The text of ``DATA/<key>.js``: ``dnatlasData("<key>", <json>);`` (floats to
+    ``digits`` significant digits: shards are what a static site downloads)."""
+    if digits is not None:
+        data = _rounded(data, digits)
     body = json.dumps(data, separators=(",", ":"), allow_nan=False)
     # "</script" can't end an inline script anyway, but keep shards safe to inline
     body = body.replace("</", "<\\/")
