@@ -25,7 +25,9 @@ class ExplorerLimits:
     steer_max_edits: int = 16
     body_max_bytes: int = 1 << 20          # 1 MiB: a 100 kb sequence with FASTA line breaks
     list_max: int = 1_000
-    workers: int = 1                       # model threads (torch uses the cores within each)
+    workers: int = 1                       # model requests run at once
+    model_threads: int | None = None       # torch threads (None: all cores but one, so that
+                                           # pages are served while the model works)
     queue: int = 16                        # model requests waiting (503 beyond)
     cache_mb: int = 384                    # activation tiles + tracks kept in memory
     retry_after_s: int = 2

@@ -49,9 +49,15 @@ class ExplorerState:
         self._lock = threading.Lock()
 
     def _load_engine(self, adapter=None):
+        import os
+
+        import torch
+
         from dnatlas.explorer.tracks import TrackEngine, load_dictionaries
         from dnatlas.models import load_model
 
+        threads = self.limits.model_threads or max(1, (os.cpu_count() or 2) - 1)
+        torch.set_num_threads(threads)
         if adapter is None:
             adapter = load_model(self.config.model or self.inputs["model"] or "default",
                                  self.config.device)
