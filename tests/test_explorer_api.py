@@ -411,3 +411,26 @@ def test_static_export_writes_parsable_shards_for_every_page(state, sae, tmp_pat
     (out / "mine.txt").write_text("not ours")
     with pytest.raises(InputError, match="did not write"):
         export_site(state, out, force=True, show_progress=False)
+
+
+# ------------------------------------------------------------------------- dnatlas explore
+
+def test_explore_opens_a_current_atlas_and_refuses_a_stale_one(inputs, tmp_path, capsys):
+    from dnatlas.cli import main
+    from dnatlas.explorer.server import _is_loopback, open_state
+
+    st = open_state(inputs["atlas"], genome=str(inputs["fasta"]),
+                    annotations=[str(p) for p in inputs["annotations"]], live=False)
+    try:
+        assert st.engine is None and st.genome.lengths == {REC: 60_000}
+    finally:
+        st.close()
+    # the default genome (all of E. coli) is not the one this atlas was built on
+    assert main(["explore", "--atlas", str(inputs["atlas"]), "--export",
+                 str(tmp_path / "site")]) == 2
+    err = capsys.readouterr().err
+    assert "stale atlas" in err and "genome" in err and "Traceback" not in err
+    assert not (tmp_path / "site").exists()
+    assert main(["explore", "--port", "0"]) == 2
+    assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
+    assert not _is_loopback("0.0.0.0") and not _is_loopback("example.org")
