@@ -207,7 +207,10 @@ class UI:
     def shot(self, name: str, selector: str | None = None, full_page: bool = True):
         path = self.shots / f"{self.mode}-{name}.png"
         if selector:
+            # the sticky header would cover an element scrolled to the top
+            self.page.evaluate("document.querySelector('header.top').style.position = 'static'")
             self.page.locator(selector).first.screenshot(path=str(path))
+            self.page.evaluate("document.querySelector('header.top').style.position = ''")
         else:
             self.page.screenshot(path=str(path), full_page=full_page)
         return path
@@ -323,24 +326,14 @@ def test_feature_list_and_feature_page(ui):
 
 
 def test_browser_gene_tracks_and_track_click(ui):
-    """Go to a gene by name: igv draws the annotation and concept labels there; a feature's
-    + and − strand activations load as one merged track around its top example; a click
-    on that track opens the feature's page."""
+    """Go to a gene by name: igv draws the annotation and concept labels there; a feature id
+    goes to its strongest example with its track; a feature's + and − strand activations
+    load as one merged track around its top example; a click on that track opens the
+    feature's page."""
     ui.open("#/browse/", "browse")
-    ui.page.fill("input.locus", GENE[0])
-    ui.page.press("input.locus", "Enter")
-    ui.page.wait_for_function(
-        f"() => {{ const r = DN.currentRegion(); return r && r.start <= {GENE[1]} "
-        f"&& r.end >= {GENE[2]} && r.end - r.start < 10000; }}")
-    tracks = ui.wait_igv("tracks.length >= 2 && tracks.every(t => t.features > 0 "
-                         "&& t.painted > 0)")
-    names = [t["name"] for t in tracks]
-    assert names[:2] == ["Annotation", "Concept labels"]
-    ui.shot("browser-gene", full_page=False)
-
+    sae = _sae(ui.meta())
     # of the first 8 features (those with tracks in the static export), the one firing
     # most around its first top example; its page links to that example in the browser
-    sae = _sae(ui.meta())
     best = ui.page.evaluate("""async d => {
         let best = null;
         for (let f = 0; f < 8; f++) {
@@ -353,6 +346,30 @@ def test_browser_gene_tracks_and_track_click(ui):
         return best; }""", sae)
     assert best["max"] > 0
     f = best["feature"]
+    ui.page.fill("input.locus", GENE[0])
+    ui.page.press("input.locus", "Enter")
+    ui.page.wait_for_function(
+        f"() => {{ const r = DN.currentRegion(); return r && r.start <= {GENE[1]} "
+        f"&& r.end >= {GENE[2]} && r.end - r.start < 10000; }}")
+    tracks = ui.wait_igv("tracks.length >= 2 && tracks.every(t => t.features > 0 "
+                         "&& t.painted > 0)")
+    names = [t["name"] for t in tracks]
+    assert names[:2] == ["Annotation", "Concept labels"]
+    # add that feature's track with the controls (static: empty here, away from its
+    # examples)
+    ui.page.fill(".browse-controls input[type=number]", str(f))
+    ui.page.click("text=Add activation track")
+    drawn = "t.painted > 0" if ui.mode == "live" else "true"
+    ui.wait_igv(f"tracks.some(t => t.type === 'merged' && {drawn})")
+    assert f"tracks={sae}/{f}" in ui.page.url
+    ui.shot("browser-gene", full_page=False)
+
+    # a feature id: its strongest example, with its track
+    ui.page.fill("input.locus", "3")
+    ui.page.press("input.locus", "Enter")
+    ui.page.wait_for_function("d => location.hash.includes('tracks=' + d + '/3')", arg=sae)
+    ui.ready("browse")
+
     ui.navigate(f"#/feature/{sae}/{f}", "feature")
     ui.page.locator("#open-in-browser").click()
     ui.ready("browse")
@@ -409,7 +426,7 @@ def test_gram_map(ui):
     assert ui.page.locator("#gram svg.colorbar").count() == 1
     assert ui.page.locator("#gram svg.strip rect").count() > 0
     ui.page.select_option("#gram select[aria-label='colour scale']", "power")
-    ui.page.wait_for_function("() => document.querySelector('#gram').innerText.includes('power')")
+    ui.page.wait_for_function("() => document.querySelector('#gram').innerText.includes('nonlinear scale')")
     ui.page.select_option("#gram select[aria-label='codon phase']", "2")
     ui.page.wait_for_function("() => document.querySelector('#gram').innerText.includes("
                               "'codon position 3 only')")

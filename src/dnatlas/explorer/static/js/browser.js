@@ -56,7 +56,11 @@
 
   var TYPE_COLORS = { CDS: "#2c6fbb", gene: "#5b8fd6", tRNA: "#2a9d8f", rRNA: "#e76f51", tmRNA: "#8d6cab",
                       ncRNA: "#8d6cab", terminator: "#b5179e", repeat_region: "#6c757d", CRISPR: "#f4a261" };
-  function typeColor(type) { return TYPE_COLORS[type] || "#555"; }
+  var OTHER_COLORS = ["#6c757d", "#9c6644", "#80b918", "#4361ee", "#ef476f", "#118ab2"];
+  function typeColor(type) {
+    if (TYPE_COLORS[type]) return TYPE_COLORS[type];
+    return OTHER_COLORS[parseInt(DN.fnv1a32(String(type)).slice(0, 6), 16) % OTHER_COLORS.length];
+  }
   var LABEL_PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"];
   function labelColor(concept) {
     var hsh = parseInt(DN.fnv1a32(String(concept)).slice(0, 6), 16);
@@ -117,20 +121,24 @@
 
   function activationTrackConfig(dictionary, feature) {
     var name = DN.featureName(dictionary, feature);
-    var cache = {};
+    // the + and − wig tracks ask for the same region: read it once (the tiles themselves
+    // are cached by DN.api)
+    var last = null;
     function both(chr, start, end) {
       var key = chr + ":" + start + "-" + end;
-      if (!cache[key]) cache[key] = readActivation(dictionary, feature, chr, start, end);
-      return cache[key];
+      if (!last || last.key !== key) last = { key: key, p: readActivation(dictionary, feature, chr, start, end) };
+      return last.p;
     }
+    // without a visibility window igv reads whole chromosomes; with one it reads ~4x the view
+    var window_ = DN.meta.limits.track_max_nt;
     return {
       type: "merged", name: name + "  (+ up, − down)", height: 90, autoscale: true,
       dnatlas: { dictionary: dictionary, feature: feature },
       tracks: [
-        { type: "wig", name: name + " +", color: DN.STRAND_COLORS["+"], graphType: "bar",
+        { type: "wig", name: name + " +", color: DN.STRAND_COLORS["+"], graphType: "bar", visibilityWindow: window_,
           reader: { readFeatures: function (chr, start, end) {
             return both(chr, start, end).then(function (r) { return r.plus.map(copy(1)); }); } } },
-        { type: "wig", name: name + " −", color: DN.STRAND_COLORS["-"], graphType: "bar",
+        { type: "wig", name: name + " −", color: DN.STRAND_COLORS["-"], graphType: "bar", visibilityWindow: window_,
           reader: { readFeatures: function (chr, start, end) {
             return both(chr, start, end).then(function (r) { return r.minus.map(copy(-1)); }); } } },
       ],
@@ -144,7 +152,7 @@
   function intervalTrackConfig(kind) {
     return {
       name: kind === "labels" ? "Concept labels" : "Annotation",
-      type: "annotation", displayMode: "EXPANDED", height: kind === "labels" ? 60 : 90,
+      type: "annotation", displayMode: "EXPANDED", height: kind === "labels" ? 80 : 100,
       visibilityWindow: 400000, searchable: true,
       dnatlas: { kind: kind },
       reader: { readFeatures: function (chr, start, end) { return readIntervals(kind, chr, start, end); } },
@@ -322,7 +330,13 @@
       return DN.searchHits(text).then(function (hits) {
         status.textContent = "";
         var loc = hits.filter(function (x) { return x.type === "gene" || x.type === "region"; })[0];
-        if (loc) return ensureBrowser(region).then(function (b) { return b.search(loc.record + ":" + loc.start + "-" + loc.end); });
+        if (loc) {
+          // a gene with 10% of its length either side (its neighbours, and room for labels)
+          var pad = loc.type === "gene" ? Math.round((loc.end - loc.start + 1) * 0.1) : 0;
+          return ensureBrowser(region).then(function (b) {
+            return b.search(loc.record + ":" + Math.max(1, loc.start - pad) + "-" + (loc.end + pad));
+          });
+        }
         var feat = hits.filter(function (x) { return x.type === "feature" && x.dictionary === dictSel.value; })[0] ||
                    hits.filter(function (x) { return x.type === "feature"; })[0];
         if (feat) {
@@ -385,7 +399,7 @@
     var m = g.matrix ? g.matrix.length : 0, n = g.n || m, step = g.matrix_step || 1;
     if (!m) { box.appendChild(h("p.muted", "Empty Gram map.")); return; }
     var power = g.scale === "power";
-    var size = Math.min(520, Math.max(280, m * 2));
+    var size = 460;
     var lo = Infinity;
     g.matrix.forEach(function (row) { row.forEach(function (v) { if (v < lo) lo = v; }); });
     // as dnatlas.analysis.plots.gram_norm: [0, 1], or [-1, 1] when any value is negative;
@@ -434,7 +448,7 @@
     var types = {};
     (opts.annotation || []).forEach(function (f) { types[f.type] = f.color || typeColor(f.type); });
     var grid = h("div.gram-grid",
-      h("div"), h("div.axis-note", "annotation along both axes (+ strand outer, − strand inner)"),
+      h("div"), h("div.axis-note", (opts.annotation || []).length ? "annotation along both axes (+ strand outer, − strand inner)" : ""),
       h("div"), topStrip,
       leftStrip, canvas);
     var typeLegend = h("div.type-legend", Object.keys(types).map(function (t) {
@@ -442,7 +456,7 @@
     }));
     // colour bar ticks in similarity units (the power scale's ticks are not evenly spaced)
     var bar = DN.colorBar(function (x) { return DN.viridis(x); }, lo2, hi2,
-                          "cosine similarity, " + (power ? "nonlinear (power) scale: colour ∝ sign(s)·√|s|" : "linear scale"),
+                          "cosine similarity, " + (power ? "nonlinear scale (colour ∝ √s)" : "linear scale"),
                           { width: size, mid: signed ? 0 : (power ? 0.25 : 0.5) });
     var left = h("div.gram-left", { style: { maxWidth: (size + 40) + "px" } }, grid, typeLegend, h("div.gram-bar", bar), hover,
                  h("p.muted", "Rows and columns: " + DN.fmt(n) + " positions " + DN.fmtPos(first) + "–" + DN.fmtPos(last) +

@@ -321,9 +321,9 @@
     for (var i = 0; i <= 10; i++) grad.appendChild(s("stop", { offset: (i * 10) + "%", "stop-color": scale(i / 10) }));
     svg.appendChild(s("defs", {}, grad));
     svg.appendChild(s("rect", { x: 8, y: 4, width: W - 16, height: 12, fill: "url(#" + id + ")", stroke: "#999" }));
-    svg.appendChild(s("text", { x: 8, y: 29, text: DN.fmt(lo) }));
-    svg.appendChild(s("text", { x: W - 8, y: 29, "text-anchor": "end", text: DN.fmt(hi) }));
-    if (opts.mid !== undefined) svg.appendChild(s("text", { x: W / 2, y: 29, "text-anchor": "middle", text: DN.fmt(opts.mid) }));
+    svg.appendChild(s("text", { x: 8, y: 29, text: tickFmt(+lo.toPrecision(3)) }));
+    svg.appendChild(s("text", { x: W - 8, y: 29, "text-anchor": "end", text: tickFmt(+hi.toPrecision(3)) }));
+    if (opts.mid !== undefined) svg.appendChild(s("text", { x: W / 2, y: 29, "text-anchor": "middle", text: tickFmt(opts.mid) }));
     svg.appendChild(s("text", { x: W / 2, y: 40, "text-anchor": "middle", class: "axis-label", text: label }));
     return svg;
   };

@@ -197,7 +197,7 @@
       stats));
 
     // examples
-    var vmax = row.max || Math.max.apply(null, page.examples.map(function (e) { return e.activation; }).concat([1e-9]));
+    var vmax = Math.max.apply(null, page.examples.map(function (e) { return e.activation; }).concat([row.max || 0, 1e-9]));
     var top = page.examples.filter(function (e) { return e.kind === "top"; });
     var quant = page.examples.filter(function (e) { return e.kind !== "top"; });
     var exCard = card("Examples at base resolution",
