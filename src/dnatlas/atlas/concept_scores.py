@@ -86,9 +86,13 @@ class ConceptAccumulator:
     def update(self, chunk: Chunk, acts) -> None:
         seq = chunk.seq[chunk.own] if chunk.has_halo else chunk.seq
         mask = seq < 4 if (seq == 4).any() else None
+        firing = None     # one firing matrix for the real and shuffled labels
         for name, label_set in self.label_sets.items():
             labels = _labels_of(label_set, name, chunk)
-            self.counters[name, chunk.split, chunk.strand].update(acts, labels, mask)
+            counter = self.counters[name, chunk.split, chunk.strand]
+            if firing is None:
+                firing = counter.firing(acts, mask)
+            counter.update(acts, labels, mask, firing)
 
     def merge(self, other: ConceptAccumulator) -> None:
         for key, counter in self.counters.items():

@@ -77,6 +77,7 @@ class AtlasSettings:
     min_bin: int = 1000
     max_bins: int = 4096
     checkpoint_every: int = 16
+    cache_mb: int = 1024
     tss: str | None = None
     meta_sae: str | None = None
     landmark_flank: int = 100
@@ -107,6 +108,7 @@ class AtlasSettings:
         d["labels"] = {k: (list(v) if isinstance(v, tuple | list) else v)
                        for k, v in dataclasses.asdict(self.labels).items() if k != "extra"}
         d.pop("checkpoint_every")
+        d.pop("cache_mb")
         return d
 
 
@@ -221,10 +223,11 @@ def _extract(model, seq, keys, a, b, settings):
                                progress=False)
 
 
-def _site_blocks(model, codes, record, a, b, keys, halo, settings):
+def _site_blocks(model, codes, record, a, b, keys, halo, settings, cache=None):
     """{(key, strand): forward-coordinate (hi - lo, d) activations} of [lo, hi) and
     (lo, hi): the chunk's own rows computed exactly as ``concepts eval`` computes them
-    (one call over [a, b)), the halo rows by separate calls for finite-context models."""
+    (one call over [a, b); or taken from ``cache``, the maxima pass's), the halo rows by
+    separate calls for finite-context models."""
     seq = codes[record]
     n = len(seq)
     lo, hi = max(0, a - halo), min(n, b + halo)
@@ -233,7 +236,12 @@ def _site_blocks(model, codes, record, a, b, keys, halo, settings):
         return {(k, s): (np.ascontiguousarray(v[::-1]) if s == "-" else v)
                 for (k, s), v in acts.items()}
 
-    own = forward(_extract(model, seq, keys, a, b, settings))
+    cached = [cache.pop((record, a, b, s), None) for s in "+-"] if cache is not None \
+        else [None, None]
+    if all(c is not None for c in cached):
+        own = {(k, s): c[k] for s, c in zip("+-", cached, strict=True) for k in keys}
+    else:
+        own = forward(_extract(model, seq, keys, a, b, settings))
     if halo and model.receptive_field is not None:
         left = forward(_extract(model, seq, keys, lo, a, settings)) if lo < a else None
         right = forward(_extract(model, seq, keys, b, hi, settings)) if b < hi else None
@@ -263,7 +271,8 @@ def _encode(d, block, own_rows: slice):
     return np.concatenate([np.asarray(e) for e in encoded])
 
 
-def _run_pass(builder, model, dicts, codes, offsets, chunks, index0, settings, bar, timings):
+def _run_pass(builder, model, dicts, codes, offsets, chunks, index0, settings, bar, timings,
+              cache=None):
     """Feed this rank's ``chunks`` ([(record, a, b, split, i)]) of one model."""
     keys = list(dict.fromkeys(d.key for d in dicts))
     halo = builder.halo
@@ -273,7 +282,7 @@ def _run_pass(builder, model, dicts, codes, offsets, chunks, index0, settings, b
             bar.update(2 * (b - a))
             continue
         t0 = time.perf_counter()
-        blocks, lo, hi = _site_blocks(model, codes, record, a, b, keys, halo, settings)
+        blocks, lo, hi = _site_blocks(model, codes, record, a, b, keys, halo, settings, cache)
         timings["forward"] += time.perf_counter() - t0
         for s in "+-":
             if builder.is_done(idx[s]):
@@ -291,8 +300,10 @@ def _run_pass(builder, model, dicts, codes, offsets, chunks, index0, settings, b
             bar.update(b - a)
 
 
-def _maxima(model, codes, dicts, splits, settings, bar):
-    """Each dictionary's maxima on the validation sample: ``concepts eval``'s code."""
+def _maxima(model, codes, dicts, splits, settings, bar, keep=None, share: int = 1):
+    """Each dictionary's maxima on the validation sample: ``concepts eval``'s code (the
+    sample's site activations kept in ``keep`` for the pass, up to
+    ``settings.cache_mb``)."""
     from dnatlas import distributed
     from dnatlas.concepts.splits import chunk_regions
     from dnatlas.pipelines.concepts import _maxima as concept_maxima
@@ -301,7 +312,8 @@ def _maxima(model, codes, dicts, splits, settings, bar):
     cs = settings.concept_settings()
     sample = distributed.shard(_sample(list(chunk_regions(splits["valid"], cs.chunk_size)),
                                        cs.sample_nt), weights=lambda c: c[2] - c[1])
-    return concept_maxima(model, codes, dicts, sample, cs, bar)
+    return concept_maxima(model, codes, dicts, sample, cs, bar, keep,
+                          (int(settings.cache_mb) << 20) // share)
 
 
 # ----------------------------------------------------------------------------- the build
@@ -418,10 +430,12 @@ def _build(adapter, genome, annotations, saes, neurons, settings, out, force, re
                                                    * len(passes) if label_sets else 0),
                   unit="nt", unit_scale=True, desc="atlas") as bar:
         t0 = time.perf_counter()
-        maxima = {}
+        maxima, caches = {}, {}
         if label_sets:
             for model_, dicts_, _ in passes:
-                maxima.update(_maxima(model_, codes, dicts_, splits, settings, bar))
+                caches[id(model_)] = {} if model_.receptive_field is not None else None
+                maxima.update(_maxima(model_, codes, dicts_, splits, settings, bar,
+                                      caches[id(model_)], len(passes)))
         timings["maxima"] = time.perf_counter() - t0
         contexts = {}
         plain = settings.as_dict()
@@ -447,7 +461,7 @@ def _build(adapter, genome, annotations, saes, neurons, settings, out, force, re
         t0 = time.perf_counter()
         for model_, dicts_, index0 in passes:
             _run_pass(builder, model_, dicts_, codes, offsets, mine, index0, settings, bar,
-                      timings)
+                      timings, caches.pop(id(model_), None))
         builder.save()
         timings["pass"] = time.perf_counter() - t0
     if distributed.world_size() > 1:
