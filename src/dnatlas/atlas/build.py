@@ -333,6 +333,8 @@ def _column(values, typ):
     import pyarrow as pa
 
     if isinstance(values, pa.Array | pa.ChunkedArray):
+        if pa.types.is_dictionary(values.type) and values.type.value_type == typ:
+            return values       # DuckDB stores it as typ
         return values.cast(typ) if values.type != typ else values
     if pa.types.is_list(typ):
         values = list(values)
