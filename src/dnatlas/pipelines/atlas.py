@@ -495,4 +495,5 @@ def _finish(builder, key, bin_size, out, timings, t_start) -> AtlasResult:
         shutil.rmtree(out / PARTIAL, ignore_errors=True)
         timings["write"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
+    timings["parts"] = dict(builder.seconds)
     return AtlasResult(tables, manifest, out, timings)
