@@ -40,13 +40,14 @@ def _labels_of(label_set, name: str, chunk: Chunk):
     """The chunk's labels (one entry cached: the dictionaries of a pass share them)."""
     key = (id(label_set), name, chunk.record, chunk.start, chunk.end, chunk.strand)
     hit = _LABEL_CACHE.get(key)
-    if hit is None:
+    if hit is None or hit[0] is not label_set:
         if len(_LABEL_CACHE) > 8:
             _LABEL_CACHE.clear()
         sign = 1 if chunk.strand == "+" else -1
-        hit = _LABEL_CACHE[key] = chunk_labels(label_set, chunk.record, chunk.start,
-                                               chunk.end, sign)
-    return hit
+        # the label set is kept with its labels: its id cannot be reused while cached
+        hit = _LABEL_CACHE[key] = (label_set, chunk_labels(label_set, chunk.record,
+                                                           chunk.start, chunk.end, sign))
+    return hit[1]
 
 
 def counter_state(counter: ConceptCounter) -> dict:

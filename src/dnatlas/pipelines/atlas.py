@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -165,6 +167,7 @@ def atlas_key(model: ModelAdapter, dicts, codes: dict, annotations, settings: At
         "genome": {r: hashlib.sha256(np.asarray(c, np.uint8).tobytes()).hexdigest()
                    for r, c in codes.items()},
         "annotations": annotation_hash(annotations),
+        "concept_beds": _file_hash(settings.labels.beds) if settings.labels.beds else None,
         "settings": settings.as_dict(),
         "schema_version": schema.SCHEMA_VERSION,
     }
@@ -431,11 +434,16 @@ def _build(adapter, genome, annotations, saes, neurons, settings, out, force, re
                   unit="nt", unit_scale=True, desc="atlas") as bar:
         t0 = time.perf_counter()
         maxima, caches = {}, {}
-        if label_sets:
+        saved = _load_maxima(out, key, resume)
+        if saved is not None:
+            maxima = saved
+        elif label_sets:
             for model_, dicts_, _ in passes:
                 caches[id(model_)] = {} if model_.receptive_field is not None else None
                 maxima.update(_maxima(model_, codes, dicts_, splits, settings, bar,
                                       caches[id(model_)], len(passes)))
+            if out is not None:
+                distributed.on_main(_save_maxima, out, key, maxima)
         timings["maxima"] = time.perf_counter() - t0
         contexts = {}
         plain = settings.as_dict()
@@ -478,6 +486,34 @@ def _build(adapter, genome, annotations, saes, neurons, settings, out, force, re
 
     manifest, times = distributed.on_main(finish)
     return holder.get("result") or AtlasResult(None, manifest, out, times)
+
+
+def _maxima_path(out: Path, key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return out / PARTIAL / f"maxima-{digest[:16]}.npz"
+
+
+def _load_maxima(out, key, resume: bool):
+    """The maxima of an unfinished build of the same key (None: none)."""
+    if out is None or not resume:
+        return None
+    path = _maxima_path(out, key)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {str(data["names"][i]): data[f"m{i}"] for i in range(len(data["names"]))}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _save_maxima(out: Path, key: dict, maxima: dict) -> None:
+    path = _maxima_path(out, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    names = list(maxima)
+    np.savez(tmp, names=np.array(names), **{f"m{i}": maxima[n] for i, n in enumerate(names)})
+    os.replace(tmp, path)
 
 
 def _finish(builder, key, bin_size, out, timings, t_start) -> AtlasResult:
