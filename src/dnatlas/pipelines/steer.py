@@ -37,7 +37,7 @@ import torch
 
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import MASK, NUCLEOTIDES
-from dnatlas.models import ModelAdapter, load_model
+from dnatlas.models import ModelAdapter, resolve_model
 from dnatlas.pipelines.steer_inputs import (
     check_variants,
     log_odds,
@@ -127,7 +127,6 @@ def masked_predictions(adapter: ModelAdapter, seq: np.ndarray, spans, intervene=
     from itertools import groupby
 
     from dnatlas.analysis.extract import plan_windows
-    from dnatlas.model.windowed_mlm import masked_log_probs
 
     total = len(seq)
     plans = []
@@ -147,8 +146,7 @@ def masked_predictions(adapter: ModelAdapter, seq: np.ndarray, spans, intervene=
             tokens = torch.from_numpy(np.stack(rows))
             with torch.inference_mode():
                 if codons:
-                    logits = adapter.logits(tokens, intervene=intervene)
-                    lp, at = masked_log_probs(logits, tokens.to(logits.device)), 1
+                    lp, at = adapter.codon_log_probs(tokens, intervene=intervene), 1
                 else:
                     lp, at = adapter.nucleotide_log_probs(tokens, intervene=intervene), 0
             for k, (_, i, lo, _, a, _) in enumerate(group):
@@ -172,10 +170,10 @@ def codon_predictions(adapter, records, positions, frame_start: int, strand: str
         codons (n,) and (n, 64) log-probabilities of each codon read on ``strand``
         (index 16*first + 4*second + third in reading direction).
     """
-    from dnatlas.model.rcps import triplet_rc_permutation
+    from dnatlas.genome.codons import triplet_rc_permutation
 
     phase = (frame_start - 1) % 3 if strand == "+" else (frame_start - 3) % 3
-    perm = triplet_rc_permutation().numpy()
+    perm = triplet_rc_permutation()
     out = []
     for rid, pos in positions.items():
         seq = records[rid].seq
@@ -294,7 +292,7 @@ def _load(model, req: SteerRequest, device):
     from dnatlas.genome.sources import resolve_bundled_genome
     from dnatlas.pipelines.sae_site import load_sae_for
 
-    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device)
+    adapter = resolve_model(model, device)
     sae, sae_dir, key = load_sae_for(req.sae, adapter, hook=req.hook)
     fasta = resolve_bundled_genome(req.fasta)
     records = {r.id: r for r in read_records(fasta)}
