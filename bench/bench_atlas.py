@@ -81,7 +81,7 @@ def forward_pass(model, genome, chunk_size: int) -> tuple[float, int]:
     """Seconds of a bare forward pass over every chunk, both strands; positions done."""
     from dnatlas.analysis.extract import extract_activations
     from dnatlas.concepts.splits import make_splits
-    from dnatlas.pipelines.atlas import _pass_chunks
+    from dnatlas.pipelines.atlas_pass import _pass_chunks
     from dnatlas.pipelines.concepts import _genome
 
     codes, _ = _genome(genome, None)
