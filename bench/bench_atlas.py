@@ -12,7 +12,9 @@ over every chunk of the genome, both strands, nothing else) and then ``build_atl
 (the same chunks) with its own breakdown (maxima pass, forward, encode, accumulate,
 finish, write), the genome's positions per second, and the process's peak RSS after
 each phase. ``--skip-forward`` leaves the reference pass out. ``--read`` times
-``Atlas.feature`` for ``--pages`` random features (p50, p95, max) after one warm-up.
+``Atlas.feature`` for ``--pages`` random features (wall p50, p95, max, and the process's
+CPU time per page, all threads: the figure that holds on a machine shared with other
+jobs) after one warm-up.
 """
 
 from __future__ import annotations
@@ -102,22 +104,26 @@ def read_pages(folder: str, pages: int, seed: int = 0) -> dict:
     opened = time.perf_counter() - t0
     rng = np.random.default_rng(seed)
     dictionaries = atlas.dictionaries()
-    times = []
+    times, cpu = [], []
     for i in range(pages + 1):
         d = dictionaries[int(rng.integers(len(dictionaries)))]
         f = int(rng.integers(d["n_features"]))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         page = atlas.feature(d["dictionary"], f)
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         assert page["feature"]["feature"] == f
         if i:                      # the first read warms DuckDB's caches
             times.append(dt)
+            cpu.append(dc)
     atlas.close()
     ms = np.array(times) * 1e3
+    cpu_ms = np.array(cpu) * 1e3
     return {"open_ms": round(opened * 1e3, 1), "pages": pages,
             "p50_ms": round(float(np.percentile(ms, 50)), 2),
             "p95_ms": round(float(np.percentile(ms, 95)), 2),
             "max_ms": round(float(ms.max()), 2),
+            "cpu_p50_ms": round(float(np.percentile(cpu_ms, 50)), 2),
+            "cpu_p95_ms": round(float(np.percentile(cpu_ms, 95)), 2),
             "features": sum(d["n_features"] for d in dictionaries)}
 
 
