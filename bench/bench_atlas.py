@@ -11,7 +11,9 @@ Each build run reports, in one process: the bare forward pass (``extract_activat
 over every chunk of the genome, both strands, nothing else) and then ``build_atlas``
 (the same chunks) with its own breakdown (maxima pass, forward, encode, accumulate,
 finish, write), the genome's positions per second, and the process's peak RSS after
-each phase. ``--skip-forward`` leaves the reference pass out. ``--read`` times
+each phase. ``--skip-forward`` leaves the reference pass out, ``--forward-only`` runs only it. CPU
+seconds (``*_cpu_s``, all threads of the process) are reported next to wall time: on a
+machine shared with other jobs, wall time measures the other jobs too. ``--read`` times
 ``Atlas.feature`` for ``--pages`` random features (wall p50, p95, max, and the process's
 CPU time per page, all threads: the figure that holds on a machine shared with other
 jobs) after one warm-up.
@@ -136,6 +138,7 @@ def main() -> None:
                    help="a random TopK SAE of N latents instead of the bundled SAE")
     p.add_argument("--no-neurons", action="store_true")
     p.add_argument("--skip-forward", action="store_true")
+    p.add_argument("--forward-only", action="store_true")
     p.add_argument("--chunk-size", type=int, default=1 << 16)
     p.add_argument("--out", default=None, help="the atlas folder (default: a temporary one)")
     p.add_argument("--read", default=None, help="only time page reads of this atlas")
@@ -169,18 +172,23 @@ def main() -> None:
                   "features": args.features or 1024, "neurons": not args.no_neurons,
                   **info, "load_before": load()}
         if not args.skip_forward:
+            c0 = time.process_time()
             seconds, positions = forward_pass(model, genome, args.chunk_size)
             result.update(forward_s=round(seconds, 1), positions=positions,
+                          forward_cpu_s=round(time.process_time() - c0, 1),
                           forward_nt_per_s=round(positions / seconds),
                           rss_after_forward_mb=round(rss_mb()))
+            if args.forward_only:
+                print(json.dumps(result))
+                return
         out = args.out or str(tmp / "atlas")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         built = build_atlas(model, genome, annotations, saes=saes,
                             neurons=[] if args.no_neurons else None,
                             settings=AtlasSettings(chunk_size=args.chunk_size), out=out,
                             force=True)
         wall = time.perf_counter() - t0
-        result.update(atlas_s=round(wall, 1),
+        result.update(atlas_s=round(wall, 1), atlas_cpu_s=round(time.process_time() - c0, 1),
                       breakdown_s={k: round(v, 1) for k, v in built.timings.items()
                                    if k != "parts"},
                       parts_s={k: round(v, 1) for k, v in built.timings["parts"].items()},
