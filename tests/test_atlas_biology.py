@@ -200,3 +200,53 @@ def test_codon_position_feature_is_phased_and_3_periodic():
     assert res["phase_strength"][0] < 0.05
     assert period3_share(np.tile([0.0, 0.0, 1.0], 4)) == pytest.approx(1.0, abs=0.05)
     assert period3_share(np.zeros(12)) is None
+
+
+def test_copies_of_a_repeat_are_one_landmark():
+    rng = np.random.default_rng(4)
+    seq = rng.integers(0, 4, 2000).astype(np.uint8)
+    seq[1000:1100] = seq[200:300]                        # a repeat: two identical tRNAs
+    seq[1500:1600] = (3 - seq[200:300])[::-1]            # and a copy on the other strand
+    ivs = [Interval("r", 220, 280, 1, "tRNA"), Interval("r", 1020, 1080, 1, "tRNA"),
+           Interval("r", 1520, 1580, -1, "tRNA"), Interval("r", 600, 660, 1, "tRNA")]
+    sites = landmark_sites(ivs, codes={"r": seq})
+    assert sites["trna_end"]["r"][0].tolist() == [279, 659]
+    assert len(landmark_sites(ivs)["trna_end"]["r"][0]) == 4
+
+
+def test_codon_phase_locked_firing_is_no_landmark_peak():
+    """Firing at every third position inside CDSs stands 3x above the feature's mean
+    at the in-frame offsets of CDS ends, but not above its own profile: no peak."""
+    rng = np.random.default_rng(5)
+    ivs = small_annotation(rng)
+    tracks = Tracks(ivs, LENGTHS)
+    sites = landmark_sites(ivs)
+    data = chunks_and_acts(rng, 1, density=0.0)
+    for chunk, acts in data:
+        s = 1 if chunk.strand == "+" else -1
+        fr = tracks.frame[chunk.record, s][chunk.start:chunk.end]
+        acts[:, 0] = np.where(fr == 1, 1.0, 0.0)
+    acc = LandmarkAccumulator("d", 1, sites, flank=30, min_n=5)
+    for chunk, acts in data:
+        acc.update(chunk, acts)
+    assert acc.tables()["features"]["best_landmark"] == [None]
+    acc.min_local = 0.0                                   # without rule (4) it would be one
+    assert acc.tables()["features"]["best_landmark"][0] is not None
+
+
+def test_side_baseline_equals_a_loop():
+    from dnatlas.atlas.landmarks import side_baseline
+
+    rng = np.random.default_rng(6)
+    prof = rng.random((2, 2, 31, 3))
+    prof[0, 1, 7, 2] = np.nan
+    got = side_baseline(prof)
+    for idx in np.ndindex(2, 2):
+        for d in range(31):
+            for f in range(3):
+                g = prof[idx[0], idx[1], :, f]
+                left = [g[i] for i in range(d % 3, d - 3, 3) if not np.isnan(g[i])]
+                right = [g[i] for i in range(d + 6, 31, 3) if not np.isnan(g[i])]
+                want = max(np.mean(left) if len(left) >= 5 else np.inf,
+                           np.mean(right) if len(right) >= 5 else np.inf)
+                assert got[idx[0], idx[1], d, f] == pytest.approx(want), (d, f)

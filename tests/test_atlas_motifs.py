@@ -91,3 +91,17 @@ def test_finalizer_writes_motifs_and_gc_top():
     m = rows(out["motifs"])
     assert len(m) == 1 and m[0]["feature"] == 0 and m[0]["n_sites"] == 30
     assert len(m[0]["pwm"]) == 4 * m[0]["width"]
+
+
+def test_copies_of_a_repeat_are_one_window():
+    rng = np.random.default_rng(3)
+    bg = kmer_background([rng.integers(0, 4, 200_000).astype(np.uint8)])
+    repeat = rng.integers(0, 4, 41).astype(np.uint8)
+    copies = []
+    for _ in range(30):
+        codes = repeat.copy()
+        codes[rng.integers(0, 41, 3)] = rng.integers(0, 4, 3)     # near-identical copies
+        copies.append((codes, 20))
+    assert find_motif(copies, bg) is None
+    planted = windows(rng)
+    assert find_motif(copies[:5] + planted, bg).n_sites == 30

@@ -233,6 +233,19 @@ def test_cli_builds_and_page_reads_without_torch(genome, tmp_path, capsys):  # n
                  "--bed", str(root / "motif.bed"), "--no-codons", "--sample", "20000",
                  "--chunk-size", "8192", "--top-k", "3", "--out", str(out)])
     assert code == 2 and "stale atlas" in capsys.readouterr().err
+    # steering's maxima read from the atlas (dnatlas steer --max-activations ATLAS)
+    from dnatlas.atlas.reader import Atlas
+    from dnatlas.pipelines.steer_inputs import read_feature_stats
+
+    stats = read_feature_stats(out, 1024)
+    atlas = Atlas.open(out)
+    sae = next(d["dictionary"] for d in atlas.dictionaries() if d["kind"] == "sae")
+    page = atlas.feature(sae, 7)
+    atlas.close()
+    assert float(stats["max"][7]) == page["feature"]["max"]
+    assert float(stats["frequency"][7]) == page["feature"]["frac_active"]
+    with pytest.raises(InputError, match="SAE dictionaries of 512"):
+        read_feature_stats(out, 512)
     script = ("import sys, time\n"
               "from dnatlas.atlas.reader import Atlas\n"
               f"a = Atlas.open({str(out)!r})\n"

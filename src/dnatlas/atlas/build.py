@@ -28,6 +28,7 @@ import importlib
 import importlib.util
 import json
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -106,6 +107,7 @@ class Builder:
             accs = [factory(context) for factory in self.factories]
             self.accumulators[name] = [a for a in accs if a is not None]
         self.done: set[int] = set()
+        self.seconds: dict[str, float] = {}    # update time per accumulator class
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.key = key or {}
         self.checkpoint_every = max(1, int(checkpoint_every))
@@ -140,11 +142,14 @@ class Builder:
             if sp.issparse(inner) and not isinstance(inner, sp.csr_matrix):
                 inner = sp.csr_matrix(inner)
             for acc in self.accumulators[name]:
+                t0 = time.perf_counter()
                 halo = int(getattr(acc, "halo", 0))
                 if halo:
                     acc.update(*_with_halo(chunk, values, halo))
                 else:
                     acc.update(plain, inner)
+                part = type(acc).__name__
+                self.seconds[part] = self.seconds.get(part, 0.0) + time.perf_counter() - t0
         self.done.add(int(chunk.index))
         self._since_save += 1
         if self.checkpoint is not None and self._since_save >= self.checkpoint_every:
@@ -262,7 +267,10 @@ class Builder:
             parts[table].append(cols)
         tables = {name: to_arrow(name, pieces) for name, pieces in parts.items()}
         for finalizer in self.finalizers:
+            t0 = time.perf_counter()
             tables = finalizer(tables, self.contexts)
+            name = getattr(finalizer, "__name__", type(finalizer).__name__)
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
         return tables
 
 
@@ -333,6 +341,8 @@ def _column(values, typ):
     import pyarrow as pa
 
     if isinstance(values, pa.Array | pa.ChunkedArray):
+        if pa.types.is_dictionary(values.type) and values.type.value_type == typ:
+            return values       # DuckDB stores it as typ
         return values.cast(typ) if values.type != typ else values
     if pa.types.is_list(typ):
         values = list(values)

@@ -32,6 +32,7 @@ from dnatlas.concepts.labels import chunk_labels
 from dnatlas.concepts.scores import best_per_concept, scores
 
 SPLITS = ("valid", "test")
+_TEXT = ("dictionary", "labels", "split", "strand", "concept")
 _LABEL_CACHE: dict = {}
 
 
@@ -39,13 +40,14 @@ def _labels_of(label_set, name: str, chunk: Chunk):
     """The chunk's labels (one entry cached: the dictionaries of a pass share them)."""
     key = (id(label_set), name, chunk.record, chunk.start, chunk.end, chunk.strand)
     hit = _LABEL_CACHE.get(key)
-    if hit is None:
+    if hit is None or hit[0] is not label_set:
         if len(_LABEL_CACHE) > 8:
             _LABEL_CACHE.clear()
         sign = 1 if chunk.strand == "+" else -1
-        hit = _LABEL_CACHE[key] = chunk_labels(label_set, chunk.record, chunk.start,
-                                               chunk.end, sign)
-    return hit
+        # the label set is kept with its labels: its id cannot be reused while cached
+        hit = _LABEL_CACHE[key] = (label_set, chunk_labels(label_set, chunk.record,
+                                                           chunk.start, chunk.end, sign))
+    return hit[1]
 
 
 def counter_state(counter: ConceptCounter) -> dict:
@@ -86,9 +88,13 @@ class ConceptAccumulator:
     def update(self, chunk: Chunk, acts) -> None:
         seq = chunk.seq[chunk.own] if chunk.has_halo else chunk.seq
         mask = seq < 4 if (seq == 4).any() else None
+        firing = None     # one firing matrix for the real and shuffled labels
         for name, label_set in self.label_sets.items():
             labels = _labels_of(label_set, name, chunk)
-            self.counters[name, chunk.split, chunk.strand].update(acts, labels, mask)
+            counter = self.counters[name, chunk.split, chunk.strand]
+            if firing is None:
+                firing = counter.firing(acts, mask)
+            counter.update(acts, labels, mask, firing)
 
     def merge(self, other: ConceptAccumulator) -> None:
         for key, counter in self.counters.items():
@@ -163,6 +169,14 @@ def _chosen(valid: ConceptCounts, test: ConceptCounts) -> dict[str, np.ndarray]:
             "recall": pick(s["recall_per_element"]), "f1": pick(s["f1_per_element"])}
 
 
+def _repeated(values, index: np.ndarray):
+    """A dictionary-encoded string column: ``values[index]`` (no Python strings per row)."""
+    import pyarrow as pa
+
+    return pa.DictionaryArray.from_arrays(pa.array(index.astype(np.int32)),
+                                          pa.array(list(values), pa.string()))
+
+
 def _count_rows(dictionary: str, counts: dict) -> dict:
     cols = {c: [] for c in ("dictionary", "labels", "split", "strand", "concept", "feature",
                             "threshold", "tp", "fp", "elements_hit", "n_positive",
@@ -170,11 +184,12 @@ def _count_rows(dictionary: str, counts: dict) -> dict:
     for (labels, split, strand), c in counts.items():
         C, F, T = c.tp.shape
         n = C * F * T
-        cols["dictionary"].append(np.full(n, dictionary, dtype=object))
-        cols["labels"].append(np.full(n, labels, dtype=object))
-        cols["split"].append(np.full(n, split, dtype=object))
-        cols["strand"].append(np.full(n, strand, dtype=object))
-        cols["concept"].append(np.repeat(np.array(c.names, dtype=object), F * T))
+        zeros = np.zeros(n, dtype=np.int32)
+        cols["dictionary"].append(_repeated([dictionary], zeros))
+        cols["labels"].append(_repeated([labels], zeros))
+        cols["split"].append(_repeated([split], zeros))
+        cols["strand"].append(_repeated([strand], zeros))
+        cols["concept"].append(_repeated(c.names, np.repeat(np.arange(C), F * T)))
         cols["feature"].append(np.tile(np.repeat(np.arange(F, dtype=np.int32), T), C))
         cols["threshold"].append(np.tile(c.thresholds, C * F))
         cols["tp"].append(c.tp.ravel())
@@ -182,7 +197,17 @@ def _count_rows(dictionary: str, counts: dict) -> dict:
         cols["elements_hit"].append(c.elements_hit.ravel())
         cols["n_positive"].append(np.repeat(c.n_positive, F * T))
         cols["n_elements"].append(np.repeat(c.n_elements, F * T))
-    return {k: (np.concatenate(v) if v else []) for k, v in cols.items()}
+    return {k: _concat(v) for k, v in cols.items()}
+
+
+def _concat(parts):
+    import pyarrow as pa
+
+    if not parts:
+        return []
+    if isinstance(parts[0], pa.Array):
+        return pa.chunked_array(parts)
+    return np.concatenate(parts)
 
 
 def counts_from_table(table, dictionary: str, names=None
@@ -190,8 +215,11 @@ def counts_from_table(table, dictionary: str, names=None
     """The :class:`ConceptCounts` of one dictionary back from ``concept_counts`` rows
     (a pyarrow table or a dict of columns): ``{(labels, split, strand): counts}``, the
     concepts in the order ``names`` (default: as the rows first name them)."""
-    cols = {k: np.asarray(v) for k, v in
-            (table.to_pydict() if hasattr(table, "to_pydict") else table).items()}
+    if hasattr(table, "column_names"):
+        cols = {k: np.asarray(table.column(k).to_pylist()) if k in _TEXT
+                else table.column(k).to_numpy() for k in table.column_names}
+    else:
+        cols = {k: np.asarray(v) for k, v in table.items()}
     mine = cols["dictionary"] == dictionary
     cols = {k: v[mine] for k, v in cols.items()}
     out = {}

@@ -109,22 +109,6 @@ class _Pool:
             setattr(self, f, np.array(state[f"{prefix}{f}"], dtype=getattr(self, f).dtype))
 
 
-def _entries(acts):
-    """(values, feature, row) of the positive entries of a chunk, sorted by (feature,
-    row), with the sort key feature * (n + 1) + row."""
-    if sp.issparse(acts):
-        csc = sp.csc_matrix(acts)
-        csc.sum_duplicates()
-        csc.sort_indices()
-        feature = np.repeat(np.arange(csc.shape[1]), np.diff(csc.indptr))
-        values, row = csc.data, csc.indices.astype(np.int64)
-        keep = values > 0
-        return values[keep].astype(np.float64), feature[keep], row[keep]
-    acts = np.asarray(acts)
-    feature, row = np.nonzero(acts.T > 0)
-    return acts[row, feature].astype(np.float64), feature, row
-
-
 def _range_max(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """max(values[a_i:b_i]) per i (-inf where empty)."""
     if not len(a):
@@ -141,24 +125,82 @@ def _side_maxima(x: np.ndarray):
     def trailing(y):   # max over rows [p - RADIUS, p - 1]
         m = maximum_filter1d(y, size=RADIUS, axis=0, origin=(RADIUS - 1) // 2,
                              mode="constant", cval=-np.inf)   # rows [p - RADIUS + 1, p]
-        return np.concatenate([np.full((1, y.shape[1]), -np.inf), m[:-1]])
+        return np.concatenate([np.full((1, y.shape[1]), -np.inf, dtype=y.dtype), m[:-1]])
 
     return trailing(x), trailing(x[::-1])[::-1]
 
 
-class _Gatherer:
-    """Window values of one chunk's activations (halo included)."""
+class _Entries:
+    """One chunk's activations (halo included), read as needed: positive entries of own
+    rows, peak tests and windows. Sparse chunks are read column-wise (CSC, entries sorted
+    by (feature, row)); dense chunks in place."""
 
-    def __init__(self, acts, n_rows: int):
-        self.n_rows = n_rows
+    def __init__(self, acts, n_rows: int, own0: int, own1: int):
+        self.n_rows, self.own0, self.own1 = n_rows, own0, own1
         self.sparse = sp.issparse(acts)
         if self.sparse:
             csc = sp.csc_matrix(acts)
             csc.sum_duplicates()
             csc.sort_indices()
-            self.indptr, self.rows, self.data = csc.indptr, csc.indices, csc.data
+            self.indptr, self.rows, self.data = csc.indptr, csc.indices.astype(np.int64), \
+                csc.data.astype(np.float32, copy=False)
+            self.feature = np.repeat(np.arange(csc.shape[1]), np.diff(csc.indptr))
+            self._key = None
         else:
             self.acts = np.asarray(acts, dtype=np.float32)
+
+    @property
+    def key(self) -> np.ndarray:
+        """feature * (n_rows + 1) + row of each entry (ascending)."""
+        if self._key is None:
+            self._key = self.feature * (self.n_rows + 1) + self.rows
+        return self._key
+
+    def own_positive(self):
+        """(values float64, feature, row) of the positive entries of the chunk's rows."""
+        if self.sparse:
+            keep = (self.data > 0) & (self.rows >= self.own0) & (self.rows < self.own1)
+            return (self.data[keep].astype(np.float64), self.feature[keep], self.rows[keep])
+        own = self.acts[self.own0:self.own1]
+        row, feature = np.nonzero(own > 0)
+        return own[row, feature].astype(np.float64), feature, row + self.own0
+
+    def candidates(self, bound: np.ndarray):
+        """Own positive entries at least ``bound[feature]``: (values, feature, row, index
+        into the sparse entries or None)."""
+        if self.sparse:
+            sel = np.flatnonzero((self.data > 0) & (self.data >= bound[self.feature])
+                                 & (self.rows >= self.own0) & (self.rows < self.own1))
+            return self.data[sel].astype(np.float64), self.feature[sel], self.rows[sel], sel
+        own = self.acts[self.own0:self.own1]
+        row, feature = np.nonzero((own > 0) & (own >= bound[None, :].astype(np.float32)))
+        return own[row, feature].astype(np.float64), feature, row + self.own0, None
+
+    def peaks(self, values, feature, row, index) -> np.ndarray:
+        """Bool: each candidate is above every position within RADIUS before it and at
+        least every one within RADIUS after it (same feature)."""
+        if self.sparse:
+            base = feature * (self.n_rows + 1)
+            a = np.searchsorted(self.key, base + np.maximum(row - RADIUS, 0))
+            b = np.searchsorted(self.key, base + np.minimum(row + RADIUS, self.n_rows - 1),
+                                "right")
+            data = self.data.astype(np.float64)
+            left = _range_max(data, a, index)
+            right = _range_max(data, index + 1, b)
+            return (values > left) & (values >= right)
+        x = self.acts
+        if len(row) * (2 * RADIUS + 1) < x.size:      # few candidates: read their windows
+            offsets = np.arange(-RADIUS, RADIUS + 1)
+            rows = row[:, None] + offsets[None, :]
+            inside = (rows >= 0) & (rows < self.n_rows)
+            w = np.where(inside, x[np.clip(rows, 0, self.n_rows - 1), feature[:, None]],
+                         -np.inf).astype(np.float64)
+            left = w[:, :RADIUS].max(axis=1)
+            right = w[:, RADIUS + 1:].max(axis=1)
+        else:
+            left_max, right_max = _side_maxima(x)
+            left, right = left_max[row, feature], right_max[row, feature]
+        return (values > left) & (values >= right)
 
     def windows(self, feature: np.ndarray, row: np.ndarray) -> np.ndarray:
         """(m, WIDTH) float32 values of ``feature`` at rows ``row - HALF .. row + HALF``
@@ -173,27 +215,25 @@ class _Gatherer:
         out = np.where(inside, 0.0, np.nan).astype(np.float32)
         if not m:
             return out
-        lo = self.indptr[feature]
-        hi = self.indptr[feature + 1]
-        # entries of the feature's column with rows in [row - HALF, row + HALF]
-        a = np.array([lo_ + np.searchsorted(self.rows[lo_:hi_], r - HALF)
-                      for lo_, hi_, r in zip(lo, hi, row, strict=True)], dtype=np.int64) \
-            if m < 64 else None
-        if a is None:
-            key = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr)) \
-                * (self.n_rows + 1) + self.rows
-            base = feature * (self.n_rows + 1)
-            a = np.searchsorted(key, base + np.maximum(row - HALF, 0))
-            b = np.searchsorted(key, base + np.minimum(row + HALF, self.n_rows - 1), "right")
-        else:
-            b = np.array([lo_ + np.searchsorted(self.rows[lo_:hi_], r + HALF, "right")
-                          for lo_, hi_, r in zip(lo, hi, row, strict=True)], dtype=np.int64)
+        base = feature * (self.n_rows + 1)
+        a = np.searchsorted(self.key, base + np.maximum(row - HALF, 0))
+        b = np.searchsorted(self.key, base + np.minimum(row + HALF, self.n_rows - 1), "right")
         length = b - a
         which = np.repeat(np.arange(m), length)
         entry = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length) \
             + np.repeat(a, length)
         out[which, self.rows[entry] - row[which] + HALF] = self.data[entry]
         return out
+
+
+def _first_per_group(group: np.ndarray, k: int, *keys) -> np.ndarray:
+    """Indices of the first ``k`` entries of each group, ordered by ``keys`` (most
+    significant first)."""
+    order = np.lexsort((*keys[::-1], group))
+    g = group[order]
+    start = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    rank = np.arange(len(g)) - np.repeat(start, np.diff(np.r_[start, len(g)]))
+    return order[rank < k]
 
 
 class ExamplesAccumulator:
@@ -212,63 +252,31 @@ class ExamplesAccumulator:
 
     # -- streaming -----------------------------------------------------------------------
     def update(self, chunk: Chunk, acts) -> None:
-        n_rows = chunk.hi - chunk.lo
-        own0, own1 = chunk.start - chunk.lo, chunk.end - chunk.lo
         s = STRANDS.index(chunk.strand)
         g0 = chunk.offset + chunk.lo        # genome position of row 0
-        values, feature, row = _entries(acts)
-        gather = _Gatherer(acts, n_rows)
+        entries = _Entries(acts, chunk.hi - chunk.lo, chunk.start - chunk.lo,
+                           chunk.end - chunk.lo)
         if self.pool_size:
-            self._update_top(acts, values, feature, row, own0, own1, n_rows, g0, s, gather)
+            bound = self.top.bound(self.F, self.pool_size, False)
+            v, f, r, index = entries.candidates(bound)
+            if len(v):
+                peak = entries.peaks(v, f, r, index)
+                v, f, r = v[peak], f[peak], r[peak]
+                gkey = (g0 + r) * 2 + s
+                sel = _first_per_group(f, self.pool_size, -v, gkey)
+                self.top.add(f[sel], v[sel], gkey[sel], np.zeros(len(sel), _U64),
+                             entries.windows(f[sel], r[sel]), self.pool_size, False)
         if self.quantile_k:
-            own = (row >= own0) & (row < own1)
-            v, f, r = values[own], feature[own], row[own]
+            v, f, r = entries.own_positive()
             gkey = (g0 + r) * 2 + s
-            group = f * N_RANGES + hist_bins(v) // RANGE_BINS
             h = position_hash(gkey, f, self.F)
+            group = f * N_RANGES + hist_bins(v) // RANGE_BINS
             bound = self.quantile.bound(self.F * N_RANGES, self.quantile_k, True)
-            keep = h < bound[group]
-            if keep.any():
-                v, f, r, gkey, group, h = (x[keep] for x in (v, f, r, gkey, group, h))
-                # at most quantile_k per group from this chunk before gathering windows
-                order = np.lexsort((gkey, h, group))
-                g = group[order]
-                start = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
-                rank = np.arange(len(g)) - np.repeat(start, np.diff(np.r_[start, len(g)]))
-                sel = order[rank < self.quantile_k]
+            keep = np.flatnonzero(h < bound[group])
+            if len(keep):
+                sel = keep[_first_per_group(group[keep], self.quantile_k, h[keep], gkey[keep])]
                 self.quantile.add(group[sel], v[sel], gkey[sel], h[sel],
-                                  gather.windows(f[sel], r[sel]), self.quantile_k, True)
-
-    def _update_top(self, acts, values, feature, row, own0, own1, n_rows, g0, s, gather):
-        bound = self.top.bound(self.F, self.pool_size, False)
-        cand = (row >= own0) & (row < own1) & (values >= bound[feature])
-        if not cand.any():
-            return
-        idx = np.flatnonzero(cand)
-        if sp.issparse(acts):
-            key = feature * (n_rows + 1) + row
-            base = feature[idx] * (n_rows + 1)
-            a = np.searchsorted(key, base + np.maximum(row[idx] - RADIUS, 0))
-            b = np.searchsorted(key, base + np.minimum(row[idx] + RADIUS, n_rows - 1), "right")
-            left = _range_max(values, a, idx)
-            right = _range_max(values, idx + 1, b)
-            peak = (values[idx] > left) & (values[idx] >= right)
-        else:
-            left_max, right_max = _side_maxima(np.asarray(acts, dtype=np.float64))
-            r, f = row[idx], feature[idx]
-            peak = (values[idx] > left_max[r, f]) & (values[idx] >= right_max[r, f])
-        idx = idx[peak]
-        if not len(idx):
-            return
-        v, f, r = values[idx], feature[idx], row[idx]
-        gkey = (g0 + r) * 2 + s
-        order = np.lexsort((gkey, -v, f))
-        g = f[order]
-        start = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
-        rank = np.arange(len(g)) - np.repeat(start, np.diff(np.r_[start, len(g)]))
-        sel = order[rank < self.pool_size]
-        self.top.add(f[sel], v[sel], gkey[sel], np.zeros(len(sel), _U64),
-                     gather.windows(f[sel], r[sel]), self.pool_size, False)
+                                  entries.windows(f[sel], r[sel]), self.quantile_k, True)
 
     def merge(self, other: ExamplesAccumulator) -> None:
         o = other.top

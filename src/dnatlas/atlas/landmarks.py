@@ -9,7 +9,10 @@ Landmarks (:data:`dnatlas.atlas.schema.LANDMARKS`), each a single nucleotide on 
   (:func:`landmark_sites` ``tss=``); absent unless given.
 
 A multi-piece feature (pieces sharing an ``ID``) is one landmark at its outer end;
-pseudogenes and unstranded intervals are skipped.
+pseudogenes and unstranded intervals are skipped. **Copies** are dropped: a landmark
+whose 33 nt (itself and 16 nt each side, read on its strand) repeat those of an earlier
+landmark of its kind is the copy of a repeated element (the 7 rRNA operons, IS elements),
+one observation rather than several (:func:`drop_copies`).
 
 Offsets run in the landmark's own 5'->3' direction, from ``-flank`` to ``+flank``
 (default 100): offset ``-10`` of a ``-`` strand CDS start is the forward position 10 nt
@@ -33,7 +36,13 @@ random positions would have);
 more often than its genome-wide firing rate allows: the one-sided binomial p-value of
 that count, times the number of (landmark, orientation, offset) cells tested
 (Bonferroni), is below ``MAX_P`` (1e-3). (3) keeps a sparse feature's two or three
-chance hits at one offset from making a peak, which (1) and (2) alone would not.
+chance hits at one offset from making a peak, which (1) and (2) alone would not;
+(4) the profile there is at least ``min_local`` (2) times its own level on either side:
+the mean over the offsets of the same frame (``offset mod 3``) beyond 3 nt to the left,
+and to the right (:func:`side_baseline`; at least 5 such offsets each side, so peaks
+within about 15 nt of the window's ends are not called). A step (a feature firing inside
+genes, seen from their starts) and firing locked to the codon phase (repeating every
+3 nt) are no peaks; a site at a fixed distance is.
 ``best_landmark`` is the peak with the highest ratio, written ``landmark/orientation``
 (e.g. ``cds_start/sense``), with its ``landmark_offset`` and ``landmark_ratio``; all three
 are NULL without a peak.
@@ -51,7 +60,8 @@ from dnatlas.annotation.tracks import is_pseudo
 from dnatlas.atlas import schema
 
 DEFAULT_FLANK = 100
-MIN_N, MIN_RATIO, MIN_Z, MIN_FIRES, MAX_P = 20, 2.0, 6.0, 5, 1e-3
+MIN_N, MIN_RATIO, MIN_Z, MIN_FIRES, MAX_P, MIN_LOCAL = 20, 2.0, 6.0, 5, 1e-3, 2.0
+COPY_CONTEXT = 16
 #: landmark -> (feature types, end): 'start' the 5' end, 'end' the 3' end
 LANDMARK_RULES = {"cds_start": (("CDS",), "start"), "cds_end": (("CDS",), "end"),
                   "trna_end": (("tRNA",), "end"), "rrna_end": (("rRNA",), "end")}
@@ -60,10 +70,12 @@ TSS_TYPES = frozenset({"TSS", "tss", "transcription_start_site"})
 Sites = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]
 
 
-def landmark_sites(intervals: Iterable[Interval], tss: Iterable[Interval] = ()) -> Sites:
+def landmark_sites(intervals: Iterable[Interval], tss: Iterable[Interval] = (),
+                   codes=None) -> Sites:
     """``{landmark: {record: (positions, strands)}}``: 0-based forward positions (sorted,
     int64) and strands (+1/-1, int8) of every landmark. Intervals of a TSS type
-    (``TSS``, ``transcription_start_site``) count as TSSs, as do those of ``tss``."""
+    (``TSS``, ``transcription_start_site``) count as TSSs, as do those of ``tss``. With
+    ``codes`` ({record: uint8 codes}), copies are dropped (:func:`drop_copies`)."""
     found: dict[str, dict[str, list[tuple[int, int]]]] = {name: {} for name in schema.LANDMARKS}
     intervals = list(intervals)
     for group in group_features(intervals):
@@ -90,7 +102,61 @@ def landmark_sites(intervals: Iterable[Interval], tss: Iterable[Interval] = ()) 
         for record, items in records.items():
             arr = np.array(sorted(set(items)), dtype=np.int64).reshape(-1, 2)
             sites[name][record] = (arr[:, 0], arr[:, 1].astype(np.int8))
-    return sites
+    return sites if codes is None else drop_copies(sites, codes)
+
+
+def drop_copies(sites: Sites, codes, context: int = COPY_CONTEXT) -> Sites:
+    """``sites`` without the landmarks whose ``2 * context + 1`` nt, read on their own
+    strand, repeat those of an earlier landmark of the same kind (records in order, then
+    positions): the copies of a repeated element (rRNA operons, IS elements) are one
+    observation, not several."""
+    complement = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
+    out: Sites = {}
+    for name, records in sites.items():
+        seen: set[bytes] = set()
+        out[name] = {}
+        for record, (pos, strand) in records.items():
+            seq = codes.get(record) if hasattr(codes, "get") else None
+            keep = np.ones(len(pos), dtype=bool)
+            if seq is not None:
+                seq = np.asarray(seq, dtype=np.uint8)
+                for i, (p, s) in enumerate(zip(pos.tolist(), strand.tolist(), strict=True)):
+                    if p - context < 0 or p + context + 1 > len(seq):
+                        continue
+                    window = seq[p - context:p + context + 1]
+                    if s < 0:
+                        window = complement[np.minimum(window, 4)][::-1]
+                    key = window.tobytes()
+                    keep[i] = key not in seen
+                    seen.add(key)
+            out[name][record] = (pos[keep], strand[keep])
+    return out
+
+
+def side_baseline(prof: np.ndarray, min_side: int = 5) -> np.ndarray:
+    """Per offset ``d`` of ``prof`` (axis 2 = offsets), the larger of the mean profile
+    over the offsets of the same frame (``d mod 3``) left of ``d - 3`` and right of
+    ``d + 3``; +inf where a side has fewer than ``min_side`` such offsets (near the
+    window's ends a peak cannot be told from a trend). NaN offsets are skipped."""
+    out = np.full(prof.shape, np.inf)
+    for r in range(3):
+        g = prof[:, :, r::3]
+        m = g.shape[2]
+        valid = ~np.isnan(g)
+        cs = np.cumsum(np.where(valid, g, 0.0), axis=2)
+        cn = np.cumsum(valid, axis=2)
+        total, total_n = cs[:, :, -1:], cn[:, :, -1:]
+        zeros = np.zeros_like(cs[:, :, :2])
+        left_s = np.concatenate([zeros, cs[:, :, :-2]], axis=2)
+        left_n = np.concatenate([zeros, cn[:, :, :-2]], axis=2)
+        right_s = total - np.concatenate([cs[:, :, 1:], np.repeat(total, 1, axis=2)], axis=2)
+        right_n = total_n - np.concatenate([cn[:, :, 1:], np.repeat(total_n, 1, axis=2)],
+                                           axis=2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            left = np.where(left_n >= min_side, left_s / left_n, np.inf)
+            right = np.where(right_n >= min_side, right_s / right_n, np.inf)
+        out[:, :, r::3] = np.maximum(left, right)[:, :, :m]
+    return out
 
 
 def _positive(acts):
@@ -103,9 +169,10 @@ class LandmarkAccumulator:
 
     def __init__(self, dictionary: str, n_features: int, sites: Sites,
                  flank: int = DEFAULT_FLANK, min_n: int = MIN_N, min_ratio: float = MIN_RATIO,
-                 min_z: float = MIN_Z):
+                 min_z: float = MIN_Z, min_local: float = MIN_LOCAL):
         self.dictionary, self.n_features, self.sites = dictionary, int(n_features), sites
         self.flank, self.min_n, self.min_ratio, self.min_z = int(flank), min_n, min_ratio, min_z
+        self.min_local = min_local
         self.offsets = np.arange(-self.flank, self.flank + 1, dtype=np.int64)
         shape = (len(schema.LANDMARKS), 2, len(self.offsets))
         self.sums = np.zeros(shape + (self.n_features,))
@@ -225,6 +292,8 @@ class LandmarkAccumulator:
             z = (prof - mean) / (sd / np.sqrt(n))
         ok = (n >= self.min_n) & (ratio >= self.min_ratio) & (z >= self.min_z) & (mean > 0)
         ok &= self.fires >= MIN_FIRES
+        with np.errstate(invalid="ignore"):
+            ok &= prof >= self.min_local * side_baseline(prof)
         if ok.any():
             from scipy.stats import binom
 
@@ -290,7 +359,7 @@ def landmark_factory(context) -> LandmarkAccumulator | None:
     """The accumulator of ``context``'s dictionary; None without any landmark.
     Settings read: ``tss`` (a BED/GFF3 of TSSs), ``landmark_flank`` (nt, default 100)."""
     settings = context.settings or {}
-    sites = landmark_sites(context.intervals, tss_intervals(settings))
+    sites = landmark_sites(context.intervals, tss_intervals(settings), context.codes)
     if not any(sites[name] for name in sites):
         return None
     return LandmarkAccumulator(context.dictionary, context.n_features, sites,

@@ -2,7 +2,10 @@
 
 For each feature, its top windows (``examples`` rows of kind ``top``, each window as the
 model read it, 5'->3'; identical windows were already collapsed) give **cores**: the
-``2 * core + 1`` nt centred on the peak (default 21 nt).
+``2 * core + 1`` nt centred on the peak (default 21 nt). Windows at least 80% identical
+to a stronger one (aligned on their peaks) are copies of one repeated element and count
+once (:func:`distinct_windows`): a motif is what distinct sites share, not a repeat's
+sequence.
 
 1. **Seed.** Every k-mer (default k = 6) is counted once per core it occurs in, in the
    read orientation. Its expected share of cores is ``q = 1 - (1 - p)^m``, ``p`` its
@@ -35,7 +38,7 @@ from dnatlas.atlas import columns as tbl
 
 K, CORE, EXT = 6, 10, 5
 MIN_WINDOWS, MIN_COUNT, MIN_SHARE, MIN_ENRICHMENT, MAX_P = 5, 3, 0.2, 3.0, 1e-3
-TRIM_BITS, CONSENSUS_FREQ = 0.3, 0.5
+TRIM_BITS, CONSENSUS_FREQ, COPY_IDENTITY = 0.3, 0.5, 0.8
 _LOOKUP = np.full(256, 4, dtype=np.uint8)
 for _i, _c in enumerate(b"ACGT"):
     _LOOKUP[_c] = _i
@@ -106,11 +109,37 @@ def information(pfm: np.ndarray) -> np.ndarray:
     return np.where(pfm.sum(axis=1) > 0, 2.0 + terms.sum(axis=1), 0.0)
 
 
+def identity(a: tuple[np.ndarray, int], b: tuple[np.ndarray, int]) -> float:
+    """Share of identical A/C/G/T bases of two windows aligned on their peaks (over their
+    overlap)."""
+    (x, px), (y, py) = a, b
+    lo = -min(px, py)
+    hi = min(len(x) - px, len(y) - py)
+    if hi <= lo:
+        return 0.0
+    u, v = x[px + lo:px + hi], y[py + lo:py + hi]
+    both = (u < 4) & (v < 4)
+    return float((u[both] == v[both]).mean()) if both.any() else 0.0
+
+
+def distinct_windows(windows: list[tuple[np.ndarray, int]],
+                     max_identity: float = COPY_IDENTITY) -> list[tuple[np.ndarray, int]]:
+    """One window per group of copies: in order, a window at least ``max_identity`` (0.8)
+    identical to a kept one (aligned on the peaks) is a copy of the same repeat, left
+    out."""
+    kept: list[tuple[np.ndarray, int]] = []
+    for w in windows:
+        if all(identity(w, k) < max_identity for k in kept):
+            kept.append(w)
+    return kept
+
+
 def find_motif(windows: list[tuple[np.ndarray, int]], background: np.ndarray, k: int = K,
                core: int = CORE, ext: int = EXT) -> Motif | None:
     """The motif of ``windows`` (codes as read, peak index), or None (module docstring)."""
     from scipy.stats import binom
 
+    windows = distinct_windows(windows)
     n = len(windows)
     if n < MIN_WINDOWS:
         return None

@@ -43,9 +43,11 @@ def register(subparsers) -> None:
                      help="1-based variant on the forward strand; reports the change of "
                           "log p(ALT) - log p(REF) (repeatable)")
     mx = p.add_argument_group("maximum activations and controls")
-    mx.add_argument("--max-activations", type=Path, metavar="TSV",
+    mx.add_argument("--max-activations", type=Path, metavar="TSV|ATLAS",
                     help="per-feature statistics (columns feature, max and optionally mean; "
-                         "e.g. a feature_max.tsv written here) instead of a sample")
+                         "e.g. a feature_max.tsv written here), or a feature atlas folder "
+                         "(dnatlas atlas build: whole-genome max, mean and frequency), "
+                         "instead of a sample")
     mx.add_argument("--max-sample", type=positive_int, default=16, metavar="N",
                     help="random windows of the genome the maxima are taken over (default 16)")
     mx.add_argument("--max-window", type=positive_int, default=4096, metavar="NT",

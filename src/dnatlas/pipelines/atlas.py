@@ -31,15 +31,22 @@ from pathlib import Path
 import numpy as np
 
 from dnatlas.atlas import schema
-from dnatlas.atlas.accumulate import AtlasContext, Chunk, manhattan_bin_size
+from dnatlas.atlas.accumulate import AtlasContext, manhattan_bin_size
 from dnatlas.concepts import DEFAULT_THRESHOLDS
 from dnatlas.concepts.label_sources import LabelSpec
 from dnatlas.errors import InputError
 from dnatlas.models import ModelAdapter
+from dnatlas.pipelines.atlas_pass import (
+    PARTIAL,
+    _load_maxima,
+    _maxima,
+    _pass_chunks,
+    _run_pass,
+    _save_maxima,
+)
 
 DEFAULT_GENOME = "ecoli_k12_mg1655"
 DEFAULT_OUT = Path("runs/atlas")
-PARTIAL = ".partial"
 
 
 @dataclass
@@ -77,6 +84,7 @@ class AtlasSettings:
     min_bin: int = 1000
     max_bins: int = 4096
     checkpoint_every: int = 16
+    cache_mb: int = 1024
     tss: str | None = None
     meta_sae: str | None = None
     landmark_flank: int = 100
@@ -107,6 +115,7 @@ class AtlasSettings:
         d["labels"] = {k: (list(v) if isinstance(v, tuple | list) else v)
                        for k, v in dataclasses.asdict(self.labels).items() if k != "extra"}
         d.pop("checkpoint_every")
+        d.pop("cache_mb")
         return d
 
 
@@ -163,6 +172,7 @@ def atlas_key(model: ModelAdapter, dicts, codes: dict, annotations, settings: At
         "genome": {r: hashlib.sha256(np.asarray(c, np.uint8).tobytes()).hexdigest()
                    for r, c in codes.items()},
         "annotations": annotation_hash(annotations),
+        "concept_beds": _file_hash(settings.labels.beds) if settings.labels.beds else None,
         "settings": settings.as_dict(),
         "schema_version": schema.SCHEMA_VERSION,
     }
@@ -202,108 +212,6 @@ def _context_extra(model: ModelAdapter, d) -> dict:
     return extra
 
 
-# ----------------------------------------------------------------------------- the pass
-
-
-def _pass_chunks(splits, chunk_size: int):
-    """[(record, a, b, split)] of the pass, valid regions first (as concepts eval)."""
-    from dnatlas.concepts.splits import chunk_regions
-
-    return [(record, a, b, split) for split in ("valid", "test")
-            for record, a, b in chunk_regions(splits[split], chunk_size)]
-
-
-def _extract(model, seq, keys, a, b, settings):
-    from dnatlas.analysis.extract import extract_activations
-
-    return extract_activations(model, seq, layers=keys, start=a, end=b, strand="both",
-                               chunk_size=settings.chunk_size, batch_size=settings.batch_size,
-                               progress=False)
-
-
-def _site_blocks(model, codes, record, a, b, keys, halo, settings):
-    """{(key, strand): forward-coordinate (hi - lo, d) activations} of [lo, hi) and
-    (lo, hi): the chunk's own rows computed exactly as ``concepts eval`` computes them
-    (one call over [a, b)), the halo rows by separate calls for finite-context models."""
-    seq = codes[record]
-    n = len(seq)
-    lo, hi = max(0, a - halo), min(n, b + halo)
-
-    def forward(acts):   # the - strand's activations flipped into forward coordinates
-        return {(k, s): (np.ascontiguousarray(v[::-1]) if s == "-" else v)
-                for (k, s), v in acts.items()}
-
-    own = forward(_extract(model, seq, keys, a, b, settings))
-    if halo and model.receptive_field is not None:
-        left = forward(_extract(model, seq, keys, lo, a, settings)) if lo < a else None
-        right = forward(_extract(model, seq, keys, b, hi, settings)) if b < hi else None
-        parts = [p for p in (left, own, right) if p is not None]
-        blocks = {k: np.concatenate([p[k] for p in parts]) for k in own}
-    elif halo and (lo < a or b < hi):
-        full = forward(_extract(model, seq, keys, lo, hi, settings))
-        blocks = {k: np.concatenate([full[k][:a - lo], own[k], full[k][b - lo:]])
-                  for k in own}
-    else:
-        blocks = own
-    return blocks, lo, hi
-
-
-def _encode(d, block, own_rows: slice):
-    """The dictionary's activations of a halo-covering block: the chunk's own rows
-    encoded alone (as ``concepts eval`` encodes them), the halo rows apart."""
-    import scipy.sparse as sp
-
-    parts = [block[:own_rows.start], block[own_rows], block[own_rows.stop:]]
-    encoded = [d.encode(p) if len(p) or i == 1 else None for i, p in enumerate(parts)]
-    encoded = [e for e in encoded if e is not None]
-    if len(encoded) == 1:
-        return encoded[0]
-    if sp.issparse(encoded[1]):
-        return sp.vstack([sp.csr_matrix(e) for e in encoded], format="csr")
-    return np.concatenate([np.asarray(e) for e in encoded])
-
-
-def _run_pass(builder, model, dicts, codes, offsets, chunks, index0, settings, bar, timings):
-    """Feed this rank's ``chunks`` ([(record, a, b, split, i)]) of one model."""
-    keys = list(dict.fromkeys(d.key for d in dicts))
-    halo = builder.halo
-    for record, a, b, split, i in chunks:
-        idx = {s: index0 + 2 * i + j for j, s in enumerate("+-")}
-        if all(builder.is_done(x) for x in idx.values()):
-            bar.update(2 * (b - a))
-            continue
-        t0 = time.perf_counter()
-        blocks, lo, hi = _site_blocks(model, codes, record, a, b, keys, halo, settings)
-        timings["forward"] += time.perf_counter() - t0
-        for s in "+-":
-            if builder.is_done(idx[s]):
-                continue
-            t0 = time.perf_counter()
-            seq = codes[record][lo:hi]
-            chunk = Chunk(record, a, b, s, seq, split, offsets[record], idx[s], lo, hi,
-                          len(codes[record]))
-            own = chunk.own
-            acts = {d.name: _encode(d, blocks[d.key, s], own) for d in dicts}
-            timings["encode"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            builder.feed(chunk, acts)
-            timings["accumulate"] += time.perf_counter() - t0
-            bar.update(b - a)
-
-
-def _maxima(model, codes, dicts, splits, settings, bar):
-    """Each dictionary's maxima on the validation sample: ``concepts eval``'s code."""
-    from dnatlas import distributed
-    from dnatlas.concepts.splits import chunk_regions
-    from dnatlas.pipelines.concepts import _maxima as concept_maxima
-    from dnatlas.pipelines.concepts import _sample
-
-    cs = settings.concept_settings()
-    sample = distributed.shard(_sample(list(chunk_regions(splits["valid"], cs.chunk_size)),
-                                       cs.sample_nt), weights=lambda c: c[2] - c[1])
-    return concept_maxima(model, codes, dicts, sample, cs, bar)
-
-
 # ----------------------------------------------------------------------------- the build
 
 
@@ -333,9 +241,9 @@ def build_atlas(model: str | ModelAdapter | None = None, genome: str | Path | No
     settings = settings or AtlasSettings()
     settings.check()
     with distributed.session(device) as info:
-        from dnatlas.models import load_model
+        from dnatlas.models import resolve_model
 
-        adapter = model if isinstance(model, ModelAdapter) else load_model(model, info.device)
+        adapter = resolve_model(model, info.device)
         return _build(adapter, genome, annotations, saes, neurons, settings, out, force,
                       resume, random_init_saes)
 
@@ -366,8 +274,8 @@ def _build(adapter, genome, annotations, saes, neurons, settings, out, force, re
     from dnatlas.atlas.build import Builder
     from dnatlas.concepts import shuffled_labels
     from dnatlas.concepts.label_sources import build_labels
-    from dnatlas.concepts.splits import make_splits
-    from dnatlas.pipelines.concepts import _check_sae_models, _genome
+    from dnatlas.concepts.splits import chunk_regions, make_splits
+    from dnatlas.pipelines.concepts import _check_sae_models, _genome, _sample
     from dnatlas.progress import progress
 
     t_start = time.perf_counter()
@@ -414,14 +322,23 @@ def _build(adapter, genome, annotations, saes, neurons, settings, out, force, re
     total = sum(b - a for _, a, b, _ in chunks)
     passes = [(adapter, dicts, 0)] + ([(control, control_dicts, 2 * len(chunks))]
                                       if control is not None else [])
-    with progress(total=2 * total * len(passes) + (2 * min(settings.sample_nt, total)
-                                                   * len(passes) if label_sets else 0),
+    sample_nt = sum(b - a for _, a, b in _sample(
+        list(chunk_regions(splits["valid"], settings.chunk_size)), settings.sample_nt))
+    with progress(total=2 * total * len(passes) + (2 * sample_nt * len(passes)
+                                                   if label_sets else 0),
                   unit="nt", unit_scale=True, desc="atlas") as bar:
         t0 = time.perf_counter()
-        maxima = {}
-        if label_sets:
+        maxima, caches = {}, {}
+        saved = _load_maxima(out, key, resume)
+        if saved is not None:
+            maxima = saved
+        elif label_sets:
             for model_, dicts_, _ in passes:
-                maxima.update(_maxima(model_, codes, dicts_, splits, settings, bar))
+                caches[id(model_)] = {} if model_.receptive_field is not None else None
+                maxima.update(_maxima(model_, codes, dicts_, splits, settings, bar,
+                                      caches[id(model_)], len(passes)))
+            if out is not None:
+                distributed.on_main(_save_maxima, out, key, maxima)
         timings["maxima"] = time.perf_counter() - t0
         contexts = {}
         plain = settings.as_dict()
@@ -447,7 +364,7 @@ def _build(adapter, genome, annotations, saes, neurons, settings, out, force, re
         t0 = time.perf_counter()
         for model_, dicts_, index0 in passes:
             _run_pass(builder, model_, dicts_, codes, offsets, mine, index0, settings, bar,
-                      timings)
+                      timings, caches.pop(id(model_), None))
         builder.save()
         timings["pass"] = time.perf_counter() - t0
     if distributed.world_size() > 1:
@@ -481,4 +398,5 @@ def _finish(builder, key, bin_size, out, timings, t_start) -> AtlasResult:
         shutil.rmtree(out / PARTIAL, ignore_errors=True)
         timings["write"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
+    timings["parts"] = dict(builder.seconds)
     return AtlasResult(tables, manifest, out, timings)

@@ -162,15 +162,23 @@ def _sample(chunks: list, sample_nt: int) -> list:
     return [chunks[int(i * step)] for i in range(max(1, int(len(chunks) / step)))]
 
 
-def _maxima(model, codes, dicts, chunks, settings, bar) -> dict[str, np.ndarray]:
+def _maxima(model, codes, dicts, chunks, settings, bar, keep: dict | None = None,
+            keep_bytes: int = 0) -> dict[str, np.ndarray]:
     """Each dictionary's feature maxima over ``chunks`` (this rank's share; the maxima are
-    reduced over ranks)."""
+    reduced over ranks). With ``keep``, the site activations of the chunks are stored
+    there, ``{(record, a, b, strand): {key: forward array}}``, up to ``keep_bytes`` (the
+    atlas's pass reuses them)."""
     from dnatlas import distributed
     from dnatlas.concepts import feature_maxima
 
     keys = list(dict.fromkeys(d.key for d in dicts))
     best = {d.name: np.zeros(d.n_features) for d in dicts}
+    kept = 0
     for record, a, b, _strand, block in _strand_chunks(model, codes, chunks, keys, settings):
+        size = sum(v.nbytes for v in block.values())
+        if keep is not None and kept + size <= keep_bytes:
+            keep[record, a, b, _strand] = block
+            kept += size
         n_record = len(codes[record])
         position = np.arange(a, b)
         inner = (position >= settings.edge) & (position < n_record - settings.edge)
@@ -202,8 +210,12 @@ def _count(model, codes, dicts, chunks, label_sets, maxima, settings, bar) -> di
             mask = seq < 4 if (seq == 4).any() else None
             for d in dicts:
                 acts = d.encode(block[d.key])
+                firing = None    # shared by the label sets (same maxima and thresholds)
                 for name, chunk in labels.items():
-                    counters[d.name, name, split, strand].update(acts, chunk, mask)
+                    counter = counters[d.name, name, split, strand]
+                    if firing is None:
+                        firing = counter.firing(acts, mask)
+                    counter.update(acts, chunk, mask, firing)
             bar.update(b - a)
     if distributed.world_size() > 1:
         shares = distributed.all_gather_object(counters)

@@ -339,8 +339,8 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     need = {"max"} if req.control > 0 or any(s.op == "set_max" for s in specs) else set()
     need |= {"mean"} if ranked and req.top_by == "excess" else set()
     need |= {"frequency"} if ranked and req.top_max_frequency is not None else set()
-    stats = {} if req.max_activations is None else read_feature_stats(req.max_activations,
-                                                                      sae.d_sae)
+    stats = {} if req.max_activations is None else read_feature_stats(
+        req.max_activations, sae.d_sae, sae_dir)
     if need - set(stats):  # given columns are kept, the missing ones sampled
         sampled = sample_stats(adapter, sae, key, fasta, req, [len(r) for r in records.values()])
         stats = {**{k: v for k, v in sampled.items() if k != "n"}, **stats}
