@@ -406,6 +406,11 @@ def test_concepts_and_search(ui):
     assert any(f"concept {concept}" in h for h in search(concept))
     assert any("#7" in h for h in search("7"))
     assert any(f"gene {GENE[0]}" in h for h in search(GENE[0]))
+    # a k-mer finds the features whose motif holds it (or its reverse complement)
+    motif = ui.page.evaluate("""async d => (await DN.api('features', {dictionary: d,
+        order: 'feature', desc: false, limit: DN.meta.limits.list_max, offset: 0}))
+        .rows.find(r => r.top_motif).top_motif""", ui.page.evaluate("DN.state.dictionary"))
+    assert any(f"(motif {motif})" in h for h in search(motif[:5]))
     ui.page.fill("#search-box", "K-12-MG1655:1,001-2,000")
     ui.page.press("#search-box", "Enter")
     ui.ready("browse")

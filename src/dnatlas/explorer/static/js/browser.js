@@ -82,7 +82,9 @@
       });
     }
     var rec = record(chr);
-    if (!rec) return Promise.resolve({ plus: [], minus: [] });
+    var d = DN.dictionaries()[dictionary];
+    // no live model for it (e.g. a random-init control): nothing to ask the server
+    if (!rec || !d || !d.live) return Promise.resolve({ plus: [], minus: [] });
     // tiles of a fixed size (cached per tile by DN.api): panning re-asks nothing
     var span = Math.max(1, end - start);
     var tile = 2000;
@@ -310,8 +312,10 @@
     function renderTrackList() {
       DN.clear(trackList);
       state.tracks.forEach(function (t) {
+        var d = DN.dictionaries()[t.dictionary] || {};
         trackList.appendChild(h("span.chip",
           h("a", { href: "#/feature/" + t.dictionary + "/" + t.feature }, DN.featureName(t.dictionary, t.feature)),
+          !DN.isStatic() && !d.live ? h("span.muted", { title: "this dictionary has no live model here" }, " (no live values)") : null,
           h("button.x", { type: "button", title: "remove", "aria-label": "remove track",
                           onclick: function () { ensureBrowser(region).then(function (b) { removeTrack(b, t); renderTrackList(); syncHash(); }); } }, "×")));
       });

@@ -488,13 +488,15 @@
     var area = h("textarea#sequence-input", { rows: 6, placeholder: "paste DNA (FASTA or plain, up to " + DN.fmtPos(max) + " nt)", "aria-label": "sequence" });
     var dictSel = h("select", { "aria-label": "dictionary" }, saes.map(function (d) { return h("option", { value: d.dictionary, selected: d.dictionary === DN.state.dictionary }, d.dictionary); }));
     var gramChk = h("input", { type: "checkbox", checked: true });
+    var featIn = h("input#sequence-tracks", { type: "text", placeholder: "e.g. 3, 17 (default: the 5 most active)", "aria-label": "features to draw", style: { width: "18em" } });
     var runBtn = h("button#run-sequence", { type: "button" }, "Run the model");
     var counter = h("span.muted", "0 nt");
     var out = h("div#sequence-out");
     area.addEventListener("input", function () { counter.textContent = DN.fmtPos(cleanSequence(area.value).length) + " nt"; });
     root.appendChild(card("Paste a sequence",
       h("p.muted", "Up to " + DN.fmtPos(max) + " nt (IUPAC codes read as N). The model reads both strands; you get each feature's track, the most active features and a Gram map of the first " + DN.fmtPos(DN.meta.limits.gram_max_nt) + " nt."),
-      area, h("div.controls", h("label", "dictionary ", dictSel), h("label", gramChk, " Gram map"), runBtn, counter)));
+      area, h("div.controls", h("label", "dictionary ", dictSel), h("label", "tracks of features ", featIn),
+        h("label", gramChk, " Gram map"), runBtn, counter)));
     root.appendChild(out);
     if (!saes.length) { out.appendChild(h("p.note", "No dictionary of this atlas can be run live here.")); return; }
     runBtn.addEventListener("click", function () {
@@ -502,11 +504,18 @@
       DN.clear(out);
       if (!seq.length) { out.appendChild(h("p.error", "Paste a sequence first.")); return; }
       if (seq.length > max) { out.appendChild(h("p.error", "Too long: " + DN.fmtPos(seq.length) + " nt (at most " + DN.fmtPos(max) + ").")); return; }
+      var feats = featIn.value.split(/[\s,]+/).filter(Boolean).map(Number);
+      var n = (DN.dictionaries()[dictSel.value] || {}).n_features || 0;
+      if (feats.some(function (f) { return !(Number.isInteger(f) && f >= 0 && f < n); }) || feats.length > 20) {
+        out.appendChild(h("p.error", "Features: up to 20 numbers in 0.." + (n - 1) + "."));
+        return;
+      }
       out.appendChild(h("p.muted", "running…"));
-      return DN.post("sequence", { sequence: seq, dictionary: dictSel.value, gram: gramChk.checked, top: 20 }).then(function (res) {
+      return DN.post("sequence", { sequence: seq, dictionary: dictSel.value, gram: gramChk.checked, top: 20, features: feats }).then(function (res) {
         DN.clear(out);
         var igvDiv = h("div.igv-host#sequence-igv");
-        out.appendChild(card("Tracks of the 5 most active features (" + DN.fmtPos(res.length) + " nt)", igvDiv));
+        out.appendChild(card((feats.length ? "Tracks of features " + feats.join(", ") : "Tracks of the 5 most active features") +
+                             " (" + DN.fmtPos(res.length) + " nt)", igvDiv));
         out.appendChild(card("Most active features",
           h("table.list#sequence-features",
             h("thead", h("tr", ["feature", "max", "max +", "max −", "mean", "firing", "description"].map(function (t) { return h("th", t); }))),
