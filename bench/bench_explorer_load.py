@@ -175,7 +175,7 @@ def main() -> int:
     p.add_argument("--genome", default=None)
     p.add_argument("--annotations", action="append")
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--queue", type=int, default=16)
+    p.add_argument("--queue", type=int, default=8)
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
 

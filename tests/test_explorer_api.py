@@ -308,8 +308,9 @@ def test_full_pool_answers_503_with_retry_after(state, sae):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             def get(i):
+                # tile 2 (40-60 kb): computed by no earlier test, so both need the model
                 return c.get("/api/track", params={"dictionary": sae, "feature": 6, "chr": REC,
-                                                   "start": 10_001 + i, "end": 10_050})
+                                                   "start": 40_001 + i, "end": 40_050})
             first = asyncio.create_task(get(0))
             while not started.is_set():
                 await asyncio.sleep(0.01)

@@ -28,8 +28,8 @@ class ExplorerLimits:
     workers: int = 1                       # model requests run at once
     model_threads: int | None = None       # torch threads (None: all cores but one, so that
                                            # pages are served while the model works)
-    queue: int = 16                        # model requests waiting (503 beyond)
-    cache_mb: int = 384                    # activation tiles + tracks kept in memory
+    queue: int = 8                         # model requests waiting (503 beyond)
+    cache_mb: int = 1024                   # activation tiles + tracks kept in memory
     retry_after_s: int = 2
 
 

@@ -10,6 +10,7 @@ range, regions within the limits); unknown dictionaries, features, concepts and 
 import json
 from typing import Annotated, Literal
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query
 from fastapi import Path as PathParam
@@ -111,8 +112,6 @@ def add_api_routes(app: FastAPI, st: ExplorerState) -> None:  # noqa: C901 (one 
     async def labels(chr: Name, start: Pos, end: Pos):
         a, b = region(chr, start, end, lim.annotation_max_nt, "labels")
         # the first call builds the labels of the whole genome: off the event loop
-        import anyio
-
         feats = await anyio.to_thread.run_sync(st.genome.labels, chr, a, b)
         return _json({"chr": chr, "start": a + 1, "end": b, "features": feats})
 
@@ -129,7 +128,11 @@ def add_api_routes(app: FastAPI, st: ExplorerState) -> None:  # noqa: C901 (one 
                                  separators=(",", ":")).encode()
                 st.engine.store_track(key, out)
                 return out
-            body = await st.pool.run(("track", *key), work)
+            if st.engine.tiles_ready(dictionary, chr, a, b):
+                # no model run: not queued behind the requests that need one
+                body = await anyio.to_thread.run_sync(work)
+            else:
+                body = await st.pool.run(("track", *key), work)
         return Response(body, media_type="application/json")
 
     @app.get("/api/gram", response_model=m.GramResponse)

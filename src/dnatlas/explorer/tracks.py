@@ -51,6 +51,11 @@ class ByteLRU:
             self.misses += 1
             return None
 
+    def peek(self, key) -> bool:
+        """Whether ``key`` is cached (not counted, order unchanged)."""
+        with self._lock:
+            return key in self._items
+
     def put(self, key, value) -> None:
         size = self._size(value)
         if size > self.max_bytes:
@@ -190,6 +195,12 @@ class TrackEngine:
         self.tracks = ByteLRU(cache_bytes // 4)
 
     # -- activations ---------------------------------------------------------------------
+    def tiles_ready(self, dictionary: str, record: str, a: int, b: int) -> bool:
+        """Whether the site activations of 0-based [a, b) are all cached (a track of it is
+        then cheap: no model run)."""
+        site = self.dictionaries[dictionary].site
+        return all(self.tiles.peek((site, record, t)) for t in range(a // TILE, (b - 1) // TILE + 1))
+
     def site_acts(self, site: str, record: str, a: int, b: int):
         """(plus, minus) activations (b - a, d) of site over 0-based [a, b) of ``record``,
         both in forward coordinates."""
