@@ -54,7 +54,8 @@ args = json.loads(sys.argv[1])
 cfg = ExplorerConfig(atlas=Path(args["atlas"]), fasta=args["fasta"],
                      annotations=args["annotations"], allowed_hosts=["127.0.0.1"],
                      limits=ExplorerLimits(workers=args["workers"], queue=args["queue"]))
-uvicorn.run(create_app(cfg), host="127.0.0.1", port=args["port"], log_level="warning")
+uvicorn.run(create_app(cfg), host="127.0.0.1", port=args["port"], log_level="warning",
+            timeout_keep_alive=30)
 """
 SHARES = [("page", 35), ("list", 10), ("annotation", 10), ("track", 30), ("sequence", 5),
           ("meta", 10)]
@@ -75,11 +76,12 @@ def percentile(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, int(round(q / 100 * (len(v) - 1))))]
 
 
-async def client(c, i: int, meta: dict, seq: str, stop: float, budget: list, out: dict):
+async def client(c, i: int, meta: dict, seq: str, stop: float, budget: list, out: dict,
+                 only: set | None = None):
     import httpx
 
     rng = random.Random(i)
-    kinds = [k for k, w in SHARES for _ in range(w)]
+    kinds = [k for k, w in SHARES for _ in range(w) if not only or k in only]
     dicts = [d for d in meta["dictionaries"] if d["live"]]
     rec = meta["records"][0]
     locus = rng.randrange(6) * (rec["length"] // 6)
@@ -149,19 +151,20 @@ async def first_views(c, meta: dict) -> list[float]:
     return times
 
 
-async def run_load(base: str, clients: int, seconds: float, max_requests: int, seq: str):
+async def run_load(base: str, clients: int, seconds: float, max_requests: int, seq: str,
+                   only: set | None = None):
     import httpx
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as c:
         meta = (await c.get("/api/meta")).json()
-        cold = await first_views(c, meta)
+        cold = await first_views(c, meta) if not only or "track" in only else []
         print("first view of each locus (100 kb, cold): "
               + ", ".join(f"{t:.2f}" for t in cold) + " s", flush=True)
         out: dict = {"_cold": cold}
         budget = [max_requests]
         t0 = time.perf_counter()
-        await asyncio.gather(*(client(c, i, meta, seq, t0 + seconds, budget, out)
+        await asyncio.gather(*(client(c, i, meta, seq, t0 + seconds, budget, out, only)
                                for i in range(clients)))
         return out, time.perf_counter() - t0
 
@@ -176,6 +179,7 @@ def main() -> int:
     p.add_argument("--annotations", action="append")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--queue", type=int, default=8)
+    p.add_argument("--only", help="comma-separated kinds to send (default: the whole mix)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
 
@@ -212,8 +216,9 @@ def main() -> int:
             time.sleep(0.5)
         print(f"server up in {time.perf_counter() - t:.0f} s on {base}; {args.clients} "
               f"clients for {args.seconds:g} s ...", flush=True)
+        only = set(args.only.split(",")) if args.only else None
         out, wall = asyncio.run(run_load(base, args.clients, args.seconds, args.max_requests,
-                                         seq))
+                                         seq, only))
     finally:
         server.terminate()
         server.wait(30)
@@ -224,8 +229,10 @@ def main() -> int:
 def report(out: dict, wall: float, args) -> int:
     cold = out.pop("_cold")
     total = sum(len(v["lat"]) for v in out.values())
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\n{total:,} requests in {wall:.1f} s ({total / wall:.0f}/s), {args.clients} clients, "
-          f"{os.cpu_count()} CPUs, workers={args.workers} queue={args.queue}\n")
+          f"{os.cpu_count()} CPUs (load average {load:.1f} at the end), workers={args.workers} "
+          f"queue={args.queue}\n")
     print("latency of the 200 answers; statuses of all")
     print(f"{'kind':<11}{'n':>7}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}  statuses")
     rows = {}

@@ -128,11 +128,9 @@ def add_api_routes(app: FastAPI, st: ExplorerState) -> None:  # noqa: C901 (one 
                                  separators=(",", ":")).encode()
                 st.engine.store_track(key, out)
                 return out
-            if st.engine.tiles_ready(dictionary, chr, a, b):
-                # no model run: not queued behind the requests that need one
-                body = await anyio.to_thread.run_sync(work)
-            else:
-                body = await st.pool.run(("track", *key), work)
+            # tiles cached: no model run, so not queued behind the requests that need one
+            pool = st.light if st.engine.tiles_ready(dictionary, chr, a, b) else st.pool
+            body = await pool.run(("track", *key), work)
         return Response(body, media_type="application/json")
 
     @app.get("/api/gram", response_model=m.GramResponse)

@@ -119,7 +119,8 @@ def serve(state, host: str = "127.0.0.1", port: int = 8000) -> None:
     app = create_app(state.config, state)
     shown = f"[{host}]" if ":" in host else host
     print(f"dnatlas explorer: http://{shown}:{port}/  (API: /docs; Ctrl+C stops)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
+                timeout_keep_alive=30)
 
 
 def explore(atlas=None, model: str | None = None, genome=None, annotations=None, saes=(),

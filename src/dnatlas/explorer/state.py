@@ -45,6 +45,9 @@ class ExplorerState:
         if engine is None and config.live and self.genome is not None:
             self.engine = self._load_engine(adapter)
         self.pool = ModelPool(self.limits.workers, self.limits.queue)
+        # tracks over cached tiles: no model run, but CPU; one at a time beside the model,
+        # so that pages keep a core
+        self.light = ModelPool(1, 4 * self.limits.queue)
         self._descriptions: dict[str, dict[int, str]] = {}
         self._lock = threading.Lock()
 
@@ -150,4 +153,5 @@ class ExplorerState:
 
     def close(self) -> None:
         self.pool.shutdown()
+        self.light.shutdown()
         self.atlas.close()
