@@ -77,7 +77,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def client(c, i: int, meta: dict, seq: str, stop: float, budget: list, out: dict,
-                 only: set | None = None):
+                 only: set | None = None, think: float = 0.0):
     import httpx
 
     rng = random.Random(i)
@@ -133,6 +133,8 @@ async def client(c, i: int, meta: dict, seq: str, stop: float, budget: list, out
         out[kind]["status"][status] = out[kind]["status"].get(status, 0) + 1
         if status == 503:
             await asyncio.sleep(float(r.headers.get("retry-after", "1")))
+        elif think:
+            await asyncio.sleep(rng.uniform(0, 2 * think))   # a user reading the page
 
 
 async def first_views(c, meta: dict) -> list[float]:
@@ -152,7 +154,7 @@ async def first_views(c, meta: dict) -> list[float]:
 
 
 async def run_load(base: str, clients: int, seconds: float, max_requests: int, seq: str,
-                   only: set | None = None):
+                   only: set | None = None, think: float = 0.0):
     import httpx
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -164,7 +166,7 @@ async def run_load(base: str, clients: int, seconds: float, max_requests: int, s
         out: dict = {"_cold": cold}
         budget = [max_requests]
         t0 = time.perf_counter()
-        await asyncio.gather(*(client(c, i, meta, seq, t0 + seconds, budget, out, only)
+        await asyncio.gather(*(client(c, i, meta, seq, t0 + seconds, budget, out, only, think)
                                for i in range(clients)))
         return out, time.perf_counter() - t0
 
@@ -180,6 +182,9 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--queue", type=int, default=8)
     p.add_argument("--only", help="comma-separated kinds to send (default: the whole mix)")
+    p.add_argument("--think", type=float, default=0.0, metavar="S",
+                   help="mean pause of a client between answers (uniform 0..2S; default 0: "
+                        "each client asks again at once)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args()
 
@@ -218,7 +223,7 @@ def main() -> int:
               f"clients for {args.seconds:g} s ...", flush=True)
         only = set(args.only.split(",")) if args.only else None
         out, wall = asyncio.run(run_load(base, args.clients, args.seconds, args.max_requests,
-                                         seq, only))
+                                         seq, only, args.think))
     finally:
         server.terminate()
         server.wait(30)
@@ -232,7 +237,7 @@ def report(out: dict, wall: float, args) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\n{total:,} requests in {wall:.1f} s ({total / wall:.0f}/s), {args.clients} clients, "
           f"{os.cpu_count()} CPUs (load average {load:.1f} at the end), workers={args.workers} "
-          f"queue={args.queue}\n")
+          f"queue={args.queue} think={args.think:g} s\n")
     print("latency of the 200 answers; statuses of all")
     print(f"{'kind':<11}{'n':>7}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}  statuses")
     rows = {}
