@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnatlas.cli._model_input import add_device_arg, add_model_arg, positive_int
+from dnatlas.cli._model_input import add_device_arg, add_model_arg, needs, positive_int
 
 
 def register(subparsers) -> None:
@@ -40,6 +40,8 @@ def register(subparsers) -> None:
                    help="replace an earlier --export, or rebuild a stale default atlas")
     add_device_arg(p)
     p.set_defaults(func=run_explore)
+    # the export needs no web server; serving does
+    needs(p, when=lambda args: ("atlas",) if args.export else ("explorer",))
 
 
 def run_explore(args: argparse.Namespace) -> int:

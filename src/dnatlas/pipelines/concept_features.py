@@ -80,8 +80,10 @@ def sae_dictionary(path: str | Path, model: ModelAdapter, control: bool = False,
     sae.eval()
 
     topk = getattr(sae, "arch", None) == "topk"
+    # rows per block: about 64 M pre-activations (256 MB) whatever the dictionary size
+    rows = int(min(16384, max(512, (1 << 26) // sae.d_sae)))
 
-    def encode(x: np.ndarray, block: int = 16384):
+    def encode(x: np.ndarray, block: int = rows):
         # encoded in blocks of rows: the dense (n, F) codes of a whole chunk can be GBs;
         # a TopK SAE's codes go to CSR from its top-k selection (no dense scan)
         with torch.inference_mode():
