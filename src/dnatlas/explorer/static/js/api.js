@@ -1,6 +1,6 @@
 /* dnatlas explorer: the one way to the data.
  *
- * Live (served by `dnatlas explorer`): DN.api(path, params) -> fetch("/api/" + path).
+ * Live (served by `dnatlas explore`): DN.api(path, params) -> fetch("/api/" + path).
  * Static (window.DNATLAS_STATIC, set by the export's data/index.js): the same call injects
  * <script src="data/<key>.js">, whose content calls dnatlasData(key, json); classic
  * scripts load from file:// too, where fetch is blocked. key = DN.shardKey(path, params),
@@ -132,15 +132,20 @@
     return path.split("/").map(encodeURIComponent).join("/");
   }
 
-  /** GET api/<path>?params: a promise of the JSON (cached per request). */
+  /** GET api/<path>?params: a promise of the JSON (cached per request). ``path`` is a
+   *  string ("feature/sae:x/3") or its segments (["concept", "a/b"]: a name holding "/"
+   *  stays one URL segment). */
   DN.api = function (path, params) {
+    var segments = Array.isArray(path) ? path.map(String) : null;
+    if (segments) path = segments.join("/");
     var key = shardKey(path, params);
     if (cache.has(key)) return cache.get(key);
     var p;
     if (DN.isStatic()) {
       p = loadShard(key);
     } else {
-      p = fetch("api/" + encodePath(path) + query(params)).then(readJson);
+      var url = segments ? segments.map(encodeURIComponent).join("/") : encodePath(path);
+      p = fetch("api/" + url + query(params)).then(readJson);
     }
     p = p.catch(function (err) { cache.delete(key); throw err; });
     cache.set(key, p);

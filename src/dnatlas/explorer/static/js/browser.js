@@ -71,7 +71,7 @@
   /** One feature's activations over 0-based [start, end): {plus, minus} igv wig points. */
   function readActivation(dictionary, feature, chr, start, end) {
     if (DN.isStatic()) {
-      return DN.api("feature/" + dictionary + "/" + feature).then(function (page) {
+      return DN.api(["feature", dictionary, feature]).then(function (page) {
         var plus = [], minus = [];
         (page.tracks || []).forEach(function (t) {
           if (t.chr !== chr) return;
@@ -345,7 +345,7 @@
                    hits.filter(function (x) { return x.type === "feature"; })[0];
         if (feat) {
           // a feature: its strongest example, with its track
-          return DN.api("feature/" + feat.dictionary + "/" + feat.feature).then(function (page) {
+          return DN.api(["feature", feat.dictionary, feat.feature]).then(function (page) {
             var ex = page.examples.filter(function (e) { return e.kind === "top"; })[0];
             if (!ex) return DN.go("#/feature/" + feat.dictionary + "/" + feat.feature);
             DN.go("#/browse/" + ex.record + ":" + Math.max(1, ex.start - 250) + "-" + (ex.end + 250) +
@@ -450,7 +450,9 @@
       leftStrip.appendChild(DN.s("rect", { y: p0, x: f.strand === "-" ? 8 : 1, height: Math.max(1, p1 - p0), width: 5, fill: col }, DN.s("title", { text: title })));
     });
     var types = {};
-    (opts.annotation || []).forEach(function (f) { types[f.type] = f.color || typeColor(f.type); });
+    (opts.annotation || []).forEach(function (f) {
+      if (f.end >= first && f.start + 1 <= last) types[f.type] = f.color || typeColor(f.type);   // in the map only
+    });
     var grid = h("div.gram-grid",
       h("div"), h("div.axis-note", (opts.annotation || []).length ? "annotation along both axes (+ strand outer, − strand inner)" : ""),
       h("div"), topStrip,
@@ -474,7 +476,7 @@
       h("tr", h("th", "Toeplitz score"), h("td.num", DN.fmt(g.toeplitz, 3))),
       h("tr", h("th", "positions"), h("td.num", DN.fmt(n))));
     var right = h("div.gram-right", profile, scores,
-                  h("p.muted.small", "3-periodicity: power of the offset profile at period 3. Toeplitz score: share of the map's variance explained by offset alone."));
+                  h("p.muted.small", "3-periodicity: how much more similar positions 3, 6, 9, … apart are than their neighbours (mean of p(k) − (p(k−1) + p(k+1))/2, similarity units). Toeplitz score: share of the off-diagonal similarity variance explained by the offset alone."));
     box.appendChild(h("div.gram-wrap", left, right));
   };
 
@@ -484,7 +486,7 @@
       if (!meta.live) {
         DN.clear(box);
         box.appendChild(h("h2", "Gram-matrix map"));
-        box.appendChild(h("p.note", "The Gram map needs the model, so it is live only: run `dnatlas explorer` on this atlas to see it."));
+        box.appendChild(h("p.note", "The Gram map needs the model, so it is live only: run `dnatlas explore --atlas ATLAS` to see it."));
         return;
       }
       var key = DN.regionKey(region);

@@ -70,6 +70,13 @@
     return x.toFixed(digits === undefined ? (a < 1 ? 3 : a < 100 ? 2 : 0) : digits);
   };
   DN.fmtPos = function (x) { return Number(x).toLocaleString("en-US"); };
+  /** A fraction as a percentage with 2 significant digits (0.00081 -> "0.081%"). */
+  DN.fmtPct = function (x) {
+    if (x === null || x === undefined || isNaN(x)) return "–";
+    if (x === 0) return "0%";
+    var p = x * 100;
+    return (p >= 10 ? p.toFixed(0) : +p.toPrecision(2)) + "%";
+  };
   DN.featureName = function (dictionary, feature) { return dictionary + "#" + feature; };
 
   // ---------------------------------------------------------------- colours

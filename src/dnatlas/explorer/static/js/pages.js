@@ -17,10 +17,12 @@
     return c;
   }
 
-  function f1Cell(f1, control) {
-    var td = h("td.num", fmt(f1, 3));
-    if (f1 !== null && f1 !== undefined && control !== null && control !== undefined) {
-      td.classList.add(f1 > control ? "beats" : "fails");
+  /** A control's F1; red when it reaches the feature's own F1 (the match is no better). */
+  function f1Cell(control, f1) {
+    var td = h("td.num", fmt(control, 3));
+    if (f1 !== null && f1 !== undefined && control !== null && control !== undefined && control >= f1 && f1 > 0) {
+      td.classList.add("fails");
+      td.title = "as good as or better than the feature";
     }
     return td;
   }
@@ -138,7 +140,7 @@
         return h("tr",
           h("td", featureLink(r.dictionary, r.feature, "#" + r.feature)),
           h("td.num", fmt(r.max)),
-          h("td.num", fmt(r.frac_active, 3)),
+          h("td.num", DN.fmtPct(r.frac_active)),
           h("td", r.best_concept ? h("a", { href: "#/concept/" + encodeURIComponent(r.best_concept) }, r.best_concept) : "–"),
           h("td.num", r.best_f1 === null || r.best_f1 === undefined ? "–" : fmt(r.best_f1, 2) + " (" + fmt(r.best_f1_shuffled, 2) + ")"),
           h("td.mono", r.top_motif || "–"),
@@ -163,7 +165,7 @@
     var i = arg.lastIndexOf("/");
     var dictionary = arg.slice(0, i), feature = parseInt(arg.slice(i + 1), 10);
     if (DN.dictionaries()[dictionary]) DN.setDictionary(dictionary, true);
-    return DN.api("feature/" + dictionary + "/" + feature).then(function (page) {
+    return DN.api(["feature", dictionary, feature]).then(function (page) {
       renderFeature(root, page);
     });
   };
@@ -180,7 +182,7 @@
     var stats = h("table.kv",
       [["kind", d.kind === "sae" ? "SAE latent" : "neuron"], ["site", d.site], ["model", d.model + (d.control ? " (random-init control)" : "")],
        ["max (+ / −)", fmt(row.max) + "  (" + fmt(row.max_plus) + " / " + fmt(row.max_minus) + ")"],
-       ["mean", fmt(row.mean)], ["firing fraction (+ / −)", fmt(row.frac_active, 4) + "  (" + fmt(row.frac_plus, 4) + " / " + fmt(row.frac_minus, 4) + ")"],
+       ["mean", fmt(row.mean)], ["firing (+ / −)", DN.fmtPct(row.frac_active) + " of positions  (" + DN.fmtPct(row.frac_plus) + " / " + DN.fmtPct(row.frac_minus) + ")"],
        ["q50 / q90 / q99", [row.q50, row.q90, row.q99].map(function (x) { return fmt(x); }).join(" / ")],
        ["codon phase 1/2/3", (row.phase || []).map(function (x) { return fmt(x, 2); }).join(" / ") || "–"],
        ["coding-strand share", fmt(row.coding_strand, 2)], ["3-periodicity", fmt(row.periodicity3, 3)],
@@ -254,10 +256,10 @@
           return h("tr",
             h("td", h("a", { href: "#/concept/" + encodeURIComponent(c.concept) }, c.concept)),
             h("td.num", h("b", fmt(c.f1, 3)), " ", f1Bar(c)),
-            f1Cell(c.f1_shuffled, null), f1Cell(c.f1_random_init, null), f1Cell(c.f1_neurons, null),
+            f1Cell(c.f1_shuffled, c.f1), f1Cell(c.f1_random_init, c.f1), f1Cell(c.f1_neurons, c.f1),
             h("td.num", fmt(c.precision, 3)), h("td.num", fmt(c.recall, 3)), h("td.num", fmt(c.threshold, 3)));
         }))));
-      cc.appendChild(h("p.muted.small", "Bars: F1 of this feature (dark) against the shuffled-labels control (light); a concept counts only beyond its control."));
+      cc.appendChild(h("p.muted.small", "Bars: F1 of this feature (dark) against the shuffled-labels control (light); a concept counts only beyond its control. A control in red matches or beats the feature."));
     } else {
       cc.appendChild(h("p.muted", "No concept scores for this feature."));
     }
@@ -339,14 +341,14 @@
 
   DN.pages.concept = function (root, arg) {
     var concept = decodeURIComponent(arg);
-    return DN.api("concept/" + concept).then(function (res) {
+    return DN.api(["concept", concept]).then(function (res) {
       root.appendChild(card("Concept: " + res.concept,
         h("p.muted", "Features ranked by test F1 beyond the shuffled-labels control, with the random-init model and the best neuron of the same site beside them."),
         h("table.list#concept-features",
           h("thead", h("tr", ["feature", "F1", "shuffled", "random-init", "best neuron", "precision", "recall", "description"].map(function (t) { return h("th", t); }))),
           h("tbody", res.features.map(function (f) {
             return h("tr", h("td", featureLink(f.dictionary, f.feature)),
-              h("td.num", h("b", fmt(f.f1, 3))), f1Cell(f.f1_shuffled, null), f1Cell(f.f1_random_init, null), f1Cell(f.f1_neurons, null),
+              h("td.num", h("b", fmt(f.f1, 3))), f1Cell(f.f1_shuffled, f.f1), f1Cell(f.f1_random_init, f.f1), f1Cell(f.f1_neurons, f.f1),
               h("td.num", fmt(f.precision, 3)), h("td.num", fmt(f.recall, 3)), h("td.desc", f.description || ""));
           }))),
         h("p", h("a", { href: "#/features?" + DN.query({ dictionary: DN.state.dictionary, order: "best_f1", desc: true, concept: res.concept }) },
@@ -447,7 +449,7 @@
 
   // ---------------------------------------------------------------- live: paste a sequence
   function liveOnly(root, what) {
-    root.appendChild(card(what, h("p.note#live-only-note", "This needs the model, so it is live only and hidden in this static export: run `dnatlas explorer ATLAS` to use it.")));
+    root.appendChild(card(what, h("p.note#live-only-note", "This needs the model, so it is live only and hidden in this static export: run `dnatlas explore --atlas ATLAS` to use it.")));
   }
 
   function sequenceIgv(div, seq, tracks, extra) {
@@ -521,7 +523,7 @@
             h("thead", h("tr", ["feature", "max", "max +", "max −", "mean", "firing", "description"].map(function (t) { return h("th", t); }))),
             h("tbody", res.features.map(function (f) {
               return h("tr", h("td", featureLink(res.dictionary, f.feature, "#" + f.feature)), h("td.num", fmt(f.max)), h("td.num", fmt(f.max_plus)), h("td.num", fmt(f.max_minus)),
-                h("td.num", fmt(f.mean)), h("td.num", fmt(f.frac_active, 3)), h("td.desc", f.description || ""));
+                h("td.num", fmt(f.mean)), h("td.num", DN.fmtPct(f.frac_active)), h("td.desc", f.description || ""));
             })))));
         if (res.gram) {
           var gbox = card("Gram-matrix map of the pasted sequence");
