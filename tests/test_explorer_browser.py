@@ -419,7 +419,8 @@ def test_concepts_and_search(ui):
 
 def test_gram_map(ui):
     """The Gram map of the region in view (live): every position, then one codon phase,
-    with its colour bar, annotation on both axes, offset profile and scores."""
+    with its colour bar, annotation on both axes, offset profile and scores; then another
+    site of the model."""
     ui.open("#/browse/K-12-MG1655:190-1189", "browse")
     if ui.static:
         assert "live only" in ui.page.locator("#gram").inner_text()
@@ -436,6 +437,11 @@ def test_gram_map(ui):
     ui.page.wait_for_function("() => document.querySelector('#gram').innerText.includes("
                               "'codon position 3 only')")
     ui.shot("gram", "#gram")
+    # any site of the model, not only the dictionaries'
+    ui.page.fill("#gram input.site", "blocks.1.residual")
+    ui.page.press("#gram input.site", "Enter")
+    ui.page.wait_for_function("() => document.querySelector('#gram').innerText.includes("
+                              "'site blocks.1.residual')")
 
 
 def test_paste_sequence(ui, inputs):

@@ -496,7 +496,11 @@
       var sites = [];
       meta.dictionaries.forEach(function (d) { if (!d.control && sites.indexOf(d.site) < 0) sites.push(d.site); });
       if (!gram.site) gram.site = sites[0];
-      var siteSel = h("select", { "aria-label": "site" }, sites.map(function (st) { return h("option", { value: st, selected: st === gram.site }, st); }));
+      // any site of the model (e.g. blocks.0.residual, blocks.3.neurons); the atlas's
+      // dictionaries' sites are offered
+      var siteSel = h("input.site", { type: "text", value: gram.site, list: "gram-sites", "aria-label": "site",
+                                      title: "any site of the model, e.g. blocks.1.residual", style: { width: "12em" } });
+      var siteList = h("datalist#gram-sites", sites.map(function (st) { return h("option", { value: st }); }));
       var phaseSel = h("select", { "aria-label": "codon phase" },
         [["", "every position"], ["0", "codon position 1"], ["1", "codon position 2"], ["2", "codon position 3"]].map(function (o) {
           return h("option", { value: o[0], selected: o[0] === gram.phase }, o[1]);
@@ -510,12 +514,12 @@
       var out = h("div.gram-out");
       var btn = h("button", { type: "button" }, "Draw the Gram map");
       box.appendChild(h("h2", "Gram-matrix map of the region in view"));
-      box.appendChild(h("div.controls", h("label", "site ", siteSel), h("label", "view ", phaseSel), h("label", "", scaleSel), btn,
+      box.appendChild(h("div.controls", h("label", "site ", siteSel, siteList), h("label", "view ", phaseSel), h("label", "", scaleSel), btn,
         h("span.muted", width > maxnt ? "region " + DN.fmtPos(width) + " nt: the first " + DN.fmtPos(maxnt) + " nt are mapped (zoom in for less)" :
                                          DN.fmtPos(width) + " nt in view")));
       box.appendChild(out);
       function draw() {
-        gram.site = siteSel.value; gram.phase = phaseSel.value; gram.scale = scaleSel.value;
+        gram.site = siteSel.value.trim() || sites[0]; gram.phase = phaseSel.value; gram.scale = scaleSel.value;
         var end = Math.min(region.end, region.start + maxnt - 1);
         DN.clear(out).appendChild(h("p.muted", "computing…"));
         var params = { chr: region.chr, start: region.start, end: end, site: gram.site, phase: gram.phase, scale: gram.scale };
