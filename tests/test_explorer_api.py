@@ -347,10 +347,12 @@ def test_security_headers_no_cors_and_no_tracebacks(state):
     real = state.atlas.concepts
     state.atlas.concepts = lambda: 1 / 0
     try:
-        msg = refused(client.get("/api/concepts"), 500)
+        bug = client.get("/api/concepts")
+        msg = refused(bug, 500)
     finally:
         state.atlas.concepts = real
     assert "ZeroDivisionError" in msg and "line" not in msg
+    assert "default-src 'self'" in bug.headers["content-security-policy"]
 
 
 def test_allowed_hosts_block_dns_rebinding(state):

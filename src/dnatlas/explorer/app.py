@@ -55,16 +55,26 @@ class SecurityHeaders:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         csp = DOCS_CSP if scope["path"] in ("/docs", "/redoc") else CSP
+        started = False
 
         async def send_with_headers(message):
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 names = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [(k, v) for k, v in HEADERS if k not in names]
                 extra.append((b"content-security-policy", csp.encode()))
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:   # a bug: JSON 500 with the headers, the traceback logged
+            if started:
+                raise
+            log.exception("explorer: %s %s failed", scope.get("method"), scope["path"])
+            await error(500, f"internal error ({type(exc).__name__}); see the server log")(
+                scope, receive, send_with_headers)
 
 
 class BodyLimit:
