@@ -466,10 +466,10 @@ def test_paste_sequence(ui, inputs):
 
 
 def test_steering(ui):
-    """Steering (live): one SAE feature set to twice its max over 64 nt of thrA; the changes
-    of the nucleotide, reference-base, codon and amino-acid predictions come back as igv
-    tracks and a table. Static: hidden with a note."""
-    ui.open("#/steer?region=K-12-MG1655:337-400&feature=7", "steer")
+    """Steering (live): one SAE feature set to twice its max over the first 36 nt of thrA;
+    the changes of the nucleotide, reference-base, codon and amino-acid predictions come
+    back as igv tracks and a table. Static: hidden with a note."""
+    ui.open("#/steer?region=K-12-MG1655:337-372&feature=7", "steer")
     if ui.static:
         assert ui.page.locator("#live-only-note").count() == 1
         return
