@@ -24,4 +24,4 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     index = tmp_path / "explorer" / "index.html"
     assert "data/index.js" in index.read_text()
     assert (tmp_path / "explorer" / "data" / "index.js").exists()
-    assert str(index.resolve()) in capsys.readouterr().out
+    assert str(index.resolve()) in out          # the file to open, printed
