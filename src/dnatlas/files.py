@@ -210,7 +210,8 @@ def check_writable_file(path: str | Path, what: str = "output",
         raise InputError(f"{what} is a folder, not a file", path=path)
     _make_parents(path.parent, what)
     if path.exists() and force is False:
-        raise InputError(f"{what} exists; give --force to replace it", path=path)
+        raise InputError(f"{what} exists; give force=True to replace it", path=path,
+                         setting="force")
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"{what} is not writable", path=path)
     if not os.access(path.parent, os.W_OK | os.X_OK):
@@ -240,7 +241,8 @@ def check_output_dir(path: str | Path, what: str = "output folder",
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise InputError(f"{what} holds files this command did not write ({shown}); "
-                             "give another folder, or --force to write beside them", path=path)
+                             "give another folder, or force=True to write beside them",
+                             path=path, setting="force")
     return path
 
 

@@ -246,9 +246,9 @@ def _prepare(model, seq, layers, site, start, end, chunk_size, batch_size, stran
     end = len(seq) if end is None else int(end)
     if not 0 <= start < end <= len(seq):
         raise InputError(f"region [{start}, {end}) is outside the sequence [0, {len(seq)})")
-    for flag, value in (("chunk size", chunk_size), ("batch size", batch_size)):
+    for name, value in (("chunk_size", chunk_size), ("batch_size", batch_size)):
         if int(value) < 1:
-            raise InputError(f"the {flag} must be at least 1, got {value}")
+            raise InputError(f"{name} must be at least 1, got {value}", setting=name)
     if strand not in STRANDS:
         raise InputError(f"strand must be '+', '-', 'both' or 'paired', got {strand!r}")
     names = model.select_keys(layers, site)
@@ -301,8 +301,9 @@ def _check_free_space(out: Path, needed: int) -> None:
     free = shutil.disk_usage(out).free
     if needed > free:
         raise InputError(f"the activations need {needed / 2**30:.1f} GiB but only "
-                         f"{free / 2**30:.1f} GiB are free (fewer --layers, a --region, or "
-                         "another --out/--acts disk)", path=out)
+                         f"{free / 2**30:.1f} GiB are free (fewer layers, a region, or "
+                         "another out/acts disk)", path=out,
+                         setting=("layers", "region", "out", "acts"))
 
 
 def extract_to_dir(model, seq: np.ndarray, out: str | Path, layers="all",

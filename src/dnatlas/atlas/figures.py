@@ -30,10 +30,10 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path):
+def _save(fig, path, dpi: int = 150):
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return fig
 
 
@@ -52,7 +52,7 @@ def _letter(ax, letter: str, x: float, y: float, height: float):
     ax.add_patch(PathPatch(transform.transform_path(path), color=COLOURS[letter], lw=0))
 
 
-def sequence_logo(pwm, path=None, title: str | None = None, ax=None):
+def sequence_logo(pwm, path=None, title: str | None = None, ax=None, dpi: int = 150):
     """An information-content logo of a position frequency matrix (width x 4, A C G T;
     a flat row-major list as in the ``motifs`` table is accepted). Each column's letters
     are stacked by frequency, the most frequent on top, to a total height of the
@@ -81,15 +81,17 @@ def sequence_logo(pwm, path=None, title: str | None = None, ax=None):
     if title:
         ax.set_title(title, fontsize=9)
     fig = fig or ax.figure
-    return _save(fig, path)
+    return _save(fig, path, dpi)
 
 
 def landmark_profiles(rows, path=None, title: str | None = None, mean: float | None = None,
-                      min_n: int = 1, ax=None):
+                      min_n: int = 1, ax=None, dpi: int = 150, peak: str | None = None,
+                      peak_offset: int | None = None):
     """Mean activation against the offset from each landmark: one colour per landmark,
     solid for the sense strand, dashed for antisense; offset 0 (the landmark) marked, and
     the feature's genome-wide ``mean`` as a grey line. ``rows`` are ``landmarks`` table
-    rows (``landmark``, ``orientation``, ``offset_min``, ``profile``, ``n``)."""
+    rows (``landmark``, ``orientation``, ``offset_min``, ``profile``, ``n``); ``peak``
+    (a ``best_landmark``, ``landmark/orientation``) and ``peak_offset`` circle the peak."""
     plt = _pyplot()
     fig = None
     if ax is None:
@@ -106,17 +108,21 @@ def landmark_profiles(rows, path=None, title: str | None = None, mean: float | N
                 f"{row['orientation']} (n={row['n']})"
         ax.plot(x, prof, color=colour, lw=1.2,
                 ls="-" if row["orientation"] == "sense" else "--", label=label)
+        if peak == f"{row['landmark']}/{row['orientation']}" and peak_offset is not None \
+                and 0 <= peak_offset - row["offset_min"] < len(prof):
+            ax.plot([peak_offset], [prof[peak_offset - row["offset_min"]]], "o", ms=9,
+                    mfc="none", mec="black", mew=1.2, label=f"peak at {peak_offset:+d} nt")
     ax.axvline(0, color="black", lw=0.8, ls=":")
     if mean is not None:
         ax.axhline(mean, color="grey", lw=0.8, label="genome-wide mean")
     ax.set_xlabel("offset from the landmark (nt, its 5'->3' direction; < 0 upstream)")
     ax.set_ylabel("mean activation")
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(fontsize=7, frameon=False, loc="best")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         ax.set_title(title, fontsize=9)
     fig = fig or ax.figure
-    return _save(fig, path)
+    return _save(fig, path, dpi)
 
 
 def _evidence(row: dict) -> tuple:
@@ -130,12 +136,15 @@ def _evidence(row: dict) -> tuple:
             row["feature"])
 
 
-def showcase(folder, dictionary: str, out, n: int = 10, link: str = "") -> str:
+def showcase(folder, dictionary: str, out, n: int = 10, link: str = "",
+             prefix: str | None = None) -> str:
     """Figures and a Markdown section for an atlas's ``n`` best-described features
     (explained; most kinds of evidence first) and ``n`` strongest unexplained ones
-    (``score_unexplained``): a logo per motif and a landmark-profile figure per feature,
-    written to ``out`` as ``DICTIONARY-FEATURE-{logo,profile}.png`` (``link`` prefixes
-    the image paths in the Markdown)."""
+    (``score_unexplained``): a logo per motif and a landmark-profile figure per feature
+    (the profiles of at least 20 landmarks, those a peak may come from),
+    written to ``out`` as ``PREFIX-FEATURE-{logo,profile}.png`` (``prefix``: the
+    dictionary's name by default; ``link`` prefixes the image paths in the Markdown)."""
+    from dnatlas.atlas.landmarks import MIN_N
     from dnatlas.atlas.reader import Atlas
 
     out = Path(out)
@@ -154,19 +163,21 @@ def showcase(folder, dictionary: str, out, n: int = 10, link: str = "") -> str:
             lines += [f"#### {len(rows)} {title} features of `{dictionary}`", ""]
             for row in rows:
                 page = atlas.feature(dictionary, row["feature"])
-                stem = f"{dictionary.replace(':', '-')}-{row['feature']}"
+                stem = f"{prefix or dictionary.replace(':', '-')}-{row['feature']}"
                 name = f"{dictionary} #{row['feature']}"
                 lines.append(f"- **#{row['feature']}**: {page['feature']['description']}")
                 images = []
                 if page["motif"] is not None:
                     sequence_logo(page["motif"]["pwm"], out / f"{stem}-logo.png",
                                   title=f"{name}: motif {page['motif']['consensus']} "
-                                        f"({page['motif']['n_sites']} sites)")
+                                        f"({page['motif']['n_sites']} sites)", dpi=80)
                     images.append(f"![logo of {name}]({link}{stem}-logo.png)")
                 if page["landmarks"]:
                     landmark_profiles(page["landmarks"], out / f"{stem}-profile.png",
                                       title=f"{name}: landmark profiles",
-                                      mean=page["feature"]["mean"])
+                                      mean=page["feature"]["mean"], min_n=MIN_N, dpi=80,
+                                      peak=page["feature"]["best_landmark"],
+                                      peak_offset=page["feature"]["landmark_offset"])
                     images.append(f"![landmark profiles of {name}]({link}{stem}-profile.png)")
                 if images:
                     lines += ["", "  " + " ".join(images)]

@@ -66,7 +66,8 @@ def _refuse_other_spans(out, items, keys) -> None:
                 raise InputError(
                     f"the folder holds {key} of {format_region(seqid, a['start'], a['end'])}; "
                     f"extracting {format_region(seqid, start, end)} would replace it: give "
-                    "another --out, or --force to replace it", path=out)
+                    "another out, or force=True to replace it", path=out,
+                    setting=("out", "force"))
 
 
 def _extract_genome(model: str | ModelAdapter | None, fasta: str | Path, out: str | Path,
@@ -167,9 +168,9 @@ class _Job:
 
     def check(self) -> None:
         """The argument checks of a single extraction, before any rank writes."""
-        for flag, value in (("chunk size", self.chunk_size), ("batch size", self.batch_size)):
+        for name, value in (("chunk_size", self.chunk_size), ("batch_size", self.batch_size)):
             if value < 1:
-                raise InputError(f"the {flag} must be at least 1, got {value}")
+                raise InputError(f"{name} must be at least 1, got {value}", setting=name)
         if self.strand not in STRANDS:
             raise InputError(f"strand must be '+', '-', 'both' or 'paired', got {self.strand!r}")
         ids = [item[0] for item in self.items]

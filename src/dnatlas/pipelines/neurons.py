@@ -62,8 +62,8 @@ class CatalogSettings:
     def check(self) -> None:
         for name in ("top", "windows", "half_window", "jobs", "chunk_size", "batch_size"):
             if getattr(self, name) < (0 if name in ("windows",) else 1):
-                raise InputError(f"{name.replace('_', '-')} must be positive, got "
-                                 f"{getattr(self, name)}")
+                raise InputError(f"{name} must be positive, got {getattr(self, name)}",
+                                 setting=name)
 
 
 @dataclass
@@ -210,8 +210,8 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
     strand = "+" if all(model.rc_permutation(k) is not None for k in keys) else "paired"
     existing = open_activations(acts_dir) if read_meta(acts_dir) is not None else None
     if existing is not None and existing.layout != "CL":
-        raise InputError("the activation folder must hold neuron-major (--layout CL) "
-                         "activations", path=acts_dir)
+        raise InputError("the activation folder must hold neuron-major (layout CL) "
+                         "activations", path=acts_dir, setting="layout")
     if existing is not None:
         check_compatible(acts_dir, existing.meta, {
             "model_fingerprint": model.fingerprint(), "site": keys[0].rsplit(".", 1)[-1],

@@ -75,14 +75,15 @@ def resolve_hyperparameters(hyper: SAEHyperparameters, device: str):
     if hyper.expansion is not None:
         expansion = hyper.expansion
     _positive("expansion", expansion)
-    for value, name in ((hyper.k, "k"), (hyper.l1, "l1_coefficient"), (hyper.l0, "l0_coefficient")):
+    for value, name, key in ((hyper.k, "k", "k"), (hyper.l1, "l1", "l1_coefficient"),
+                             (hyper.l0, "l0", "l0_coefficient")):
         if value is not None:
             (_positive if name == "k" else _non_negative)(name, value)
-            sae_kw[name] = value
+            sae_kw[key] = value
     if not hyper.normalize:
         sae_kw["normalize"] = False
     if arch in ("topk", "batchtopk") and "k" not in sae_kw:
-        raise InputError(f"the {arch} architecture needs k (--k)")
+        raise InputError(f"the {arch} architecture needs k", setting="k")
     for name in ("steps", "batch_size", "lr"):
         value = getattr(hyper, name)
         if value is not None:
@@ -96,12 +97,12 @@ def resolve_hyperparameters(hyper: SAEHyperparameters, device: str):
 
 def _positive(name: str, value) -> None:
     if not value > 0:
-        raise InputError(f"{name} must be positive, got {value}")
+        raise InputError(f"{name} must be positive, got {value}", setting=name)
 
 
 def _non_negative(name: str, value) -> None:
     if not value >= 0:
-        raise InputError(f"{name} must be at least 0, got {value}")
+        raise InputError(f"{name} must be at least 0, got {value}", setting=name)
 
 
 def _device(name: str | None) -> str:
@@ -143,7 +144,7 @@ def _is_cache(path: Path) -> bool:
 def _check_window(model: ModelAdapter, w: WindowSettings) -> None:
     """Refuse a window the model cannot take, before any data is read."""
     _positive("window", w.window)
-    _positive("windows per batch", w.windows_per_batch)
+    _positive("windows_per_batch", w.windows_per_batch)
     model.check_window(w.window)
 
 
@@ -186,7 +187,7 @@ def _open_sae_out(out, resume: bool, force: bool):
     return output_folder(out, "sae train", own=lambda name: _is_sae_output(out, name),
                          force=force, what="SAE folder",
                          earlier=(lambda name: False) if resume else None,
-                         result=("an SAE run whose checkpoint already exists (--resume "
+                         result=("an SAE run whose checkpoint already exists (resume=True "
                                  "continues it)") if (out / "checkpoint.pt").exists()
                          else "an SAE")
 
@@ -252,7 +253,7 @@ def _sae_streams(adapter, windows: WindowSettings, keys, batch_size: int, buffer
         data_info = {"activation_cache": str(data_path)}
     else:
         _check_window(adapter, windows)
-        _positive("buffer rows", buffer_rows)
+        _positive("buffer_rows", buffer_rows)
         parts = [ActivationStore(adapter, window_source(windows.data, windows.split,
                                                         windows.window, windows.windows_per_batch,
                                                         windows.seed, s, streams),
