@@ -58,7 +58,7 @@ def w(tmp_path_factory):
     for f in ("cfg.json", "sae_weights.safetensors"):
         data = (root / "sae" / f).read_bytes()
         (truncated_sae / f).write_bytes(data if f == "cfg.json" else data[:300])
-    from dnatlas.analysis.extract import extract_to_dir
+    from dnatlas.analysis.extract_folder import extract_to_dir
     from dnatlas.models import load_model
 
     seq = np.random.default_rng(2).integers(0, 4, 400).astype(np.uint8)

@@ -234,7 +234,7 @@ def merge_meta(out: Path, old: dict | None, meta: dict) -> None:
 
 @dataclass
 class Activations:
-    """A folder written by :func:`dnatlas.analysis.extract.extract_to_dir`.
+    """A folder written by :func:`dnatlas.analysis.extract_folder.extract_to_dir`.
 
     Attributes:
         path: the folder; meta: the parsed ``meta.json``.

@@ -45,7 +45,7 @@ class GramRequest:
 
 
 def _from_folder(req: GramRequest):
-    from dnatlas.analysis.extract import open_activations
+    from dnatlas.analysis.activation_files import open_activations
     from dnatlas.genome.regions import parse_region
 
     store = open_activations(req.acts)

@@ -186,7 +186,7 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
     (``paired`` arrays; perm maps channel c to its − strand copy C + c). ``bounds``
     (``{id: (start, end)}``, default whole records) limits each record to a span.
     Under torchrun the ranks share the extraction
-    (:func:`~dnatlas.pipelines.extract.extract_records`).
+    (:func:`~dnatlas.analysis.extract_folder.extract_records`).
     """
     from dnatlas.analysis.activation_files import (
         check_compatible,
@@ -194,7 +194,7 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
         read_meta,
         sequence_sha256,
     )
-    from dnatlas.pipelines.extract import extract_records
+    from dnatlas.analysis.extract_folder import extract_records
 
     strand = "+" if all(model.rc_permutation(k) is not None for k in keys) else "paired"
     existing = open_activations(acts_dir) if read_meta(acts_dir) is not None else None
