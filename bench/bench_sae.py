@@ -90,7 +90,7 @@ def steady_state(arch, args, data) -> dict[str, torch.Tensor] | None:
     """
     if not args.steady_l0:
         return None
-    from dnatlas.sae.architectures import SAEConfig, build_sae
+    from dnatlas.sae import SAEConfig, build_sae
 
     kw = {"k": args.k} if arch in ("topk", "batchtopk") else {}
     sae = build_sae(SAEConfig.from_expansion(arch, args.d_in, args.expansion, normalize=False,
@@ -116,7 +116,7 @@ def _l0(sae, x) -> float:
 
 
 def run_ours(arch, args, data, state=None) -> tuple[float, float]:
-    from dnatlas.sae.architectures import SAEConfig
+    from dnatlas.sae import SAEConfig
     from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig
 
     kw = {"k": args.k} if arch in ("topk", "batchtopk") else {}
@@ -141,7 +141,7 @@ def run_sae_lens(arch, args, data, state=None) -> tuple[float, float]:
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.training.sae_trainer import SAETrainer
 
-    from dnatlas.sae.architectures import SAEConfig
+    from dnatlas.sae import SAEConfig
 
     ours = SAEConfig.from_expansion(arch, args.d_in, args.expansion,
                                     k=args.k if arch in ("topk", "batchtopk") else None)
@@ -194,7 +194,7 @@ def _run(spec: str, argv: list[str]) -> tuple[float, float]:
 def sparse_sweep(args) -> None:
     """dnatlas's forward + backward time, dense vs sparse code path, by active fraction."""
     from dnatlas.runtime import tune_allocator
-    from dnatlas.sae.architectures import SAEConfig, build_sae
+    from dnatlas.sae import SAEConfig, build_sae
 
     tune_allocator()
     x = make_data(args.d_in, args.batch_size, 1, args.device)[0]

@@ -46,8 +46,8 @@ class Killed(Exception):
 def run(model, steps, out, batch_size, every, resume=False, kill_after=None, replay=False):
     from dnatlas import bundled
     from dnatlas.pipelines.windows import window_source
+    from dnatlas.sae import SAEConfig
     from dnatlas.sae.activation_store import ActivationStore
-    from dnatlas.sae.architectures import SAEConfig
     from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig
 
     key = "blocks.2.residual"

@@ -23,7 +23,7 @@ def w(tmp_path_factory):
     """Inputs: a tiny model, a genome, an annotation, a store, an SAE, damaged copies."""
     from dnatlas.genome.store_build import build_store
     from dnatlas.model import DNAtlas, DNAtlasConfig
-    from dnatlas.sae.architectures import SAEConfig, build_sae
+    from dnatlas.sae import SAEConfig, build_sae
     from dnatlas.sae.saelens_format import save_sae
 
     root = tmp_path_factory.mktemp("contract")

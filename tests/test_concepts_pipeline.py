@@ -175,7 +175,7 @@ def test_outputs(evaluated):
 
 def test_sae_dictionary_and_rc_pairs(genome, tmp_path):
     """An SAE whose latent 1 reads channel 0 finds the motif through the SAE path."""
-    from dnatlas.sae.architectures import build_sae
+    from dnatlas.sae import build_sae
     from dnatlas.sae.config import SAEConfig
     from dnatlas.sae.saelens_format import save_sae
 

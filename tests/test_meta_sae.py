@@ -10,7 +10,7 @@ import torch
 
 from dnatlas.cli import main
 from dnatlas.errors import InputError
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import SAEConfig, build_sae
 from dnatlas.sae.meta import (
     decoder_batches,
     decoder_rows,

@@ -245,7 +245,7 @@ def test_sae_training_resumes_from_the_stream_state(tmp_path):
     """A killed run resumed from its checkpoint equals the uninterrupted run exactly, and
     the resume runs the model only on windows the killed run had not consumed."""
     from dnatlas.models import load_model
-    from dnatlas.sae.architectures import SAEConfig
+    from dnatlas.sae import SAEConfig
     from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig
 
     adapter = load_model("dnatlas:tiny:random-init")

@@ -3,12 +3,8 @@
 import pytest
 import torch
 
-from dnatlas.sae.architectures import (
-    JumpReLUFunction,
-    SAEConfig,
-    batch_topk_indices,
-    build_sae,
-)
+from dnatlas.sae import SAEConfig, build_sae
+from dnatlas.sae.sparse_ops import JumpReLUFunction, batch_topk_indices
 
 D, S, B = 8, 32, 12
 

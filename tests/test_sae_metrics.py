@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import SAEConfig, build_sae
 from dnatlas.sae.metrics import evaluate_reconstruction, loss_recovered
 
 

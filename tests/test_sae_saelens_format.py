@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from dnatlas.errors import InputError
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import SAEConfig, build_sae
 from dnatlas.sae.saelens_format import load_sae, save_sae
 
 D, S = 8, 32

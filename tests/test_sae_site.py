@@ -9,7 +9,7 @@ from dnatlas.cli import main
 from dnatlas.errors import InputError
 from dnatlas.models.dnatlas import DNAtlasAdapter
 from dnatlas.pipelines.sae_site import load_sae_for
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import SAEConfig, build_sae
 from dnatlas.sae.saelens_format import save_sae
 from tests.helpers import one_line, write_inputs
 

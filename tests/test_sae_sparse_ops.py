@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import SAEConfig, build_sae
 from dnatlas.sae.sparse_ops import JumpReLUCodes, JumpReLUFunction, ReLUCodes
 
 B, D, S = 40, 6, 24

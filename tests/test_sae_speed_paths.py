@@ -8,7 +8,7 @@ the same parameters on either branch.
 import pytest
 import torch
 
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import SAEConfig, build_sae
 from dnatlas.sae.sparse_ops import JumpReLUFunction, SparseCodes
 
 B, D, S = 48, 8, 64

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dnatlas.errors import InputError
-from dnatlas.sae.architectures import SAEConfig
+from dnatlas.sae import SAEConfig
 from dnatlas.sae.saelens_format import load_sae
 from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig, preset, train_saes
 

@@ -14,7 +14,7 @@ from dnatlas.cli import main
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import MASK
 from dnatlas.models.dnatlas import DNAtlasAdapter
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import SAEConfig, build_sae
 from dnatlas.sae.saelens_format import save_sae
 from dnatlas.sae.steering import (
     FeatureEdit,

@@ -21,6 +21,7 @@ import sys
 
 from dnatlas.cli._model_input import add_device_arg, add_model_arg, positive_int
 from dnatlas.cli.sae_meta import add_meta
+from dnatlas.sae.registry import ARCHITECTURES
 
 
 def register(subparsers) -> None:
@@ -63,7 +64,7 @@ def _add_train(sub) -> None:
     _add_source_args(p, "train")
     _add_key_args(p)
     p.add_argument("--preset", help="hyperparameter preset, e.g. hyenadna-001 (flags override it)")
-    p.add_argument("--arch", choices=["relu", "topk", "batchtopk", "jumprelu"], help="architecture")
+    p.add_argument("--arch", choices=ARCHITECTURES, help="architecture")
     p.add_argument("--expansion", type=float, help="d_sae / d_in (default 16)")
     p.add_argument("--k", type=positive_int, help="active features per row (topk, batchtopk)")
     p.add_argument("--l1", type=float, help="L1 coefficient (relu; default 0.1)")

@@ -229,7 +229,7 @@ def _check_out(out: Path, force: bool) -> Path:
 
 
 def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
-    from dnatlas.sae.architectures import SAEConfig
+    from dnatlas.sae.config import SAEConfig
     from dnatlas.sae.meta import derived_seed, meta_preset, meta_width, steps_for
     from dnatlas.sae.training_config import SAETrainingConfig
 
@@ -244,7 +244,7 @@ def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
         if getattr(settings, name) is not None:
             setattr(train, name, getattr(settings, name))
     train.steps = settings.steps or steps_for(preset, n_rows, train.batch_size) or train.steps
-    for name in ("width", "k", "steps", "batch_size", "lr"):
+    for name in ("width", "steps", "batch_size", "lr"):  # k: the architecture's config
         value = getattr(settings, name)
         if value is not None and not value > 0:
             raise InputError(f"{name} must be positive, got {value}")
@@ -255,7 +255,7 @@ def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
                         hook_name="sae_decoder", **sae_kw)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return preset, cfg, train, seed
+    return preset, cfg, train, seed, {**cfg.to_dict(), **sae_kw}
 
 
 def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings | None = None,
@@ -313,7 +313,7 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
     rows = decoder_rows(base, ids)
     if len(ids) < 2:
         raise InputError(f"a meta-SAE needs at least 2 latents, got {len(ids)}")
-    preset, cfg, train, seed = _configs(settings, len(ids), base.d_in, device)
+    preset, cfg, train, seed, fields = _configs(settings, len(ids), base.d_in, device)
     out = _check_out(Path(out), force)
     control = random_dictionary(*rows.shape, seed=seed)
     source = {"base_sae": str(folder), "base_sae_sha256": file_digest(folder / WEIGHTS_FILENAME),
@@ -337,7 +337,7 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
         meta = load_sae(out / key, device=device)
         codes = meta_codes(meta, data)
         metrics[name] = decoder_variance_explained(meta, data, codes)
-        if cfg.arch == "batchtopk":
+        if hasattr(meta, "encode_batch"):  # batch-level selection in training (batchtopk)
             with torch.no_grad():
                 batch = decoder_variance_explained(meta, data, meta.encode_batch(
                     data.to(device)).cpu())
@@ -349,7 +349,8 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
         "row a latent of its own, so its FVE says little about shared structure; give "
         f"--width below {len(ids)}"]
     metrics["settings"] = {**source, "latents": len(ids), "arch": cfg.arch, "width": cfg.d_sae,
-                           "k": cfg.k, "l0_coefficient": cfg.l0_coefficient, "seed": seed,
+                           "k": fields["k"], "l0_coefficient": fields["l0_coefficient"],
+                           "seed": seed,
                            "steps": train.steps, "batch_size": train.batch_size, "lr": train.lr}
     paths = {"meta_sae": out / META_DIR, "random_sae": out / RANDOM_DIR,
              "metrics": out / "metrics.json", "children": out / "children.csv",

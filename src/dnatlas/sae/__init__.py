@@ -2,9 +2,11 @@
 
 Modules:
 
-* :mod:`~dnatlas.sae.config`, :mod:`~dnatlas.sae.autoencoder`,
-  :mod:`~dnatlas.sae.architectures`: ReLU+L1, TopK, BatchTopK and JumpReLU SAEs sharing
-  :class:`SparseAutoencoder` (``encode``, ``decode``, ``forward``, ``loss``).
+* :mod:`~dnatlas.sae.registry`: the architectures by name (ReLU+L1, TopK, BatchTopK and
+  JumpReLU, one module each in :mod:`~dnatlas.sae.archs` with its own config), sharing
+  :class:`SparseAutoencoder` (:mod:`~dnatlas.sae.autoencoder`: ``encode``, ``decode``,
+  ``forward``, ``loss``) and :class:`SAEConfig` (:mod:`~dnatlas.sae.config`).
+* :mod:`~dnatlas.sae.hyperparameters`: a named preset merged with a user's settings.
 * :mod:`~dnatlas.sae.trainer` (settings in :mod:`~dnatlas.sae.training_config`):
   :class:`SAETrainer` trains many SAEs (layers x hyperparameters) from one pass over
   activation batches; resumable checkpoints that include the activation stream's state.
@@ -34,24 +36,22 @@ from dnatlas.sae.activation_store import (
     cache_activations,
     window_rows,
 )
-from dnatlas.sae.architectures import (
-    ARCHITECTURES,
-    BatchTopKSAE,
-    JumpReLUSAE,
-    ReLUSAE,
-    SAEConfig,
-    SparseAutoencoder,
-    TopKSAE,
-    build_sae,
-)
+from dnatlas.sae.archs.batchtopk import BatchTopKSAE
+from dnatlas.sae.archs.jumprelu import JumpReLUSAE
+from dnatlas.sae.archs.relu import ReLUSAE
+from dnatlas.sae.archs.topk import TopKSAE
+from dnatlas.sae.autoencoder import SparseAutoencoder
+from dnatlas.sae.config import SAEConfig
 from dnatlas.sae.metrics import evaluate_reconstruction, loss_recovered
+from dnatlas.sae.registry import ARCHITECTURES, architecture, build_sae
 from dnatlas.sae.saelens_format import load_sae, save_sae
 from dnatlas.sae.trainer import PRESETS, SAESpec, SAETrainer, SAETrainingConfig, preset, train_saes
 
 __all__ = [
     "ARCHITECTURES", "ActivationStore", "BatchTopKSAE", "CachedActivations", "JumpReLUSAE",
     "PRESETS", "ReLUSAE", "SAEConfig", "SAESpec", "SAETrainer", "ShuffleBuffer",
-    "SparseAutoencoder", "TopKSAE", "SAETrainingConfig", "build_sae", "cache_activations",
+    "SparseAutoencoder", "TopKSAE", "SAETrainingConfig", "architecture", "build_sae",
+    "cache_activations",
     "evaluate_reconstruction", "load_sae", "loss_recovered", "preset",
     "save_sae", "train_saes", "window_rows",
 ]

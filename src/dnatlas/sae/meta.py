@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from dnatlas.errors import InputError
-from dnatlas.sae.architectures import SparseAutoencoder
+from dnatlas.sae.autoencoder import SparseAutoencoder
 
 __all__ = ["META_PRESETS", "MetaPreset", "decoder_batches", "decoder_rows", "derived_seed",
            "decoder_variance_explained", "meta_children", "meta_codes", "meta_preset",

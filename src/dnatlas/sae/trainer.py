@@ -53,7 +53,9 @@ from dnatlas import distributed
 from dnatlas.errors import InputError
 from dnatlas.files import atomic_path, atomic_write
 from dnatlas.progress import progress
-from dnatlas.sae.architectures import SAEConfig, SparseAutoencoder, build_sae, expected_norm_scale
+from dnatlas.sae.autoencoder import SparseAutoencoder, expected_norm_scale
+from dnatlas.sae.config import SAEConfig
+from dnatlas.sae.registry import build_sae
 from dnatlas.sae.saelens_format import save_sae
 from dnatlas.sae.training_config import PRESETS, SAETrainingConfig, preset
 
