@@ -149,16 +149,15 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.json:
         check_writable_file(args.json, "--json", force=args.force)
-    metrics, frequency = evaluate_sae(args.sae, args.model, _windows(args), args.batches,
-                                      args.loss_batches, args.dense_threshold, args.device)
-    warnings = metrics.pop("warnings")
-    width = max(len(k) for k in metrics)
-    for k, v in metrics.items():
+    result = evaluate_sae(args.sae, args.model, _windows(args), args.batches,
+                          args.loss_batches, args.dense_threshold, args.device)
+    width = max(len(k) for k in result.metrics)
+    for k, v in result.metrics.items():
         print(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
-    for text in warnings:
+    for text in result.warnings:
         print(f"dnatlas: warning: {text}", file=sys.stderr)
     if args.json:
-        write_json(args.json, {**metrics, "warnings": warnings, "feature_frequency": frequency})
+        write_json(args.json, result.to_json())
     return 0
 
 

@@ -107,6 +107,21 @@ class MetaSAEResult:
     children: list[list[tuple[int, float]]]
     paths: dict[str, Path] = field(default_factory=dict)
 
+    @property
+    def decoder(self) -> dict[str, float]:
+        """The meta-SAE's measures (``fve``, ``mse``, ``l0``...) on the decoder rows."""
+        return self.metrics["decoder"]
+
+    @property
+    def random(self) -> dict[str, float]:
+        """The same measures of the meta-SAE trained on the random dictionary."""
+        return self.metrics["random"]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Reasons a number should not be trusted (e.g. as many meta-latents as rows)."""
+        return self.metrics["warnings"]
+
 
 # ---- inputs -------------------------------------------------------------------------------
 

@@ -31,8 +31,8 @@ from dnatlas.sae.hyperparameters import (
     resolve_hyperparameters,
 )
 
-__all__ = ["SAEHyperparameters", "WindowSettings", "cache_sae_activations", "evaluate_sae",
-           "train_sae"]
+__all__ = ["SAEEvaluation", "SAEHyperparameters", "WindowSettings", "cache_sae_activations",
+           "evaluate_sae", "train_sae"]
 
 
 def _device(name: str | None) -> str:
@@ -175,14 +175,33 @@ def _train_on(adapter, data, data_info, specs, resolved, out, resume, device) ->
     return [trainer.sae_dir(spec) for spec in specs]
 
 
+@dataclass
+class SAEEvaluation:
+    """What :func:`evaluate_sae` measured.
+
+    Attributes:
+        metrics: name -> value, in report order: the SAE, model, key and data, then L0,
+            FVU, dead/dense features and (with windows) the MLM loss recovered.
+        warnings: reasons a number should not be trusted (e.g. zero-ablation scoring
+            better than the clean model).
+        feature_frequency: each feature's firing frequency.
+    """
+
+    metrics: dict
+    warnings: list[str]
+    feature_frequency: list[float]
+
+    def to_json(self) -> dict:
+        """The ``--json`` record: the metrics, the warnings and the frequencies."""
+        return {**self.metrics, "warnings": self.warnings,
+                "feature_frequency": self.feature_frequency}
+
+
 def evaluate_sae(sae_dir: str | Path, model: str | ModelAdapter | None, windows: WindowSettings,
                  batches: int = 20, loss_batches: int = 4, dense_threshold: float = 0.1,
-                 device: str | None = None) -> tuple[dict, list[float]]:
-    """L0, FVU, dead/dense features and MLM loss recovered of an SAE.
-
-    Returns ``(metrics, feature_frequency)``; ``metrics["warnings"]`` lists reasons a number
-    should not be trusted (e.g. zero-ablation scoring better than the clean model).
-    """
+                 device: str | None = None) -> SAEEvaluation:
+    """L0, FVU, dead/dense features and MLM loss recovered of an SAE
+    (:class:`SAEEvaluation`)."""
     from dnatlas.pipelines.sae_site import load_sae_for
     from dnatlas.sae.activation_store import CachedActivations, window_rows
     from dnatlas.sae.metrics import evaluate_reconstruction, loss_recovered
@@ -215,9 +234,8 @@ def evaluate_sae(sae_dir: str | Path, model: str | ModelAdapter | None, windows:
         warnings.append("zero-ablation scores no worse than the clean model, so 'loss "
                         "recovered' is meaningless at this site")
     metrics = {"sae": str(sae_dir), "model": adapter.name, "key": key, "data": str(windows.data),
-               **{k: v for k, v in recon.items() if k != "feature_frequency"}, **loss,
-               "warnings": warnings}
-    return metrics, recon["feature_frequency"]
+               **{k: v for k, v in recon.items() if k != "feature_frequency"}, **loss}
+    return SAEEvaluation(metrics, warnings, recon["feature_frequency"])
 
 
 def cache_sae_activations(model: str | ModelAdapter | None, windows: WindowSettings, layers,

@@ -277,7 +277,9 @@ def run_controls(adapter, sae, key, records, variants, rows, raw_edits, maxima,
 
 @dataclass
 class SteerResult:
-    """What :func:`steer` computed (also written to ``out``)."""
+    """What :func:`steer` computed (also written to ``out``): ``summary`` is ``steer.json``;
+    ``n_positions``, ``mean_tv`` and ``max_tv`` the total-variation change of the masked
+    predictions over the positions steered; ``variant_effects`` each variant's change."""
 
     positions: dict
     base: dict
@@ -287,6 +289,10 @@ class SteerResult:
     codons: list
     summary: dict
     out: Path | None = None
+    n_positions: int = 0
+    mean_tv: float = float("nan")
+    max_tv: float = float("nan")
+    variant_effects: list = field(default_factory=list)
 
 
 def _load(model, req: SteerRequest, device):
@@ -387,5 +393,7 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     if out is not None:
         report.write_all(out, records, positions, base, steered, rows, codon_rows, summary,
                          stats, req)
-    return SteerResult(positions, base, steered, rows, edits, codon_rows, summary, out)
+    return SteerResult(positions, base, steered, rows, edits, codon_rows, summary, out,
+                       summary["n_positions"], summary["mean_tv"], summary["max_tv"],
+                       report.variant_effects(rows))
 
