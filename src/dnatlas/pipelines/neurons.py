@@ -65,6 +65,19 @@ class CatalogSettings:
                                  f"{getattr(self, name)}")
 
 
+@dataclass(frozen=True)
+class TrackBest:
+    """A track's best neuron over the layers scanned: its ``layer`` (key) and ``neuron``,
+    their ``auprc``, the track's ``chance`` AP and the ``lift`` over it."""
+
+    track: str
+    chance: float
+    layer: str
+    neuron: int
+    auprc: float
+    lift: float
+
+
 @dataclass
 class CatalogResult:
     """What :func:`neuron_catalog` produced.
@@ -80,6 +93,18 @@ class CatalogResult:
     codon_match: dict
     summary: list[dict] = field(default_factory=list)
     out: Path = Path(".")
+
+    @property
+    def best_per_track(self) -> list[TrackBest]:
+        """Each track's best layer and neuron (several layers; tracks with positives)."""
+        return [TrackBest(r["track"], r["chance"], r["layer"], r["neuron"], r["auprc"],
+                          r["lift"]) for r in self.summary if r["best_layer"]]
+
+    @property
+    def tracks_without_positives(self) -> list[str]:
+        """The tracks of :attr:`summary` no layer could score (no positive position)."""
+        best = {r["track"] for r in self.summary if r["best_layer"]}
+        return sorted({r["track"] for r in self.summary} - best)
 
 
 def _labels(records, bounds, intervals, settings: CatalogSettings):
