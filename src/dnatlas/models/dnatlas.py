@@ -30,7 +30,7 @@ from dnatlas.model import (
     nucleotide_log_probs,
     windowed_mlm_loss,
 )
-from dnatlas.model.windowed_mlm import loss_positions
+from dnatlas.model.windowed_mlm import loss_positions, masked_log_probs
 from dnatlas.models.protocol import Intervention, ModuleAdapter, check_codes, module_state
 
 
@@ -39,6 +39,7 @@ class DNAtlasAdapter(ModuleAdapter):
 
     kind = "dnatlas"
     sites = ("neurons", "pre_act", "post_act", "residual")
+    predicts_codons = True
 
     def __init__(self, model: DNAtlas, name: str = "dnatlas"):
         assert set(self.sites) == set(SITES)
@@ -108,6 +109,14 @@ class DNAtlasAdapter(ModuleAdapter):
         tokens = check_codes(tokens, allow_mask=True).to(self.device)
         with torch.inference_mode():
             return self.model(tokens, intervene=intervene or None).logits
+
+    def codon_log_probs(self, tokens: Tensor,
+                        intervene: dict[str, Intervention] | None = None) -> Tensor:
+        """Triplet log-probabilities (B, L, 64) fp32 of the windowed MLM after the
+        consistency mask (codon read-outs: centre ``l`` predicts ``x[l-1:l+2]``)."""
+        logits = self.logits(tokens, intervene)
+        with torch.inference_mode():
+            return masked_log_probs(logits, tokens.to(logits.device))
 
     @torch.inference_mode()
     def mlm_loss(self, tokens: Tensor, intervene: dict[str, Intervention] | None = None,

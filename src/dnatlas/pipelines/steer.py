@@ -127,7 +127,6 @@ def masked_predictions(adapter: ModelAdapter, seq: np.ndarray, spans, intervene=
     from itertools import groupby
 
     from dnatlas.analysis.extract import plan_windows
-    from dnatlas.model.windowed_mlm import masked_log_probs
 
     total = len(seq)
     plans = []
@@ -147,8 +146,7 @@ def masked_predictions(adapter: ModelAdapter, seq: np.ndarray, spans, intervene=
             tokens = torch.from_numpy(np.stack(rows))
             with torch.inference_mode():
                 if codons:
-                    logits = adapter.logits(tokens, intervene=intervene)
-                    lp, at = masked_log_probs(logits, tokens.to(logits.device)), 1
+                    lp, at = adapter.codon_log_probs(tokens, intervene=intervene), 1
                 else:
                     lp, at = adapter.nucleotide_log_probs(tokens, intervene=intervene), 0
             for k, (_, i, lo, _, a, _) in enumerate(group):
@@ -337,7 +335,7 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
         out = report.check_out(out, force)
     adapter, sae, sae_dir, key, fasta, records = _load(model, req, device)
     check_features([f for s in specs for f in s.features], sae.d_sae)
-    if req.frame_start is not None and not hasattr(adapter, "logits"):
+    if req.frame_start is not None and not adapter.predicts_codons:
         raise InputError(f"{adapter.name}: codon and amino-acid probabilities need a windowed-"
                          "MLM model with triplet outputs (DNAtlas)")
     check_variants(variants, records)
