@@ -54,7 +54,18 @@ from dnatlas.analysis.extract import (
 from dnatlas.errors import InputError
 from dnatlas.models import ModelAdapter
 
-__all__ = ["extract_records", "extract_to_dir", "folder_meta"]
+__all__ = ["extract_records", "extract_to_dir", "folder_identity", "folder_meta"]
+
+
+def folder_identity(model: ModelAdapter, key: str, dtype, layout: str, chunk_size: int) -> dict:
+    """What every array of a folder shares (checked by
+    :func:`~dnatlas.analysis.activation_files.check_compatible`): the model, the site of
+    ``key``, dtype, layout and, where it changes results, the chunking."""
+    return {"model": model.name, "model_fingerprint": model.fingerprint(),
+            "site": key.rsplit(".", 1)[-1], "dtype": np.dtype(dtype).name, "layout": layout,
+            # chunking changes results only for models without a finite receptive field
+            "chunk_size": int(chunk_size) if model.receptive_field is None else None,
+            "receptive_field": model.receptive_field}
 
 
 def folder_meta(model: ModelAdapter, names: list[str], item, strand: str, dtype, layout: str,
@@ -62,13 +73,9 @@ def folder_meta(model: ModelAdapter, names: list[str], item, strand: str, dtype,
     """``meta.json`` of one record span ``item = (seqid, seq, start, end)`` extracted at
     ``names`` with these settings (the arrays' entries, the RC permutations)."""
     seqid, seq, start, end = item
-    dtype = np.dtype(dtype)
-    meta = {"format": FORMAT, "version": VERSION, "model": model.name,
-            "model_fingerprint": model.fingerprint(), "site": names[0].rsplit(".", 1)[-1],
-            "dtype": dtype.name, "layout": layout,
-            # chunking changes results only for models without a finite receptive field
-            "chunk_size": int(chunk_size) if model.receptive_field is None else None,
-            "receptive_field": model.receptive_field, "rc_permutation": {}, "arrays": []}
+    meta = {"format": FORMAT, "version": VERSION,
+            **folder_identity(model, names[0], dtype, layout, chunk_size),
+            "rc_permutation": {}, "arrays": []}
     sha = sequence_sha256(seq)
     for name in names:
         c = _channels(model, name, strand)

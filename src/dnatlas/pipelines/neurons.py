@@ -219,7 +219,7 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
         read_meta,
         sequence_sha256,
     )
-    from dnatlas.analysis.extract_folder import extract_records
+    from dnatlas.analysis.extract_folder import extract_records, folder_identity
 
     strand = "+" if all(model.rc_permutation(k) is not None for k in keys) else "paired"
     existing = open_activations(acts_dir) if read_meta(acts_dir) is not None else None
@@ -227,10 +227,8 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
         raise InputError("the activation folder must hold neuron-major (--layout CL) "
                          "activations", path=acts_dir)
     if existing is not None:
-        check_compatible(acts_dir, existing.meta, {
-            "model_fingerprint": model.fingerprint(), "site": keys[0].rsplit(".", 1)[-1],
-            "layout": "CL", "dtype": "float16",
-            "chunk_size": int(chunk_size) if model.receptive_field is None else None})
+        check_compatible(acts_dir, existing.meta,
+                         folder_identity(model, keys[0], np.float16, "CL", chunk_size))
     spans = [(record, *(bounds or {}).get(record.id, (0, len(record)))) for record in records]
     shas = {record.id: sequence_sha256(record.seq) for record in records}
     missing: dict[tuple, list] = {}  # records grouped by the layers they lack
