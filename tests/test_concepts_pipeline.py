@@ -238,3 +238,25 @@ def test_cli_errors_are_one_line(argv, words, tmp_path, capsys):
     code = main(["concepts", "eval", "--out", str(tmp_path / "o"), *argv])
     assert code == 2
     one_line(capsys.readouterr().err, *words)
+
+
+def test_headlines_are_typed_and_the_defaults_live_in_the_library(evaluated):
+    from dnatlas.pipelines.concepts import default_annotations, default_saes
+
+    result, _ = evaluated
+    by_name = {h.name: h for h in result.headlines}
+    assert list(by_name) == list(result.summary["dictionaries"])
+    real = by_name["neurons:blocks.0.residual"]
+    view = result.summary["dictionaries"][real.name]["views"]["real both"]
+    assert real.view == "real both" and real.identified == view["identified"]
+    assert real.features_tied == view["features_tied"]
+    assert real.identified_beyond_shuffled == view["identified_beyond_shuffled"]
+    control = by_name["random-init neurons:blocks.0.residual"]
+    assert control.identified_beyond_shuffled is None  # no shuffled control counted
+    assert default_annotations("ecoli_k12_mg1655") == "ecoli_k12_mg1655"
+    assert default_annotations("genome.fa") is None
+    assert default_annotations("genome.fa", ["a.gff3"]) == ["a.gff3"]
+    assert default_annotations("ecoli_k12_mg1655", None) is None
+    assert default_saes(None, None, None) == ["default"] == default_saes("default", None, None)
+    assert default_saes("default", None, ["blocks.2.residual"]) == []
+    assert default_saes("dnatlas:x", None, None) == [] and default_saes(None, ["s"], None) == ["s"]
