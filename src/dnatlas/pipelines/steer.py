@@ -170,10 +170,10 @@ def codon_predictions(adapter, records, positions, frame_start: int, strand: str
         codons (n,) and (n, 64) log-probabilities of each codon read on ``strand``
         (index 16*first + 4*second + third in reading direction).
     """
-    from dnatlas.model.rcps import triplet_rc_permutation
+    from dnatlas.genome.codons import triplet_rc_permutation
 
     phase = (frame_start - 1) % 3 if strand == "+" else (frame_start - 3) % 3
-    perm = triplet_rc_permutation().numpy()
+    perm = triplet_rc_permutation()
     out = []
     for rid, pos in positions.items():
         seq = records[rid].seq

@@ -105,9 +105,9 @@ def control_stats(row: dict) -> dict:
 def codon_rows(records, req, predictions) -> list[dict]:
     """Rows of ``codons.tsv`` from :func:`~dnatlas.pipelines.steer.codon_predictions`."""
     from dnatlas.genome.alphabet import reverse_complement_str
-    from dnatlas.model.windowed_mlm import AMINO_ACIDS, codon_to_amino_acid
+    from dnatlas.genome.codons import AMINO_ACIDS, amino_acid_index
 
-    aa_of = codon_to_amino_acid(req.table).numpy()
+    aa_of = amino_acid_index(req.table)
     names = ["".join(NUCLEOTIDES[(i >> s) & 3] for s in (4, 2, 0)) for i in range(64)]
     rows = []
     for rid, starts, base, steered in predictions:
