@@ -30,8 +30,8 @@ from dnatlas.genome.alphabet import reverse_complement
 from dnatlas.models import ModelAdapter, as_adapter
 from dnatlas.progress import progress
 
-__all__ = ["STRANDS", "batch_windows", "check_settings", "check_span", "extract_activations",
-           "outputs_of", "plan_windows", "prepare"]
+__all__ = ["STRANDS", "batch_windows", "check_settings", "check_span", "derives_minus",
+           "extract_activations", "outputs_of", "plan_windows", "prepare"]
 
 STRANDS = {"+": ("+",), "-": ("-",), "both": ("+", "-"), "paired": ("+", "-")}
 
@@ -172,6 +172,13 @@ def _pass(model, seq, names, start, end, chunk_size, batch_size, bar, emit) -> N
             bar.update(e - s)
 
 
+def derives_minus(model: ModelAdapter, names) -> bool:
+    """Whether the − strand of ``names`` comes from the forward pass through the RC
+    permutation (every site RC-equivariant) rather than from a pass over the reverse
+    complement."""
+    return all(model.rc_permutation(n) is not None for n in names)
+
+
 def run_passes(model, seq, names, start, end, strand, sinks, chunk_size, batch_size,
                progress_enabled, desc, dtype=np.float32, layout: str = "LC"):
     """Fill ``sinks[name, strand]`` (``sinks[name, "paired"]`` for strand ``paired``): the
@@ -182,9 +189,8 @@ def run_passes(model, seq, names, start, end, strand, sinks, chunk_size, batch_s
 
     tune_allocator()  # each chunk's (L, C) arrays are reused, not re-mapped
     strands = STRANDS[strand]
-    perms = {n: model.rc_permutation(n) for n in names} if "-" in strands else {}
-    derive_minus = "-" in strands and all(p is not None for p in perms.values())
-    rc = {n: _RC(p) for n, p in perms.items()} if derive_minus else {}
+    derive_minus = "-" in strands and derives_minus(model, names)
+    rc = {n: _RC(model.rc_permutation(n)) for n in names} if derive_minus else {}
     passes = 2 if strands == ("+", "-") and not derive_minus else 1
     bar = progress(total=(end - start) * passes, unit="nt", desc=desc,
                    disable=progress_enabled is False, unit_scale=True)

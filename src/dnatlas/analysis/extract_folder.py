@@ -45,6 +45,7 @@ from dnatlas.analysis.extract import (
     batch_windows,
     check_settings,
     check_span,
+    derives_minus,
     extract_activations,
     outputs_of,
     plan_windows,
@@ -229,7 +230,7 @@ class _Job:
     @cached_property
     def derive_minus(self) -> bool:
         """The − strand comes from the RC permutation of the forward pass."""
-        return all(self.model.rc_permutation(n) is not None for n in self.names)
+        return derives_minus(self.model, self.names)
 
     def check(self) -> None:
         """The argument checks of a single extraction, before any rank writes."""

@@ -219,9 +219,10 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
         read_meta,
         sequence_sha256,
     )
+    from dnatlas.analysis.extract import derives_minus
     from dnatlas.analysis.extract_folder import extract_records, folder_identity
 
-    strand = "+" if all(model.rc_permutation(k) is not None for k in keys) else "paired"
+    strand = "+" if derives_minus(model, keys) else "paired"
     existing = open_activations(acts_dir) if read_meta(acts_dir) is not None else None
     if existing is not None and existing.layout != "CL":
         raise InputError("the activation folder must hold neuron-major (--layout CL) "
