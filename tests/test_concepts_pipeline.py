@@ -175,12 +175,11 @@ def test_outputs(evaluated):
 
 def test_sae_dictionary_and_rc_pairs(genome, tmp_path):
     """An SAE whose latent 1 reads channel 0 finds the motif through the SAE path."""
-    from dnatlas.sae import build_sae
-    from dnatlas.sae.config import SAEConfig
+    from dnatlas.sae import build_sae, make_config
     from dnatlas.sae.saelens_format import save_sae
 
     root, *_ = genome
-    sae = build_sae(SAEConfig(arch="relu", d_in=3, d_sae=4, hook_name="blocks.0.residual",
+    sae = build_sae(make_config("relu", d_in=3, d_sae=4, hook_name="blocks.0.residual",
                               normalize=False))
     with torch.no_grad():
         sae.W_enc.zero_()

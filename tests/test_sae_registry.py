@@ -6,7 +6,7 @@ import json
 import pytest
 
 from dnatlas.errors import InputError
-from dnatlas.sae import SAEConfig, build_sae
+from dnatlas.sae import build_sae, config_from_record, make_config, saved_record
 from dnatlas.sae.config import SAVED_FIELDS
 from dnatlas.sae.hyperparameters import SAEHyperparameters, resolve_hyperparameters
 from dnatlas.sae.registry import ARCHITECTURES, architecture, saved_defaults
@@ -17,7 +17,7 @@ def test_every_name_resolves_to_its_class_and_config():
     for name in ARCHITECTURES:
         cls = architecture(name)
         assert cls.arch == name and cls.config_class.arch == name
-        cfg = SAEConfig(name, 4, 8, k=2)
+        cfg = make_config(name, 4, 8, k=2)
         assert type(cfg) is cls.config_class and type(build_sae(cfg)) is cls
     with pytest.raises(ValueError, match="choose from relu, topk, batchtopk, jumprelu"):
         architecture("gated")
@@ -38,27 +38,27 @@ def test_the_cli_takes_the_registry_names(capsys):
 @pytest.mark.parametrize("k", [None, 0, -1, 9])
 def test_k_is_checked_once_with_one_rule(arch, k):
     with pytest.raises(ValueError, match=r"needs 1 <= k <= d_sae"):
-        SAEConfig(arch, 4, 8, k=k)
-    assert SAEConfig(arch, 4, 8, k=8).k == 8 and SAEConfig(arch, 4, 8, k=1).k == 1
+        make_config(arch, 4, 8, k=k)
+    assert make_config(arch, 4, 8, k=8).k == 8 and make_config(arch, 4, 8, k=1).k == 1
 
 
 def test_fields_of_other_architectures_are_ignored_and_unknown_ones_refused():
-    relu = SAEConfig("relu", 4, 8, k=3, l0_coefficient=2.0)
+    relu = make_config("relu", 4, 8, k=3, l0_coefficient=2.0)
     assert not hasattr(relu, "k") and not hasattr(relu, "l0_coefficient")
     with pytest.raises(TypeError, match="no_such_field"):
-        SAEConfig("relu", 4, 8, no_such_field=1)
+        make_config("relu", 4, 8, no_such_field=1)
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_the_saved_record_keeps_the_flat_layout(arch):
-    cfg = SAEConfig(arch, 4, 8, k=2, seed=3, hook_name="h")
-    record = cfg.to_dict()
+    cfg = make_config(arch, 4, 8, k=2, seed=3, hook_name="h")
+    record = saved_record(cfg)
     assert tuple(record) == SAVED_FIELDS
     assert record["arch"] == arch and record["seed"] == 3
     for name, value in record.items():  # another architecture's field: its default
         if name != "arch" and not hasattr(cfg, name):
             assert value == saved_defaults()[name]
-    assert SAEConfig.from_dict(json.loads(json.dumps(record))) == cfg
+    assert config_from_record(json.loads(json.dumps(record))) == cfg
 
 
 def test_the_bundled_sae_record_round_trips_unchanged():

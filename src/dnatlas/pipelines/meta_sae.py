@@ -244,8 +244,8 @@ def _check_out(out: Path, force: bool) -> Path:
 
 
 def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
-    from dnatlas.sae.config import SAEConfig
     from dnatlas.sae.meta import derived_seed, meta_preset, meta_width, steps_for
+    from dnatlas.sae.registry import make_config, saved_record
     from dnatlas.sae.training_config import SAETrainingConfig
 
     preset = meta_preset(settings.preset)
@@ -265,12 +265,11 @@ def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
             raise InputError(f"{name} must be positive, got {value}")
     seed = preset.seed if settings.seed is None else settings.seed
     try:
-        cfg = SAEConfig(arch=preset.arch, d_in=d_in, d_sae=int(width),
-                        seed=derived_seed(seed, "init"),
-                        hook_name="sae_decoder", **sae_kw)
+        cfg = make_config(preset.arch, d_in, int(width), seed=derived_seed(seed, "init"),
+                          hook_name="sae_decoder", **sae_kw)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return preset, cfg, train, seed, {**cfg.to_dict(), **sae_kw}
+    return preset, cfg, train, seed, {**saved_record(cfg), **sae_kw}
 
 
 def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings | None = None,

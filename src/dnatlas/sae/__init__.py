@@ -19,13 +19,13 @@ Models are reached through :mod:`dnatlas.models` (any model, one protocol).
 
 Quick start::
 
-    from dnatlas.sae import SAEConfig, SAESpec, SAETrainingConfig, SAETrainer, ActivationStore
+    from dnatlas.sae import SAESpec, SAETrainingConfig, SAETrainer, ActivationStore, make_config
     from dnatlas.models import load_model
 
     adapter = load_model("hyenadna:/models/hyenadna-small-32k-seqlen-hf")
     key = adapter.key(2)                                   # "blocks.2.residual"
     store = ActivationStore(adapter, windows, [key], batch_size=4096)
-    spec = SAESpec(None, key, SAEConfig.from_expansion("topk", adapter.d(key), 16, k=32))
+    spec = SAESpec(None, key, make_config("topk", adapter.d(key), expansion=16, k=32))
     SAETrainer([spec], SAETrainingConfig(steps=20_000), "out/sae").fit(store)
 """
 
@@ -43,7 +43,14 @@ from dnatlas.sae.archs.topk import TopKSAE
 from dnatlas.sae.autoencoder import SparseAutoencoder
 from dnatlas.sae.config import SAEConfig
 from dnatlas.sae.metrics import evaluate_reconstruction, loss_recovered
-from dnatlas.sae.registry import ARCHITECTURES, architecture, build_sae
+from dnatlas.sae.registry import (
+    ARCHITECTURES,
+    architecture,
+    build_sae,
+    config_from_record,
+    make_config,
+    saved_record,
+)
 from dnatlas.sae.saelens_format import load_sae, save_sae
 from dnatlas.sae.trainer import PRESETS, SAESpec, SAETrainer, SAETrainingConfig, preset, train_saes
 
@@ -51,7 +58,7 @@ __all__ = [
     "ARCHITECTURES", "ActivationStore", "BatchTopKSAE", "CachedActivations", "JumpReLUSAE",
     "PRESETS", "ReLUSAE", "SAEConfig", "SAESpec", "SAETrainer", "ShuffleBuffer",
     "SparseAutoencoder", "TopKSAE", "SAETrainingConfig", "architecture", "build_sae",
-    "cache_activations",
+    "cache_activations", "config_from_record", "make_config", "saved_record",
     "evaluate_reconstruction", "load_sae", "loss_recovered", "preset",
     "save_sae", "train_saes", "window_rows",
 ]

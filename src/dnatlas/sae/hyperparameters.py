@@ -14,7 +14,7 @@ from typing import Any
 
 from dnatlas.errors import InputError
 from dnatlas.sae.config import SAEConfig
-from dnatlas.sae.registry import ARCHITECTURES, architecture
+from dnatlas.sae.registry import ARCHITECTURES, architecture, make_config
 from dnatlas.sae.training_config import SAETrainingConfig, preset
 
 __all__ = ["ResolvedHyperparameters", "SAEHyperparameters", "check_non_negative", "check_positive",
@@ -70,8 +70,8 @@ class ResolvedHyperparameters:
         """The architecture's config for ``d_in`` inputs (``fields``: hook, model, seed...);
         its checks raise :class:`InputError`."""
         try:
-            return SAEConfig.from_expansion(self.arch, d_in, self.expansion, **fields,
-                                            **self.sae_kwargs)
+            return make_config(self.arch, d_in, expansion=self.expansion, **fields,
+                               **self.sae_kwargs)
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc)) from None
 

@@ -33,8 +33,13 @@ from safetensors.torch import save_file
 from dnatlas.errors import InputError
 from dnatlas.files import atomic_path, atomic_write_text, check_output_dir, load_safetensors
 from dnatlas.sae.autoencoder import SparseAutoencoder
-from dnatlas.sae.config import SAEConfig
-from dnatlas.sae.registry import ARCHITECTURES, architecture, build_sae
+from dnatlas.sae.registry import (
+    ARCHITECTURES,
+    architecture,
+    build_sae,
+    config_from_record,
+    saved_record,
+)
 
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"
@@ -65,7 +70,7 @@ def saelens_cfg(sae: SparseAutoencoder, extra_metadata: dict[str, Any] | None = 
         "context_size": None,
         "dataset_path": None,
         "model_from_pretrained_kwargs": {},
-        "dnatlas": {"config": c.to_dict()},
+        "dnatlas": {"config": saved_record(c)},
     }
     if extra_metadata:
         metadata.update(extra_metadata)
@@ -152,7 +157,7 @@ def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> Spars
                          "supported; fold the normalisation into the weights first",
                          path=directory / CFG_FILENAME)
     if ours is not None:
-        sae_cfg = SAEConfig.from_dict(ours)
+        sae_cfg = config_from_record(ours)
     else:
         readers = {cls.saelens_architecture: cls for cls in map(architecture, ARCHITECTURES)
                    if cls.reads_saelens}

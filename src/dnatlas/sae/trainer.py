@@ -55,7 +55,7 @@ from dnatlas.files import atomic_path, atomic_write
 from dnatlas.progress import progress
 from dnatlas.sae.autoencoder import SparseAutoencoder, expected_norm_scale
 from dnatlas.sae.config import SAEConfig
-from dnatlas.sae.registry import build_sae
+from dnatlas.sae.registry import build_sae, saved_record
 from dnatlas.sae.saelens_format import save_sae
 from dnatlas.sae.training_config import PRESETS, SAETrainingConfig, preset
 
@@ -381,7 +381,7 @@ class SAETrainer:
                 {
                     "name": slot.spec.name,
                     "key": slot.spec.key,
-                    "config": slot.spec.config.to_dict(),
+                    "config": saved_record(slot.spec.config),
                     "state": slot.sae.state_dict(),
                     "optim": slot.optim.state_dict(),
                     "sums": {k: v.cpu() for k, v in slot.sums.items()},
@@ -409,7 +409,7 @@ class SAETrainer:
                              f"{sorted(str(s.spec.name) for s in self.slots)}", path=path)
         for slot in self.slots:
             entry = saved[slot.spec.name]
-            ours = slot.spec.config.to_dict()
+            ours = saved_record(slot.spec.config)
             if entry["key"] != slot.spec.key or entry["config"] != ours:
                 diff = sorted(k for k in ours if entry["config"].get(k) != ours[k])
                 raise InputError(f"checkpoint SAE {slot.spec.name!r} was trained with other "
