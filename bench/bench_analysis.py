@@ -44,12 +44,12 @@ def _extract_child(length: int, out: str, chunk: int, threads: int, genome: bool
 
     torch.set_num_threads(threads)
     from dnatlas.analysis.extract_folder import extract_to_dir
-    from dnatlas.model import DNAtlas, DNAtlasConfig
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
 
     torch.manual_seed(0)
     if genome:
         from dnatlas.genome.readers import read_records
-        from dnatlas.genome.store_build import bundled_genome_paths
+        from dnatlas.genome.sources import bundled_genome_paths
         from dnatlas.models import load_model
 
         model = load_model()

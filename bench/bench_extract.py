@@ -130,7 +130,7 @@ def throughput(core: int, repeats: int, plain: bool = False) -> list[dict]:
                 rates.append(nt / seconds)
                 shares.append(flops * rates[-1] / ((before + after) / 2))
                 if plain:  # the same job on the plain tiled path, right after
-                    from dnatlas.model.folded import plain_inference
+                    from dnatlas.architectures.dnatlas.folded import plain_inference
 
                     with plain_inference():
                         t = time.perf_counter()

@@ -24,8 +24,8 @@ import time
 
 import torch
 
-from dnatlas.model import DNAtlas, DNAtlasConfig, mask_tokens, windowed_mlm_loss
-from dnatlas.model.activation import compile_activation
+from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig, mask_tokens, windowed_mlm_loss
+from dnatlas.architectures.dnatlas.activation import compile_activation
 
 
 def _sync(device):
@@ -92,8 +92,8 @@ def train_default(name: str, repeat: int, device, overrides: tuple[str, ...] = (
 
     import numpy as np
 
-    from dnatlas.model import activation
-    from dnatlas.model.masking import MarkovMasking
+    from dnatlas.architectures.dnatlas import activation
+    from dnatlas.architectures.dnatlas.masking import MarkovMasking
     from dnatlas.runtime import tune_allocator
     from dnatlas.training.config import load_train_config
     from dnatlas.training.objective import build_model, count_loss_terms, loss_sum_and_count

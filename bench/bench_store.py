@@ -18,8 +18,9 @@ from pathlib import Path
 
 from dnatlas.genome.readers import read_records
 from dnatlas.genome.sampler import WindowSampler, tile_windows
+from dnatlas.genome.sources import bundled_genome_paths
 from dnatlas.genome.store import GenomeStore
-from dnatlas.genome.store_build import build_store, bundled_genome_paths
+from dnatlas.genome.store_build import build_store
 
 
 def time_read(paths: list[Path]) -> tuple[float, int]:

@@ -327,7 +327,7 @@ def _batches(c: Check, cfg, steps: int, shape):
     """``steps`` (seq, mask) micro-batches of MG1655 windows with the training masking."""
     import numpy as np
 
-    from dnatlas.model import MarkovMasking
+    from dnatlas.architectures.dnatlas import MarkovMasking
 
     B, L = shape
     seq = c.genome("ecoli_k12_mg1655").seq
@@ -350,7 +350,7 @@ def _flat(model):
 
 
 def sec_parity(c: Check):
-    from dnatlas.model import DNAtlas, DNAtlasConfig
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
     from dnatlas.training.objective import loss_sum_and_count
     from dnatlas.training.trainer import make_optimizer
 
@@ -433,7 +433,7 @@ def _failed(reason: str, result: dict) -> Failed:
 
 def sec_mfu(c: Check):
     from bench_model import bench_preset
-    from dnatlas.model.activation import compile_activation
+    from dnatlas.architectures.dnatlas.activation import compile_activation
     from dnatlas.training.config import load_train_config
 
     compile_activation(False)
@@ -533,8 +533,8 @@ def torchrun_worker(spec: dict) -> int:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
     from dnatlas.cli import main as cli
-    from dnatlas.model import DNAtlas, DNAtlasConfig
     from dnatlas.training.objective import loss_sum_and_count
 
     if spec["device"] == "cpu":
@@ -715,7 +715,7 @@ def sec_train(c: Check):
         steps = 3
     else:
         if rate is None:  # no parity figure: assume a third of the bf16 peak
-            from dnatlas.model import DNAtlasConfig
+            from dnatlas.architectures.dnatlas import DNAtlasConfig
 
             mc = DNAtlasConfig.preset(base.preset, **base.model_overrides)
             rate = c.peak("bf16") / 3 / (3 * mc.flops_per_nucleotide())
@@ -753,7 +753,7 @@ class _OutOfTime(Exception):
 def _train_within(c: Check, cfg, store: Path, run: Path, budget: float):
     """Train; past ``budget`` s stop and keep the last checkpoint's weights as the model.
     Returns (steps in the model, None or what was cut)."""
-    from dnatlas.model import DNAtlas, DNAtlasConfig
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
     from dnatlas.training.trainer import train
 
     t_train = time.perf_counter()
@@ -778,7 +778,7 @@ def _train_within(c: Check, cfg, store: Path, run: Path, budget: float):
 
 def _save_fp16_shards(c: Check, trained: Path, model_out: Path) -> dict:
     """The trained model as fp16 shards in ``model_out``; sizes checked, loaded back exact."""
-    from dnatlas.model import DNAtlas
+    from dnatlas.architectures.dnatlas import DNAtlas
     from dnatlas.models import load_model
 
     model = DNAtlas.from_pretrained(trained)
@@ -889,7 +889,7 @@ def _figures(keep: bool):
 
 
 def cfg_flops(cfg) -> int:
-    from dnatlas.model import DNAtlasConfig
+    from dnatlas.architectures.dnatlas import DNAtlasConfig
 
     return DNAtlasConfig.preset(cfg.preset, **cfg.model_overrides).flops_per_nucleotide()
 

@@ -17,7 +17,7 @@ from Bio.Seq import Seq
 from Bio.SeqRecord import SeqRecord
 
 from dnatlas.annotation.intervals import Interval
-from dnatlas.model import DNAtlas, DNAtlasConfig
+from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
 from dnatlas.models import ModelAdapter
 from dnatlas.models.protocol import module_state
 

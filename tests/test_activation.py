@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from dnatlas.model.activation import ThresholdSoLU, solu_norm, threshold
+from dnatlas.architectures.dnatlas.activation import ThresholdSoLU, solu_norm, threshold
 
 
 def test_threshold_matches_equation_1():
@@ -53,7 +53,7 @@ def test_output_has_rms_gamma():
 
 
 def test_compiled_activation_matches_eager():
-    from dnatlas.model import activation as A
+    from dnatlas.architectures.dnatlas import activation as A
 
     act = ThresholdSoLU(32)
     x = torch.randn(4, 7, 32, requires_grad=True)

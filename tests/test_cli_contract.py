@@ -21,8 +21,8 @@ chrA\tt\tCDS\t1301\t2000\t.\t-\t0\tID=c2;gene=geneB
 @pytest.fixture(scope="module")
 def w(tmp_path_factory):
     """Inputs: a tiny model, a genome, an annotation, a store, an SAE, damaged copies."""
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
     from dnatlas.genome.store_build import build_store
-    from dnatlas.model import DNAtlas, DNAtlasConfig
     from dnatlas.sae import build_sae, make_config
     from dnatlas.sae.saelens_format import save_sae
 
@@ -190,7 +190,7 @@ def test_nothing_is_overwritten_without_force(w, capsys):
     assert main(_args(w, EXTRACT.replace("o_extract", "o_keep") + " --layers 0")) == 0
     before = json.loads((out / "meta.json").read_text())
     other = w / "other_model"
-    from dnatlas.model import DNAtlas, DNAtlasConfig
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
 
     torch.manual_seed(5)
     DNAtlas(DNAtlasConfig.preset("tiny", n_layers=2)).save_pretrained(other)

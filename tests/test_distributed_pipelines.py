@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from dnatlas import distributed
-from dnatlas.models.arch.hyenadna import HyenaConfig
+from dnatlas.architectures.hyenadna import HyenaConfig
 from tests.helpers import write_inputs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

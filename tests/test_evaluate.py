@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
 from dnatlas.cli import main
 from dnatlas.genome.store_build import build_store
-from dnatlas.model import DNAtlas, DNAtlasConfig
 from dnatlas.training.evaluate import dnatlas_predictor, evaluate, evaluation_windows
 
 

@@ -20,11 +20,10 @@ import pytest
 import dnatlas.cli as cli
 from dnatlas.cli.data_remote import add_commands
 from dnatlas.errors import InputError
-from dnatlas.genome.fetch import (
+from dnatlas.genome.fetch import FetchError, fetch_genomes
+from dnatlas.genome.ncbi_site import (
     BASE_URL_ENV,
-    FetchError,
     accession_dir_url,
-    fetch_genomes,
     parse_directory_listing,
     parse_md5_checksums,
     pick_assembly_dir,
@@ -275,7 +274,7 @@ def test_select_then_fetch(tmp_path, ncbi, monkeypatch, capsys):
     assert rows[0]["taxonomy"].endswith("s__Klebsiella pneumoniae")
     assert (tmp_path / "g" / rows[0]["path"]).read_bytes() == KLEB_SRC.read_bytes()
     # the contract with `dnatlas data build --manifest` (genome_id, path, taxonomy)
-    from dnatlas.genome.store_build import read_manifest as read_build_manifest
+    from dnatlas.genome.sources import read_manifest as read_build_manifest
 
     (source,) = read_build_manifest(tmp_path / "g" / "manifest.tsv")
     assert source.path.resolve() == (tmp_path / "g" / KLEB_FILE).resolve()

@@ -1,4 +1,4 @@
-"""The RC-folded inference path (dnatlas.model.folded): every RC-shared matmul as two
+"""The RC-folded inference path (dnatlas.architectures.dnatlas.folded): every RC-shared matmul as two
 half-size products in the folded channel order, equal to the full layer; the folded
 activation (eager and compiled) equal to the standard one; the whole model equal to its
 plain tiled path at every site, and RC-equivariant."""
@@ -6,8 +6,8 @@ plain tiled path at every site, and RC-equivariant."""
 import pytest
 import torch
 
-from dnatlas.model import DNAtlas, DNAtlasConfig, activation, folded
-from dnatlas.model.rcps import RCConv1d, RCLinear, rc_channels
+from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig, activation, folded
+from dnatlas.architectures.dnatlas.rcps import RCConv1d, RCLinear, rc_channels
 
 
 def _close(a, b):

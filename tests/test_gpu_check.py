@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dnatlas.model import DNAtlas, DNAtlasConfig
+from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
 from dnatlas.training.config import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]

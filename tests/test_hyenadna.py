@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from dnatlas.architectures.hyenadna import load_hyenadna
 from dnatlas.errors import InputError
-from dnatlas.models.arch.hyenadna import load_hyenadna
 from dnatlas.models.hyenadna import HyenaDNAAdapter
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hyenadna"

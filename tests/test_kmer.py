@@ -1,4 +1,4 @@
-"""Tests of dnatlas.baselines.kmer (bidirectional k-mer context model)."""
+"""Tests of dnatlas.architectures.kmer.model (bidirectional k-mer context model)."""
 
 import bisect
 from collections import defaultdict
@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from dnatlas.baselines import kmer
-from dnatlas.baselines.kmer import KmerContextModel, context_code
-from dnatlas.baselines.kmer_selection import evaluate_masked, masked_batches, select_k
+from dnatlas.architectures.kmer import model as kmer
+from dnatlas.architectures.kmer.counts import context_code
+from dnatlas.architectures.kmer.model import KmerContextModel
+from dnatlas.architectures.kmer.selection import evaluate_masked, masked_batches, select_k
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import MASK, N, encode, reverse_complement
 
@@ -222,7 +223,7 @@ def test_masked_batches_shapes_and_tuple_masking():
 
 def test_select_k_with_markov_masking_numpy_masks():
     """The project's Markov masking returns numpy masks; select_k takes them as they are."""
-    from dnatlas.model.masking import MarkovMasking
+    from dnatlas.architectures.dnatlas.masking import MarkovMasking
 
     masking, seeds = MarkovMasking(), iter(range(10**6))
     chain = markov_chain(np.random.default_rng(7), 2, 60_000)

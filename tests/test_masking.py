@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dnatlas.model.masking import MarkovMasking
+from dnatlas.architectures.dnatlas.masking import MarkovMasking
 
 
 def _runs(values: np.ndarray, state: bool) -> np.ndarray:

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from dnatlas.architectures.dnatlas import PRESETS, DNAtlas, DNAtlasConfig, triplet_rc_permutation
 from dnatlas.genome.alphabet import reverse_complement_tokens
-from dnatlas.model import PRESETS, DNAtlas, DNAtlasConfig, triplet_rc_permutation
 
 
 def _tokens(B, L, seed=0):

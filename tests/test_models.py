@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from dnatlas.analysis.extract import extract_activations
+from dnatlas.architectures.hyenadna import HyenaConfig
 from dnatlas.cli import main
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import reverse_complement
 from dnatlas.models import load_model, parse_model_spec
-from dnatlas.models.arch.hyenadna import HyenaConfig
 from dnatlas.models.hyenadna import HyenaDNAAdapter
 from dnatlas.models.nucleotide_transformer import NucleotideTransformerAdapter, tiny_nt_config
 
@@ -114,7 +114,7 @@ def test_gram_and_neurons_cli_on_other_models(tmp_path, kind):
 
 
 def test_random_init_needs_only_config_json(tmp_path):
-    from dnatlas.model import DNAtlas, DNAtlasConfig
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
 
     folder = tmp_path / "dnatlas"
     DNAtlas(DNAtlasConfig.preset("tiny", n_layers=2)).save_pretrained(folder)
@@ -128,7 +128,7 @@ def test_random_init_needs_only_config_json(tmp_path):
 
 
 def test_damaged_weights_are_one_line_errors(tmp_path):
-    from dnatlas.model import DNAtlas, DNAtlasConfig
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
 
     folder = tmp_path / "m"
     DNAtlas(DNAtlasConfig.preset("tiny", n_layers=2)).save_pretrained(folder)
@@ -166,7 +166,7 @@ def test_fingerprint_follows_the_weights():
 def test_saved_dnatlas_loads_through_transformers_automodel(tmp_path):
     transformers = pytest.importorskip("transformers")
     import dnatlas  # noqa: F401  (registers DNAtlas with transformers)
-    from dnatlas.model import DNAtlas, DNAtlasConfig
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
 
     torch.manual_seed(0)
     model = DNAtlas(DNAtlasConfig.preset("tiny", n_layers=3)).eval()
@@ -193,7 +193,7 @@ def _fake_hub_cache(cache, repo, files: dict, revision="0123456789abcdef01234567
 
 def test_hf_spec_loads_from_the_local_cache_offline(tmp_path, monkeypatch):
     hub = pytest.importorskip("huggingface_hub")
-    from dnatlas.model import DNAtlas, DNAtlasConfig
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
 
     model = DNAtlas(DNAtlasConfig.preset("tiny", n_layers=2))
     model.save_pretrained(tmp_path / "m")
@@ -211,7 +211,7 @@ def test_hf_spec_loads_from_the_local_cache_offline(tmp_path, monkeypatch):
 
 
 def test_checkpoints_with_legacy_parameter_names_load():
-    from dnatlas.model import DNAtlas, DNAtlasConfig
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
 
     for rcps in (True, False):
         cfg = DNAtlasConfig.preset("tiny", n_layers=2, rcps=rcps)

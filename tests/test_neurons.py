@@ -225,7 +225,7 @@ def test_cli_neurons_several_layers_in_one_pass(tmp_path, capsys):
     # a model retrained at the same path is another model: its activations are not reused
     import torch
 
-    from dnatlas.model import DNAtlas
+    from dnatlas.architectures.dnatlas import DNAtlas
 
     torch.manual_seed(123)
     DNAtlas(DNAtlas.from_pretrained(model).config).save_pretrained(model)

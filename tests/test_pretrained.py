@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+from dnatlas.architectures.dnatlas import DNAtlas
+from dnatlas.architectures.dnatlas.config import DNAtlasConfig
+from dnatlas.architectures.dnatlas.windowed_mlm import nucleotide_log_probs
 from dnatlas.genome.alphabet import MASK
-from dnatlas.model import DNAtlas
-from dnatlas.model.config import DNAtlasConfig
-from dnatlas.model.windowed_mlm import nucleotide_log_probs
 from dnatlas.models import default_model_path, load_model
 
 
 @pytest.fixture(scope="module")
 def ecoli_window():
     from dnatlas.genome.readers import read_records
-    from dnatlas.genome.store_build import bundled_genome_paths
+    from dnatlas.genome.sources import bundled_genome_paths
 
     path = next(p for p in bundled_genome_paths() if "mg1655" in p.name)
     return next(iter(read_records(path))).seq[100_000:104_096].astype(np.int64)

@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-from dnatlas.genome.alphabet import reverse_complement_tokens
-from dnatlas.model.rcps import (
+from dnatlas.architectures.dnatlas.rcps import (
     RCConv1d,
     RCEmbedding,
     RCLinear,
@@ -11,6 +10,7 @@ from dnatlas.model.rcps import (
     rc_channels,
     triplet_rc_permutation,
 )
+from dnatlas.genome.alphabet import reverse_complement_tokens
 
 
 def test_triplet_permutation_pairs_atg_with_cat_and_is_a_fixed_point_free_involution():

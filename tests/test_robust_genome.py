@@ -15,15 +15,14 @@ import pytest
 import dnatlas.cli as cli
 from dnatlas import bundled
 from dnatlas.errors import InputError
-from dnatlas.genome import store_build
-from dnatlas.genome.store import GenomeStore
-from dnatlas.genome.store_build import (
-    build_store,
-    remove_stale_builds,
+from dnatlas.genome import sources, store_build
+from dnatlas.genome.sources import (
     resolve_bundled_annotations,
     resolve_bundled_genome,
     resolve_genome_ids,
 )
+from dnatlas.genome.store import GenomeStore
+from dnatlas.genome.store_build import build_store, remove_stale_builds
 from tests.helpers import one_line
 
 FASTA = ">r1 first\nACGTACGTACGGCC\n>r2\nTTTTNNNNAC\n"
@@ -166,7 +165,7 @@ def test_bundled_api():
     assert bundled.genome_path("ecoli_k12_mg1655").name == "ecoli_k12_mg1655.fa.gz"
     assert bundled.annotation_path("ecoli_k12_mg1655").name.endswith(".gff3.gz")
     assert (bundled.model_path() / "config.json").is_file()
-    assert store_build.bundled_genome_paths() == bundled.genome_paths()
+    assert sources.bundled_genome_paths() == bundled.genome_paths()
     with pytest.raises(InputError, match="no bundled genome named 'nope'.*ecoli_k12_mg1655"):
         bundled.genome_path("nope")
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dnatlas.model import DNAtlas, DNAtlasConfig
+from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
 
 MICRO = dict(d_model=16, n_neurons=32, n_layers=2, dilations=(1, 4))
 

@@ -8,8 +8,8 @@ import torch
 
 from dnatlas import runtime
 from dnatlas.analysis import extract as E
+from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig, activation, folded
 from dnatlas.genome.alphabet import reverse_complement
-from dnatlas.model import DNAtlas, DNAtlasConfig, activation, folded
 from dnatlas.training.config import TrainConfig
 
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from dnatlas.architectures.hyenadna import HyenaConfig, HyenaDNA, fft_causal_conv
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import decode, encode
 from dnatlas.models import load_model, parse_model_spec
-from dnatlas.models.arch.hyenadna import HyenaConfig, HyenaDNA, fft_causal_conv
 from dnatlas.models.hyenadna import HyenaDNAAdapter
 from dnatlas.models.nucleotide_transformer import (
     CLS,

@@ -45,7 +45,7 @@ def identity_sae(d, hook):
 
 
 def test_loss_recovered():
-    from dnatlas.models.arch.hyenadna import HyenaConfig
+    from dnatlas.architectures.hyenadna import HyenaConfig
     from dnatlas.models.hyenadna import HyenaDNAAdapter
 
     adapter = HyenaDNAAdapter.from_config(HyenaConfig(d_model=16, n_layer=2, d_inner=32, max_seq_len=64,

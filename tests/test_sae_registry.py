@@ -85,3 +85,18 @@ def test_preset_and_flags_merge_in_the_library():
         resolve_hyperparameters(SAEHyperparameters(), "cpu")
     with pytest.raises(InputError, match="unknown SAE architecture"):
         resolve_hyperparameters(SAEHyperparameters(arch="gated"), "cpu")
+
+
+def test_the_old_module_path_still_imports_with_a_warning():
+    import importlib
+
+    from dnatlas.sae.archs.topk import TopKSAE
+    from dnatlas.sae.sparse_ops import GatherPreActivations
+
+    old = importlib.import_module("dnatlas.sae.architectures")
+    with pytest.warns(DeprecationWarning, match=r"dnatlas\.sae\.archs\.topk\.TopKSAE"):
+        assert old.TopKSAE is TopKSAE
+    with pytest.warns(DeprecationWarning, match=r"dnatlas\.sae\.registry\.build_sae"):
+        assert old.build_sae is build_sae
+    with pytest.warns(DeprecationWarning, match=r"dnatlas\.sae\.sparse_ops"):
+        assert old.GatherPreActivations is GatherPreActivations

@@ -12,9 +12,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from dnatlas.architectures.dnatlas import DNAtlas
 from dnatlas.errors import InputError
-from dnatlas.model import DNAtlas
-from dnatlas.model.weights_files import WEIGHTS_INDEX, WEIGHTS_NAME, greedy_shards, parse_size
+from dnatlas.model_files import WEIGHTS_INDEX, WEIGHTS_NAME, greedy_shards, parse_size
 from dnatlas.models import load_model
 from tests.helpers import tiny_model
 

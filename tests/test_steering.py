@@ -38,7 +38,7 @@ def dnatlas_model():
 
 
 def hyena_model():
-    from dnatlas.models.arch.hyenadna import HyenaConfig
+    from dnatlas.architectures.hyenadna import HyenaConfig
     from dnatlas.models.hyenadna import HyenaDNAAdapter
 
     cfg = HyenaConfig(d_model=16, n_layer=2, d_inner=32, max_seq_len=256, emb_dim=5,
@@ -53,7 +53,7 @@ def nt_model(version):
 
 
 def transformer_model():
-    from dnatlas.baselines.transformer import TransformerConfig, TransformerMLM
+    from dnatlas.architectures.transformer import TransformerConfig, TransformerMLM
     from dnatlas.models.baselines import TransformerAdapter
 
     torch.manual_seed(0)
@@ -387,7 +387,7 @@ def test_top_features_are_ranked_by_activation_at_the_positions_above_the_genome
 
 @pytest.mark.parametrize("strand", ["+", "-"])
 def test_codon_and_amino_acid_probabilities_equal_a_whole_record_pass(inputs, tmp_path, strand):
-    from dnatlas.model.windowed_mlm import AMINO_ACIDS, codon_probs, codon_to_amino_acid
+    from dnatlas.architectures.dnatlas.windowed_mlm import AMINO_ACIDS, codon_probs, codon_to_amino_acid
     from dnatlas.pipelines.steer import SteerRequest, steer
     from dnatlas.sae.saelens_format import load_sae
 

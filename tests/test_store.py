@@ -6,13 +6,9 @@ import pytest
 
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import decode, encode
+from dnatlas.genome.sources import bundled_genome_paths, read_manifest
 from dnatlas.genome.store import GenomeStore, Segment
-from dnatlas.genome.store_build import (
-    build_store,
-    bundled_genome_paths,
-    read_manifest,
-    region_split,
-)
+from dnatlas.genome.store_build import build_store, region_split
 
 RNG = np.random.default_rng(0)
 GENOMES = {  # genome id -> {record id: sequence}

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from dnatlas.architectures.dnatlas import DNAtlas
 from dnatlas.genome.store_build import build_store
-from dnatlas.model import DNAtlas
 from dnatlas.training.checkpoint import load_checkpoint
 from dnatlas.training.config import TrainConfig, load_train_config
 from dnatlas.training.trainer import TrainingDiverged, lr_lambda, train

@@ -1,4 +1,4 @@
-"""Tests of dnatlas.baselines.transformer (bidirectional Transformer MLM baseline)."""
+"""Tests of dnatlas.architectures.transformer (bidirectional Transformer MLM baseline)."""
 
 import json
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dnatlas.baselines.transformer import (
+from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
+from dnatlas.architectures.transformer import (
     TransformerConfig,
     TransformerMLM,
     dnatlas_param_estimate,
@@ -14,7 +15,6 @@ from dnatlas.baselines.transformer import (
 )
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import MASK, encode
-from dnatlas.model import DNAtlas, DNAtlasConfig
 
 TINY = TransformerConfig(d_model=32, n_layers=2, n_heads=2, max_len=128)
 

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from dnatlas.model import DNAtlas, DNAtlasConfig, MarkovMasking
-from dnatlas.model.windowed_mlm import (
+from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig, MarkovMasking
+from dnatlas.architectures.dnatlas.windowed_mlm import (
     AMINO_ACIDS,
     INCONSISTENT_PENALTY,
     amino_acid_probs,

@@ -1,21 +1,30 @@
 """dnatlas: train and interpret DNA language models.
 
-Dependencies flow one way:
-``genome`` and ``annotation`` (data) -> ``model`` (DNAtlas) and ``baselines`` -> ``models``
-(every gLM behind one protocol) -> ``training``, ``analysis`` and ``sae`` -> ``pipelines``
--> ``cli`` (and the explorer).
+Layers, each importing only from layers above it in this list (``docs/design.md``; checked
+by ``tests/test_layers.py``):
 
-With the ``hf`` extra installed, DNAtlas folders load through ``transformers.AutoModel``
-(:mod:`dnatlas.models.hf`, registered by :mod:`dnatlas.hf_hook`); ``transformers`` is not imported until the user imports it.
+1. base: ``errors``, ``files``, ``progress``, ``devices``, ``distributed``,
+   ``masked_scores``, ``runtime``, ``model_files``, ``bundled``, ``_version``
+   (and this package's ``__init__``, ``_moved``, ``hf_hook``);
+2. data: ``genome``, ``annotation``, ``motifs``, ``concepts``, ``audit``;
+3. ``architectures``: DNAtlas, HyenaDNA, Nucleotide Transformer, Transformer MLM, k-mer;
+4. ``models``: the model layer, every gLM behind one protocol (``load_model``,
+   ``resolve_model``);
+5. ``training``, ``analysis``, ``sae``, ``atlas`` (siblings: none imports another);
+6. ``pipelines``: the jobs as plain functions;
+7. ``cli`` and ``explorer``.
+
+Importing ``dnatlas`` imports none of them. With the ``hf`` extra installed, DNAtlas folders
+load through ``transformers.AutoModel`` (:mod:`dnatlas.models.hf`, registered by
+:mod:`dnatlas.hf_hook` as soon as the user imports ``transformers``). Import paths that moved
+in 0.2 keep working for one release with a ``DeprecationWarning`` (:mod:`dnatlas._moved`).
 """
 
-__version__ = "0.1.0"
+from dnatlas._moved import install as _install_moved
+from dnatlas._version import __version__
+from dnatlas.hf_hook import register_when_imported as _register_when_imported
 
+__all__ = ["__version__"]
 
-def _register_with_transformers() -> None:
-    from dnatlas.hf_hook import register_when_imported
-
-    register_when_imported()
-
-
-_register_with_transformers()
+_install_moved()
+_register_when_imported()

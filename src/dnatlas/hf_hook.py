@@ -1,21 +1,23 @@
 """Register DNAtlas with ``transformers`` when (and only when) ``transformers`` is imported.
 
-``import dnatlas`` calls :func:`register_when_imported`; it costs no import of torch or
-transformers. The classes themselves are in :mod:`dnatlas.models.hf`.
+``import dnatlas`` calls :func:`register_when_imported`; it costs no import of torch,
+transformers or the model layer. The classes themselves are in :mod:`dnatlas.models.hf`.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.util
 import sys
 
 
 def _register() -> None:
+    # The one import of the model layer from the base layer, a documented exception in
+    # tests/test_layers.py: it runs once the user imports transformers, never at
+    # ``import dnatlas``.
     try:
-        from dnatlas.models.hf import register
-
-        register()
+        importlib.import_module("dnatlas.models.hf").register()
     except Exception:  # a broken or too old transformers must not break its own import
         pass
 

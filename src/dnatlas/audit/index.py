@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dnatlas import __version__
+from dnatlas._version import __version__
 from dnatlas.audit.kmers import canonical_kmers, check_k, key_dtype
 from dnatlas.audit.target import (
     Target,

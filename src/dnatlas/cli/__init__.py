@@ -15,7 +15,7 @@ import importlib
 import pkgutil
 import sys
 
-from dnatlas import __version__
+from dnatlas._version import __version__
 from dnatlas.errors import DnatlasError
 
 

@@ -47,7 +47,7 @@ def _tool_list(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dnatlas.genome.store_build import resolve_bundled_genome
+    from dnatlas.genome.sources import resolve_bundled_genome
 
     genome = resolve_bundled_genome(args.genome)
     intervals = annotate_genome(genome, args.out, args.tools, expterm=args.expterm,

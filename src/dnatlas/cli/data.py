@@ -67,7 +67,8 @@ def _add_info(subparsers) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from dnatlas.genome.store_build import build_store, resolve_bundled_genome
+    from dnatlas.genome.sources import resolve_bundled_genome
+    from dnatlas.genome.store_build import build_store
 
     if not args.inputs and not args.manifest:
         raise InputError("give INPUT files, --manifest, or both")

@@ -21,7 +21,7 @@ import sys
 
 from dnatlas.cli._model_input import add_device_arg, add_model_arg, positive_int
 from dnatlas.cli.sae_meta import add_meta
-from dnatlas.sae.registry import ARCHITECTURES
+from dnatlas.pipelines.sae import ARCHITECTURES
 
 
 def register(subparsers) -> None:

@@ -1,7 +1,7 @@
 """Nucleotide alphabet and reverse-complement helpers.
 
 Encoding (uint8): A=0, C=1, G=2, T=3, N=4. The model adds MASK=5 (see
-:mod:`dnatlas.model`). Every IUPAC ambiguity code (R Y S W K M B D H V N) maps
+:mod:`dnatlas.architectures.dnatlas`). Every IUPAC ambiguity code (R Y S W K M B D H V N) maps
 to N, and lowercase reads as uppercase. The complement of code ``x < 4`` is
 ``3 - x``; N (and MASK) are their own complements.
 """
@@ -22,6 +22,8 @@ for _ch in IUPAC:
     ENCODE_TABLE[ord(_ch)] = _code
     ENCODE_TABLE[ord(_ch.lower())] = _code
 INVALID = 255
+TRANSLATE_TABLE = ENCODE_TABLE.tobytes()  # for bytes.translate: byte -> code, 255 if invalid
+INVALID_BYTE = bytes([INVALID])
 
 DECODE_TABLE = np.frombuffer(b"ACGTN*", dtype=np.uint8)
 #: code -> complement code (A<->T, C<->G, N->N, MASK->MASK)

@@ -32,22 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dnatlas.errors import InputError
-from dnatlas.genome.fetch_download import CHECKSUMS_NAME, Fetcher
-from dnatlas.genome.ncbi_site import (  # re-exported: importers use dnatlas.genome.fetch
-    BASE_URL_ENV,
-    DEFAULT_BASE_URL,
-    accession_dir_url,
-    parse_directory_listing,
-    parse_md5_checksums,
-    pick_assembly_dir,
+from dnatlas.genome.fetch_download import Fetcher
+from dnatlas.genome.ncbi_site import (
     resolve_base_url,
 )
 
-__all__ = [
-    "BASE_URL_ENV", "CHECKSUMS_NAME", "DEFAULT_BASE_URL", "MANIFEST_NAME", "FetchError",
-    "FetchResult", "accession_dir_url", "fetch_genomes", "parse_directory_listing",
-    "parse_md5_checksums", "pick_assembly_dir", "read_manifest", "resolve_base_url",
-]
+__all__ = ["MANIFEST_NAME", "FetchError", "FetchResult", "fetch_genomes", "read_manifest"]
 
 MANIFEST_NAME = "manifest.tsv"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dnatlas import __version__
+from dnatlas._version import __version__
 from dnatlas.files import file_digest
 from dnatlas.genome.ncbi_site import (
     ACCESSION_RE,

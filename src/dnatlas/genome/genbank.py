@@ -1,7 +1,6 @@
 """GenBank records through Biopython: each record's sequence encoded and checked.
 
-Split from :mod:`dnatlas.genome.readers` (:func:`~dnatlas.genome.readers.read_records` is the
-entry point). Problems raise :class:`dnatlas.errors.InputError` with the file, record and the
+Called by :func:`dnatlas.genome.readers.read_records` (the entry point). Problems raise :class:`dnatlas.errors.InputError` with the file, record and the
 1-based line of the record's LOCUS line (or of the invalid base in its ORIGIN data).
 """
 
@@ -17,8 +16,9 @@ from typing import NamedTuple
 import numpy as np
 
 from dnatlas.errors import InputError
+from dnatlas.genome.alphabet import INVALID_BYTE, TRANSLATE_TABLE
 from dnatlas.genome.file_opening import DECOMPRESSION_ERRORS, open_latin1_text
-from dnatlas.genome.readers import _INVALID_BYTE, _TRANSLATE, Record
+from dnatlas.genome.record import Record
 
 
 def read_genbank(path: Path) -> Iterator[Record]:
@@ -75,8 +75,8 @@ def _genbank_record(path: Path, index: int, record_id: str, description: str, ra
                          line=_locate_locus(path, index).line)
     if not raw:
         raise _no_sequence_error(path, index, record_id)
-    codes = bytearray(raw.translate(_TRANSLATE))
-    bad = codes.find(_INVALID_BYTE)
+    codes = bytearray(raw.translate(TRANSLATE_TABLE))
+    bad = codes.find(INVALID_BYTE)
     if bad >= 0:
         line, column, char = _locate_origin_base(path, index, bad)
         raise InputError(f"invalid character {char!r} at column {column}", path=path,

@@ -1,6 +1,6 @@
 """The layout of NCBI's genomes site: accession directories, listings and checksums.
 
-Split from :mod:`dnatlas.genome.fetch` (which re-exports these names): URLs of an
+Used by :mod:`dnatlas.genome.fetch`: URLs of an
 accession's directory, the entry names of an HTML directory listing, the
 ``{accession}_{assembly_name}`` subdirectory, ``md5checksums.txt`` parsing and a file's MD5.
 """

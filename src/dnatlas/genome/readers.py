@@ -19,40 +19,21 @@ the record and the 1-based line where it applies.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dnatlas.errors import InputError
-from dnatlas.genome.alphabet import ENCODE_TABLE, INVALID
+from dnatlas.genome.alphabet import ENCODE_TABLE, INVALID, INVALID_BYTE, TRANSLATE_TABLE
 from dnatlas.genome.file_opening import hold_if_stream, open_binary, read_or_fail, release_stream
+from dnatlas.genome.genbank import read_genbank
+from dnatlas.genome.record import Record
 
 CHUNK_BYTES = 1 << 23  # at most 8 MiB of text per parsing step
 GENOME_SUFFIXES = (".fa", ".fasta", ".fna", ".gb", ".gbk", ".gbff")
 
 _NEWLINE = ord("\n")
 _WHITESPACE = b"\n\r \t"  # ignored inside sequence lines
-_TRANSLATE = ENCODE_TABLE.tobytes()  # for bytes.translate: byte -> code, 255 if invalid
-_INVALID_BYTE = bytes([INVALID])
-
-
-@dataclass
-class Record:
-    """One sequence record.
-
-    Attributes:
-        id: the record ID (FASTA: first word of the header; GenBank: accession.version).
-        description: the rest of the FASTA header, or the GenBank DEFINITION.
-        seq: nucleotide codes, shape (L,), dtype uint8, values 0..4.
-    """
-
-    id: str
-    description: str
-    seq: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.seq.shape[0])
 
 
 def read_records(path: str | Path) -> Iterator[Record]:
@@ -69,11 +50,7 @@ def read_records(path: str | Path) -> Iterator[Record]:
         if kind == "fasta":
             yield from _read_fasta(path)
         else:
-            # imported here: genbank.py imports Record from this module, and Biopython
-            # is loaded only for GenBank input
-            from dnatlas.genome.genbank import read_genbank
-
-            yield from read_genbank(path)
+            yield from read_genbank(path)  # Biopython is loaded only for GenBank input
     finally:
         if held:
             release_stream(path)
@@ -118,7 +95,7 @@ def _sniff_format(path: Path) -> str:
         return "fasta"
     if first_line.startswith(b"LOCUS"):
         return "genbank"
-    if _INVALID_BYTE not in first_line.translate(_TRANSLATE, _WHITESPACE):
+    if INVALID_BYTE not in first_line.translate(TRANSLATE_TABLE, _WHITESPACE):
         raise InputError("sequence before the first '>' header", path=path, line=line)
     raise InputError("not a FASTA or GenBank file (expected a line starting with '>' or 'LOCUS')",
                      path=path, line=line)
@@ -196,8 +173,8 @@ class _FastaParser:
         """Encode the sequence bytes ``buf[start:end]`` and append them to the open record."""
         if start >= end:
             return
-        codes = buf[start:end].translate(_TRANSLATE, _WHITESPACE)
-        if _INVALID_BYTE in codes:
+        codes = buf[start:end].translate(TRANSLATE_TABLE, _WHITESPACE)
+        if INVALID_BYTE in codes:
             self._raise_invalid(buf, start, end)
         self.sequence += codes
 

@@ -28,17 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dnatlas import __version__
+from dnatlas._version import __version__
 from dnatlas.errors import InputError
 from dnatlas.files import check_free_space, check_output_dir, file_digest
 from dnatlas.genome.readers import read_records
-from dnatlas.genome.sources import (  # noqa: F401  (re-exported)
+from dnatlas.genome.sources import (
     GenomeSource,
-    bundled_genome_paths,
     collect_sources,
-    read_manifest,
-    resolve_bundled_annotations,
-    resolve_bundled_genome,
     resolve_genome_ids,
 )
 from dnatlas.genome.store import (

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dnatlas.architectures.dnatlas.masking import MarkovMasking
+from dnatlas.architectures.dnatlas.windowed_mlm import mask_tokens
 from dnatlas.errors import InputError
-from dnatlas.model.masking import MarkovMasking
-from dnatlas.model.windowed_mlm import mask_tokens
 from dnatlas.models.protocol import ModelAdapter, ModuleAdapter, check_codes, module_state
 
 
@@ -34,7 +34,7 @@ def _markov_mask(seq: Tensor, seed: int) -> Tensor:
 
 
 class TransformerAdapter(ModuleAdapter):
-    """The bidirectional Transformer baseline (:class:`dnatlas.baselines.TransformerMLM`)."""
+    """The bidirectional Transformer baseline (:class:`dnatlas.architectures.transformer.TransformerMLM`)."""
 
     kind = "transformer"
     sites = ("residual",)
@@ -48,8 +48,8 @@ class TransformerAdapter(ModuleAdapter):
     @classmethod
     def load(cls, path: Path, random: bool = False, seed: int = 0,
              name: str = "transformer") -> TransformerAdapter:
-        from dnatlas.baselines.transformer import TransformerConfig, TransformerMLM
-        from dnatlas.models.checkpoint_files import read_config
+        from dnatlas.architectures.transformer import TransformerConfig, TransformerMLM
+        from dnatlas.model_files import read_config
 
         if not random:
             return cls(TransformerMLM.from_pretrained(path), name=name)
@@ -108,7 +108,7 @@ class TransformerAdapter(ModuleAdapter):
     @staticmethod
     def build(preset: str, overrides: dict):
         """A fresh Transformer baseline sized like a DNAtlas preset (for the trainer)."""
-        from dnatlas.baselines.transformer import TransformerConfig, TransformerMLM
+        from dnatlas.architectures.transformer import TransformerConfig, TransformerMLM
 
         return TransformerMLM(TransformerConfig.preset(preset, **overrides))
 
@@ -124,7 +124,7 @@ class TransformerAdapter(ModuleAdapter):
         return (mask & (seq < 4)).sum()
 
     def random_init(self, seed: int = 0) -> TransformerAdapter:
-        from dnatlas.baselines.transformer import TransformerMLM
+        from dnatlas.architectures.transformer import TransformerMLM
 
         torch.manual_seed(seed)
         return TransformerAdapter(TransformerMLM(self.model.config),
@@ -148,7 +148,7 @@ class KmerAdapter(ModelAdapter):
 
     @classmethod
     def load(cls, path: Path, name: str = "kmer") -> KmerAdapter:
-        from dnatlas.baselines.kmer import KmerContextModel
+        from dnatlas.architectures.kmer.model import KmerContextModel
 
         return cls(KmerContextModel.load(path), name=name)
 

@@ -1,4 +1,4 @@
-"""DNAtlas through the model protocol: a thin wrapper over :class:`dnatlas.model.DNAtlas`.
+"""DNAtlas through the model protocol: a thin wrapper over :class:`dnatlas.architectures.dnatlas.DNAtlas`.
 
 DNAtlas works on nucleotides directly, so activations are the model's own
 ``output_activations`` (B, L, C) and interventions are passed through. Keys are the model's
@@ -7,7 +7,7 @@ depend on ``receptive_field`` nucleotides on each side, and with RCPS the activa
 reverse complement are ``act[::-1, p]`` with ``p = rc_permutation(key)``.
 
 ``mlm_loss`` is the windowed-MLM loss the model is trained with (triplet cross-entropy over
-positions touched by a mask), with masks drawn by :class:`dnatlas.model.MarkovMasking`
+positions touched by a mask), with masks drawn by :class:`dnatlas.architectures.dnatlas.MarkovMasking`
 from per-window seeds ``(seed, row)``, so every call with the same seed masks the same
 positions.
 """
@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dnatlas.errors import InputError
-from dnatlas.model import (
+from dnatlas.architectures.dnatlas import (
     SITES,
     DNAtlas,
     DNAtlasConfig,
@@ -30,7 +29,7 @@ from dnatlas.model import (
     nucleotide_log_probs,
     windowed_mlm_loss,
 )
-from dnatlas.model.windowed_mlm import loss_positions, masked_log_probs
+from dnatlas.architectures.dnatlas.windowed_mlm import loss_positions, masked_log_probs
 from dnatlas.models.protocol import Intervention, ModuleAdapter, check_codes, module_state
 
 
@@ -52,17 +51,8 @@ class DNAtlasAdapter(ModuleAdapter):
     def from_pretrained(cls, directory: str | Path, name: str | None = None) -> DNAtlasAdapter:
         """Load a ``save_pretrained`` folder, one weights file or sharded (raises
         :class:`InputError` if damaged)."""
-        from dnatlas.models.checkpoint_files import load_weights, weights_file
-
         directory = Path(directory)
-        config = load_dnatlas_config(directory)
-        model = DNAtlas(config)
-        state = load_weights(directory)  # model.safetensors, or shards + their index
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise InputError(_state_mismatch(exc), path=weights_file(directory)) from None
-        return cls(model.eval(), name=name or f"dnatlas:{directory.name}")
+        return cls(DNAtlas.from_pretrained(directory), name=name or f"dnatlas:{directory.name}")
 
     @classmethod
     def from_config(cls, config: DNAtlasConfig, seed: int = 0, name: str = "dnatlas"
@@ -154,26 +144,3 @@ class DNAtlasAdapter(ModuleAdapter):
 
     def state_for_fingerprint(self):
         return module_state(self.model, self.model.config.to_dict())
-
-
-def load_dnatlas_config(directory: Path) -> DNAtlasConfig:
-    """The :class:`DNAtlasConfig` of a folder's ``config.json`` (one-line errors)."""
-    from dnatlas.models.checkpoint_files import read_config
-
-    raw = read_config(directory)
-    try:
-        return DNAtlasConfig.from_dict(raw)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"not a valid DNAtlas config: {exc}", path=directory / "config.json") from None
-
-
-def _state_mismatch(exc: RuntimeError) -> str:
-    """A one-line summary of a ``load_state_dict`` error."""
-    text = str(exc)
-    missing = text.count("Missing key")
-    unexpected = text.count("Unexpected key")
-    shapes = text.count("size mismatch")
-    parts = [f"{n} {what}" for n, what in ((missing, "missing"), (unexpected, "unexpected"),
-                                           (shapes, "shape-mismatched")) if n]
-    return ("weights do not fit the config (" + ", ".join(parts) + " tensor groups)"
-            if parts else "weights do not fit the config")

@@ -1,12 +1,12 @@
 """DNAtlas in Hugging Face ``transformers``: a registered config and model class, so a
-folder written by :meth:`dnatlas.model.DNAtlas.save_pretrained` loads with
+folder written by :meth:`dnatlas.architectures.dnatlas.DNAtlas.save_pretrained` loads with
 ``AutoConfig.from_pretrained`` and ``AutoModel.from_pretrained`` after ``import dnatlas``.
 
 Importing ``transformers`` costs seconds, so ``import dnatlas`` does not import it: it
 registers these classes as soon as ``transformers`` is imported (at once if it already is),
 through :mod:`dnatlas.hf_hook`. :class:`DNAtlasForMaskedLM` has the same modules
-and parameter names as :class:`~dnatlas.model.DNAtlas`, so the same ``model.safetensors``
-loads into either, and its ``forward`` returns the same :class:`~dnatlas.model.DNAtlasOutput`.
+and parameter names as :class:`~dnatlas.architectures.dnatlas.DNAtlas`, so the same ``model.safetensors``
+loads into either, and its ``forward`` returns the same :class:`~dnatlas.architectures.dnatlas.DNAtlasOutput`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ _registered = False
 def _classes():
     from transformers import PretrainedConfig, PreTrainedModel
 
-    from dnatlas.model import DNAtlas, DNAtlasConfig
-    from dnatlas.model.modeling import DNAtlasBlock
-    from dnatlas.model.rcps import RCEmbedding, RCRMSNorm, RCTripletHead
+    from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
+    from dnatlas.architectures.dnatlas.modeling import DNAtlasBlock
+    from dnatlas.architectures.dnatlas.rcps import RCEmbedding, RCRMSNorm, RCTripletHead
 
     class DNAtlasHFConfig(PretrainedConfig):
         """A :class:`DNAtlasConfig` as a ``transformers`` config (same JSON keys)."""

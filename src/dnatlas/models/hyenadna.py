@@ -1,4 +1,4 @@
-"""HyenaDNA through the model protocol (architecture: :mod:`dnatlas.models.arch.hyenadna`).
+"""HyenaDNA through the model protocol (architecture: :mod:`dnatlas.architectures.hyenadna`).
 
 Tokens: the character tokenizer's ids are CLS=0 SEP=1 BOS=2 MASK=3 PAD=4 RESERVED=5
 UNK=6 A=7 C=8 G=9 T=10 N=11, i.e. id = code + 7 for our codes A C G T N (and our MASK=5
@@ -17,7 +17,6 @@ objective, next-nucleotide cross-entropy over the full vocabulary (nats per toke
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -26,9 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dnatlas.architectures.hyenadna import HyenaConfig, HyenaDNA, load_hyenadna
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import MASK as MASK_CODE  # our code of a hidden nucleotide
-from dnatlas.models.arch.hyenadna import HyenaConfig, HyenaDNA, load_hyenadna
+from dnatlas.model_files import read_config_file
 from dnatlas.models.protocol import (
     Intervention,
     ModuleAdapter,
@@ -53,10 +53,7 @@ def hyena_config(config=None) -> HyenaConfig:
         return config or HyenaConfig()
     if isinstance(config, (str, Path)):
         path = Path(config)
-        path = path / "config.json" if path.is_dir() else path
-        if not path.is_file():
-            raise InputError("no config.json here", path=path)
-        config = json.loads(path.read_text())
+        config = read_config_file(path / "config.json" if path.is_dir() else path)
     if not isinstance(config, dict):
         raise InputError(f"cannot build a HyenaDNA config from {type(config).__name__}")
     return HyenaConfig.from_dict(config)

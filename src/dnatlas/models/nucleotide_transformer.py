@@ -2,7 +2,7 @@
 
 Versions. v1 checkpoints (500M/2.5B, learned absolute positions, GELU feed-forward) load into
 transformers' ``EsmForMaskedLM``; v2 checkpoints (50M-500M multi-species: rotary positions,
-gated SiLU feed-forward without biases) load into :mod:`dnatlas.models.arch.nucleotide_transformer`.
+gated SiLU feed-forward without biases) load into :mod:`dnatlas.architectures.nucleotide_transformer`.
 :func:`detect_version` tells them apart by ``position_embedding_type`` in ``config.json``
 (``absolute`` -> v1, ``rotary`` -> v2); anything else is refused.
 
@@ -41,7 +41,6 @@ and returns the cross-entropy over masked tokens.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from itertools import product
 from pathlib import Path
@@ -51,13 +50,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dnatlas.errors import InputError
-from dnatlas.genome.alphabet import MASK as MASK_CODE  # our code of a hidden nucleotide
-from dnatlas.models.arch.nucleotide_transformer import (
+from dnatlas.architectures.nucleotide_transformer import (
     NTv2Config,
     NTv2ForMaskedLM,
     load_nt_v2,
 )
+from dnatlas.errors import InputError
+from dnatlas.genome.alphabet import MASK as MASK_CODE  # our code of a hidden nucleotide
+from dnatlas.model_files import read_config, read_config_file
 from dnatlas.models.protocol import (
     Intervention,
     ModuleAdapter,
@@ -223,9 +223,7 @@ def _as_config(config) -> tuple[object, int, VocabLayout | None]:
     if isinstance(config, (str, Path)):
         path = Path(config)
         path = path / "config.json" if path.is_dir() else path
-        if not path.is_file():
-            raise InputError("no config.json here", path=path)
-        folder, config = path.parent, json.loads(path.read_text())
+        folder, config = path.parent, read_config_file(path)
     if isinstance(config, NTv2Config):
         return config, 2, V2
     if not isinstance(config, dict):
@@ -272,9 +270,7 @@ class NucleotideTransformerAdapter(ModuleAdapter):
     def from_pretrained(cls, directory: str | Path) -> NucleotideTransformerAdapter:
         """Load a local checkpoint folder, v1 or v2 (see module docstring)."""
         directory = Path(directory)
-        if not (directory / "config.json").is_file():
-            raise InputError("no config.json in the Nucleotide Transformer folder", path=directory)
-        config = json.loads((directory / "config.json").read_text())
+        config = read_config(directory)
         version = detect_version(config)
         layout = detect_layout(config, version, directory)
         if version == 2:

@@ -29,6 +29,9 @@ see only this interface, whatever the model's tokenisation:
 Keys are ``blocks.{i}.{site}`` with 0-based block ``i``; every model has at least the
 ``residual`` site (the residual stream after block i). Models may have extra keys (DNAtlas:
 ``embed``).
+
+A kind that ``dnatlas train`` trains (its registry record says ``trainable``) also gives its
+adapter class the three static methods of :class:`Trainable`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -44,6 +48,35 @@ from torch import Tensor
 from dnatlas.errors import InputError
 
 Intervention = Callable[[Tensor], Tensor]
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """What the trainer needs of a model kind, provided by its adapter class as static
+    methods (:class:`~dnatlas.models.dnatlas.DNAtlasAdapter`,
+    :class:`~dnatlas.models.baselines.TransformerAdapter`); found through
+    :func:`dnatlas.models.registry.trainable_adapter`.
+
+    The objective is a *sum* and a *count* so that the trainer can normalise by the global
+    number of loss terms across micro-batches and ranks.
+    """
+
+    @staticmethod
+    def build(preset: str, overrides: dict) -> torch.nn.Module:
+        """A freshly initialised module of a DNAtlas preset's size, with config overrides."""
+        ...
+
+    @staticmethod
+    def training_loss(module: torch.nn.Module, seq: Tensor, mask: Tensor
+                      ) -> tuple[Tensor, Tensor]:
+        """Summed loss (nats) and its number of terms for true codes ``seq`` (B, L) and a
+        bool ``mask`` (B, L); ``module`` may be wrapped (DDP, torch.compile)."""
+        ...
+
+    @staticmethod
+    def count_loss_terms(seq: Tensor, mask: Tensor) -> Tensor:
+        """The number of loss terms of a batch, without running the model."""
+        ...
 
 
 class ModelAdapter(ABC):
@@ -250,9 +283,9 @@ class ModuleAdapter(ModelAdapter):
 def check_codes(tokens: Tensor, allow_mask: bool = False) -> Tensor:
     """``tokens`` (B, L) as a long tensor of nucleotide codes (A=0 C=1 G=2 T=3 N=4, and
     MASK=5 with ``allow_mask``), or ValueError naming the bad value: the model's own
-    :func:`dnatlas.model.modeling.check_tokens`, also taking numpy arrays."""
+    :func:`dnatlas.architectures.dnatlas.modeling.check_tokens`, also taking numpy arrays."""
+    from dnatlas.architectures.dnatlas.modeling import check_tokens
     from dnatlas.genome.alphabet import MASK, N
-    from dnatlas.model.modeling import check_tokens
 
     if not isinstance(tokens, Tensor):
         tokens = torch.as_tensor(np.asarray(tokens))

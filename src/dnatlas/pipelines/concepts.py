@@ -30,7 +30,7 @@ from dnatlas.concepts import DEFAULT_THRESHOLDS, ConceptCounter, chunk_labels, s
 from dnatlas.concepts.label_sources import LabelSpec, build_labels
 from dnatlas.concepts.splits import chunk_regions, make_splits
 from dnatlas.errors import InputError
-from dnatlas.models import ModelAdapter, load_model
+from dnatlas.models import ModelAdapter, resolve_model
 from dnatlas.pipelines.concept_features import (
     FeatureDictionary,
     neuron_dictionary,
@@ -276,7 +276,7 @@ def evaluate_concepts(model: str | ModelAdapter | None, fasta: str | Path,
     saes = default_saes(model, saes, neurons)
     annotations = default_annotations(fasta, annotations)
     with distributed.session(device) as info:
-        adapter = model if isinstance(model, ModelAdapter) else load_model(model, info.device)
+        adapter = resolve_model(model, info.device)
         return _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init,
                          random_init_saes, settings, force)
 

@@ -26,8 +26,9 @@ def build_default_store(out: str | Path, force: bool = False):
 
     An existing store at ``out`` is reused (``force``: rebuilt).
     """
+    from dnatlas.genome.sources import bundled_genome_paths
     from dnatlas.genome.store import GenomeStore
-    from dnatlas.genome.store_build import build_store, bundled_genome_paths
+    from dnatlas.genome.store_build import build_store
 
     out = Path(out)
     if out.exists() and not force:

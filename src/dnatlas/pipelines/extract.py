@@ -14,7 +14,7 @@ import numpy as np
 
 from dnatlas import distributed
 from dnatlas.analysis.extract_folder import extract_records
-from dnatlas.models import ModelAdapter, load_model
+from dnatlas.models import ModelAdapter, resolve_model
 from dnatlas.pipelines.records import records_of
 
 
@@ -30,7 +30,7 @@ def extract_genome(model: str | ModelAdapter | None, fasta: str | Path, out: str
     each rank extracts its share (module docstring) on its own device.
     """
     with distributed.session(device) as info:
-        adapter = model if isinstance(model, ModelAdapter) else load_model(model, info.device)
+        adapter = resolve_model(model, info.device)
         items = [(r.id, r.seq, start, end) for r, start, end in records_of(fasta, region)]
         return extract_records(adapter, items, out, layers, site, strand=strand,
                                dtype=np.dtype(dtype), layout=layout, chunk_size=chunk_size,

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dnatlas.models import ModelAdapter, load_model
+from dnatlas.models import ModelAdapter, resolve_model
 
 
 def default_layer(n_layers: int) -> int:
@@ -74,7 +74,7 @@ def report_figures(model: str | ModelAdapter | None = None, out: str | Path = "d
 
     t0 = time.perf_counter()
     out = check_output_dir(out, "figure folder", own=is_figures_output, force=force)
-    model = model if isinstance(model, ModelAdapter) else load_model(model)
+    model = resolve_model(model)
     layer = default_layer(model.n_layers) if layer is None else layer
     genome = bundled.genome_path("ecoli_k12_mg1655")
     record = next(iter(read_records(genome)))

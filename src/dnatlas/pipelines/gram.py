@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dnatlas.errors import InputError
-from dnatlas.models import ModelAdapter, load_model
+from dnatlas.models import ModelAdapter, resolve_model
 
 
 @dataclass
@@ -92,7 +92,7 @@ def gram_inputs(model: str | ModelAdapter | None, req: GramRequest, device: str 
         raise InputError("give an activation folder (--acts), or --fasta and --region")
     if not req.all_layers and req.layer is None:
         raise InputError("give --layer (or --layers all)")
-    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device)
+    adapter = resolve_model(model, device)
     (record, start, end), = records_of(req.fasta, req.region)
     keys = adapter.select_keys("all" if req.all_layers else req.layer, req.site)
     acts = extract_activations(adapter, record.seq, keys, req.site, start=start, end=end,

@@ -27,7 +27,7 @@ import numpy as np
 
 from dnatlas import distributed
 from dnatlas.errors import InputError
-from dnatlas.models import ModelAdapter, load_model
+from dnatlas.models import ModelAdapter, resolve_model
 
 
 @dataclass
@@ -159,7 +159,7 @@ def _neuron_catalog(model, fasta, annotations, layers, out, site, acts_dir, sett
 
     settings = settings or CatalogSettings()
     settings.check()
-    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device)
+    adapter = resolve_model(model, device)
     keys = adapter.select_keys(layers, site)
     out = distributed.on_main(check_output_dir, out, "output folder", own=is_catalog_output,
                               force=force)

@@ -37,7 +37,7 @@ import torch
 
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import MASK, NUCLEOTIDES
-from dnatlas.models import ModelAdapter, load_model
+from dnatlas.models import ModelAdapter, resolve_model
 from dnatlas.pipelines.steer_inputs import (
     check_variants,
     log_odds,
@@ -298,7 +298,7 @@ def _load(model, req: SteerRequest, device):
     from dnatlas.genome.sources import resolve_bundled_genome
     from dnatlas.pipelines.sae_site import load_sae_for
 
-    adapter = model if isinstance(model, ModelAdapter) else load_model(model, device)
+    adapter = resolve_model(model, device)
     sae, sae_dir, key = load_sae_for(req.sae, adapter, hook=req.hook)
     fasta = resolve_bundled_genome(req.fasta)
     records = {r.id: r for r in read_records(fasta)}

@@ -87,7 +87,7 @@ class TrainConfig:
 
     def _check_model(self) -> None:
         """The preset exists and ``model_overrides`` are valid settings of that model."""
-        from dnatlas.model.config import PRESETS, DNAtlasConfig
+        from dnatlas.architectures.dnatlas.config import PRESETS, DNAtlasConfig
 
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}")
@@ -97,7 +97,7 @@ class TrainConfig:
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"model_overrides: {exc}") from None
             return
-        from dnatlas.baselines.transformer import TransformerConfig
+        from dnatlas.architectures.transformer import TransformerConfig
 
         known = {f.name for f in dataclasses.fields(TransformerConfig)}
         unknown = sorted(set(self.model_overrides) - known)

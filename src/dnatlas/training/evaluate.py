@@ -16,11 +16,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from dnatlas.architectures.dnatlas.masking import MarkovMasking
+from dnatlas.architectures.dnatlas.windowed_mlm import mask_tokens, nucleotide_log_probs
 from dnatlas.genome.sampler import gather_windows, tile_coordinates
 from dnatlas.genome.store import GenomeStore
 from dnatlas.masked_scores import masked_scores
-from dnatlas.model.masking import MarkovMasking
-from dnatlas.model.windowed_mlm import mask_tokens, nucleotide_log_probs
 from dnatlas.progress import progress as progress_bar
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
@@ -132,11 +132,11 @@ def fit_kmer_baseline(store: GenomeStore, split: str = "val", orders=(1, 2, 3, 4
     """The k-mer context baseline: counts from the train split, k chosen on ``split``.
 
     k is chosen under a different masking seed from :func:`evaluate`'s. Returns the
-    :class:`dnatlas.baselines.kmer_selection.KSelection` (``.model``, ``.best_k``, scores per k).
+    :class:`dnatlas.architectures.kmer.selection.KSelection` (``.model``, ``.best_k``, scores per k).
     """
     from itertools import count
 
-    from dnatlas.baselines.kmer_selection import select_k
+    from dnatlas.architectures.kmer.selection import select_k
 
     train = [store.segment_tokens(int(i)) for i in store.segment_indices("train")]
     held = [store.segment_tokens(int(i)) for i in store.segment_indices(split)]

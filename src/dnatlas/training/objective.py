@@ -1,7 +1,8 @@
 """Models the trainer knows, and their training objective as (summed loss, count).
 
-The objective of each trainable kind lives with its adapter in :mod:`dnatlas.models`
-(``training_loss`` and ``count_loss_terms``); this module only looks it up. Returning a
+The objective of each trainable kind lives with its adapter class in :mod:`dnatlas.models`,
+which implements :class:`dnatlas.models.Trainable` (``build``, ``training_loss``,
+``count_loss_terms``); this module only looks it up through the kind's registry record. Returning a
 *sum* and a *count* lets the trainer normalise by the global number of loss positions
 across micro-batches and ranks, so that W ranks with gradient accumulation give the same
 update as one process with the same global batch.

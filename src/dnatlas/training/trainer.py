@@ -37,12 +37,12 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from dnatlas.architectures.dnatlas.activation import AUTO_MIN_ELEMENTS, compile_activation
+from dnatlas.architectures.dnatlas.masking import MarkovMasking
 from dnatlas.errors import DnatlasError, InputError
 from dnatlas.files import atomic_write_text, check_output_dir
 from dnatlas.genome.sampler import WindowSampler
 from dnatlas.genome.store import GenomeStore
-from dnatlas.model.activation import AUTO_MIN_ELEMENTS, compile_activation
-from dnatlas.model.masking import MarkovMasking
 from dnatlas.progress import progress as progress_bar
 from dnatlas.runtime import tune_allocator
 from dnatlas.training import distributed

@@ -55,11 +55,12 @@ def rc_channels(x: torch.Tensor) -> torch.Tensor:
 def triplet_rc_permutation() -> torch.Tensor:
     """P (64,) long: ``P[t]`` is the index of the reverse complement of triplet ``t``.
 
-    Triplet index = 16*first + 4*middle + last; RC(abc) = comp(c) comp(b) comp(a).
+    Triplet index = 16*first + 4*middle + last (:func:`dnatlas.genome.codons.triplet_rc_permutation`);
+    a CPU tensor, also under a meta-device context.
     """
-    t = torch.arange(64, device="cpu")  # explicit: also under a meta-device context
-    a, b, c = t // 16, (t // 4) % 4, t % 4
-    return 16 * (3 - c) + 4 * (3 - b) + (3 - a)
+    from dnatlas.genome.codons import triplet_rc_permutation as permutation
+
+    return torch.from_numpy(permutation())
 
 
 def _mirror_vector(half: torch.Tensor) -> torch.Tensor:

@@ -72,7 +72,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dnatlas.baselines.kmer_counts import (  # context_code and MAX_K are re-exported
+from dnatlas.architectures.kmer.counts import (
     _U64,
     MAX_K,
     _aggregate_down,
@@ -86,12 +86,12 @@ from dnatlas.baselines.kmer_counts import (  # context_code and MAX_K are re-exp
     _truncate_keys,
     _window_keys,
     _with_rc,
-    context_code,
 )
-from dnatlas.baselines.kmer_files import FORMAT, FORMAT_VERSION, load_model, save_model
+from dnatlas.architectures.kmer.files import read_counts, write_counts
+from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import MASK, N
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_K", "SMOOTHINGS", "KmerContextModel", "context_code"]
+__all__ = ["SMOOTHINGS", "KmerContextModel"]
 
 SMOOTHINGS = ("absolute", "witten_bell", "dirichlet")
 
@@ -386,12 +386,25 @@ class KmerContextModel:
     def save(self, path: str | Path) -> Path:
         """Write ``config.json`` and ``counts.npz`` into folder ``path`` (atomically per file)."""
         self._require_fitted()
-        return save_model(self, path)
+        config = {"k": self.k, "smoothing": self.smoothing, "alpha": self.alpha,
+                  "strand_symmetric": self.strand_symmetric,
+                  "max_marginal": self.max_marginal, "n_positions": self.n_positions,
+                  "discounts": [float(d) for d in self.discounts]}
+        return write_counts(path, config, self._keys, self._counts)
 
     @classmethod
     def load(cls, path: str | Path) -> KmerContextModel:
         """Read a folder written by :meth:`save`. Raises :class:`InputError` if it is not one."""
-        return load_model(cls, path)
+        cfg, cfg_path, tables = read_counts(path)
+        try:
+            model = cls(cfg["k"], cfg["smoothing"], cfg["alpha"], cfg["strand_symmetric"],
+                        cfg["max_marginal"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"invalid config: {e}", path=cfg_path) from None
+        model._keys, model._counts = tables(model.k)
+        model.discounts = np.asarray(cfg["discounts"], dtype=np.float64)
+        model.n_positions = int(cfg["n_positions"])
+        return model
 
     def __repr__(self) -> str:
         state = f"{self.n_positions} positions" if self.is_fitted else "unfitted"

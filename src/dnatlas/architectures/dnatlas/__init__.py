@@ -1,11 +1,11 @@
 """The DNAtlas model: RCPS gated-convolution blocks, the thresholding + SoLU activation,
 the windowed-MLM triplet head, and Markov-chain masking."""
 
-from dnatlas.model.config import MASK_TOKEN, PRESETS, DNAtlasConfig
-from dnatlas.model.masking import MarkovMasking
-from dnatlas.model.modeling import SITES, DNAtlas, DNAtlasOutput
-from dnatlas.model.rcps import rc_channels, triplet_rc_permutation
-from dnatlas.model.windowed_mlm import (
+from dnatlas.architectures.dnatlas.config import MASK_TOKEN, PRESETS, DNAtlasConfig
+from dnatlas.architectures.dnatlas.masking import MarkovMasking
+from dnatlas.architectures.dnatlas.modeling import SITES, DNAtlas, DNAtlasOutput
+from dnatlas.architectures.dnatlas.rcps import rc_channels, triplet_rc_permutation
+from dnatlas.architectures.dnatlas.windowed_mlm import (
     amino_acid_probs,
     codon_probs,
     consistency_bias,

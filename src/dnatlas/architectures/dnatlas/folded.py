@@ -1,6 +1,6 @@
 """RC-folded inference: half the multiply-adds of every RC-shared matmul, exactly.
 
-With reverse-complement parameter sharing (:mod:`dnatlas.model.rcps`) channel ``c`` of a
+With reverse-complement parameter sharing (:mod:`dnatlas.architectures.dnatlas.rcps`) channel ``c`` of a
 width-C axis pairs with ``C - 1 - c``. In the *folded* channel order
 
     fold(x) = [x[:C/2], flip(x[C/2:])]          (channel C/2 + i holds C - 1 - i)
@@ -25,7 +25,7 @@ The residual stream stays folded from the embedding to the head; only the sites 
 asks for are unfolded when stored. Under reverse complement the folded halves swap, so
 ``a + b`` is unchanged and ``a - b`` changes sign exactly. Results equal the plain path's
 to rounding (the sums run in another order). Used by
-:meth:`dnatlas.model.modeling.DNAtlas.forward` for inference (no autograd, no
+:meth:`dnatlas.architectures.dnatlas.modeling.DNAtlas.forward` for inference (no autograd, no
 interventions) of RC-shared models; ``bench/bench_extract.py`` measures it.
 """
 
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dnatlas.model.activation import folded_activation
+from dnatlas.architectures.dnatlas.activation import folded_activation
 from dnatlas.runtime import parallel
 
 #: rows (positions) per tile: one tile's intermediates stay in cache, matmuls stay large
@@ -174,7 +174,7 @@ class FoldedWeights:
 
     @classmethod
     def of(cls, block) -> FoldedWeights:
-        """From a :class:`dnatlas.model.modeling.DNAtlasBlock` with RCPS."""
+        """From a :class:`dnatlas.architectures.dnatlas.modeling.DNAtlasBlock` with RCPS."""
         def bias(layer):
             return None if layer.bias is None else layer.bias.param
 
@@ -191,7 +191,7 @@ def folded_block(block, x: Tensor, wanted: list[str], store: dict) -> Tensor:
     """One RC-shared DNAtlas block on a folded residual stream, in tiles of positions.
 
     Args:
-        block: the :class:`~dnatlas.model.modeling.DNAtlasBlock` (``cfg.rcps``).
+        block: the :class:`~dnatlas.architectures.dnatlas.modeling.DNAtlasBlock` (``cfg.rcps``).
         x: folded residual stream (B, L, d).
         wanted: inner sites to store (subset of pre_act, neurons, post_act).
         store: receives ``{f"{block.name}.{site}": (B, L, N)}`` in the standard order.

@@ -22,7 +22,7 @@ Parameter count (no biases, parameter-free norms), with ``h = round(mlp_ratio * 
 :meth:`TransformerConfig.matched` sizes a model to a parameter budget (e.g. a DNAtlas
 model's), :meth:`TransformerConfig.preset` matches a DNAtlas preset by name, and
 :meth:`TransformerConfig.flops_per_token` gives FLOPs so that runs can be matched in compute
-(compare with :meth:`dnatlas.model.DNAtlasConfig.flops_per_nucleotide`, forward only).
+(compare with :meth:`dnatlas.architectures.dnatlas.DNAtlasConfig.flops_per_nucleotide`, forward only).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from dnatlas.baselines.saved_folder import read_folder_config
 from dnatlas.errors import InputError
 from dnatlas.files import atomic_path, atomic_write_text, load_safetensors
+from dnatlas.model_files import read_config
 
 MODEL_TYPE = "dnatlas-transformer-mlm"
 CONFIG_NAME = "config.json"
@@ -63,8 +63,8 @@ def dnatlas_param_estimate(d_model: int, n_layers: int, n_neurons: int, kernel_s
 
 
 def dnatlas_preset_params(name: str) -> tuple[int, int]:
-    """``(parameter estimate, n_layers)`` of DNAtlas preset ``name`` (see ``dnatlas.model``)."""
-    from dnatlas.model.config import DNAtlasConfig
+    """``(parameter estimate, n_layers)`` of DNAtlas preset ``name`` (see ``dnatlas.architectures.dnatlas``)."""
+    from dnatlas.architectures.dnatlas.config import DNAtlasConfig
 
     c = DNAtlasConfig.preset(name)
     return (dnatlas_param_estimate(c.d_model, c.n_layers, c.n_neurons, c.kernel_size, c.rcps),
@@ -188,7 +188,7 @@ class TransformerConfig:
     def preset(cls, name: str, **kwargs) -> TransformerConfig:
         """Config matched in parameters and depth to DNAtlas preset ``name``.
 
-        ``name`` is a preset of :class:`dnatlas.model.DNAtlasConfig` (``tiny``, ``small``,
+        ``name`` is a preset of :class:`dnatlas.architectures.dnatlas.DNAtlasConfig` (``tiny``, ``small``,
         ``thin``, ``wide``); ``kwargs`` go to :meth:`matched` (e.g. ``max_len``, ``mlp``,
         ``n_layers`` to match at another depth). An explicit ``d_model`` skips the matching.
         """
@@ -390,7 +390,7 @@ class TransformerMLM(nn.Module):
         """Load a folder written by :meth:`save_pretrained`; the model is in eval mode."""
         path = Path(path)
         cfg_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
-        raw = read_folder_config(cfg_path, weights_path, what="Transformer baseline")
+        raw = read_config(path, WEIGHTS_NAME, what="Transformer baseline")
         if raw.get("model_type") != MODEL_TYPE:
             raise InputError(f"model_type is {raw.get('model_type')!r}, not {MODEL_TYPE!r}",
                              path=cfg_path)

@@ -17,12 +17,12 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 
+from dnatlas.architectures.dnatlas.rcps import triplet_rc_permutation
 from dnatlas.genome.alphabet import MASK
-from dnatlas.model.rcps import triplet_rc_permutation
+from dnatlas.genome.codons import AMINO_ACIDS, amino_acid_index
 
 #: added to the logits of triplets inconsistent with the input (finite, so fp32-safe)
 INCONSISTENT_PENALTY = -1.0e4
-AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY*"
 
 
 def _allowed(tokens: torch.Tensor) -> torch.Tensor:
@@ -134,15 +134,9 @@ def codon_probs(logits: torch.Tensor, tokens: torch.Tensor, frame: int = 0,
 
 @cache
 def codon_to_amino_acid(table: int = 11) -> torch.Tensor:
-    """(64,) long: index into :data:`AMINO_ACIDS` of each codon under an NCBI table."""
-    from Bio.Data.CodonTable import unambiguous_dna_by_id
-
-    t = unambiguous_dna_by_id[table]
-    out = torch.empty(64, dtype=torch.long)
-    for i in range(64):
-        codon = "ACGT"[i // 16] + "ACGT"[(i // 4) % 4] + "ACGT"[i % 4]
-        out[i] = AMINO_ACIDS.index("*" if codon in t.stop_codons else t.forward_table[codon])
-    return out
+    """(64,) long: index into :data:`~dnatlas.genome.codons.AMINO_ACIDS` of each codon under
+    an NCBI table (:func:`dnatlas.genome.codons.amino_acid_index`)."""
+    return torch.from_numpy(amino_acid_index(table))
 
 
 def amino_acid_probs(logits: torch.Tensor, tokens: torch.Tensor, frame: int = 0,

@@ -1,6 +1,6 @@
 """Scoring masked-nucleotide predictions and choosing the k-mer model's order on validation.
 
-Split from :mod:`dnatlas.baselines.kmer`: these helpers work with any predictor
+Split from :mod:`dnatlas.architectures.kmer.model`: these helpers work with any predictor
 ``tokens (B, L) -> log-probabilities (B, L, 4)``.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dnatlas.baselines.kmer import KmerContextModel
-from dnatlas.baselines.kmer_counts import _as_codes
+from dnatlas.architectures.kmer.counts import _as_codes
+from dnatlas.architectures.kmer.model import KmerContextModel
 from dnatlas.genome.alphabet import MASK
 from dnatlas.masked_scores import masked_scores
 

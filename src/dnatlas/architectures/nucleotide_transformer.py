@@ -32,7 +32,6 @@ are ignored; anything else unknown is refused.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dnatlas.errors import InputError
-from dnatlas.files import load_weights_file
+from dnatlas.model_files import load_weights, read_config
 
 #: checkpoint keys of the published remote code that the forward pass never reads
 UNUSED_KEYS = ("esm.embeddings.position_embeddings.weight", "position_ids", "esm.contact_head.")
@@ -249,22 +248,15 @@ class NTv2ForMaskedLM(nn.Module):
         return self.lm_head(self.esm.encoder.emb_layer_norm_after(h))
 
 
-def _read_state_dict(directory: Path) -> dict[str, Tensor]:
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        path = directory / name
-        if not path.is_file():
-            continue
-        return load_weights_file(path)
-    raise InputError("no model.safetensors or pytorch_model.bin (for an untrained model of "
-                     "this shape use nt:PATH:random-init)", path=directory)
-
-
 def load_nt_v2(directory: str | Path) -> NTv2ForMaskedLM:
     """Build an :class:`NTv2ForMaskedLM` (float32) from a local checkpoint folder."""
     directory = Path(directory)
-    cfg = NTv2Config.from_dict(json.loads((directory / "config.json").read_text()))
+    cfg = NTv2Config.from_dict(read_config(directory))
     model = NTv2ForMaskedLM(cfg)
-    state = {k: v for k, v in _read_state_dict(directory).items()
+    weights = load_weights(directory, also=("pytorch_model.bin",),
+                           missing="no model.safetensors or pytorch_model.bin (for an untrained "
+                                   "model of this shape use nt:PATH:random-init)")
+    state = {k: v for k, v in weights.items()
              if not any(u in k for u in UNUSED_KEYS)}
     own = model.state_dict()
     unknown = [k for k in state if k not in own]

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dnatlas.model.rcps import MirroredVector
+from dnatlas.architectures.dnatlas.rcps import MirroredVector
 
 MARGIN = 1e-4  # keeps a > 1, b > 0, gamma > 0 strict in floating point
 
@@ -176,7 +176,7 @@ def fused_activation(g: torch.Tensor, c: torch.Tensor, a: torch.Tensor, b: torch
 def folded_activation(ug: torch.Tensor, vg: torch.Tensor, uc: torch.Tensor, vc: torch.Tensor,
                       a: torch.Tensor, b: torch.Tensor, gamma: torch.Tensor, slope: float,
                       eps: float, silu: bool, want: str = "z") -> tuple[torch.Tensor, ...]:
-    """:func:`fused_activation` on the RC-folded path (:mod:`dnatlas.model.folded`).
+    """:func:`fused_activation` on the RC-folded path (:mod:`dnatlas.architectures.dnatlas.folded`).
 
     The gate is ``g = [ug + vg, ug - vg]`` and the convolution ``c = [uc + vc, uc - vc]``
     in the folded channel order (each half (rows, C/2)); ``a`` and ``b`` are the halves

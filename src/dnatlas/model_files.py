@@ -1,4 +1,9 @@
-"""The weights of a model folder: one ``model.safetensors``, or transformers-style shards.
+"""A model folder on disk: its ``config.json`` and its weights, for every architecture.
+
+The one reader of a model folder's ``config.json`` (:func:`read_config`, one-line errors)
+and of its weights (:func:`load_weights`): one ``model.safetensors``, transformers-style
+shards, or (for third-party checkpoints) the first of a list of other weight files. A base
+module: the architectures and the model layer both read folders through it.
 
 A sharded folder holds ``model-00001-of-0000N.safetensors`` ... and
 ``model.safetensors.index.json`` (``{"metadata": {"total_size": bytes}, "weight_map":
@@ -15,7 +20,10 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["WEIGHTS_INDEX", "WEIGHTS_NAME", "load_weights", "save_weights", "split_shards"]
+from dnatlas.errors import InputError
+
+__all__ = ["WEIGHTS_INDEX", "WEIGHTS_NAME", "load_weights", "read_config", "read_config_file", "save_weights",
+           "split_shards", "weights_file"]
 
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
@@ -106,19 +114,76 @@ def save_weights(directory: Path, state: dict[str, torch.Tensor], max_shard_size
     return sorted(written)
 
 
-def load_weights(directory: str | Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+def read_config(directory: str | Path, *required: str, what: str | None = None) -> dict:
+    """The parsed ``config.json`` of a model folder; it must be a JSON object.
+
+    Args:
+        required: other files the folder must hold (e.g. ``"counts.npz"``).
+        what: the kind of saved folder, for the message when a file is missing
+            (``not a saved {what} (missing file)``).
+    """
+    directory = Path(directory)
+    if not directory.exists():
+        raise InputError("no such model folder", path=directory)
+    if not directory.is_dir():
+        raise InputError("a model is a folder (config.json + weights), not a file", path=directory)
+    for name in ("config.json", *required):
+        if not (directory / name).is_file():
+            if what is not None:
+                raise InputError(f"not a saved {what} (missing file)", path=directory / name)
+            raise InputError(f"not a model folder (no {name})", path=directory)
+    return read_config_file(directory / "config.json")
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The JSON object in the config file ``path`` (one-line errors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no config.json here", path=path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError("config.json is not UTF-8 text", path=path) from None
+    except ValueError as exc:
+        raise InputError(f"invalid JSON: {exc}", path=path) from None
+    if not isinstance(raw, dict):
+        raise InputError(f"config.json must hold a JSON object, not a {type(raw).__name__}",
+                         path=path)
+    return raw
+
+
+def weights_file(directory: str | Path) -> Path:
+    """The file that holds (or indexes) a folder's safetensors weights: ``model.safetensors``,
+    else ``model.safetensors.index.json`` when the folder is sharded (for error messages)."""
+    directory = Path(directory)
+    single, index = directory / WEIGHTS_NAME, directory / WEIGHTS_INDEX
+    return index if index.is_file() and not single.is_file() else single
+
+
+def load_weights(directory: str | Path, device: str = "cpu", *, also: tuple[str, ...] = (),
+                 weights_only: bool = True, missing: str | None = None
+                 ) -> dict[str, torch.Tensor]:
     """The state dict of a model folder: ``model.safetensors``, or the shards named by
     ``model.safetensors.index.json`` (every shard read, every indexed tensor present).
+
+    Third-party checkpoints: when the folder has neither, the first of the files ``also``
+    (``pytorch_model.bin``, ``weights.ckpt``; read by :func:`dnatlas.files.load_weights_file`
+    with ``weights_only``) that exists; ``missing`` is the message when none does.
 
     Raises:
         InputError: no weights, a damaged file, an index that is not valid JSON, names a
             file outside the folder or a missing shard, or disagrees with the shards.
     """
-    from dnatlas.errors import InputError
-    from dnatlas.files import load_safetensors
+    from dnatlas.files import load_safetensors, load_weights_file
 
     directory = Path(directory)
     index = directory / WEIGHTS_INDEX
+    if not (directory / WEIGHTS_NAME).is_file() and not index.is_file():
+        for name in also:
+            if (directory / name).is_file():
+                return load_weights_file(directory / name, weights_only=weights_only)
+        if missing is not None:
+            raise InputError(missing, path=directory)
     if (directory / WEIGHTS_NAME).is_file() or not index.is_file():
         return load_safetensors(directory / WEIGHTS_NAME, device=device)
     try:

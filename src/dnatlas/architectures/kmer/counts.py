@@ -1,6 +1,6 @@
 """Context keys and sorted count tables of the k-mer context model.
 
-Split from :mod:`dnatlas.baselines.kmer` (whose docstring defines the context codes and keys):
+Split from :mod:`dnatlas.architectures.kmer.model` (whose docstring defines the context codes and keys):
 packing windows into ``uint64`` keys, their reverse-strand keys, counting sorted keys,
 aggregating an order from the one above and merging tables.
 """

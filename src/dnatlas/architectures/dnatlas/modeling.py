@@ -16,7 +16,7 @@ Activation sites are named ``blocks.{i}.{pre_act|neurons|post_act|residual}`` an
 replace any of them through ``intervene`` (used for SAE splicing and steering).
 
 Without autograd, blocks run in tiles of positions; an RC-shared model runs on the folded
-residual stream of :mod:`dnatlas.model.folded` (half the multiply-adds, the same results to
+residual stream of :mod:`dnatlas.architectures.dnatlas.folded` (half the multiply-adds, the same results to
 rounding) unless an intervention reaches inside a block (pre_act, neurons, post_act).
 """
 
@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dnatlas.model import folded as rc_folded
-from dnatlas.model.activation import ThresholdSoLU, fused_activation
-from dnatlas.model.config import DNAtlasConfig
-from dnatlas.model.rcps import RCConv1d, RCEmbedding, RCLinear, RCRMSNorm, RCTripletHead
+from dnatlas.architectures.dnatlas import folded as rc_folded
+from dnatlas.architectures.dnatlas.activation import ThresholdSoLU, fused_activation
+from dnatlas.architectures.dnatlas.config import DNAtlasConfig
+from dnatlas.architectures.dnatlas.rcps import RCConv1d, RCEmbedding, RCLinear, RCRMSNorm, RCTripletHead
 from dnatlas.runtime import parallel, worker_threads
 
 SITES = ("pre_act", "neurons", "post_act", "residual")
@@ -128,7 +128,7 @@ class DNAtlasBlock(nn.Module):
 
     def _forward_tiled(self, x: torch.Tensor, sites: _Sites | None) -> torch.Tensor:
         """The same block without autograd, in tiles of positions (``folded.TILE_ROWS``);
-        RC-shared models take :func:`dnatlas.model.folded.folded_block` instead.
+        RC-shared models take :func:`dnatlas.architectures.dnatlas.folded.folded_block` instead.
 
         The convolution is one matmul per tile over its dilated taps (im2col), so nothing
         but the small (B, L, d) residual stream and the requested sites is ever held for
@@ -342,14 +342,14 @@ class DNAtlas(nn.Module):
                 bytes (an int, or a string such as ``"16MB"``, ``"500KB"``, ``"2GiB"``)
                 splits the tensors, in ``state_dict`` order, into shards of at most that
                 many bytes, written as transformers does: ``model-00001-of-0000N.safetensors``
-                + ``model.safetensors.index.json`` (:mod:`dnatlas.model.weights_files`);
+                + ``model.safetensors.index.json`` (:mod:`dnatlas.model_files`);
                 one ``model.safetensors`` when everything fits. Weights of the other layout
                 left in the folder by an earlier save are removed.
 
         The tensors are saved in the parameters' dtype (``model.half()`` first for fp16).
         """
         from dnatlas.files import atomic_write_text, check_output_dir
-        from dnatlas.model.weights_files import parse_size, save_weights
+        from dnatlas.model_files import parse_size, save_weights
 
         if max_shard_size is not None:
             parse_size(max_shard_size)  # a bad size fails before anything is written
@@ -364,11 +364,27 @@ class DNAtlas(nn.Module):
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> DNAtlas:
         """Load a folder written by :meth:`save_pretrained`, one file or sharded (damaged
         or missing weights: InputError)."""
-        directory = Path(directory)
-        config = DNAtlasConfig.load(directory / "config.json")
-        model = cls(config)
-        from dnatlas.model.weights_files import load_weights
+        from dnatlas.errors import InputError
+        from dnatlas.model_files import load_weights, weights_file
 
-        model.load_state_dict(load_weights(directory, device=str(map_location)))
+        directory = Path(directory)
+        model = cls(DNAtlasConfig.from_folder(directory))
+        state = load_weights(directory, device=str(map_location))  # one file, or shards
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise InputError(_state_mismatch(exc), path=weights_file(directory)) from None
         return model.to(map_location).eval()
+
+
+def _state_mismatch(exc: RuntimeError) -> str:
+    """A one-line summary of a ``load_state_dict`` error."""
+    text = str(exc)
+    missing = text.count("Missing key")
+    unexpected = text.count("Unexpected key")
+    shapes = text.count("size mismatch")
+    parts = [f"{n} {what}" for n, what in ((missing, "missing"), (unexpected, "unexpected"),
+                                           (shapes, "shape-mismatched")) if n]
+    return ("weights do not fit the config (" + ", ".join(parts) + " tensor groups)"
+            if parts else "weights do not fit the config")
 

@@ -38,7 +38,6 @@ cross-entropy.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -49,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dnatlas.errors import InputError
-from dnatlas.files import load_weights_file
+from dnatlas.model_files import load_weights, read_config
 
 
 @dataclass
@@ -286,15 +285,6 @@ class HyenaDNA(nn.Module):
         return self.lm_head(self.hyena.backbone.ln_f(h))
 
 
-def _load_state_dict(directory: Path) -> dict[str, Tensor]:
-    for name in ("model.safetensors", "pytorch_model.bin", "weights.ckpt"):
-        path = directory / name
-        if not path.is_file():
-            continue
-        return load_weights_file(path, weights_only=False)  # original ckpts pickle more
-    raise InputError("no model.safetensors, pytorch_model.bin or weights.ckpt", path=directory)
-
-
 def _rename(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Map original-checkpoint names (``model.backbone.*``, ``backbone.*``, and the
     ``.mixer.layer.`` / ``.mlp.layer.`` of models trained with checkpointing) to the HF ones."""
@@ -313,12 +303,11 @@ def _rename(state: dict[str, Tensor]) -> dict[str, Tensor]:
 def load_hyenadna(directory: str | Path) -> HyenaDNA:
     """Build a :class:`HyenaDNA` from a local checkpoint folder."""
     directory = Path(directory)
-    cfg_path = directory / "config.json"
-    if not cfg_path.is_file():
-        raise InputError("no config.json in the HyenaDNA folder", path=directory)
-    cfg = HyenaConfig.from_dict(json.loads(cfg_path.read_text()))
+    cfg = HyenaConfig.from_dict(read_config(directory))
     model = HyenaDNA(cfg)
-    state = _rename(_load_state_dict(directory))
+    state = _rename(load_weights(directory, also=("pytorch_model.bin", "weights.ckpt"),
+                                 weights_only=False,  # original ckpts pickle more
+                                 missing="no model.safetensors, pytorch_model.bin or weights.ckpt"))
     own = model.state_dict()
     # every sine layer shares one frequency parameter; checkpoints may keep any of its names
     freq_keys = [k for k in state if k.endswith(".freq")]

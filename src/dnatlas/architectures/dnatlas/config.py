@@ -137,7 +137,26 @@ class DNAtlasConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> DNAtlasConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """The config in the JSON file ``path`` (one-line errors)."""
+        from dnatlas.model_files import read_config_file
+
+        return cls._checked(read_config_file(path), Path(path))
+
+    @classmethod
+    def from_folder(cls, directory: str | Path) -> DNAtlasConfig:
+        """The config of a model folder's ``config.json`` (one-line errors)."""
+        from dnatlas.model_files import read_config
+
+        return cls._checked(read_config(directory), Path(directory) / "config.json")
+
+    @classmethod
+    def _checked(cls, raw: dict, path: Path) -> DNAtlasConfig:
+        from dnatlas.errors import InputError
+
+        try:
+            return cls.from_dict(raw)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"not a valid DNAtlas config: {exc}", path=path) from None
 
 
 PRESETS: dict[str, dict] = {
