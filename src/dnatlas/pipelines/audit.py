@@ -45,53 +45,38 @@ HIT_COLUMNS = ("query", "feature", "query_region", "query_strand", "query_length
 @dataclass(frozen=True)
 class IndexResult:
     """What :func:`audit_index` did: ``action`` (``built`` or ``up to date``), in how many
-    ``seconds``, and the index's ``meta.json`` (``k``, ``stride``, ``n_entries``,
-    ``n_bases``...)."""
+    ``seconds``, the index's k-mer length ``k``, ``stride``, ``n_entries`` k-mers of
+    ``n_bases`` nucleotides, and its whole ``meta.json``."""
 
     action: str
     seconds: float
+    k: int
+    stride: int
+    n_entries: int
+    n_bases: int
     meta: dict
 
-    @property
-    def k(self) -> int:
-        return self.meta["k"]
-
-    @property
-    def stride(self) -> int:
-        return self.meta["stride"]
-
-    @property
-    def n_entries(self) -> int:
-        """k-mers indexed."""
-        return self.meta["n_entries"]
-
-    @property
-    def n_bases(self) -> int:
-        """Nucleotides of the sequences indexed."""
-        return self.meta["n_bases"]
+    @classmethod
+    def of(cls, action: str, seconds: float, meta: dict) -> IndexResult:
+        return cls(action, seconds, meta["k"], meta["stride"], meta["n_entries"],
+                   meta["n_bases"], meta)
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """What :func:`audit_search` found and wrote: ``counts`` (``queries``, ``hits``,
-    ``seeds``, ``candidates``, ``skipped_kmers``, ``short_queries``, as in
-    ``features.json``), the number of ``features``, how the ``index`` was had (``loaded``,
-    ``built``...), the seconds of indexing and searching and the files written."""
+    """What :func:`audit_search` found and wrote: the number of ``queries``, ``hits`` and
+    ``features``, how the ``index`` was had (``loaded``, ``built``...), the seconds of
+    indexing and searching, the files written, and all ``counts`` (also ``seeds``,
+    ``candidates``, ``skipped_kmers``, ``short_queries``, as in ``features.json``)."""
 
-    counts: dict
+    queries: int
+    hits: int
     features: int
     index: str
     index_seconds: float
     search_seconds: float
     outputs: list[str]
-
-    @property
-    def queries(self) -> int:
-        return self.counts["queries"]
-
-    @property
-    def hits(self) -> int:
-        return self.counts["hits"]
+    counts: dict
 
 
 @dataclass(frozen=True)
@@ -158,7 +143,7 @@ def audit_index(out: str | Path, store: str | Path | None = None, genomes=(),
         save_index(build_index(target, k, stride, progress), out, force=force)
     if blast:
         make_blast_db(target, out)
-    return IndexResult(action, time.perf_counter() - t0, read_meta(out))
+    return IndexResult.of(action, time.perf_counter() - t0, read_meta(out))
 
 
 def _queries(windows, fasta, one_based: bool) -> tuple[list[Query], Path]:
@@ -231,8 +216,8 @@ def audit_search(out: str | Path, windows=None, fasta=None, index=None, store=No
               "short_queries": sum(len(s) < k for s in seqs)}
     write_json(paths[2], {"params": params, "index": index_info, "counts": counts,
                           "features": features})
-    return SearchResult(counts, len(features), what, index_seconds, search_seconds,
-                        [str(p) for p in paths])
+    return SearchResult(counts["queries"], counts["hits"], len(features), what, index_seconds,
+                        search_seconds, [str(p) for p in paths], counts)
 
 
 def _write_hits(path: Path, queries: list[Query], hits: list[Hit]) -> None:
