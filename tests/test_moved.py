@@ -10,19 +10,23 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def test_old_names_are_the_new_objects_with_a_warning():
+def test_old_names_are_the_new_objects_with_a_warning(monkeypatch):
     from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
     from dnatlas.architectures.kmer import KmerContextModel
     from dnatlas.architectures.transformer import TransformerMLM
     from dnatlas.model_files import read_config
 
-    old = importlib.import_module("dnatlas.model")
+    for name in ("dnatlas.model", "dnatlas.baselines"):  # a fresh alias, which warns
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with pytest.warns(DeprecationWarning, match="dnatlas.model moved"):
+        old = importlib.import_module("dnatlas.model")
     with pytest.warns(DeprecationWarning, match=r"dnatlas\.model\.DNAtlas moved to "
                                                 r"dnatlas\.architectures\.dnatlas\.DNAtlas"):
         assert old.DNAtlas is DNAtlas
     with pytest.warns(DeprecationWarning):
         assert old.DNAtlasConfig is DNAtlasConfig
-    baselines = importlib.import_module("dnatlas.baselines")
+    with pytest.warns(DeprecationWarning, match="dnatlas.baselines moved"):
+        baselines = importlib.import_module("dnatlas.baselines")
     with pytest.warns(DeprecationWarning, match="architectures.kmer"):
         assert baselines.KmerContextModel is KmerContextModel
     with pytest.warns(DeprecationWarning, match="architectures.transformer"):

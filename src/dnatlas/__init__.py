@@ -1,10 +1,10 @@
 """dnatlas: train and interpret DNA language models.
 
-Layers, each importing only from layers above it in this list (``docs/design.md``; checked
-by ``tests/test_layers.py``):
+Layers, each importing only from its own layer and the layers above it in this list
+(``docs/design.md``; checked by ``tests/test_layers.py``):
 
 1. base: ``errors``, ``files``, ``progress``, ``devices``, ``distributed``,
-   ``masked_scores``, ``runtime``, ``model_files``, ``bundled``, ``_version``
+   ``masked_scores``, ``runtime``, ``model_files``, ``bundled``, ``presets``, ``_version``
    (and this package's ``__init__``, ``_moved``, ``hf_hook``);
 2. data: ``genome``, ``annotation``, ``motifs``, ``concepts``, ``audit``;
 3. ``architectures``: DNAtlas, HyenaDNA, Nucleotide Transformer, Transformer MLM, k-mer;
@@ -12,7 +12,7 @@ by ``tests/test_layers.py``):
    ``resolve_model``);
 5. ``training``, ``analysis``, ``sae``, ``atlas`` (siblings: none imports another);
 6. ``pipelines``: the jobs as plain functions;
-7. ``cli`` and ``explorer``.
+7. ``cli`` and ``explorer`` (siblings; ``python -m dnatlas`` is the CLI).
 
 Importing ``dnatlas`` imports none of them. With the ``hf`` extra installed, DNAtlas folders
 load through ``transformers.AutoModel`` (:mod:`dnatlas.models.hf`, registered by

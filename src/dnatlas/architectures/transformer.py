@@ -34,16 +34,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import nn
 
 from dnatlas.errors import InputError
-from dnatlas.files import atomic_path, atomic_write_text, load_safetensors
-from dnatlas.model_files import read_config
+from dnatlas.files import atomic_write_text
+from dnatlas.model_files import WEIGHTS_NAME, load_weights, read_config, save_weights
 
 MODEL_TYPE = "dnatlas-transformer-mlm"
 CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 VOCAB_SIZE = 6   # A C G T N MASK
 N_OUTPUTS = 4    # A C G T
 MLP_KINDS = {"relu2": 2, "swiglu": 3}  # weight matrices of size d x h per MLP
@@ -378,8 +376,7 @@ class TransformerMLM(nn.Module):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_path(path / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
+        save_weights(path, state, metadata={"format": "pt", "model_type": MODEL_TYPE})
         atomic_write_text(path / CONFIG_NAME, json.dumps(
             {"model_type": MODEL_TYPE, **self.config.to_dict()}, indent=2) + "\n")
         return path
@@ -399,7 +396,7 @@ class TransformerMLM(nn.Module):
         except (TypeError, ValueError) as e:
             raise InputError(f"invalid config: {e}", path=cfg_path) from None
         model = cls(config)
-        state = load_safetensors(weights_path, device=str(map_location))  # damaged: InputError
+        state = load_weights(path, device=str(map_location))  # damaged: InputError
         try:
             model.load_state_dict(state)
         except RuntimeError as e:  # wrong shapes or keys

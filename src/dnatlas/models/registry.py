@@ -114,37 +114,11 @@ def _hyenadna_module():
     return HyenaDNA
 
 
-def _load_hyenadna(path, target, random, seed, name) -> ModelAdapter:
-    adapter = _hyenadna_adapter()
-    if path is None:
-        _need_path("hyenadna", random)
-        return adapter.from_config(seed=seed, name=name)
-    if random:
-        from dnatlas.architectures.hyenadna import HyenaConfig
-
-        return adapter.from_config(HyenaConfig.from_dict(read_config(path)), seed, name)
-    loaded = adapter.from_pretrained(path)
-    loaded.name = name
-    return loaded
-
-
 # ---------------------------------------------------------------------------- nt
 def _nt_adapter():
     from dnatlas.models.nucleotide_transformer import NucleotideTransformerAdapter
 
     return NucleotideTransformerAdapter
-
-
-def _load_nt(path, target, random, seed, name) -> ModelAdapter:
-    adapter = _nt_adapter()
-    if path is None:
-        _need_path("nt", random)
-        return adapter.from_config(seed=seed, name=name)
-    if random:
-        return adapter.from_config(path, seed=seed, name=name)
-    loaded = adapter.from_pretrained(path)
-    loaded.name = name
-    return loaded
 
 
 # ---------------------------------------------------------------------------- transformer
@@ -164,6 +138,26 @@ def _load_transformer(path, target, random, seed, name) -> ModelAdapter:
     if path is None:
         raise InputError("transformer needs a saved baseline folder: transformer:PATH")
     return _transformer_adapter().load(path, random=random, seed=seed, name=name)
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def _load_checkpoint(kind: str):
+    """The loader of a kind read from a published checkpoint folder (HyenaDNA, NT): its
+    weights, a random init from its ``config.json``, or (no folder) the kind's default
+    architecture, random only."""
+
+    def load(path, target, random, seed, name) -> ModelAdapter:
+        adapter = MODEL_KINDS[kind].adapter()
+        if path is None:
+            _need_path(kind, random)
+            return adapter.from_config(seed=seed, name=name)
+        if random:
+            return adapter.from_config(path, seed=seed, name=name)
+        loaded = adapter.from_pretrained(path)
+        loaded.name = name
+        return loaded
+
+    return load
 
 
 # ---------------------------------------------------------------------------- kmer
@@ -201,11 +195,12 @@ MODEL_KINDS: dict[str, ModelKind] = {k.name: k for k in (
     ModelKind("hyenadna",
               detects=lambda d, raw: _model_type(raw).startswith("hyena")
               or "layer" in raw and "d_model" in raw,
-              load=_load_hyenadna, adapter=_hyenadna_adapter, architecture=_hyenadna_module),
+              load=_load_checkpoint("hyenadna"), adapter=_hyenadna_adapter,
+              architecture=_hyenadna_module),
     ModelKind("nt",
               detects=lambda d, raw: _model_type(raw) in ("esm", "nucleotide_transformer")
               or raw.get("vocab_size") in (4105, 4107),
-              load=_load_nt, adapter=_nt_adapter),
+              load=_load_checkpoint("nt"), adapter=_nt_adapter),
 )}
 assert set(MODEL_KINDS) == set(KINDS), "every kind of the --model grammar has a record"
 

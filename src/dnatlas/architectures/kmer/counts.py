@@ -1,7 +1,8 @@
 """Context keys and sorted count tables of the k-mer context model.
 
-Split from :mod:`dnatlas.architectures.kmer.model` (whose docstring defines the context codes and keys):
-packing windows into ``uint64`` keys, their reverse-strand keys, counting sorted keys,
+The counting half of :class:`~dnatlas.architectures.kmer.model.KmerContextModel` (whose
+module docstring defines the context codes and keys), public to it and to
+:mod:`.selection`: packing windows into ``uint64`` keys, their reverse-strand keys, counting sorted keys,
 aggregating an order from the one above and merging tables.
 """
 
@@ -16,7 +17,7 @@ from dnatlas.genome.alphabet import MASK, N
 MAX_K = 15  # 4k context bits + 2 centre bits must fit in uint64
 
 _D_MIN = 0.01
-_U64 = np.uint64
+U64 = np.uint64
 
 
 def context_code(left: Sequence[int], right: Sequence[int]) -> int:
@@ -29,7 +30,7 @@ def context_code(left: Sequence[int], right: Sequence[int]) -> int:
     return code
 
 
-def _as_codes(seq, name: str) -> np.ndarray:
+def as_codes(seq, name: str) -> np.ndarray:
     """1-D uint8 codes with 5 (MASK) folded into N, validated."""
     x = np.asarray(seq)
     if x.ndim != 1 or (x.size and x.dtype.kind not in "iub"):
@@ -39,11 +40,11 @@ def _as_codes(seq, name: str) -> np.ndarray:
     return np.minimum(x, N).astype(np.uint8)
 
 
-def _concat(parts: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=_U64)
+def concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=U64)
 
 
-def _window_keys(x: np.ndarray, start: int, stop: int, K: int) -> tuple[np.ndarray, np.ndarray]:
+def window_keys(x: np.ndarray, start: int, stop: int, K: int) -> tuple[np.ndarray, np.ndarray]:
     """Order-``K`` keys and largest clean order of centre positions ``start..stop-1`` of ``x``.
 
     Returns:
@@ -67,27 +68,27 @@ def _window_keys(x: np.ndarray, start: int, stop: int, K: int) -> tuple[np.ndarr
     order = np.minimum(np.minimum(left_run, right_run), K)
     order[~valid[c]] = -1
 
-    base = np.where(valid, seg, 0).astype(_U64)
-    ctx = np.zeros(n, dtype=_U64)
-    tmp = np.empty(n, dtype=_U64)
+    base = np.where(valid, seg, 0).astype(U64)
+    ctx = np.zeros(n, dtype=U64)
+    tmp = np.empty(n, dtype=U64)
     for d in range(1, K + 1):
-        ctx <<= _U64(4)
-        np.left_shift(base[pad - d:pad - d + n], _U64(2), out=tmp)
+        ctx <<= U64(4)
+        np.left_shift(base[pad - d:pad - d + n], U64(2), out=tmp)
         ctx |= tmp
         ctx |= base[pad + d:pad + d + n]
-    ctx <<= _U64(2)
+    ctx <<= U64(2)
     ctx |= base[pad:pad + n]
     return ctx, order
 
 
-def _with_rc(keys: np.ndarray, j: int, strand_symmetric: bool) -> np.ndarray:
+def with_rc(keys: np.ndarray, j: int, strand_symmetric: bool) -> np.ndarray:
     return np.concatenate([keys, _rc_keys(keys, j)]) if strand_symmetric else keys
 
 
-def _truncate_keys(keys: np.ndarray, j_from: int, j_to: int) -> np.ndarray:
+def truncate_keys(keys: np.ndarray, j_from: int, j_to: int) -> np.ndarray:
     """Order-``j_to`` keys from order-``j_from`` keys (drop the outer pairs)."""
-    ctx = (keys >> _U64(2)) >> _U64(4 * (j_from - j_to))
-    return (ctx << _U64(2)) | (keys & _U64(3))
+    ctx = (keys >> U64(2)) >> U64(4 * (j_from - j_to))
+    return (ctx << U64(2)) | (keys & U64(3))
 
 
 def _rc_keys(keys: np.ndarray, j: int) -> np.ndarray:
@@ -96,14 +97,14 @@ def _rc_keys(keys: np.ndarray, j: int) -> np.ndarray:
     Reverse-complementing a window swaps left and right and complements: the pair
     ``(l, r)`` becomes ``(3 - r, 3 - l)`` and the centre ``c`` becomes ``3 - c``.
     """
-    ctx, centre = keys >> _U64(2), keys & _U64(3)
-    m33 = _U64(int("3" * j, 16) if j else 0)  # 0b0011 in every 4-bit pair
-    swapped = ((ctx & m33) << _U64(2)) | ((ctx >> _U64(2)) & m33)
-    ctx_rc = swapped ^ _U64((1 << (4 * j)) - 1)
-    return (ctx_rc << _U64(2)) | (_U64(3) - centre)
+    ctx, centre = keys >> U64(2), keys & U64(3)
+    m33 = U64(int("3" * j, 16) if j else 0)  # 0b0011 in every 4-bit pair
+    swapped = ((ctx & m33) << U64(2)) | ((ctx >> U64(2)) & m33)
+    ctx_rc = swapped ^ U64((1 << (4 * j)) - 1)
+    return (ctx_rc << U64(2)) | (U64(3) - centre)
 
 
-def _run_starts(sorted_keys: np.ndarray) -> np.ndarray:
+def run_starts(sorted_keys: np.ndarray) -> np.ndarray:
     """Indices where a new value starts in a sorted array."""
     new = np.empty(sorted_keys.size, dtype=bool)
     new[:1] = True
@@ -111,13 +112,13 @@ def _run_starts(sorted_keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(new)
 
 
-def _runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unique keys and their multiplicities (int64) of a sorted array."""
-    starts = _run_starts(sorted_keys)
+    starts = run_starts(sorted_keys)
     return sorted_keys[starts], np.diff(starts, append=sorted_keys.size).astype(np.int64)
 
 
-def _aggregate_down(keys: np.ndarray, counts: np.ndarray, chunk: int
+def aggregate_down(keys: np.ndarray, counts: np.ndarray, chunk: int
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Order-``j`` table from the sorted order-``j+1`` table, in linear time.
 
@@ -130,18 +131,18 @@ def _aggregate_down(keys: np.ndarray, counts: np.ndarray, chunk: int
     while a < keys.size:
         b = min(a + chunk, keys.size)
         if b < keys.size:  # extend to the end of the last group
-            b = int(np.searchsorted(keys, ((keys[b - 1] >> _U64(6)) + _U64(1)) << _U64(6)))
-        parent = keys[a:b] >> _U64(6)
+            b = int(np.searchsorted(keys, ((keys[b - 1] >> U64(6)) + U64(1)) << U64(6)))
+        parent = keys[a:b] >> U64(6)
         new_group = np.empty(parent.size, dtype=bool)
         new_group[0] = True
         np.not_equal(parent[1:], parent[:-1], out=new_group[1:])
         starts = np.flatnonzero(new_group)
         slot = np.cumsum(new_group) - 1
         slot *= 4
-        slot += (keys[a:b] & _U64(3)).astype(np.int64)
+        slot += (keys[a:b] & U64(3)).astype(np.int64)
         sums = np.bincount(slot, weights=counts[a:b], minlength=4 * starts.size)
         nz = np.flatnonzero(sums)
-        out_keys.append((parent[starts[nz >> 2]] << _U64(2)) | (nz & 3).astype(_U64))
+        out_keys.append((parent[starts[nz >> 2]] << U64(2)) | (nz & 3).astype(U64))
         out_counts.append(np.rint(sums[nz]).astype(np.int64))
         a = b
     if not out_keys:
@@ -149,7 +150,7 @@ def _aggregate_down(keys: np.ndarray, counts: np.ndarray, chunk: int
     return np.concatenate(out_keys), np.concatenate(out_counts)
 
 
-def _merge_sorted(keys: np.ndarray, counts: np.ndarray, add_keys: np.ndarray,
+def merge_sorted(keys: np.ndarray, counts: np.ndarray, add_keys: np.ndarray,
                   add_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Merge a small sorted unique table into a large one, summing counts of equal keys."""
     counts = counts.astype(np.int64)  # a copy unless already int64 (then updated in place)
@@ -171,11 +172,11 @@ def _merge_sorted(keys: np.ndarray, counts: np.ndarray, add_keys: np.ndarray,
     return out_keys, out_counts
 
 
-def _compact_counts(counts: np.ndarray) -> np.ndarray:
+def compact_counts(counts: np.ndarray) -> np.ndarray:
     return counts.astype(np.uint32 if counts.size == 0 or counts.max() < 2**32 else np.uint64)
 
 
-def _ney_discount(counts: np.ndarray) -> float:
+def ney_discount(counts: np.ndarray) -> float:
     """Absolute discount ``n1 / (n1 + 2 n2)`` from the count-of-counts, clipped to [0.01, 1]."""
     n1 = int(np.count_nonzero(counts == 1))
     n2 = int(np.count_nonzero(counts == 2))

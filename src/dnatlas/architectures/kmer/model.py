@@ -73,19 +73,19 @@ import numpy as np
 import torch
 
 from dnatlas.architectures.kmer.counts import (
-    _U64,
     MAX_K,
-    _aggregate_down,
-    _as_codes,
-    _compact_counts,
-    _concat,
-    _merge_sorted,
-    _ney_discount,
-    _run_starts,
-    _runs,
-    _truncate_keys,
-    _window_keys,
-    _with_rc,
+    U64,
+    aggregate_down,
+    as_codes,
+    compact_counts,
+    concat,
+    merge_sorted,
+    ney_discount,
+    run_starts,
+    runs,
+    truncate_keys,
+    window_keys,
+    with_rc,
 )
 from dnatlas.architectures.kmer.files import read_counts, write_counts
 from dnatlas.errors import InputError
@@ -156,38 +156,38 @@ class KmerContextModel:
         extra: list[list[np.ndarray]] = [[] for _ in range(K)]
         n_positions = 0
         for i, seq in enumerate(sequences):
-            x = _as_codes(seq, f"sequence {i}")
+            x = as_codes(seq, f"sequence {i}")
             for start in range(0, x.size, _FIT_CHUNK):
-                keys, order = _window_keys(x, start, min(start + _FIT_CHUNK, x.size), K)
+                keys, order = window_keys(x, start, min(start + _FIT_CHUNK, x.size), K)
                 n_positions += int(np.count_nonzero(order >= 0))
                 clean = order == K
-                top.append(_with_rc(keys[clean], K, self.strand_symmetric))
+                top.append(with_rc(keys[clean], K, self.strand_symmetric))
                 if not clean.all():  # windows cut short by N or a sequence end
                     for j in range(K):
                         sel = keys[order == j]
                         if sel.size:
-                            extra[j].append(_with_rc(_truncate_keys(sel, K, j), j,
+                            extra[j].append(with_rc(truncate_keys(sel, K, j), j,
                                                      self.strand_symmetric))
-        top_keys = _concat(top)
-        extra_keys = [_concat(e) for e in extra]
+        top_keys = concat(top)
+        extra_keys = [concat(e) for e in extra]
         del top, extra
 
         top_keys.sort()
-        keys, counts = _runs(top_keys)
+        keys, counts = runs(top_keys)
         del top_keys
         tables = [(keys, counts)]
         for j in range(K - 1, -1, -1):
-            keys, counts = _aggregate_down(keys, counts, _AGG_CHUNK)
-            e_keys, e_counts = _runs(np.sort(extra_keys[j]))
-            keys, counts = _merge_sorted(keys, counts, e_keys, e_counts)
+            keys, counts = aggregate_down(keys, counts, _AGG_CHUNK)
+            e_keys, e_counts = runs(np.sort(extra_keys[j]))
+            keys, counts = merge_sorted(keys, counts, e_keys, e_counts)
             tables.append((keys, counts))
         tables.reverse()
 
         self._keys = [k_ for k_, _ in tables]
-        self._counts = [_compact_counts(c) for _, c in tables]
+        self._counts = [compact_counts(c) for _, c in tables]
         self._dense = {}
         self.n_positions = n_positions
-        self.discounts = np.array([_ney_discount(c) for c in self._counts])
+        self.discounts = np.array([ney_discount(c) for c in self._counts])
         return self
 
     def truncated(self, k: int) -> KmerContextModel:
@@ -217,11 +217,11 @@ class KmerContextModel:
         """
         self._require_fitted()
         keys, cnt = self._keys[order], self._counts[order]
-        ctx = keys >> _U64(2)
-        starts = _run_starts(ctx)
+        ctx = keys >> U64(2)
+        starts = run_starts(ctx)
         out = np.zeros((starts.size, 4), dtype=np.int64)
         group = np.repeat(np.arange(starts.size), np.diff(starts, append=ctx.size))
-        out[group, (keys & _U64(3)).astype(np.intp)] = cnt
+        out[group, (keys & U64(3)).astype(np.intp)] = cnt
         return ctx[starts], out
 
     # ------------------------------------------------------------------ prediction
@@ -269,20 +269,20 @@ class KmerContextModel:
         padded = np.full((B, width), N, dtype=np.int64)
         padded[:, pad:pad + L] = tokens
         unknown = (padded >= 4).ravel()
-        base = np.where(padded >= 4, 0, padded).astype(_U64).ravel()
+        base = np.where(padded >= 4, 0, padded).astype(U64).ravel()
 
         out = np.zeros((K + 1, B * L, 4))
         active = np.arange(B * L)  # positions still extending, as flat indices
         centre = (active // L) * width + pad + active % L  # their flat index into `padded`
-        ctx = np.zeros(B * L, dtype=_U64)
-        umask = np.zeros(B * L, dtype=_U64)  # 0b11 in each 2-bit slot of ctx that is unknown
+        ctx = np.zeros(B * L, dtype=U64)
+        umask = np.zeros(B * L, dtype=U64)  # 0b11 in each 2-bit slot of ctx that is unknown
         n_unknown = np.zeros(B * L, dtype=np.int64)
         for j in range(K + 1):
             if j > 0:
                 left, right = centre - j, centre + j
-                ctx = (ctx << _U64(4)) | (base[left] << _U64(2)) | base[right]
-                umask = ((umask << _U64(4)) | (unknown[left].astype(_U64) * _U64(12))
-                         | (unknown[right].astype(_U64) * _U64(3)))
+                ctx = (ctx << U64(4)) | (base[left] << U64(2)) | base[right]
+                umask = ((umask << U64(4)) | (unknown[left].astype(U64) * U64(12))
+                         | (unknown[right].astype(U64) * U64(3)))
                 n_unknown = n_unknown + unknown[left] + unknown[right]
                 keep = n_unknown <= self.max_marginal
                 active, centre, ctx, umask, n_unknown = (
@@ -346,10 +346,10 @@ class KmerContextModel:
                 continue
             fills, um = ctx[sel][:, None], umask[sel]
             for _ in range(m):
-                low = um & (~um + _U64(1))  # lowest bit of the lowest unknown slot
-                values = low[:, None] * np.arange(4, dtype=_U64)[None, :]
+                low = um & (~um + U64(1))  # lowest bit of the lowest unknown slot
+                values = low[:, None] * np.arange(4, dtype=U64)[None, :]
                 fills = (fills[:, :, None] | values[:, None, :]).reshape(sel.size, -1)
-                um = um & ~(low * _U64(3))
+                um = um & ~(low * U64(3))
             out[sel] = self._lookup(j, fills.ravel()).reshape(sel.size, -1, 4).sum(axis=1)
         return out
 
@@ -360,17 +360,17 @@ class KmerContextModel:
         keys, cnt = self._keys[j], self._counts[j]
         # Sorted, de-duplicated needles make searchsorted several times faster on big tables.
         uniq, inverse = np.unique(ctx, return_inverse=True)
-        first = uniq << _U64(2)
+        first = uniq << U64(2)
         lo = np.searchsorted(keys, first)
         out = np.zeros((uniq.size, 4))
         for o in range(4):
             idx = lo + o
             rows = np.flatnonzero(idx < keys.size)
-            rows = rows[(keys[idx[rows]] >> _U64(2)) == uniq[rows]]
+            rows = rows[(keys[idx[rows]] >> U64(2)) == uniq[rows]]
             if rows.size == 0:
                 break
             idx = idx[rows]
-            out[rows, (keys[idx] & _U64(3)).astype(np.intp)] = cnt[idx]
+            out[rows, (keys[idx] & U64(3)).astype(np.intp)] = cnt[idx]
         return out[inverse.ravel()]
 
     def _dense_table(self, j: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dnatlas.architectures.kmer.counts import _as_codes
+from dnatlas.architectures.kmer.counts import as_codes
 from dnatlas.architectures.kmer.model import KmerContextModel
 from dnatlas.genome.alphabet import MASK
 from dnatlas.masked_scores import masked_scores
@@ -80,7 +80,7 @@ def masked_batches(sequences: Iterable[np.ndarray], masking_fn: Callable, seq_le
 
     pending: list[np.ndarray] = []
     for i, seq in enumerate(sequences):
-        x = _as_codes(seq, f"sequence {i}")
+        x = as_codes(seq, f"sequence {i}")
         n_full = x.size // seq_len
         for r in range(n_full):
             pending.append(x[r * seq_len:(r + 1) * seq_len])
