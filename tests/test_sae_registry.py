@@ -87,13 +87,16 @@ def test_preset_and_flags_merge_in_the_library():
         resolve_hyperparameters(SAEHyperparameters(arch="gated"), "cpu")
 
 
-def test_the_old_module_path_still_imports_with_a_warning():
+def test_the_old_module_path_still_imports_with_a_warning(monkeypatch):
     import importlib
+    import sys
 
     from dnatlas.sae.archs.topk import TopKSAE
     from dnatlas.sae.sparse_ops import GatherPreActivations
 
-    old = importlib.import_module("dnatlas.sae.architectures")
+    monkeypatch.delitem(sys.modules, "dnatlas.sae.architectures", raising=False)
+    with pytest.warns(DeprecationWarning, match="dnatlas.sae.architectures moved"):
+        old = importlib.import_module("dnatlas.sae.architectures")
     with pytest.warns(DeprecationWarning, match=r"dnatlas\.sae\.archs\.topk\.TopKSAE"):
         assert old.TopKSAE is TopKSAE
     with pytest.warns(DeprecationWarning, match=r"dnatlas\.sae\.registry\.build_sae"):
