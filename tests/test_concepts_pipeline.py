@@ -214,11 +214,11 @@ def test_concept_labels_bed(genome, tmp_path):
     root, seq, n_plus, n_minus = genome
     spec = LabelSpec(concepts=(), codons=False, beds=[str(root / "motif.bed")])
     rows = write_concept_labels(root / "g.fa", None, tmp_path / "labels.bed", spec)
-    by = {r["concept"]: r for r in rows}
-    assert by["motif:GATTACA"]["elements"] == n_plus + n_minus
-    assert by["motif:GATTACA"]["positions_plus"] == 7 * n_plus
-    assert by["A"]["positions_plus"] == int((seq == 0).sum())
-    assert by["A"]["positions_minus"] == int((seq == 3).sum())
+    by = {r.concept: r for r in rows}
+    assert by["motif:GATTACA"].elements == n_plus + n_minus
+    assert by["motif:GATTACA"].positions_plus == 7 * n_plus
+    assert by["A"].positions_plus == int((seq == 0).sum())
+    assert by["A"].positions_minus == int((seq == 3).sum())
     lines = (tmp_path / "labels.bed").read_text().splitlines()
     assert len(lines) == n_plus + n_minus
     assert lines[0].split("\t")[3].startswith("motif:GATTACA|")

@@ -163,7 +163,6 @@ def run_labels(args: argparse.Namespace) -> int:
                                 force=args.force)
     print("concept\telements\tpositions_plus\tpositions_minus")
     for row in rows:
-        print(f"{row['concept']}\t{row['elements']}\t{row['positions_plus']}\t"
-              f"{row['positions_minus']}")
+        print(f"{row.concept}\t{row.elements}\t{row.positions_plus}\t{row.positions_minus}")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dnatlas.concepts import DEFAULT_THRESHOLDS, ConceptCounter, chunk_labels, shuffled_labels
-from dnatlas.concepts.label_sources import LabelSpec, build_labels
+from dnatlas.concepts.label_sources import ConceptCount, LabelSpec, build_labels
 from dnatlas.concepts.splits import chunk_regions, make_splits
 from dnatlas.errors import InputError
 from dnatlas.models import ModelAdapter, resolve_model
@@ -329,10 +329,14 @@ def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, rand
 
 
 def write_concept_labels(fasta: str | Path, annotations, out: str | Path,
-                         spec: LabelSpec | None = None, force: bool = False) -> list[dict]:
+                         spec: LabelSpec | None = None, force: bool = False
+                         ) -> list[ConceptCount]:
     """Write the concept labels of ``fasta`` as BED6 to ``out`` and the per-concept
-    summary next to it (``OUT.summary.tsv``); returns the summary rows. ``annotations`` as
-    in :func:`evaluate_concepts`."""
+    summary next to it (``OUT.summary.tsv``); returns its rows, one
+    :class:`ConceptCount` per concept with elements.
+    ``annotations`` as in :func:`evaluate_concepts`."""
+    from dataclasses import astuple
+
     from dnatlas.concepts.label_sources import label_summary, write_bed
     from dnatlas.files import atomic_write, check_writable_file
 
@@ -346,9 +350,7 @@ def write_concept_labels(fasta: str | Path, annotations, out: str | Path,
         write_bed(labels, fh)
     rows = label_summary(labels)
     with atomic_write(summary_path) as fh:
-        fh.write("concept\telements\tpositions_plus\tpositions_minus\n")
-        for row in rows + [{"concept": name, "elements": 0, "positions_plus": 0,
-                            "positions_minus": 0} for name in dropped]:
-            fh.write("\t".join(str(row[k]) for k in ("concept", "elements", "positions_plus",
-                                                      "positions_minus")) + "\n")
+        fh.write("\t".join(ConceptCount.COLUMNS) + "\n")
+        for row in rows + [ConceptCount(name, 0, 0, 0) for name in dropped]:
+            fh.write("\t".join(map(str, astuple(row))) + "\n")
     return rows
