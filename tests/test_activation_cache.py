@@ -47,7 +47,7 @@ def test_extract_into_another_models_folder_is_refused(model, tmp_path):
 def test_neurons_rebuild_activations_when_the_sequence_changed(tmp_path, capsys):
     """Same record ids and lengths, another sequence: the cached arrays must not be used."""
     model_dir, fasta, gff = write_inputs(tmp_path)
-    args = ["neurons", "--model", str(model_dir), "--fasta", str(fasta), "--annotations",
+    args = ["neurons", "--model", str(model_dir), "--genome", str(fasta), "--annotations",
             str(gff), "--layer", "0", "--tracks", "CDS", "--windows", "1",
             "--out", str(tmp_path / "n")]
     assert main(args) == 0

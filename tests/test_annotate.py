@@ -221,7 +221,7 @@ def test_min_confidence_out_of_range_is_an_input_error(prefix_fasta, tmp_path, c
             annotate_sequences([("s", "ACGT" * 100)], tools=["transterm"],
                                min_terminator_confidence=bad)
     out = tmp_path / "t.gff3"
-    assert main(["annotate", str(prefix_fasta), "--out", str(out), "--tools", "transterm",
+    assert main(["annotate", "--genome", str(prefix_fasta), "--out", str(out), "--tools", "transterm",
                  "--transterm-min-conf", "101"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dnatlas: error: ") and "got 101" in err and not out.exists()
@@ -239,15 +239,15 @@ def test_pilercr_finds_the_two_mg1655_crispr_arrays(mg1655):
 
 def test_cli_annotate(prefix_fasta, tmp_path, capsys):
     out = tmp_path / "calls.gff3"
-    assert main(["annotate", str(prefix_fasta), "--out", str(out), "--tools", "aragorn"]) == 0
+    assert main(["annotate", "--genome", str(prefix_fasta), "--out", str(out), "--tools", "aragorn"]) == 0
     stderr = capsys.readouterr().err
     assert "aragorn: 4 tRNA in" in stderr and f"wrote 4 features to {out}" in stderr
     assert Counter(iv.type for iv in load_gff3(out)) == {"tRNA": 4}
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert main(["annotate", str(tmp_path / "missing.fa"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["annotate", "--genome", str(tmp_path / "missing.fa"), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.startswith("dnatlas: error: ")
-    assert main(["annotate", "g.fa", "--out", "o.gff3", "--tools", "prodigal,glimmer"]) == 2
+    assert main(["annotate", "--genome", "g.fa", "--out", "o.gff3", "--tools", "prodigal,glimmer"]) == 2
     err = capsys.readouterr().err
     assert "unknown tool 'glimmer'" in err and err.startswith("dnatlas: error: annotate: ")

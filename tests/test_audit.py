@@ -284,11 +284,11 @@ def test_search_cli_traces_windows_to_genomes_loci_and_splits(genomes, capsys):
     by_query = {}
     for h in hits:
         by_query.setdefault(h["query"], []).append(h)
-    assert {(h["genome"], h["start"], h["end"], h["strand"], h["split"], h["self"])
+    assert {(h["genome"], h["start_1based"], h["end_1based"], h["strand"], h["split"], h["self"])
             for h in by_query["7#0"]} == {("gA", "4001", "4100", "+", "train", "1"),
                                           ("gC", "9001", "9100", "-", "val", "0")}
     (b,) = by_query["8#0"]
-    assert (b["genome"], b["record"], b["start"], b["strand"], b["identity"], b["self"]) == \
+    assert (b["genome"], b["record"], b["start_1based"], b["strand"], b["identity"], b["self"]) == \
         ("gB", "b1", "12001", "-", "1.0000", "1")  # read on -: the window as given
     features = {f["feature"]: f for f in read_tsv(out / "features.tsv")}
     f7, f8 = features["7"], features["8"]
@@ -317,15 +317,15 @@ def test_catalog_top_windows_and_fasta_queries(genomes):
     seqs, tmp = genomes["seqs"], genomes["tmp"]
     window = reverse_complement(seqs["gB"]["b1"][300:381])
     catalog = write_windows(tmp / "top_windows.csv", [
-        (5, 0, "b1", 340, "-", 3.5, 300, 381, decode(window))],
-        header=("neuron", "rank", "seqid", "position", "strand", "activation", "start", "end",
-                "sequence"), delimiter=",")
-    assert main(["audit", "index", "--genomes", *map(str, genomes["files"]),
+        (5, 0, "b1", 341, "-", 3.5, 301, 381, decode(window))],  # as the catalog writes it
+        header=("neuron", "rank", "seqid", "position_1based", "strand", "activation",
+                "start_1based", "end_1based", "sequence"), delimiter=",")
+    assert main(["audit", "index", "--genome", *map(str, genomes["files"]),
                  "--out", str(tmp / "idx"), "--stride", "1"]) == 0
     assert main(["audit", "search", "--windows", str(catalog), "--index", str(tmp / "idx"),
                  "--out", str(tmp / "o1")]) == 0
     (hit,) = read_tsv(tmp / "o1" / "hits.tsv")
-    assert (hit["query"], hit["feature"], hit["genome"], hit["start"], hit["strand"],
+    assert (hit["query"], hit["feature"], hit["genome"], hit["start_1based"], hit["strand"],
             hit["split"], hit["self"]) == ("5#0", "5", "gB", "301", "-", ".", "1")
     # SAE top examples, 1-based closed, with a genome column; one locus read on both strands
     sae = write_windows(tmp / "sae.tsv", [("f", "gA", "a1", 1001, 1080, "+"),
@@ -334,7 +334,7 @@ def test_catalog_top_windows_and_fasta_queries(genomes):
     assert main(["audit", "search", "--windows", str(sae), "--index", str(tmp / "idx"),
                  "--one-based", "--out", str(tmp / "o3")]) == 0
     hits = read_tsv(tmp / "o3" / "hits.tsv")
-    assert [(h["query"], h["start"], h["end"], h["strand"], h["self"]) for h in hits] == \
+    assert [(h["query"], h["start_1based"], h["end_1based"], h["strand"], h["self"]) for h in hits] == \
         [("f#0", "1001", "1080", "+", "1"), ("f#1", "1001", "1080", "-", "1")]
     (feature,) = read_tsv(tmp / "o3" / "features.tsv")
     assert (feature["distinct_loci"], feature["frac_multi_locus"]) == ("1", "0.0000")
@@ -344,7 +344,7 @@ def test_catalog_top_windows_and_fasta_queries(genomes):
     assert main(["audit", "search", "--fasta", str(queries), "--index", str(tmp / "idx"),
                  "--out", str(tmp / "o2")]) == 0
     (hit,) = read_tsv(tmp / "o2" / "hits.tsv")
-    assert (hit["query"], hit["feature"], hit["record"], hit["start"], hit["end"]) == \
+    assert (hit["query"], hit["feature"], hit["record"], hit["start_1based"], hit["end_1based"]) == \
         ("x", "q", "a1", "51", "150")
     (feature,) = read_tsv(tmp / "o2" / "features.tsv")
     assert (feature["n_windows"], feature["windows_found"]) == ("2", "1")
@@ -441,5 +441,5 @@ def test_blast_backend_from_the_cli(genomes):
     assert main(["audit", "search", "--windows", str(windows), "--store",
                  str(genomes["store"]), "--backend", "blast", "--out", str(tmp / "o")]) == 0
     (hit,) = read_tsv(tmp / "o" / "hits.tsv")
-    assert (hit["record"], hit["start"], hit["end"], hit["strand"], hit["self"]) == \
+    assert (hit["record"], hit["start_1based"], hit["end_1based"], hit["strand"], hit["self"]) == \
         ("a1", "101", "200", "-", "1")

@@ -229,7 +229,7 @@ def test_neurons_annotations_flag_takes_several_files(monkeypatch, capsys):
         raise InputError("stop here")
 
     monkeypatch.setattr(pipeline, "neuron_catalog", fake_catalog)
-    argv = ["neurons", "--model", "kmer:x", "--fasta", "g.fa", "--layer", "0", "--out", "o"]
+    argv = ["neurons", "--model", "kmer:x", "--genome", "g.fa", "--layer", "0", "--out", "o"]
     assert main([*argv, "--annotations", "a.gff3,b.bed", "-a", "ecoli_k12_mg1655"]) == 2
     assert seen["annotations"] == ["a.gff3", "b.bed", "ecoli_k12_mg1655"]
     assert main([*argv, "--annotations", "ecoli_k12_mg1655"]) == 2
@@ -289,6 +289,6 @@ def test_annotating_a_slice_reproduces_the_bundled_features(tmp_path, tools_feat
 def test_annotating_the_genome_reproduces_the_bundled_file(tmp_path, tools_features):
     """The README's command, run again: the same features (IDs included)."""
     out = tmp_path / "tools.gff3"
-    assert main(["annotate", "ecoli_k12_mg1655", "--tools", "transterm,pilercr",
+    assert main(["annotate", "--genome", "ecoli_k12_mg1655", "--tools", "transterm,pilercr",
                  "--transterm-min-conf", str(MIN_CONFIDENCE), "--out", str(out)]) == 0
     assert load_gff3(out) == tools_features

@@ -59,3 +59,37 @@ def test_write_layer_summary_files(tmp_path):
                                               "auprc": 0.2}
     assert doc["CRISPR"]["best"] is None
     assert doc["CRISPR"]["layers"]["blocks.0.neurons"]["auprc"] is None
+
+
+def test_rc_partners_are_one_feature_in_rankings_tables_and_json(tmp_path):
+    """An RC-equivariant model's neuron and its RC partner are one feature read on opposite
+    strands: the tRNA neuron and the 'terminator neuron' that is its partner are listed
+    once, by the member that scores better, with the partner named (issue 22)."""
+    ap = np.array([[0.10, 0.50], [0.80, 0.20], [0.30, 0.40], [0.79, 0.21]])  # 1 <-> 3
+    partner = np.array([2, 3, 0, 1])
+    cat = NeuronCatalog("blocks.0.neurons", ["tRNA", "terminator"], np.arange(4), ap,
+                        np.array([0.01, 0.01]), np.array([5, 5]), 100, partner=partner)
+    assert cat.ranking("tRNA") == [(1, 0.8), (2, 0.3)]   # 3 is 1 on the other strand
+    assert cat.ranking("terminator") == [(0, 0.5), (3, 0.21)]
+    assert cat.rc_partner(1) == 3 and cat.rc_partner(0) == 2
+    cat.save(tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "catalog.csv")))
+    assert [(r["track"], r["neuron"], r["rc_partner"]) for r in rows] == [
+        ("tRNA", "1", "3"), ("tRNA", "2", "0"), ("terminator", "0", "2"),
+        ("terminator", "3", "1")]
+    doc = json.loads((tmp_path / "catalog.json").read_text())
+    assert "RC-equivariant" in doc["rc_pairs"]
+    assert doc["tracks"]["tRNA"]["ranking"][0] == {"neuron": 1, "rc_partner": 3, "auprc": 0.8}
+    plain = NeuronCatalog("blocks.0.neurons", ["tRNA", "terminator"], np.arange(4), ap,
+                          np.array([0.01, 0.01]), np.array([5, 5]), 100)
+    assert len(plain.ranking("tRNA")) == 4 and plain.rc_partner(1) is None
+
+
+def test_the_figures_show_an_rc_pair_once():
+    from dnatlas.pipelines.neuron_figures import best_neurons
+
+    ap = np.array([[0.9, 0.1], [0.1, 0.2], [0.2, 0.95]])  # 0 <-> 2: tRNA and 'terminator'
+    cat = NeuronCatalog("blocks.0.neurons", ["tRNA", "terminator"], np.arange(3), ap,
+                        np.array([0.01, 0.01]), np.array([5, 5]), 100,
+                        partner=np.array([2, 1, 0]))
+    assert best_neurons(cat) == [0]  # neuron 2 is 0 on the other strand: one set of figures

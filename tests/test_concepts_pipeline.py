@@ -162,7 +162,7 @@ def test_outputs(evaluated):
     assert "motif:GATTACA" in neurons["identified"] and neurons["features_tied"] >= 2
     shuffled = summary["dictionaries"]["neurons:blocks.0.residual"]["views"]["shuffled both"]
     assert "motif:GATTACA" not in shuffled["identified"]
-    assert summary["splits"]["valid"] == [["chrP", 0, L // 2]]
+    assert summary["splits"]["valid"] == [f"chrP:1-{L // 2:,}"]  # 1-based, closed
     assert "motif:GATTACA" in neurons["identified_beyond_shuffled"]
     assert 1 <= neurons["features_tied_beyond_shuffled"] <= neurons["features_tied"]
     # table columns: neurons, random-init, shuffled labels (each its own view)

@@ -27,7 +27,7 @@ def _best(out: Path) -> list[dict]:
 def test_recipe_001_hyenadna_sae_jaspar_and_nucleotides(tmp_path, capsys):
     spec = f"hyenadna:{_config_only_folder(tmp_path / 'hyena', 'hyenadna')}:random-init"
     bed = tmp_path / "jaspar.bed"
-    assert main(["motifs", "scan", str(CHR20), "--jaspar", "CORE:vertebrates",
+    assert main(["motifs", "scan", "--genome", str(CHR20), "--jaspar", "CORE:vertebrates",
                  "--pvalue", "1e-4", "--out", str(bed)]) == 0
     assert main(["sae", "train", "--model", spec, "--data", str(CHR20), "--layer", "1",
                  "--arch", "relu", "--expansion", "4", "--steps", "20", "--batch-size", "256",
@@ -51,7 +51,7 @@ def test_recipe_001_hyenadna_sae_jaspar_and_nucleotides(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == spec and "rc_pairing" not in summary["dictionaries"]["sae:sae"]
     # the causal model's records are evaluated in halves on both strands
-    assert summary["splits"]["test"] == [["chr20_slice", 15_000, 30_000]]
+    assert summary["splits"]["test"] == ["chr20_slice:15,001-30,000"]  # 1-based, closed
 
 
 def test_recipe_003_nt_layers_with_random_init_control(tmp_path, capsys):

@@ -84,3 +84,19 @@ def test_documented_sae_commands_run(tmp_path, monkeypatch):
     _run(evaluate, {}, ["--window", "256", "--windows-per-batch", "2", "--batches", "2",
                         "--loss-batches", "1"])
     assert (tmp_path / "sae-eval.json").is_file()
+
+
+def test_documented_regions_name_records_of_the_bundled_genome():
+    """The README's region examples run on the bundled genome as written (issue 22: it
+    named NC_000913.3, a record the bundled genome does not have)."""
+    from dnatlas.genome.readers import read_records
+    from dnatlas.genome.regions import parse_region_list
+
+    records = {r.id: len(r) for r in read_records(bundled.genome_path("ecoli_k12_mg1655"))}
+    text = (REPO / "README.md").read_text()
+    examples = re.findall(r"--(?:region|valid|test) ([^`\s]+)", text)
+    assert examples
+    for example in examples:
+        for region in parse_region_list(example):
+            assert region.seqid in records, example
+            region.bounds(records[region.seqid])

@@ -160,17 +160,17 @@ def test_cli_extract(tmp_path):
 
     model, fasta, _ = write_inputs(tmp_path)
     out = tmp_path / "acts"
-    assert main(["extract", "--model", str(model), "--fasta", str(fasta), "--layers", "0,2",
+    assert main(["extract", "--model", str(model), "--genome", str(fasta), "--layers", "0,2",
                  "--strand", "both", "--chunk-size", "700", "--out", str(out)]) == 0
     acts = open_activations(out)
     assert acts.seqids == ["chrA", "chrB"] and len(acts.meta["arrays"]) == 8
     assert acts.load("blocks.2.neurons", "-", "chrB").shape[0] == 800
-    assert main(["extract", "--model", str(model), "--fasta", str(fasta), "--region",
+    assert main(["extract", "--model", str(model), "--genome", str(fasta), "--region",
                  "chrA:100-300", "--layers", "1", "--layout", "CL", "--out",
                  str(tmp_path / "cl")]) == 0
     assert open_activations(tmp_path / "cl").load().shape[1] == 201  # 1-based, inclusive
     # user errors are one line, exit code 2
-    assert main(["extract", "--model", str(tmp_path), "--fasta", str(fasta), "--out",
+    assert main(["extract", "--model", str(tmp_path), "--genome", str(fasta), "--out",
                  str(out)]) == 2
-    assert main(["extract", "--model", str(model), "--fasta", str(fasta), "--region",
+    assert main(["extract", "--model", str(model), "--genome", str(fasta), "--region",
                  "chrZ", "--out", str(out)]) == 2

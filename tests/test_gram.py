@@ -64,7 +64,7 @@ def test_cli_gram(tmp_path, capsys):
     from tests.helpers import write_inputs
 
     model, fasta, gff = write_inputs(tmp_path)
-    common = ["--model", str(model), "--fasta", str(fasta), "--region", "chrA:101-1300"]
+    common = ["--model", str(model), "--genome", str(fasta), "--region", "chrA:101-1300"]
     assert main(["gram", *common, "--layer", "1", "--annotations", str(gff), "--stats",
                  str(tmp_path / "s.json"), "--out", str(tmp_path / "g.png")]) == 0
     assert "toeplitz=" in capsys.readouterr().out
@@ -74,7 +74,7 @@ def test_cli_gram(tmp_path, capsys):
     assert main(["gram", *common, "--layer", "1", "--annotations", str(gff), "--phase", "all",
                  "--scale", "power", "--out", str(tmp_path / "p.png")]) == 0
     # from extracted activations: all layers, a sub-region
-    main(["extract", "--model", str(model), "--fasta", str(fasta), "--region", "chrA",
+    main(["extract", "--model", str(model), "--genome", str(fasta), "--region", "chrA",
           "--site", "residual", "--out", str(tmp_path / "acts")])
     assert main(["gram", "--acts", str(tmp_path / "acts"), "--layers", "all", "--center",
                  "--region", "chrA:1-500", "--out", str(tmp_path / "grid.png")]) == 0

@@ -100,10 +100,10 @@ def test_gram_and_neurons_cli_on_other_models(tmp_path, kind):
     spec = f"{prefix}:{_config_only_folder(tmp_path / 'm', kind)}:random-init"
     width = 16 if kind == "hyenadna" else 32
     out = tmp_path / "gram.png"
-    assert main(["gram", "--model", spec, "--fasta", str(fasta), "--region", "chrA:101-400",
+    assert main(["gram", "--model", spec, "--genome", str(fasta), "--region", "chrA:101-400",
                  "--layer", "1", "--annotations", str(gff), "--out", str(out)]) == 0
     assert out.stat().st_size > 0
-    assert main(["neurons", "--model", spec, "--fasta", str(fasta), "--annotations", str(gff),
+    assert main(["neurons", "--model", spec, "--genome", str(fasta), "--annotations", str(gff),
                  "--layer", "1", "--tracks", "CDS", "--windows", "2", "--chunk-size", "700",
                  "--out", str(tmp_path / "neurons")]) == 0
     doc = json.loads((tmp_path / "neurons" / "catalog.json").read_text())

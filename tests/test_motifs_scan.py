@@ -174,7 +174,7 @@ def test_cli_scan_and_one_line_errors(tmp_path, capsys):
     genome = _genome(tmp_path)
     (tmp_path / "m.jaspar").write_text(JASPAR)
     out = tmp_path / "o.bed"
-    args = ["motifs", "scan", str(genome), "--motifs", str(tmp_path / "m.jaspar"), "--out", str(out),
+    args = ["motifs", "scan", "--genome", str(genome), "--motifs", str(tmp_path / "m.jaspar"), "--out", str(out),
             "--pvalue", "0.05"]
     assert main(args) == 0 and out.exists()
     capsys.readouterr()
@@ -185,7 +185,7 @@ def test_cli_scan_and_one_line_errors(tmp_path, capsys):
         assert main(args + extra) == 2
         err = capsys.readouterr().err
         assert err.startswith("dnatlas: error:") and message in err and err.count("\n") == 1
-    assert main(["motifs", "scan", str(genome), "--motifs", str(tmp_path / "none.tf"),
+    assert main(["motifs", "scan", "--genome", str(genome), "--motifs", str(tmp_path / "none.tf"),
                  "--out", str(tmp_path / "x.bed")]) == 2
     err = capsys.readouterr().err
     assert "no such file" in err and err.count("\n") == 1
@@ -196,8 +196,8 @@ def test_cli_jaspar_collection(tmp_path, capsys):
     pytest.importorskip("pyjaspar")
     genome = _genome(tmp_path, seq="ACGT" * 50)
     out = tmp_path / "o.bed"
-    assert main(["motifs", "scan", str(genome), "--jaspar", "CORE:vertebrates", "--out", str(out)]) == 0
+    assert main(["motifs", "scan", "--genome", str(genome), "--jaspar", "CORE:vertebrates", "--out", str(out)]) == 0
     assert len((tmp_path / "o.summary.tsv").read_text().splitlines()) > 800
-    assert main(["motifs", "scan", str(genome), "--jaspar", "CORE:martians", "--out",
+    assert main(["motifs", "scan", "--genome", str(genome), "--jaspar", "CORE:martians", "--out",
                  str(tmp_path / "p.bed")]) == 2
     assert "no matrix" in capsys.readouterr().err

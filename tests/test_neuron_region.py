@@ -21,7 +21,7 @@ def test_region_catalog_equals_the_region_of_a_whole_record_pass(tmp_path):
 
     model_dir, fasta, gff = write_inputs(tmp_path)
     out = tmp_path / "n"
-    assert main(["neurons", "--model", str(model_dir), "--fasta", str(fasta), "--annotations",
+    assert main(["neurons", "--model", str(model_dir), "--genome", str(fasta), "--annotations",
                  str(gff), "--layer", "1", "--region", "chrA:1,001-2,200", "--tracks", "CDS",
                  "--windows", "3", "--half-window", "10", "--out", str(out)]) == 0
     doc = json.loads((out / "catalog.json").read_text())

@@ -164,7 +164,7 @@ def test_cli_neurons(tmp_path, capsys):
 
     model, fasta, gff = write_inputs(tmp_path)
     out = tmp_path / "neurons"
-    args = ["neurons", "--model", str(model), "--fasta", str(fasta), "--annotations", str(gff),
+    args = ["neurons", "--model", str(model), "--genome", str(fasta), "--annotations", str(gff),
             "--layer", "2", "--footnote6", "--windows", "3", "--half-window", "10",
             "--manhattan", "0,5", "--out", str(out)]
     assert main(args) == 0
@@ -191,7 +191,7 @@ def test_cli_neurons_several_layers_in_one_pass(tmp_path, capsys):
 
     model, fasta, gff = write_inputs(tmp_path)
     out = tmp_path / "neurons"
-    args = ["neurons", "--model", str(model), "--fasta", str(fasta), "--annotations", str(gff),
+    args = ["neurons", "--model", str(model), "--genome", str(fasta), "--annotations", str(gff),
             "--layers", "0,2", "--footnote6", "--windows", "2", "--tracks", "CDS,start_codon",
             "--out", str(out)]
     assert main(args) == 0

@@ -144,7 +144,7 @@ def test_windows_are_strand_aware_and_checked():
         figures.check_window(150, 300, [plus, minus], "fig", seqid="chr")
     with pytest.raises(ValueError, match="does not contain p"):
         figures.check_window(150, 300, [plus], contain=True)
-    assert figures.layer_caption("blocks.2.neurons") == "layer 3 (blocks.2.neurons)"
+    assert figures.layer_caption("blocks.2.neurons") == "layer 2 (blocks.2.neurons)"  # 0-based
 
 
 def test_crispr_array_found_by_repeats():

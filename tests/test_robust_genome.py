@@ -413,11 +413,11 @@ def test_annotate_cli_accepts_a_bundled_genome_name(tmp_path, capsys, monkeypatc
     import dnatlas.cli.annotate as cli_annotate
 
     monkeypatch.setattr(cli_annotate, "annotate_genome", annotate.annotate_genome)
-    code, _, err = run_cli(["annotate", "ecoli_k12_mg1655", "--out", str(tmp_path / "a.gff3")],
+    code, _, err = run_cli(["annotate", "--genome", "ecoli_k12_mg1655", "--out", str(tmp_path / "a.gff3")],
                            capsys, monkeypatch)
     assert code == 0, err
     assert seen == [["K-12-MG1655"]]
-    code, _, err = run_cli(["annotate", "no_such_genome", "--out", str(tmp_path / "b.gff3")],
+    code, _, err = run_cli(["annotate", "--genome", "no_such_genome", "--out", str(tmp_path / "b.gff3")],
                            capsys, monkeypatch)
     assert code == 2
     one_line(err, "no_such_genome", "nor a bundled genome")

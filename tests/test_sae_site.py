@@ -53,7 +53,7 @@ def test_a_foreign_sae_is_refused_by_every_command(inputs, name, words, tmp_path
          "--window", "64", "--windows-per-batch", "2", "--batches", "1", "--device", "cpu"],
         ["concepts", "eval", "--model", spec, "--genome", str(fasta), "--no-codons",
          "--sae", str(root / name), "--out", str(tmp_path / "concepts")],
-        ["steer", "--model", spec, "--fasta", str(fasta), "--sae", str(root / name),
+        ["steer", "--model", spec, "--genome", str(fasta), "--sae", str(root / name),
          "--edit", "3=1", "--region", "chrA:1-5", "--out", str(tmp_path / "steer")],
     ]
     for argv in commands:

@@ -149,3 +149,33 @@ def test_logged_mse_is_in_activation_units_like_sae_eval(tmp_path):
     header, *rows = read_csv(tmp_path / "metrics.csv")
     logged = float(rows[-1][header.index("mse")])
     assert logged == pytest.approx(evaluate_reconstruction(sae, [{"k": x}], key="k")["mse"], rel=1e-4)
+
+
+def test_the_progress_bar_shows_the_current_steps_values(tmp_path, monkeypatch):
+    """Between metric rows (log_every) the bar is refreshed with this step's loss, L0 and
+    FVU, not the last row's values repeated (issue 22)."""
+    from dnatlas.sae import trainer as trainer_module
+
+    shown = []
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            self.n = kwargs.get("initial", 0)
+
+        def update(self, k):
+            self.n += k
+
+        def set_postfix(self, values, refresh=False):
+            shown.append((self.n, dict(values)))
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(trainer_module, "progress", Bar)
+    spec = SAESpec(None, "a", make_config("topk", D, S, k=3, seed=1))
+    SAETrainer([spec], cfg(steps=40, log_every=20), tmp_path).fit(batches())
+    steps = [n for n, _ in shown]
+    assert steps == list(range(2, 41, 2))  # every log_every // 10 steps
+    losses = [values["loss"] for _, values in shown]
+    assert len(set(losses[:9])) > 1  # between the rows at 20 and 40: values that move
+    assert all(set(values) >= {"loss", "L0", "FVU"} for _, values in shown)

@@ -334,7 +334,7 @@ def test_variant_log_odds_equal_a_brute_force_whole_record_pass(inputs, tmp_path
         assert row["delta_log_odds"] == pytest.approx(expected, abs=1e-4)
         assert abs(expected) > 1e-3  # the edit does something
     table = (tmp_path / "out" / "positions.tsv").read_text().splitlines()
-    assert table[0].split("\t")[:3] == ["record", "pos", "ref"]
+    assert table[0].split("\t")[:3] == ["record", "pos_1based", "ref"]
     rows = [line.split("\t") for line in table[1:]]
     assert [(r[0], int(r[1])) for r in rows] == [("chrA", 10), ("chrA", 1201), ("chrA", 2496)] + \
         [("chrB", q) for q in range(101, 111)]
@@ -398,14 +398,14 @@ def test_codon_and_amino_acid_probabilities_equal_a_whole_record_pass(inputs, tm
     req = SteerRequest(fasta=fasta, sae=sae_dir, edits=["5=3"], regions=[region],
                        frame_start=frame_start, frame_strand=strand, progress=False, png=False)
     result = steer(f"dnatlas:{model_dir}", req, tmp_path / "out")
-    starts = [r["codon_start"] for r in result.codons]
+    starts = [r["codon_start_1based"] for r in result.codons]
     assert starts == ([297, 300, 303] if strand == "+" else [1995, 1998])  # CDS 201.., ..2000
     adapter = DNAtlasAdapter.from_pretrained(model_dir)
     fn = SteeringIntervention(load_sae(sae_dir), [FeatureEdit(5, "set", 3.0)])
     seq = _seq(fasta, "chrA")
     aa_of = codon_to_amino_acid(11)
     for row in result.codons:
-        c = row["codon_start"] - 1
+        c = row["codon_start_1based"] - 1
         tokens = torch.from_numpy(seq.astype(np.int64))[None].clone()
         tokens[0, c:c + 3] = MASK
         logits = adapter.logits(tokens, intervene={"blocks.1.residual": fn})
@@ -426,7 +426,7 @@ def test_cli_errors_are_one_line(inputs, tmp_path, capsys):
     model_dir, fasta, _, sae_dir = inputs
     seq = _seq(fasta, "chrA")
     wrong = "ACGT"[(seq[99] + 1) % 4]
-    base = ["steer", "--model", f"dnatlas:{model_dir}", "--fasta", str(fasta), "--sae",
+    base = ["steer", "--model", f"dnatlas:{model_dir}", "--genome", str(fasta), "--sae",
             str(sae_dir), "--out", str(tmp_path / "o")]
     cases = [
         (["--edit", "3=1", "--variant", "chrA:100:A-G"], ["invalid variant", "REF>ALT"]),

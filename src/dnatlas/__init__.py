@@ -3,9 +3,10 @@
 Layers, each importing only from its own layer and the layers above it in this list
 (``docs/design.md``; checked by ``tests/test_layers.py``):
 
-1. base: ``errors``, ``files``, ``progress``, ``devices``, ``distributed``,
-   ``masked_scores``, ``runtime``, ``model_files``, ``bundled``, ``presets``, ``_version``
-   (and this package's ``__init__``, ``_moved``, ``hf_hook``);
+1. base: ``errors``, ``files``, ``outputs`` (output folders), ``extras`` (optional
+   dependencies), ``progress``, ``devices``, ``distributed``, ``masked_scores``,
+   ``runtime``, ``model_files``, ``bundled``, ``presets``, ``_version`` (and this
+   package's ``__init__``, ``_moved``, ``hf_hook``);
 2. data: ``genome``, ``annotation``, ``motifs``, ``concepts``, ``audit``;
 3. ``architectures``: DNAtlas, HyenaDNA, Nucleotide Transformer, Transformer MLM, k-mer;
 4. ``models``: the model layer, every gLM behind one protocol (``load_model``,

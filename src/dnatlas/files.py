@@ -31,6 +31,9 @@ from typing import IO
 from dnatlas.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: bookkeeping files of an output folder (:mod:`dnatlas.outputs`): its lock and its
+#: completion marker, never counted as the user's files
+BOOKKEEPING = (".lock", ".complete.json")
 
 
 def is_gzip(path: str | Path) -> bool:
@@ -234,7 +237,8 @@ def check_output_dir(path: str | Path, what: str = "output folder",
     if not os.access(path, os.W_OK | os.X_OK):
         raise InputError(f"{what} is not writable", path=path)
     if own is not None and not force:
-        foreign = sorted(entry.name for entry in path.iterdir() if not own(entry.name))
+        foreign = sorted(entry.name for entry in path.iterdir()
+                         if entry.name not in BOOKKEEPING and not own(entry.name))
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise InputError(f"{what} holds files this command did not write ({shown}); "

@@ -28,13 +28,21 @@ class _RegisterOnImport(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name != "transformers":
             return None
+        # a lookup without an import (importlib.util.find_spec, e.g. dnatlas.extras asking
+        # whether the hf extra is installed) must leave the hook in place: it goes away only
+        # once transformers is actually executed
         sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
         if spec is None or spec.loader is None:
             return spec
         original = spec.loader.exec_module
 
         def exec_module(module):
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             original(module)
             _register()
 

@@ -255,6 +255,11 @@ class Activations:
     def layout(self) -> str:
         return self.meta["layout"]
 
+    @property
+    def n_arrays(self) -> int:
+        """Arrays the folder holds (records x layers x strands)."""
+        return len(self.meta["arrays"])
+
     def entry(self, layer: str | None = None, strand: str = "+", seqid: str | None = None) -> dict:
         """The metadata entry of one array (layer/seqid may be omitted when unique)."""
         found = [a for a in self.meta["arrays"]

@@ -81,10 +81,11 @@ def check_window(start: int, end: int, features: Iterable, what: str = "figure",
 
 
 def layer_caption(key: str) -> str:
-    """``"blocks.2.neurons"`` -> ``"layer 3 (blocks.2.neurons)"`` (captions count layers
-    from 1); names without a block number unchanged."""
+    """``"blocks.2.neurons"`` -> ``"layer 2 (blocks.2.neurons)"``: layers are 0-based in
+    captions as on the command line (``--layer 2``), and the site name says which one
+    unambiguously; names without a block number unchanged."""
     match = re.match(r"(?:.*\.)?(?:blocks|layers?|h)\.(\d+)(?:\.|$)", key)
-    return f"layer {int(match.group(1)) + 1} ({key})" if match else key
+    return f"layer {int(match.group(1))} ({key})" if match else key
 
 
 def _acts(model, seq, layer, site, start, end):

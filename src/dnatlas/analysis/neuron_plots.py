@@ -50,7 +50,7 @@ def neuron_window_figure(acts: np.ndarray, neurons: Sequence[int], start: int = 
         perm: RCPS permutation (``model.rc_channel_permutation(site)``). When given, the −
             strand activation of neuron n (``acts[:, perm[n]]``) is drawn downwards.
         labels: optional neuron -> description (e.g. the track it detects best).
-        layer: e.g. ``"layer 3"`` (1-based, as in the report's captions).
+        layer: e.g. ``"layer 2"`` (0-based, as ``--layer`` counts; the site is blocks.2).
     """
     x = np.asarray(acts, dtype=np.float32)
     pos = start + np.arange(len(x)) + 1

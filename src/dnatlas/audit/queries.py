@@ -8,8 +8,9 @@ Window tables are CSV or TSV (tab-separated when the header holds a tab) with a 
 * an SAE feature's top examples: ``feature``, ``record``, ``start``, ``end``, ``strand``
   (optionally ``genome``, ``sequence``, ``id``).
 
-``neuron`` stands for ``feature`` and ``seqid`` for ``record``. Coordinates are 0-based
-half-open, as dnatlas writes them (``one_based=True``: 1-based closed). Rows without a
+``neuron`` stands for ``feature`` and ``seqid`` for ``record``. Columns ``start_1based`` and
+``end_1based`` (as the catalog's CSV names them) are 1-based closed; plain ``start`` and
+``end`` are 0-based half-open (``one_based=True``: 1-based closed). Rows without a
 ``sequence`` get theirs from the searched sequences (:func:`fill_sequences`), reverse
 complemented on ``-``.
 """
@@ -77,6 +78,9 @@ def read_windows(path: str | Path, one_based: bool = False) -> list[Query]:
     delimiter = "\t" if "\t" in lines[0] else ","
     reader = csv.reader(lines, delimiter=delimiter)
     header = [ALIASES.get(h.strip().lower(), h.strip().lower()) for h in next(reader)]
+    if {"start_1based", "end_1based"} <= set(header):  # coordinates that say they are 1-based
+        header = [{"start_1based": "start", "end_1based": "end"}.get(h, h) for h in header]
+        one_based = True
     column = {name: i for i, name in reversed(list(enumerate(header)))}
     coords = all(c in column for c in ("record", "start", "end"))
     missing = [c for c in ("feature",) if c not in column]

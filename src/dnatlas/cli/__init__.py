@@ -11,6 +11,7 @@ printed as one line on stderr and exit with code 2, with no traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import pkgutil
 import sys
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if hasattr(args, "genome_required"):  # --genome, with its deprecated spellings
+            from dnatlas.cli._model_input import genome_of
+
+            args.genome = genome_of(args)
+        _check_extras(args)
         code = args.func(args)
     except DnatlasError as exc:
         print(f"dnatlas: error: {exc}", file=sys.stderr)
@@ -66,7 +72,46 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `dnatlas data info STORE | head`
         sys.stderr.close()
         return 0
+    except (OSError, RuntimeError) as exc:  # SafetensorError is a RuntimeError too
+        line = write_failure(exc)
+        if line is None:
+            raise
+        print(f"dnatlas: error: {line}", file=sys.stderr)
+        return 2
     return 0 if code is None else int(code)
+
+
+#: errnos of a write that failed for want of space or permission: the user's to fix
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                errno.EFBIG}
+_WRITE_WORDS = ("No space left on device", "Disk quot", "Read-only file system",
+                "Permission denied", "os error 28", "File too large")
+
+
+def write_failure(exc: BaseException) -> str | None:
+    """One line for an output that could not be written (disk full, quota, read-only or
+    permission), from an ``OSError`` or from a library that wraps one (safetensors' and
+    torch's ``RuntimeError``); None for any other error (a bug: its traceback is kept)."""
+    if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError) \
+            and exc.errno in WRITE_ERRNOS:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    text = str(exc)
+    for words in _WRITE_WORDS:
+        if words.lower() in text.lower():
+            first = text.splitlines()[0] if text else type(exc).__name__
+            return f"cannot write an output: {first[:200]}"
+    return None
+
+
+def _check_extras(args: argparse.Namespace) -> None:
+    """The extras the command declared (``_model_input.needs``), before any work."""
+    wanted = getattr(args, "needs", None)
+    if wanted is not None:
+        from dnatlas import extras
+
+        extras.require(*wanted(args), what=args.needs_what,
+                       modules=getattr(args, "needs_modules", None))
 
 
 if __name__ == "__main__":  # pragma: no cover

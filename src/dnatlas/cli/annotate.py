@@ -1,4 +1,4 @@
-"""``dnatlas annotate GENOME --out GFF3``: annotate a genome with real tools.
+"""``dnatlas annotate --genome GENOME --out GFF3``: annotate a genome with real tools.
 
 The tools' own modules (pyrodigal, pyaragorn, pybarrnap) are imported only when run.
 """
@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from dnatlas.annotation.annotate import TOOLS, annotate_genome
+from dnatlas.cli._model_input import add_genome_arg, needs
 
 
 def register(subparsers) -> None:
@@ -22,8 +23,7 @@ def register(subparsers) -> None:
             "features as GFF3. TransTermHP and pilercr are used when on PATH; a missing "
             "tool is reported and skipped."),
     )
-    parser.add_argument("genome", help="FASTA or GenBank file (optionally gzipped), or a "
-                                       "bundled genome's name (e.g. ecoli_k12_mg1655)")
+    add_genome_arg(parser, required=True, old=(), positional=True)
     parser.add_argument("--out", "-o", type=Path, required=True, metavar="GFF3",
                         help="output GFF3 file")
     parser.add_argument("--tools", type=_tool_list, default=list(TOOLS), metavar="LIST",
@@ -35,6 +35,24 @@ def register(subparsers) -> None:
                              "(0-100; default 76, TransTermHP's own)")
     parser.add_argument("--force", action="store_true", help="replace an existing GFF3")
     parser.set_defaults(func=run)
+    needs(parser, when=_python_tools_extra)
+
+
+#: the annotate extra's module of each Python tool
+TOOL_MODULES = {"prodigal": "pyrodigal", "aragorn": "pyaragorn", "barrnap": "pybarrnap"}
+
+
+def _python_tools_extra(args: argparse.Namespace) -> tuple[str, ...]:
+    """The annotate extra when a tool asked for (by default: all) is one of its modules;
+    a missing one is an error, not a skipped track (TransTermHP and pilercr, programs on
+    PATH, are still skipped with a note when absent)."""
+    from dnatlas import extras
+
+    modules = tuple(TOOL_MODULES[t] for t in args.tools if t in TOOL_MODULES)
+    if modules:
+        extras.require("annotate", what=f"dnatlas annotate --tools {','.join(args.tools)}",
+                       modules=modules)
+    return ()
 
 
 def _tool_list(text: str) -> list[str]:

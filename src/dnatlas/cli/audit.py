@@ -1,9 +1,9 @@
 """``dnatlas audit``: trace a feature's windows to the training data, and measure k-mer
 leakage between a store's splits (:mod:`dnatlas.pipelines.audit`).
 
-* ``dnatlas audit index (--store STORE | --genomes FASTA...) --out DIR``
+* ``dnatlas audit index (--store STORE | --genome GENOME...) --out DIR``
 * ``dnatlas audit search (--windows TABLE | --fasta FASTA) (--index DIR | --store STORE |
-  --genomes FASTA...) --out DIR``
+  --genome GENOME...) --out DIR``
 * ``dnatlas audit leakage STORE --out TSV``
 """
 
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dnatlas.cli._model_input import float_in, positive_int
+from dnatlas.cli._model_input import DeprecatedSpelling, float_in, needs, positive_int
 
 
 def register(subparsers) -> None:
@@ -42,8 +42,11 @@ def _sources(p: argparse.ArgumentParser, required: bool) -> None:
     group = p.add_mutually_exclusive_group(required=required)
     group.add_argument("--store", type=Path, metavar="STORE",
                        help="genome store (from 'dnatlas data build'): train and val splits")
-    group.add_argument("--genomes", nargs="+", type=Path, metavar="FASTA",
-                       help="FASTA/GenBank files (gzip allowed); genome ID = file name")
+    group.add_argument("--genome", "-g", dest="genomes", nargs="+", type=Path,
+                       metavar="GENOME", help="genome files (FASTA/GenBank, gzip allowed); "
+                                              "genome ID = file name")
+    group.add_argument("--genomes", dest="genomes", nargs="+", type=Path,
+                       action=DeprecatedSpelling, new="--genome", help=argparse.SUPPRESS)
 
 
 def _index_params(p: argparse.ArgumentParser) -> None:
@@ -68,6 +71,7 @@ def _add_index(commands) -> None:
                    help="also make a BLAST database (needs makeblastdb)")
     p.add_argument("--force", action="store_true", help="replace another index in DIR")
     p.set_defaults(func=run_index)
+    needs(p, "analysis", modules=("scipy",))  # the hit summary's connected loci
 
 
 def _add_search(commands) -> None:
@@ -102,6 +106,7 @@ def _add_search(commands) -> None:
     _index_params(p)
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.set_defaults(func=run_search)
+    needs(p, "analysis", modules=("scipy",))  # the hit summary's connected loci
 
 
 def _add_leakage(commands) -> None:
@@ -115,6 +120,7 @@ def _add_leakage(commands) -> None:
     p.add_argument("--k", type=_kmer_k, default=32, metavar="K", help="k-mer length (default 32)")
     p.add_argument("--force", action="store_true", help="replace an existing TSV")
     p.set_defaults(func=run_leakage)
+    needs(p, "analysis", modules=("scipy",))  # the hit summary's connected loci
 
 
 def run_index(args: argparse.Namespace) -> int:

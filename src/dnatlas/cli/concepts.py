@@ -7,17 +7,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from dnatlas.cli._model_input import add_device_arg, add_model_arg, non_negative_int, positive_int
+from dnatlas.cli._model_input import (
+    BUNDLED_GENOME,
+    add_device_arg,
+    add_genome_arg,
+    add_model_arg,
+    needs,
+    non_negative_int,
+    positive_int,
+)
 from dnatlas.errors import InputError
 
-GENOME_HELP = "genome FASTA/GenBank or a bundled genome's name (default: ecoli_k12_mg1655)"
 ANNOTATION_HELP = ("annotation file(s) (GFF3, GenBank, BED) or a bundled annotation name; "
                    "comma-separated or repeated, read as one union (default: the bundled "
                    "annotation when the genome is the bundled default; 'none' for no annotation)")
 
 
 def _add_label_args(p) -> None:
-    p.add_argument("--genome", "-g", default="ecoli_k12_mg1655", metavar="FASTA", help=GENOME_HELP)
+    add_genome_arg(p, required=True, default=BUNDLED_GENOME)
     p.add_argument("--annotations", "-a", action="append", metavar="FILES", help=ANNOTATION_HELP)
     p.add_argument("--concepts", metavar="LIST",
                    help="comma-separated annotation concepts: tracks (CDS, tRNA, rRNA, ncRNA, "
@@ -87,6 +94,7 @@ def register(subparsers) -> None:
     ev.add_argument("--out", "-o", type=Path, required=True, metavar="DIR")
     ev.add_argument("--force", action="store_true", help="replace an earlier evaluation in DIR")
     ev.set_defaults(func=run_eval)
+    needs(ev, "analysis")
 
     lab = sub.add_parser("labels", help="write the concept labels as BED with element ids",
                          description="Build the concept labels (annotation concepts, codons, "
@@ -97,6 +105,7 @@ def register(subparsers) -> None:
     lab.add_argument("--out", "-o", type=Path, required=True, metavar="BED")
     lab.add_argument("--force", action="store_true", help="replace an existing BED")
     lab.set_defaults(func=run_labels)
+    needs(lab, "analysis")
 
 
 def _split_list(values) -> list[str]:
@@ -128,6 +137,7 @@ def _thresholds(text: str) -> list[float]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from dnatlas.genome.regions import split_region_list
     from dnatlas.pipelines.concepts import ConceptSettings, evaluate_concepts
 
     if args.random_init_sae and not args.random_init:
@@ -135,7 +145,7 @@ def run_eval(args: argparse.Namespace) -> int:
     settings = ConceptSettings(
         thresholds=_thresholds(args.thresholds),
         strands=("+", "-") if args.strand == "both" else (args.strand,),
-        valid=_split_list(args.valid) or None, test=_split_list(args.test) or None,
+        valid=split_region_list(args.valid) or None, test=split_region_list(args.test) or None,
         sample_nt=args.sample, edge=args.edge, chunk_size=args.chunk_size,
         batch_size=args.batch_size, shuffled=not args.no_shuffled, seed=args.seed,
         top=args.top, labels=_label_spec(args))

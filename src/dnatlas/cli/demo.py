@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from dnatlas.cli._model_input import positive_int
+from dnatlas.cli._model_input import (
+    module_doc,
+    needs,
+    positive_int,
+)
 
 
 def register(subparsers) -> None:
-    from dnatlas.pipelines import demo
-
     p = subparsers.add_parser("demo", help="run the main job on the bundled genomes and model",
-                              description=demo.__doc__,
+                              description=module_doc("dnatlas.pipelines.demo"),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="output folder [runs/demo]")
     p.add_argument("--train-steps", type=positive_int, default=30,
@@ -21,6 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="write into OUT even when it holds files the demo does not write")
     p.set_defaults(func=run)
+    needs(p, when=lambda args: () if args.skip_analysis else ("analysis",))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -37,9 +37,9 @@ def register(subparsers) -> None:
 def run_extract(args: argparse.Namespace) -> int:
     from dnatlas.pipelines.extract import extract_genome
 
-    acts = extract_genome(args.model, args.fasta, args.out, args.layers, args.site,
+    acts = extract_genome(args.model, args.genome, args.out, args.layers, args.site,
                           region=args.region, strand=args.strand, dtype=args.dtype,
                           layout=args.layout, chunk_size=args.chunk_size,
                           batch_size=args.batch_size, device=args.device, force=args.force)
-    print(f"wrote {len(acts.meta['arrays'])} arrays to {args.out}", file=sys.stderr)
+    print(f"wrote {acts.n_arrays} arrays to {args.out}", file=sys.stderr)
     return 0

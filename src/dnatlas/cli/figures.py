@@ -6,14 +6,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnatlas.cli._model_input import add_model_arg, non_negative_int
+from dnatlas.cli._model_input import (
+    add_model_arg,
+    module_doc,
+    needs,
+    non_negative_int,
+)
 
 
 def register(subparsers) -> None:
-    from dnatlas.pipelines import figures
-
     p = subparsers.add_parser("figures", help="regenerate the report's figure analogues",
-                              description=figures.__doc__,
+                              description=module_doc("dnatlas.pipelines.figures"),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arg(p)
     p.add_argument("--out", type=Path, default=Path("docs/figures"))
@@ -26,6 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="write into OUT even when it holds files this command does not write")
     p.set_defaults(func=run)
+    needs(p, "analysis")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,7 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from dnatlas.cli._model_input import add_model_input, add_site_arg, positive_int
+from dnatlas.cli._model_input import (
+    add_model_input,
+    add_site_arg,
+    needs,
+    positive_int,
+)
 
 SCALES = ("linear", "power")
 
@@ -17,7 +22,7 @@ def register(subparsers) -> None:
         description="Cosine similarities of unit-normalised activations of a region, drawn "
                     "as an image (report Figures 2-3), with genes, RNAs, REP, terminators and "
                     "CRISPR along both axes. Prints the Toeplitz score and 3-periodicity.")
-    src = p.add_argument_group("input (either --acts, or --fasta and --region with a model)")
+    src = p.add_argument_group("input (either --acts, or --genome and --region with a model)")
     src.add_argument("--acts", type=Path, metavar="DIR", help="folder from 'dnatlas extract'")
     add_model_input(src, required=False)
     src.add_argument("--region", metavar="ID:START-END",
@@ -45,12 +50,13 @@ def register(subparsers) -> None:
     p.add_argument("--out", "-o", type=Path, required=True, metavar="PNG")
     p.add_argument("--force", action="store_true", help="replace an existing PNG / --stats")
     p.set_defaults(func=run_gram)
+    needs(p, "analysis")
 
 
 def run_gram(args: argparse.Namespace) -> int:
     from dnatlas.pipelines.gram import GramRequest, gram_maps
 
-    req = GramRequest(acts=args.acts, fasta=args.fasta, region=args.region, layer=args.layer,
+    req = GramRequest(acts=args.acts, fasta=args.genome, region=args.region, layer=args.layer,
                       all_layers=args.layers == "all", site=args.site, phase=args.phase,
                       annotations=args.annotations, scale=args.scale, center=args.center,
                       max_offset=args.max_offset, chunk_size=args.chunk_size,

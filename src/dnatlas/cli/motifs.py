@@ -1,4 +1,4 @@
-"""``dnatlas motifs scan GENOME... --jaspar CORE[:TAXON] | --motifs FILE... --out BED``.
+"""``dnatlas motifs scan --genome GENOME... --jaspar CORE[:TAXON] | --motifs FILE... --out BED``.
 
 Scans genomes for position-weight-matrix hits on both strands (lightmotif) and writes a
 sorted BED6 and a per-motif TSV summary (see :mod:`dnatlas.motifs.bed_out`).
@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from dnatlas.cli._model_input import (
+    add_genome_arg,
+    needs,
     non_negative_float,
     positive_float,
     positive_int,
@@ -30,8 +32,9 @@ def register(subparsers) -> None:
             "ID_NAME; score = log2-odds) plus a per-motif TSV summary (hits per Mb per "
             "strand). Matrices come from JASPAR (offline, pyjaspar) or from JASPAR, MEME "
             "and TRANSFAC files."))
-    scan.add_argument("genomes", nargs="+", metavar="GENOME",
-                      help="FASTA or GenBank files (optionally gzipped) or bundled genome names")
+    add_genome_arg(scan, required=True, multiple=True, old=(), positional=True,
+                   help_text="genome to scan: a FASTA or GenBank file (optionally gzipped) or "
+                             "a bundled genome's name")
     source = scan.add_mutually_exclusive_group(required=True)
     source.add_argument("--jaspar", metavar="COLLECTION[:TAXON]",
                         help="JASPAR matrices, e.g. CORE or CORE:vertebrates (latest versions)")
@@ -58,6 +61,7 @@ def register(subparsers) -> None:
                       help="bases scanned at a time (bounds memory; default: 1048576)")
     scan.add_argument("--force", action="store_true", help="replace existing outputs")
     scan.set_defaults(func=run_scan)
+    needs(scan, "motifs")
 
 
 def _background(text: str):
@@ -77,18 +81,21 @@ def run_scan(args: argparse.Namespace) -> int:
     from dnatlas.genome.sources import resolve_bundled_genome
     from dnatlas.motifs import jaspar_motifs, read_motif_files, scan_genomes
     from dnatlas.motifs.bed_out import default_summary_path
+    from dnatlas.outputs import distinct_outputs, lock_file
 
     out = check_writable_file(args.out, "BED output", force=args.force)
     summary = args.summary or default_summary_path(out)
+    distinct_outputs(out, summary)
     check_writable_file(summary, "summary output", force=args.force)
-    genomes = [resolve_bundled_genome(genome) for genome in args.genomes]
+    genomes = [resolve_bundled_genome(genome) for genome in args.genome]
     if args.jaspar:
         motifs = jaspar_motifs(args.jaspar, release=args.jaspar_release)
     else:
         motifs = read_motif_files(args.motifs)
-    result = scan_genomes(genomes, motifs, out, summary=summary, pvalue=args.pvalue,
-                          pseudocount=args.pseudocount, background=args.background,
-                          max_hits_per_kb=args.max_hits_per_kb, chunk_size=args.chunk_size)
+    with lock_file(out, "BED output"):
+        result = scan_genomes(genomes, motifs, out, summary=summary, pvalue=args.pvalue,
+                              pseudocount=args.pseudocount, background=args.background,
+                              max_hits_per_kb=args.max_hits_per_kb, chunk_size=args.chunk_size)
     dropped = sum(not s.kept for s in result.summaries)
     print(f"wrote {result.hits_written:,} hits of {len(motifs) - dropped:,} motifs "
           f"({dropped:,} dropped) over {result.scanned_nt:,} nt to {out}; summary {summary}",

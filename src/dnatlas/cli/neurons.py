@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from dnatlas.cli._model_input import (
+    BUNDLED_GENOME,
     add_model_input,
     add_site_arg,
+    default_annotations,
+    needs,
     non_negative_int,
     positive_int,
 )
@@ -25,11 +28,12 @@ def register(subparsers) -> None:
                     "CRISPR, ...) over the whole genome and both strands, and write "
                     "catalog.csv/json, the best neurons' precision-recall curves, Manhattan "
                     "plots and top-activating windows.")
-    add_model_input(p, required=True)
-    p.add_argument("--annotations", "-a", action="append", required=True, metavar="FILES",
+    add_model_input(p, required=True, default_genome=BUNDLED_GENOME)
+    p.add_argument("--annotations", "-a", action="append", metavar="FILES",
                    help="annotation file(s) (GFF3, GenBank, BED) or bundled annotation name "
                         "(ecoli_k12_mg1655: RefSeq plus TransTermHP terminators and pilercr "
-                        "CRISPR arrays); comma-separated or repeated, read as one union")
+                        "CRISPR arrays); comma-separated or repeated, read as one union "
+                        "(default: the bundled annotation with the bundled genome)")
     p.add_argument("--layer", "--layers", required=True, metavar="L",
                    help="0-based layer or site name; 'all' or a comma-separated list scans "
                         "several layers (one forward pass), each into OUT/LAYER, with the best "
@@ -58,6 +62,7 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="write into DIR even when it holds files a catalog does not write")
     p.set_defaults(func=run_neurons)
+    needs(p, "analysis")
 
 
 def _neuron_list(spec: str | None) -> list[int] | None:
@@ -78,8 +83,10 @@ def run_neurons(args: argparse.Namespace) -> int:
         footnote6=args.footnote6, top=args.top, windows=args.windows,
         half_window=args.half_window, manhattan=_neuron_list(args.manhattan), jobs=args.jobs,
         chunk_size=args.chunk_size, batch_size=args.batch_size)
-    annotations = [item for value in args.annotations for item in value.split(",") if item]
-    result = neuron_catalog(args.model, args.fasta, annotations, args.layer, args.out,
+    annotations = default_annotations(
+        args.genome, [item for value in args.annotations or [] for item in value.split(",")
+                      if item])
+    result = neuron_catalog(args.model, args.genome, annotations, args.layer, args.out,
                             site=args.site, acts_dir=args.acts, settings=settings,
                             device=args.device, force=args.force)
     if result.summary:
@@ -105,10 +112,15 @@ def print_layer_summary(result) -> None:
 
 
 def print_summary(catalog, match) -> None:
-    print("track\tchance\tbest_neuron\tauprc\tcodon_match")
+    print("track\tchance\tbest_neuron\trc_partner\tauprc\tcodon_match")
     for t, track in enumerate(catalog.tracks):
         neuron, ap = catalog.best(track)
         if not np.isfinite(ap):
-            print(f"{track}\t0\t-\t-  (no positives)")
+            print(f"{track}\t0\t-\t-\t-  (no positives)")
             continue
-        print(f"{track}\t{catalog.chance[t]:.3g}\t{neuron}\t{ap:.3f}\t{_match(match, track)}")
+        partner = catalog.rc_partner(neuron)
+        print(f"{track}\t{catalog.chance[t]:.3g}\t{neuron}\t{'-' if partner is None else partner}"
+              f"\t{ap:.3f}\t{_match(match, track)}")
+    if catalog.partner is not None:
+        print("(RC-equivariant model: a neuron and its rc_partner are one feature on opposite "
+              "strands)")

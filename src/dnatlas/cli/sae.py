@@ -84,6 +84,9 @@ def _add_train(sub) -> None:
                    help="output: the SAELens folder of the SAE, or with several --layer one "
                         "subfolder per hook (e.g. OUT/blocks.2.residual)")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    p.add_argument("--force", action="store_true",
+                   help="replace an SAE (or checkpoint) in DIR, and write beside files this "
+                        "command does not write")
     p.set_defaults(func=run_train)
 
 
@@ -138,7 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
                                checkpoint_every=args.checkpoint_every)
     for folder in train_sae(args.model, _windows(args), args.layer, args.out, hyper,
                             site=args.site, buffer_rows=args.buffer_rows, device=args.device,
-                            resume=args.resume):
+                            resume=args.resume, force=args.force):
         print(f"saved {folder}")
     return 0
 

@@ -9,7 +9,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from dnatlas.cli._model_input import add_device_arg, add_model_arg, non_negative_int, positive_int
+from dnatlas.cli._model_input import (
+    BUNDLED_GENOME,
+    add_device_arg,
+    add_genome_arg,
+    add_model_arg,
+    needs,
+    non_negative_int,
+    positive_int,
+)
 
 
 def register(subparsers) -> None:
@@ -22,8 +30,7 @@ def register(subparsers) -> None:
                     "random matched features with --control), and, for DNAtlas with "
                     "--frame-start, codon and amino-acid probabilities.")
     add_model_arg(p)
-    p.add_argument("--fasta", "-f", required=True, metavar="FILE",
-                   help="genome (FASTA or GenBank, or a bundled genome's name)")
+    add_genome_arg(p, required=True, default=BUNDLED_GENOME)
     p.add_argument("--sae", default="default", metavar="DIR",
                    help="SAELens folder, or 'default' (the bundled model's SAE; default)")
     p.add_argument("--hook", default=None, metavar="KEY",
@@ -84,12 +91,13 @@ def register(subparsers) -> None:
     p.add_argument("--out", "-o", type=Path, required=True, metavar="DIR")
     p.add_argument("--force", action="store_true", help="replace an existing result in --out")
     p.set_defaults(func=run_steer)
+    needs(p, "analysis")
 
 
 def run_steer(args: argparse.Namespace) -> int:
     from dnatlas.pipelines.steer import SteerRequest, steer
 
-    req = SteerRequest(fasta=args.fasta, edits=args.edit, sae=args.sae, regions=args.region,
+    req = SteerRequest(fasta=args.genome, edits=args.edit, sae=args.sae, regions=args.region,
                        bed=args.bed, all_positions=args.all_positions, variants=args.variant,
                        hook=args.hook, max_activations=args.max_activations,
                        max_sample=args.max_sample, max_window=args.max_window,

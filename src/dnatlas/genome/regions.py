@@ -3,12 +3,14 @@
 On the command line and in figure titles regions are **1-based and closed**, as in samtools
 and IGV (``chr:1,001-2,000`` is 1,000 nucleotides); commas and underscores are allowed in
 numbers. Inside dnatlas they are 0-based and half-open: :func:`parse_region` converts, and
-:func:`format_region` converts back.
+:func:`format_region` converts back. Lists of regions (comma-separated or repeated flags) go
+through :func:`split_region_list`, which keeps the commas inside numbers.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dnatlas.errors import InputError
@@ -69,3 +71,36 @@ def parse_region(text: str) -> Region:
 def format_region(seqid: str, start: int, end: int) -> str:
     """0-based half-open ``[start, end)`` -> ``"seqid:START-END"``, 1-based closed, with commas."""
     return f"{seqid}:{start + 1:,}-{end:,}"
+
+
+_THOUSANDS = re.compile(r"^\d{3}(?:-|$)")
+
+
+def split_region_list(values: str | Iterable[str] | None) -> list[str]:
+    """The regions of a list flag (``--valid``, ``--test``, ``--region``...): comma-separated
+    and/or repeated, where commas inside numbers (``chr:1-100,000``) are thousands
+    separators, not list separators. The one region-list parser of every command.
+
+    ``"K-12:1-100,000,K-12:100,001-200,000"`` -> ``["K-12:1-100,000", "K-12:100,001-200,000"]``.
+    """
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    regions: list[str] = []
+    for value in values:
+        current: list[str] = []
+        for part in str(value).split(","):
+            part = part.strip()
+            if current and ":" in current[-1] and _THOUSANDS.match(part) \
+                    and current[-1][-1].isdigit():
+                current[-1] += "," + part  # a thousands group of the number before it
+            elif part:
+                current.append(part)
+        regions += current
+    return regions
+
+
+def parse_region_list(values: str | Iterable[str] | None) -> list[Region]:
+    """:func:`split_region_list`, each parsed with :func:`parse_region`."""
+    return [parse_region(text) for text in split_region_list(values)]

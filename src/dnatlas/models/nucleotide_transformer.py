@@ -175,6 +175,7 @@ def tiny_nt_config(version: int = 2, **overrides):
         return NTv2Config(**kw)
     if version != 1:
         raise InputError(f"unknown Nucleotide Transformer version {version!r} (1 or 2)")
+    _need_transformers()
     from transformers import EsmConfig
 
     kw.update(vocab_size=V1.min_vocab, max_position_embeddings=1026,
@@ -232,6 +233,7 @@ def _as_config(config) -> tuple[object, int, VocabLayout | None]:
     layout = detect_layout(config, version, folder)
     if version == 2:
         return NTv2Config.from_dict(config), 2, layout
+    _need_transformers()
     from transformers import EsmConfig
 
     return EsmConfig(**{k: v for k, v in config.items() if k != "auto_map"}), 1, layout
@@ -240,6 +242,7 @@ def _as_config(config) -> tuple[object, int, VocabLayout | None]:
 def _build(config, version: int):
     if version == 2:
         return NTv2ForMaskedLM(config)
+    _need_transformers()
     from transformers import EsmForMaskedLM
 
     return EsmForMaskedLM(config)
@@ -281,6 +284,7 @@ class NucleotideTransformerAdapter(ModuleAdapter):
 
     @staticmethod
     def _load_v1(directory: Path):
+        _need_transformers()
         from transformers import EsmForMaskedLM
 
         if not any((directory / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")):
@@ -417,3 +421,11 @@ class NucleotideTransformerAdapter(ModuleAdapter):
         checkpoint lacks it) is left out."""
         return ((k, v) for k, v in module_state(self.model, self.config_dict())
                 if not k.startswith("esm.contact_head."))
+
+
+def _need_transformers() -> None:
+    """v1 checkpoints are transformers' ESM: one line naming the hf extra without it."""
+    from dnatlas import extras
+
+    extras.require("hf", what="a Nucleotide Transformer v1 checkpoint",
+                   modules=("transformers",))

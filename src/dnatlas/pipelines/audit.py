@@ -37,9 +37,10 @@ from dnatlas.errors import InputError
 from dnatlas.files import atomic_write, check_output_dir, check_writable_file, write_json
 
 SEARCH_OUTPUTS = ("hits.tsv", "features.tsv", "features.json")
+#: hits.tsv's columns; its coordinates are 1-based and closed, as the names say
 HIT_COLUMNS = ("query", "feature", "query_region", "query_strand", "query_length", "genome",
-               "record", "start", "end", "strand", "identity", "matches", "aligned",
-               "qstart", "qend", "split", "self")
+               "record", "start_1based", "end_1based", "strand", "identity", "matches",
+               "aligned", "qstart_1based", "qend_1based", "split", "self")
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,28 @@ def _note(text: str) -> None:
     print(f"dnatlas audit: {text}", file=sys.stderr)
 
 
-def audit_index(out: str | Path, store: str | Path | None = None, genomes=(),
+def audit_index(out: str | Path, *args, **kwargs) -> dict:
+    """:func:`_audit_index` holding the index folder's lock (:mod:`dnatlas.outputs`): a
+    second run into it fails at once. Arguments as :func:`_audit_index` takes them."""
+    with _locked(out, "index folder"):
+        return _audit_index(out, *args, **kwargs)
+
+
+def audit_search(out: str | Path, *args, **kwargs) -> dict:
+    """:func:`_audit_search` holding the output folder's lock (:mod:`dnatlas.outputs`).
+    Arguments as :func:`_audit_search` takes them."""
+    with _locked(out, "output folder"):
+        return _audit_search(out, *args, **kwargs)
+
+
+def _locked(out, what: str):
+    from dnatlas.outputs import lock_folder
+
+    check_output_dir(out, what)
+    return lock_folder(out, what)
+
+
+def _audit_index(out: str | Path, store: str | Path | None = None, genomes=(),
                 k: int = DEFAULT_K, stride: int = DEFAULT_STRIDE, blast: bool = False,
                 force: bool = False, progress: bool = True) -> IndexResult:
     """Index a store (``store``) or FASTA files (``genomes``) into the folder ``out``.
@@ -154,7 +176,7 @@ def _queries(windows, fasta, one_based: bool) -> tuple[list[Query], Path]:
     return read_fasta_queries(fasta), Path(fasta)
 
 
-def audit_search(out: str | Path, windows=None, fasta=None, index=None, store=None, genomes=(),
+def _audit_search(out: str | Path, windows=None, fasta=None, index=None, store=None, genomes=(),
                  backend: str = "kmer", k: int = DEFAULT_K, stride: int = DEFAULT_STRIDE,
                  min_identity: float = 0.9, min_length: int = 50,
                  max_occurrences: int = 1000, one_based: bool = False, force: bool = False,

@@ -20,6 +20,9 @@ architecture (its neurons, and SAEs trained on it).
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,15 +284,13 @@ def evaluate_concepts(model: str | ModelAdapter | None, fasta: str | Path,
                          random_init_saes, settings, force)
 
 
-def _check_out(out, force: bool) -> Path:
-    from dnatlas.files import check_output_dir
+def _open_out(out, force: bool):
+    """The locked output folder (:func:`dnatlas.outputs.output_folder`): an earlier
+    evaluation is refused unless ``force``, which removes it before this run starts."""
+    from dnatlas.outputs import output_folder
 
-    out = check_output_dir(out, "output folder", own=is_concepts_output, force=force)
-    earlier = sorted(name for name in OUTPUT_FILES if (out / name).exists())
-    if earlier and not force:
-        raise InputError(f"output folder holds an earlier evaluation ({', '.join(earlier[:2])}"
-                         f"{', ...' if len(earlier) > 2 else ''}); --force replaces it", path=out)
-    return out
+    return output_folder(out, "concepts eval", own=is_concepts_output, force=force,
+                         result="an earlier evaluation")
 
 
 def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, random_init_saes,
@@ -303,7 +304,21 @@ def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, rand
     _check_sae_models(dicts, adapter)
     codes, intervals = _genome(fasta, annotations)
     splits = make_splits({r: len(c) for r, c in codes.items()}, settings.valid, settings.test)
-    out = distributed.on_main(_check_out, out, force)
+    with contextlib.ExitStack() as stack:
+        folder = distributed.on_main(lambda: stack.enter_context(_open_out(out, force)))
+        result = _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations,
+                                folder, random_init, random_init_saes, settings)
+        if distributed.is_main():
+            folder.complete(OUTPUT_FILES & {p.name for p in folder.path.iterdir()})
+        return result
+
+
+def _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations, folder,
+                   random_init, random_init_saes, settings) -> ConceptResult:
+    from dnatlas import distributed
+
+    torch_device = str(adapter.device)
+    out = folder.path
     labels, dropped = build_labels(intervals, codes, settings.labels)
     if labels.n_concepts == 0:
         raise InputError("no concept has any element in the genome (check the annotation "
@@ -311,21 +326,64 @@ def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, rand
     label_sets = {"real": labels}
     if settings.shuffled:
         label_sets["shuffled"] = shuffled_labels(labels, settings.seed)
-    counts = _run_model(adapter, dicts, codes, splits, label_sets, settings, adapter.name)
-    if random_init:
+    if random_init:  # loaded (and a foreign --random-init-sae refused) before any pass
         control = adapter.random_init(settings.seed)
         control_dicts = _dictionaries(control, random_init_saes, [d.key for d in dicts], True,
                                       torch_device)
         _check_sae_models(control_dicts, control)
+    began = _say_passes(adapter, dicts, random_init, random_init_saes)
+    counts = _run_model(adapter, dicts, codes, splits, label_sets, settings, adapter.name)
+    if random_init:
+        _first_pass_done(out, dicts, counts, settings, began, _report_context(
+            adapter, fasta, annotations, splits, dropped, labels))
         counts.update(_run_model(control, control_dicts, codes, splits, {"real": labels},
                                  settings, "random-init"))
         dicts += control_dicts
-    context = {"model": adapter.name, "model_fingerprint": adapter.fingerprint(),
-               "genome": str(fasta), "annotations": None if annotations is None
-               else str(annotations), "splits": splits, "dropped_concepts": dropped,
-               "n_elements": dict(zip(labels.names, labels.n_elements().tolist(),
-                                      strict=True))}
+    context = _report_context(adapter, fasta, annotations, splits, dropped, labels)
     return distributed.on_main(write_report, out, dicts, counts, settings, context)
+
+
+def _report_context(adapter, fasta, annotations, splits, dropped, labels) -> dict:
+    """What ``summary.json`` says about the run besides the scores."""
+    from dnatlas.genome.regions import format_region
+
+    return {"model": adapter.name, "model_fingerprint": adapter.fingerprint(),
+            "genome": str(fasta), "annotations": None if annotations is None
+            else str(annotations), "dropped_concepts": dropped,
+            # regions as a person writes them: 1-based, closed (samtools, IGV)
+            "splits": {name: [format_region(*span) for span in spans]
+                       for name, spans in splits.items()},
+            "n_elements": dict(zip(labels.names, labels.n_elements().tolist(), strict=True))}
+
+
+def _say_passes(adapter, dicts, random_init: bool, random_init_saes) -> float:
+    """Say up front which passes over the genome follow; returns the start time."""
+    passes = [f"{adapter.name} ({', '.join(d.name for d in dicts)})"]
+    if random_init:
+        passes.append("the random-init control (the same architecture, fresh weights: its "
+                      "neurons" + (" and SAEs" if random_init_saes else "") + ")")
+    _say(f"concepts eval: {len(passes)} pass(es) over the genome, each a maxima sample and a "
+         "count: " + "; ".join(f"{i}. {p}" for i, p in enumerate(passes, 1)))
+    return time.perf_counter()
+
+
+def _first_pass_done(out, dicts, counts, settings, began: float, context: dict) -> None:
+    """Write the first pass's results before the random-init control runs (rewritten with
+    both at the end), and say how long the second pass will take."""
+    from dnatlas import distributed
+
+    took = time.perf_counter() - began
+    distributed.on_main(write_report, out, dicts, counts, settings,
+                        {**context, "unfinished": "pass 2 (random-init) running"})
+    _say(f"pass 1 done in {took / 60:.1f} min; its results are in {out}; pass 2 (the "
+         f"random-init control) will take about as long (~{took / 60:.1f} min)")
+
+
+def _say(text: str) -> None:
+    from dnatlas import distributed
+
+    if distributed.is_main():
+        print(text, file=sys.stderr, flush=True)
 
 
 def write_concept_labels(fasta: str | Path, annotations, out: str | Path,

@@ -23,6 +23,48 @@ def extract_genome(model: str | ModelAdapter | None, fasta: str | Path, out: str
                    strand: str = "+", dtype: str = "float16", layout: str = "LC",
                    chunk_size: int = 1 << 15, batch_size: int = 1, device: str | None = None,
                    force: bool = False):
+    """:func:`_extract_genome` (arguments as it takes them) holding the activation folder's
+    lock (:mod:`dnatlas.outputs`): a second run into ``out`` fails at once. Another span
+    of a record and layer the folder holds is not replaced without ``force``."""
+    from dnatlas.files import check_output_dir
+    from dnatlas.outputs import lock_folder
+
+    if distributed.env_world()[0] != 0:  # rank 0 owns the folder
+        return _extract_genome(model, fasta, out, layers, site, region, strand, dtype, layout,
+                               chunk_size, batch_size, device, force)
+    check_output_dir(out, "activation folder")
+    with lock_folder(out, "activation folder"):
+        return _extract_genome(model, fasta, out, layers, site, region, strand, dtype, layout,
+                               chunk_size, batch_size, device, force)
+
+
+def _refuse_other_spans(out, items, keys) -> None:
+    """``extract`` into a folder holding another span of the same record and layer would
+    replace it: refused without ``force`` (the same span is extracted again in place)."""
+    from dnatlas.analysis.activation_files import read_meta, sequence_sha256
+    from dnatlas.errors import InputError
+    from dnatlas.genome.regions import format_region
+
+    old = read_meta(Path(out)) if Path(out).is_dir() else None
+    if old is None:
+        return
+    held = {(a["seqid"], a["layer"]): a for a in old.get("arrays", [])}
+    for seqid, seq, start, end in items:
+        for key in keys:
+            a = held.get((seqid, key))
+            if a is not None and (a["start"], a["end"], a.get("sequence_sha256")) != (
+                    start, end, sequence_sha256(seq)):
+                raise InputError(
+                    f"the folder holds {key} of {format_region(seqid, a['start'], a['end'])}; "
+                    f"extracting {format_region(seqid, start, end)} would replace it: give "
+                    "another --out, or --force to replace it", path=out)
+
+
+def _extract_genome(model: str | ModelAdapter | None, fasta: str | Path, out: str | Path,
+                    layers="all", site: str | None = None, region: str | None = None,
+                    strand: str = "+", dtype: str = "float16", layout: str = "LC",
+                    chunk_size: int = 1 << 15, batch_size: int = 1, device: str | None = None,
+                    force: bool = False):
     """Activations of every record (or one 1-based ``region``) of ``fasta`` into ``out``.
 
     Returns the folder's :class:`~dnatlas.analysis.activation_files.Activations`.
@@ -32,6 +74,9 @@ def extract_genome(model: str | ModelAdapter | None, fasta: str | Path, out: str
     with distributed.session(device) as info:
         adapter = resolve_model(model, info.device)
         items = [(r.id, r.seq, start, end) for r, start, end in records_of(fasta, region)]
+        if not force:
+            distributed.on_main(_refuse_other_spans, out, items,
+                                adapter.select_keys(layers, site))
         return extract_records(adapter, items, out, layers, site, strand=strand,
                                dtype=np.dtype(dtype), layout=layout, chunk_size=chunk_size,
                                batch_size=batch_size, force=force)

@@ -5,7 +5,7 @@
     dnatlas figures --out runs/figs --quick       # neuron catalog on the first 400 kb (the demo)
 
 Figure analogues (report numbering; file names carry the layer key, e.g. ``blocks.2``,
-which captions call "layer 3 (blocks.2.neurons)"), each
+which captions call "layer 2 (blocks.2.neurons)": layers are 0-based everywhere), each
 window checked against the features its caption names (``ValueError`` if it misses one);
 ``captions.md`` in ``out`` gives every caption with its region (1-based, closed):
   fig2a  the tRNA operon lysT-valT-lysW-valZ-lysY-lysZ-lysQ with both flanking intergenic
@@ -58,6 +58,19 @@ def is_figures_output(name: str) -> bool:
 def report_figures(model: str | ModelAdapter | None = None, out: str | Path = "docs/figures",
                    layer: int | None = None, work: str | Path | None = None,
                    quick: bool = False, force: bool = False) -> Path:
+    """:func:`_report_figures` (arguments as it takes them) holding the figure folder's
+    lock (:mod:`dnatlas.outputs`): a second run into ``out`` fails at once."""
+    from dnatlas.files import check_output_dir
+    from dnatlas.outputs import lock_folder
+
+    check_output_dir(out, "figure folder", own=is_figures_output, force=force)
+    with lock_folder(out, "figure folder"):
+        return _report_figures(model, out, layer, work, quick, force)
+
+
+def _report_figures(model: str | ModelAdapter | None = None, out: str | Path = "docs/figures",
+                    layer: int | None = None, work: str | Path | None = None,
+                    quick: bool = False, force: bool = False) -> Path:
     """Write every figure analogue into ``out`` (see module docstring); returns ``out``.
 
     Args:
@@ -155,8 +168,9 @@ def report_figures(model: str | ModelAdapter | None = None, out: str | Path = "d
                         "codon, stop codon, CDS, REP and tRNA tracks around ompG (300 nt "
                         "upstream, 150 nt downstream); + strand up, − strand (RC partner) down.")
     atomic_write_text(out / "captions.md", "# Figure captions (written by `dnatlas figures`)\n\n"
-                      f"Model {model.name}, single-layer figures at layer {layer + 1} "
-                      f"(blocks.{layer}); regions 1-based, closed.\n\n"
+                      f"Model {model.name}, single-layer figures at layer {layer} "
+                      f"(blocks.{layer}; layers 0-based, as --layer counts them); regions "
+                      "1-based, closed.\n\n"
                       + "\n".join(captions) + "\n")
     print(f"figures done in {time.perf_counter() - t0:.0f} s", flush=True)
     return out

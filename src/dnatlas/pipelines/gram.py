@@ -89,7 +89,7 @@ def gram_inputs(model: str | ModelAdapter | None, req: GramRequest, device: str 
     if req.acts is not None:
         return _from_folder(req)
     if req.fasta is None or req.region is None:
-        raise InputError("give an activation folder (--acts), or --fasta and --region")
+        raise InputError("give an activation folder (--acts), or --genome and --region")
     if not req.all_layers and req.layer is None:
         raise InputError("give --layer (or --layers all)")
     adapter = resolve_model(model, device)

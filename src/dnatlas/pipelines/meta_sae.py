@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dnatlas.errors import InputError
-from dnatlas.files import atomic_write, check_output_dir, file_digest, open_text, write_json
+from dnatlas.files import atomic_write, file_digest, open_text, write_json
 
 META_DIR, RANDOM_DIR = "meta_sae", "random_dictionary"
 OUTPUTS = (META_DIR, RANDOM_DIR, "metrics.json", "children.csv", "hierarchy.json")
@@ -181,7 +181,10 @@ def read_concepts(flt: ConceptFilter, d_sae: int, base_name: str = ""
     Raises:
         InputError: a missing column, a non-numeric value, a feature outside [0, d_sae).
     """
+    from dnatlas.outputs import check_finished
+
     path = Path(flt.path)
+    check_finished(path, "concept table's folder")
     with open_text(path, newline="") as fh:
         reader = csv.DictReader(fh)
         columns = set(reader.fieldnames or ())
@@ -229,18 +232,20 @@ def _resolve(sae) -> Path:
     folder = Path(resolve(sae))
     if not folder.exists():
         raise InputError("no such SAE folder", path=folder)
+    from dnatlas.outputs import check_finished
+
+    check_finished(folder, "SAE folder")
     return folder
 
 
-def _check_out(out: Path, force: bool) -> Path:
-    if out.exists() and out.is_dir() and any(out.iterdir()) and not force:
-        raise InputError("output folder exists and is not empty; give --force to replace "
-                         "its meta-SAE outputs", path=out)
-    out = check_output_dir(out, "output folder")
-    if force:
-        for sub in (META_DIR, RANDOM_DIR):
-            (out / sub / "checkpoint.pt").unlink(missing_ok=True)
-    return out
+def _open_out(out: Path, force: bool):
+    """The locked output folder (:func:`dnatlas.outputs.output_folder`): refused when it
+    holds anything unless ``force``, which replaces this command's outputs (removed before
+    the run starts) and leaves other files."""
+    from dnatlas.outputs import output_folder
+
+    return output_folder(out, "sae meta", own=lambda name: name in OUTPUTS, force=force,
+                         earlier=lambda name: True)
 
 
 def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
@@ -287,22 +292,14 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
         concepts: a concept table that labels children and selects matched latents.
         device: where to train (default cpu).
     """
-    import copy
 
-    import torch
 
     from dnatlas.devices import resolve_device
     from dnatlas.sae.meta import (
-        decoder_batches,
         decoder_rows,
-        decoder_variance_explained,
-        meta_children,
-        meta_codes,
         meta_preset,
-        random_dictionary,
     )
-    from dnatlas.sae.saelens_format import WEIGHTS_FILENAME, load_sae
-    from dnatlas.sae.trainer import SAESpec, SAETrainer
+    from dnatlas.sae.saelens_format import load_sae
 
     settings = settings or MetaSAESettings()
     device = str(resolve_device(device))
@@ -328,7 +325,31 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
     if len(ids) < 2:
         raise InputError(f"a meta-SAE needs at least 2 latents, got {len(ids)}")
     preset, cfg, train, seed, fields = _configs(settings, len(ids), base.d_in, device)
-    out = _check_out(Path(out), force)
+    with _open_out(Path(out), force) as dest:  # locked until the completion marker
+        result = _train(dest.path, folder, base, rows, ids, labels, concepts, preset, cfg,
+                        fields, train, seed, settings, device)
+        dest.complete(OUTPUTS)
+        return result
+
+
+def _train(out: Path, folder: Path, base, rows, ids, labels, concepts, preset, cfg, fields,
+           train, seed, settings, device) -> MetaSAEResult:
+    """The meta-SAEs of :func:`train_meta_sae` trained and written into ``out``; ``fields``:
+    the config's saved record with the settings given (reported in ``settings``)."""
+    import copy
+
+    import torch
+
+    from dnatlas.sae.meta import (
+        decoder_batches,
+        decoder_variance_explained,
+        meta_children,
+        meta_codes,
+        random_dictionary,
+    )
+    from dnatlas.sae.saelens_format import WEIGHTS_FILENAME, load_sae
+    from dnatlas.sae.trainer import SAESpec, SAETrainer
+
     control = random_dictionary(*rows.shape, seed=seed)
     source = {"base_sae": str(folder), "base_sae_sha256": file_digest(folder / WEIGHTS_FILENAME),
               "base_hook_name": base.cfg.hook_name, "base_model_name": base.cfg.model_name,

@@ -14,12 +14,14 @@ GENE_TYPES = ("CDS", "tRNA", "rRNA", "ncRNA", "tmRNA")
 
 
 def best_neurons(catalog) -> list[int]:
-    """The best neuron of every track (each once)."""
+    """The best neuron of every track (each once; an RC pair is one neuron, see
+    :class:`~dnatlas.analysis.catalog.NeuronCatalog`)."""
     chosen = []
     for track in catalog.tracks:
         neuron, ap = catalog.best(track)
-        if np.isfinite(ap) and neuron not in chosen:
-            chosen.append(neuron)
+        partner = catalog.rc_partner(neuron) if hasattr(catalog, "rc_partner") else None
+        if np.isfinite(ap) and neuron not in chosen and partner not in chosen:
+            chosen.append(neuron)  # its figures name the partner (the other strand's panel)
     return chosen
 
 
@@ -66,7 +68,9 @@ def pr_figures(out: Path, catalog, labels, acts, perm, codon_match=None,
             continue
         precision, recall, _ = pr_curve(acts, labels, track, neuron, perm)
         rate = float(catalog.chance[t])
-        fig = neuron_plots.pr_curve_figure({f"neuron {neuron}": (precision, recall, ap)},
+        partner = catalog.rc_partner(neuron) if hasattr(catalog, "rc_partner") else None
+        name = f"neuron {neuron}" + ("" if partner is None else f" (RC partner {partner})")
+        fig = neuron_plots.pr_curve_figure({name: (precision, recall, ap)},
                                            chance=rate, reference=match.get(track),
                                            log=rate < log_below, title=f"{track}, {layer}")
         plots.save_figure(fig, out / "pr" / f"{track}.png")
@@ -112,6 +116,9 @@ def neuron_figures(out: Path, catalog, labels, acts, perm, windows, chosen, inte
         sites = windows.get(neuron, [])
         notes = [(offsets[w.seqid] + w.position, genes(w.seqid, w.position)) for w in sites]
         what = f" (best for {best[neuron]})" if neuron in best else ""
+        partner = catalog.rc_partner(neuron) if hasattr(catalog, "rc_partner") else None
+        if partner is not None:  # the same feature on the other strand (− panel)
+            what += f", RC partner {partner}"
         fig = neuron_plots.manhattan_figure(plus, minus, start=origin,
                                             title=f"{layer} neuron {neuron}{what}",
                                             annotate=[(x, g) for x, g in notes if g])

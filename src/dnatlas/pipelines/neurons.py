@@ -19,6 +19,7 @@ neuron's scores and windows and writes the same files a single process writes.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -143,9 +144,19 @@ def neuron_catalog(model: str | ModelAdapter | None, fasta: str | Path,
     union (:func:`dnatlas.annotation.intervals.load_annotations`). Under torchrun every
     rank returns the same result; rank 0 writes.
     """
-    with distributed.session(device) as info:
+    with distributed.session(device) as info, contextlib.ExitStack() as stack:
+        distributed.on_main(_lock_out, stack, out, force)
         return _neuron_catalog(model, fasta, annotations, layers, out, site, acts_dir,
                                settings, info.device, force)
+
+
+def _lock_out(stack: contextlib.ExitStack, out, force: bool) -> None:
+    """Check the output folder and hold its lock (:mod:`dnatlas.outputs`) for the run."""
+    from dnatlas.files import check_output_dir
+    from dnatlas.outputs import lock_folder
+
+    check_output_dir(out, "output folder", own=is_catalog_output, force=force)
+    stack.enter_context(lock_folder(out))
 
 
 def _neuron_catalog(model, fasta, annotations, layers, out, site, acts_dir, settings, device,
@@ -276,8 +287,10 @@ def layer_catalog(model: ModelAdapter, key: str, acts, perm, records, labels, in
     if origin:  # positions of a region are reported in genomic coordinates
         windows = {n: [replace(w, position=w.position + origin, start=w.start + origin,
                                end=w.end + origin) for w in ws] for n, ws in windows.items()}
+    rc = model.rc_permutation(key)  # RC partners: one feature, named as a pair
     catalog = NeuronCatalog(key, labels.names, np.arange(n_channels), auprc, labels.chance,
-                            labels.n_pos, labels.n)
+                            labels.n_pos, labels.n,
+                            partner=None if rc is None else np.asarray(rc)[:n_channels])
     extra = {"model": model.name, "model_fingerprint": model.fingerprint(),
              "records": labels.seqids, "region": settings.region, "footnote6": settings.footnote6,
              "codon_match_auprc": match}

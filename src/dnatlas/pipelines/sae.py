@@ -83,6 +83,50 @@ def train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers,
               hyper: SAEHyperparameters, site: str = "residual", buffer_rows: int = 1 << 17,
               device: str | None = None, resume: bool = False, force: bool = False
               ) -> list[Path]:
+    """Train one SAE per layer (:func:`_train_sae`, arguments as it takes them) in the
+    output folder ``out``, locked for the run (:mod:`dnatlas.outputs`): an earlier SAE or
+    files of the user's there are refused unless ``force`` (which removes the earlier SAE's
+    files first); ``resume`` continues the checkpoint there. Marked complete at the end."""
+    from dnatlas import distributed
+
+    if distributed.env_world()[0] != 0:  # rank 0 owns the folder
+        return _train_sae(model, windows, layers, out, hyper, site, buffer_rows, device,
+                          resume, force)
+    with _open_sae_out(out, resume, force) as folder:
+        folders = _train_sae(model, windows, layers, out, hyper, site, buffer_rows, device,
+                             resume, force)
+        folder.complete(name for name in sorted(p.name for p in folder.path.iterdir())
+                        if _is_sae_output(folder.path, name))
+        return folders
+
+
+#: what ``sae train`` writes into an SAE folder (besides the SAEs' subfolders)
+SAE_RUN_FILES = frozenset({"cfg.json", "sae_weights.safetensors", "metrics.csv",
+                           "checkpoint.pt"})
+
+
+def _is_sae_output(out: Path, name: str) -> bool:
+    """A file ``sae train`` writes into ``out``, or an SAE subfolder of several layers."""
+    return (name in SAE_RUN_FILES or (name.startswith(".") and name.endswith(".tmp"))
+            or (out / name / "cfg.json").is_file() or (out / name / "metrics.csv").is_file())
+
+
+def _open_sae_out(out, resume: bool, force: bool):
+    from dnatlas.outputs import output_folder
+
+    out = Path(out)
+    return output_folder(out, "sae train", own=lambda name: _is_sae_output(out, name),
+                         force=force, what="SAE folder",
+                         earlier=(lambda name: False) if resume else None,
+                         result=("an SAE run whose checkpoint already exists (--resume "
+                                 "continues it)") if (out / "checkpoint.pt").exists()
+                         else "an SAE")
+
+
+def _train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers,
+               out: str | Path, hyper: SAEHyperparameters, site: str = "residual",
+               buffer_rows: int = 1 << 17, device: str | None = None, resume: bool = False,
+               force: bool = False) -> list[Path]:
     """Train one SAE per layer from one stream of activations; returns the SAE folders.
 
     Args:
@@ -232,6 +276,13 @@ def evaluate_sae(sae_dir: str | Path, model: str | ModelAdapter | None, windows:
     if loss and loss["loss_zero"] <= loss["loss_clean"]:
         warnings.append("zero-ablation scores no worse than the clean model, so 'loss "
                         "recovered' is meaningless at this site")
+    import math
+
+    for name in ("loss_clean", "loss_sae", "loss_zero"):  # bits, as every loss people read
+        if name in loss:
+            loss[name] = loss[name] / math.log(2)
+    if loss:
+        loss["loss_unit"] = "bits (the model's training loss)"
     metrics = {"sae": str(sae_dir), "model": adapter.name, "key": key, "data": str(windows.data),
                **{k: v for k, v in recon.items() if k != "feature_frequency"}, **loss}
     return SAEEvaluation(metrics, warnings, recon["feature_frequency"])
@@ -255,10 +306,22 @@ def cache_sae_activations(model: str | ModelAdapter | None, windows: WindowSetti
     rows_of = functools.partial(window_rows, adapter, keys=keys, drop_n=not windows.keep_n)
     source = window_source(windows.data, windows.split, windows.window,
                            windows.windows_per_batch, windows.seed)
+    from dnatlas.files import check_output_dir
+    from dnatlas.outputs import check_free_space, lock_folder
+
+    def own(name: str) -> bool:
+        return (name == "manifest.json" or name.startswith("shard_")
+                or (name.startswith(".") and name.endswith(".tmp")))
+
+    out = check_output_dir(out, "activation cache folder", own=own)
+    rows = shards * batches_per_shard * windows.windows_per_batch * windows.window
+    check_free_space(out, rows * sum(adapter.d(k) for k in keys)
+                     * (4 if dtype == "float32" else 2), "activation cache")
     info = {"model": adapter.name, "model_fingerprint": adapter.fingerprint(),
             "data": str(windows.data), "split": windows.split, "window": windows.window,
             "windows_per_batch": windows.windows_per_batch, "keys": keys,
             "drop_n": not windows.keep_n}
-    return cache_activations(rows_of, source, out, n_shards=shards,
-                             batches_per_shard=batches_per_shard, dtype=dtype,
-                             seed=windows.seed, info=info)
+    with lock_folder(out, "activation cache folder"):
+        return cache_activations(rows_of, source, out, n_shards=shards,
+                                 batches_per_shard=batches_per_shard, dtype=dtype,
+                                 seed=windows.seed, info=info)

@@ -42,4 +42,7 @@ def load_sae_for(spec: str | Path, model: ModelAdapter, hook: str | None = None,
     if model.d(key) != sae.d_in:
         raise InputError(f"the SAE reads {sae.d_in} channels but {key} of {model.name} has "
                          f"{model.d(key)}: an SAE of another model?", path=folder)
+    from dnatlas.outputs import check_finished
+
+    check_finished(folder, "SAE folder")  # not one a run is still writing (or left unfinished)
     return sae, folder, key

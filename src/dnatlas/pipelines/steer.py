@@ -29,6 +29,7 @@ of random features of matched maximum activation steered the same way. Outputs:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -313,8 +314,8 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
     ``feature_max.tsv``, ``steer.json`` and ``steer.png`` into ``out`` (None: nothing
     written); an existing result there is refused unless ``force``.
     """
+    from dnatlas.files import check_output_dir
     from dnatlas.pipelines import steer_report as report
-    from dnatlas.progress import progress
 
     specs = [parse_edit(e) for e in req.edits]
     if not specs:
@@ -332,12 +333,26 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
         if getattr(req, name) < 1:
             raise InputError(f"{name.replace('_', '-')} must be at least 1")
     if out is not None:
-        out = report.check_out(out, force)
+        check_output_dir(out, "output folder")  # writable, before the inputs are read
     adapter, sae, sae_dir, key, fasta, records = _load(model, req, device)
     check_features([f for s in specs for f in s.features], sae.d_sae)
     if req.frame_start is not None and not adapter.predicts_codons:
         raise InputError(f"{adapter.name}: codon and amino-acid probabilities need a windowed-"
                          "MLM model with triplet outputs (DNAtlas)")
+    with contextlib.ExitStack() as stack:  # locked from here to the completion marker
+        folder = None if out is None else stack.enter_context(report.open_out(out, force))
+        result = _steer(adapter, sae, sae_dir, key, fasta, records, req, specs, variants,
+                        None if folder is None else folder.path)
+        if folder is not None:
+            folder.complete([name for name in report.OUTPUTS if (folder / name).exists()])
+        return result
+
+
+def _steer(adapter, sae, sae_dir, key, fasta, records, req: SteerRequest, specs, variants,
+           out) -> SteerResult:
+    from dnatlas.pipelines import steer_report as report
+    from dnatlas.progress import progress
+
     check_variants(variants, records)
     positions = select_positions(records, req.regions, req.bed, req.all_positions, variants)
 

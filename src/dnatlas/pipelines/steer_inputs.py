@@ -103,7 +103,7 @@ def select_positions(records: dict, regions=(), bed=None, all_positions: bool = 
         records: ``{id: Record}``; regions: 1-based closed ``RECORD:START-END`` strings;
         bed: a BED file (0-based half-open, as BED is); variants: :class:`Variant` s.
     """
-    from dnatlas.genome.regions import parse_region
+    from dnatlas.genome.regions import parse_region, split_region_list
 
     spans: dict[str, list[np.ndarray]] = {rid: [] for rid in records}
 
@@ -116,7 +116,7 @@ def select_positions(records: dict, regions=(), bed=None, all_positions: bool = 
                              f"{len(records[rid]):,})", path=path)
         spans[rid].append(np.arange(start, end))
 
-    for text in regions:
+    for text in split_region_list(regions):
         region = parse_region(text)
         if region.seqid not in records:
             add(region.seqid, 0, 1)
@@ -162,7 +162,9 @@ def read_feature_stats(path: str | Path, d_sae: int) -> dict[str, torch.Tensor]:
     ``mean`` and ``frequency`` (optional) columns: ``{column: (d_sae,) float64}``, 0 for
     features not listed."""
     from dnatlas.files import open_text
+    from dnatlas.outputs import check_finished
 
+    check_finished(path, "feature table's folder")
     with open_text(path) as fh:
         header = fh.readline().rstrip("\n").split("\t")
         if "feature" not in header or "max" not in header:

@@ -2,7 +2,7 @@
 
 Files written into the output folder:
 
-* ``positions.tsv``: per reported position (1-based ``pos``), the reference base, the
+* ``positions.tsv``: per reported position (``pos_1based``), the reference base, the
   masked-LM probabilities of A C G T unsteered (``p_A``...) and steered (``p_A_steered``...),
   the change of the reference base's log-odds ``logit p(ref)`` and the total-variation
   distance ``0.5 * sum |p_steered - p|``;
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import NUCLEOTIDES
 
 OUTPUTS = ("positions.tsv", "variants.tsv", "codons.tsv", "feature_max.tsv", "steer.json",
@@ -36,18 +35,14 @@ SEMANTICS = ("masked-LM: each position is predicted with it replaced by MASK (5)
              "planned from the model's context (causal models: from the positions before it)")
 
 
-def check_out(out, force: bool) -> Path:
-    """The output folder; refuses one holding a steering result (or other files) unless
-    ``force``."""
-    from dnatlas.files import check_output_dir
+def open_out(out, force: bool):
+    """The locked output folder (:func:`dnatlas.outputs.output_folder`); a steering result
+    (or other files) there is refused unless ``force``, which removes the earlier result
+    before this run starts."""
+    from dnatlas.outputs import output_folder
 
-    out = Path(out)
-    if out.is_dir() and not force:
-        done = [name for name in OUTPUTS if (out / name).exists()]
-        if done:
-            raise InputError(f"the output folder already holds a steering result ({done[0]}); "
-                             "give --force to replace it", path=out)
-    return check_output_dir(out, "output folder", own=lambda name: name in OUTPUTS, force=force)
+    return output_folder(out, "steer", own=lambda name: name in OUTPUTS, force=force,
+                         result="a steering result")
 
 
 def logit(log_p: np.ndarray) -> np.ndarray:
@@ -118,7 +113,8 @@ def codon_rows(records, req, predictions) -> list[dict]:
             pb, ps = np.exp(lb), np.exp(ls)
             ab, as_ = (np.bincount(aa_of, weights=p, minlength=len(AMINO_ACIDS)) for p in (pb, ps))
             i = names.index(ref) if ref in names else None
-            row = {"record": rid, "codon_start": int(c) + 1, "codon_end": int(c) + 3,
+            row = {"record": rid, "codon_start_1based": int(c) + 1,
+                   "codon_end_1based": int(c) + 3,
                    "strand": req.frame_strand, "ref_codon": ref,
                    "ref_aa": AMINO_ACIDS[aa_of[i]] if i is not None else "X",
                    "p_ref_codon": pb[i] if i is not None else np.nan,
@@ -196,7 +192,8 @@ def write_all(out: Path, records, positions, base, steered, variants, codons, su
 
     table = position_table(records, positions, base, steered)
     cols = [f"p_{b}" for b in NUCLEOTIDES] + [f"p_{b}_steered" for b in NUCLEOTIDES]
-    _write_tsv(out / "positions.tsv", ["record", "pos", "ref", *cols, "delta_log_odds_ref", "tv"],
+    _write_tsv(out / "positions.tsv",
+               ["record", "pos_1based", "ref", *cols, "delta_log_odds_ref", "tv"],
                ([rid, int(t["pos"][i]) + 1, "ACGTN"[t["ref"][i]], *t["p"][i], *t["p_steered"][i],
                  t["delta_log_odds_ref"][i], t["tv"][i]]
                 for rid, t in table.items() for i in range(len(t["pos"]))))

@@ -93,6 +93,8 @@ class _Slot:
     optim: torch.optim.Optimizer
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
     n: int = 0
+    last_loss: torch.Tensor | None = None  # this step's loss, L0, FVU: the progress bar's
+    shown: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def _item(value: torch.Tensor | None) -> float:
@@ -172,6 +174,10 @@ class SAETrainer:
                 run, or the data run out before ``cfg.steps``.
         """
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:  # weights and Adam's two moments (checkpoint), and the SAEs
+            from dnatlas.outputs import check_free_space
+            check_free_space(self.out_dir, sum(40 * s.spec.config.d_in * s.spec.config.d_sae
+                                               for s in self.slots), "SAEs and checkpoint")
         if self.checkpoint_path.exists():
             if not resume:
                 raise InputError("a checkpoint already exists; resume it or choose another "
@@ -195,7 +201,9 @@ class SAETrainer:
                     raise InputError(f"the activation data ran out after {self.step} of "
                                      f"{self.cfg.steps} steps") from None
                 log = (self.step + 1) % self.cfg.log_every == 0 or self.step + 1 == self.cfg.steps
-                rows += self._train_step(batch, log)
+                # this step's values on the bar every few steps (a count: ranks agree)
+                show = (self.step + 1) % max(1, self.cfg.log_every // 10) == 0
+                rows += self._train_step(batch, log or show)
                 self.step += 1
                 bar.update(1)
                 if log:
@@ -203,6 +211,8 @@ class SAETrainer:
                     elapsed = time.perf_counter() - t0
                     postfix["rows/s"] = f"{rows / max(elapsed, 1e-9):.3g}"
                     bar.set_postfix(postfix, refresh=False)
+                elif show:  # this step's values between the metric rows
+                    bar.set_postfix(self._current(), refresh=False)
                 if self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
                     self.save_checkpoint()
         finally:
@@ -304,9 +314,11 @@ class SAETrainer:
         for k, v in values.items():
             slot.sums[k] = slot.sums[k] + v if k in slot.sums else v.clone()
         slot.n += 1
+        slot.last_loss = values["loss"]
         if metrics:
             slot.sums["_l0"] = out.l0.detach()
             slot.sums["_fvu"] = out.fvu.detach()
+            slot.shown = {"_l0": slot.sums["_l0"], "_fvu": slot.sums["_fvu"]}
 
     # ---- metrics -----------------------------------------------------------------------
 
@@ -327,6 +339,12 @@ class SAETrainer:
             writer = csv.writer(fh)
             writer.writerow(METRIC_COLUMNS)
             writer.writerows(kept)
+
+    def _current(self) -> dict[str, str]:
+        """This step's loss, L0 and FVU of each SAE (the progress bar's values)."""
+        return {f"{'' if len(self.slots) == 1 else f'{s.spec.name}:'}{k}": f"{_item(v):.4g}"
+                for s in self.slots[:3] for k, v in (("loss", s.last_loss), (
+                    "L0", s.shown.get("_l0")), ("FVU", s.shown.get("_fvu")))}
 
     def _log(self) -> dict[str, str]:
         postfix = {}
@@ -350,9 +368,8 @@ class SAETrainer:
             slot.sums, slot.n = {}, 0
             if len(postfix) < 9:
                 tag = "" if len(self.slots) == 1 else f"{slot.spec.name}:"
-                postfix[f"{tag}loss"] = row["loss"]
-                postfix[f"{tag}L0"] = row["l0"]
-                postfix[f"{tag}FVU"] = row["fvu"]
+                postfix.update({f"{tag}loss": row["loss"], f"{tag}L0": row["l0"],
+                                f"{tag}FVU": row["fvu"]})
         return postfix
 
     # ---- checkpoints -----------------------------------------------------------------
@@ -373,8 +390,7 @@ class SAETrainer:
                 return path
         state = {
             "data_state": data_state,
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
             "step": self.step,
             "train_config": self.cfg.to_dict(),
             "saes": [

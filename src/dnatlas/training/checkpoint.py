@@ -15,11 +15,7 @@ refuses a folder holding an earlier one unless told to resume or replace it
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
-import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +23,9 @@ import torch
 
 from dnatlas.errors import InputError
 from dnatlas.files import atomic_write
+from dnatlas.outputs import LOCK_NAME, lock_folder  # noqa: F401 - LOCK_NAME re-exported
 
 CHECKPOINT_NAME = "checkpoint.pt"
-LOCK_NAME = ".lock"
 MODEL_DIR = "model"
 TENSORBOARD_DIR = "tensorboard"
 #: Files a training run writes at the top of its folder (besides ``model/`` and
@@ -86,30 +82,15 @@ def load_checkpoint(directory: str | Path) -> dict | None:
 # ----------------------------------------------------------------------------- run folder
 
 
-@contextlib.contextmanager
-def lock_run(directory: str | Path) -> Iterator[Path]:
-    """Hold an exclusive lock on the run folder ``directory`` (``flock`` of ``.lock``).
+def lock_run(directory: str | Path):
+    """Hold an exclusive lock on the run folder ``directory`` (``flock`` of ``.lock``; the
+    lock every output folder takes, :func:`dnatlas.outputs.lock_folder`).
 
     Raises:
         InputError: another process (a second ``dnatlas train`` into the same ``--out``)
             holds it.
     """
-    path = Path(directory) / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise InputError("another training run is using this folder (it holds "
-                                 f"{LOCK_NAME}); wait for it or choose another --out",
-                                 path=directory) from None
-            raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield path
-    finally:
-        os.close(fd)  # releases the lock
+    return lock_folder(directory, "folder", holder="training run")
 
 
 def run_files(directory: str | Path) -> list[Path]:

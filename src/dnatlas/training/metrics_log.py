@@ -55,7 +55,10 @@ class MetricsLog:
         writer.writerows(rows)
         atomic_write_text(self.path, text.getvalue())
         self.writer = None
-        if tensorboard:
+        from dnatlas import extras
+
+        if tensorboard and extras.optional("train", "the TensorBoard log (metrics.csv is "
+                                           "written)"):
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
