@@ -34,12 +34,13 @@ from dnatlas.concepts.label_sources import ConceptCount, LabelSpec, build_labels
 from dnatlas.concepts.splits import chunk_regions, make_splits
 from dnatlas.errors import InputError
 from dnatlas.models import ModelAdapter, resolve_model
+from dnatlas.pipelines import concept_report
 from dnatlas.pipelines.concept_features import (
     FeatureDictionary,
     neuron_dictionary,
     sae_dictionary,
 )
-from dnatlas.pipelines.concept_report import ConceptResult, DictionaryHeadline, write_report
+from dnatlas.pipelines.concept_report import ConceptResult, DictionaryHeadline
 
 __all__ = ["ConceptResult", "ConceptSettings", "DictionaryHeadline", "default_annotations",
            "default_saes", "evaluate_concepts", "is_concepts_output", "write_concept_labels"]
@@ -340,7 +341,7 @@ def _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations,
                                  settings, "random-init"))
         dicts += control_dicts
     context = _report_context(adapter, fasta, annotations, splits, dropped, labels)
-    return distributed.on_main(write_report, out, dicts, counts, settings, context)
+    return distributed.on_main(concept_report.write_report, out, dicts, counts, settings, context)
 
 
 def _report_context(adapter, fasta, annotations, splits, dropped, labels) -> dict:
@@ -373,7 +374,7 @@ def _first_pass_done(out, dicts, counts, settings, began: float, context: dict) 
     from dnatlas import distributed
 
     took = time.perf_counter() - began
-    distributed.on_main(write_report, out, dicts, counts, settings,
+    distributed.on_main(concept_report.write_report, out, dicts, counts, settings,
                         {**context, "unfinished": "pass 2 (random-init) running"})
     _say(f"pass 1 done in {took / 60:.1f} min; its results are in {out}; pass 2 (the "
          f"random-init control) will take about as long (~{took / 60:.1f} min)")

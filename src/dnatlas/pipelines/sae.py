@@ -20,9 +20,9 @@ import itertools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dnatlas.errors import InputError
-from dnatlas.models import ModelAdapter, resolve_model
 from dnatlas.pipelines.windows import window_source
 from dnatlas.sae.hyperparameters import (
     SAEHyperparameters,
@@ -32,8 +32,19 @@ from dnatlas.sae.hyperparameters import (
 )
 from dnatlas.sae.registry import ARCHITECTURES  # the names train_sae takes (--arch)
 
+if TYPE_CHECKING:
+    from dnatlas.models import ModelAdapter
+
 __all__ = ["ARCHITECTURES", "SAEEvaluation", "SAEHyperparameters", "WindowSettings",
            "cache_sae_activations", "evaluate_sae", "train_sae"]
+
+
+def _resolve_model(model, device, seed: int) -> ModelAdapter:
+    """The model layer's ``resolve_model``, imported on use (``dnatlas sae --help`` stays
+    torch-free)."""
+    from dnatlas.models import resolve_model
+
+    return resolve_model(model, device, seed=seed)
 
 
 def _device(name: str | None) -> str:
@@ -146,7 +157,7 @@ def _train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers
     with distributed.session(device) as info:
         device = str(info.device) if info.enabled else _device(device)
         resolved = resolve_hyperparameters(hyper, device)
-        adapter = resolve_model(model, device, seed=windows.seed)
+        adapter = _resolve_model(model, device, windows.seed)
         keys = adapter.select_keys(layers, site)
         if not resolved.data_parallel and info.enabled:
             raise InputError(f"{resolved.arch} selects the top k * batch activations of the "
@@ -253,7 +264,7 @@ def evaluate_sae(sae_dir: str | Path, model: str | ModelAdapter | None, windows:
     check_positive("batches", batches)
     check_non_negative("loss batches", loss_batches)
     device = _device(device)
-    adapter = resolve_model(model, device, seed=windows.seed)
+    adapter = _resolve_model(model, device, windows.seed)
     sae, sae_dir, key = load_sae_for(sae_dir, adapter, device=device)
     data_path = Path(windows.data)
     if _is_cache(data_path):
@@ -300,7 +311,7 @@ def cache_sae_activations(model: str | ModelAdapter | None, windows: WindowSetti
     check_positive("shards", shards)
     check_positive("batches per shard", batches_per_shard)
     device = _device(device)
-    adapter = resolve_model(model, device, seed=windows.seed)
+    adapter = _resolve_model(model, device, windows.seed)
     keys = adapter.select_keys(layers, site)
     _check_window(adapter, windows)
     rows_of = functools.partial(window_rows, adapter, keys=keys, drop_n=not windows.keep_n)

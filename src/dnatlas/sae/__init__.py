@@ -29,36 +29,32 @@ Quick start::
     SAETrainer([spec], SAETrainingConfig(steps=20_000), "out/sae").fit(store)
 """
 
-from dnatlas.sae.activation_store import (
-    ActivationStore,
-    CachedActivations,
-    ShuffleBuffer,
-    cache_activations,
-    window_rows,
-)
-from dnatlas.sae.archs.batchtopk import BatchTopKSAE
-from dnatlas.sae.archs.jumprelu import JumpReLUSAE
-from dnatlas.sae.archs.relu import ReLUSAE
-from dnatlas.sae.archs.topk import TopKSAE
-from dnatlas.sae.autoencoder import SparseAutoencoder
-from dnatlas.sae.config import SAEConfig
-from dnatlas.sae.metrics import evaluate_reconstruction, loss_recovered
-from dnatlas.sae.registry import (
-    ARCHITECTURES,
-    architecture,
-    build_sae,
-    config_from_record,
-    make_config,
-    saved_record,
-)
-from dnatlas.sae.saelens_format import load_sae, save_sae
-from dnatlas.sae.trainer import PRESETS, SAESpec, SAETrainer, SAETrainingConfig, preset, train_saes
+import importlib
 
-__all__ = [
-    "ARCHITECTURES", "ActivationStore", "BatchTopKSAE", "CachedActivations", "JumpReLUSAE",
-    "PRESETS", "ReLUSAE", "SAEConfig", "SAESpec", "SAETrainer", "ShuffleBuffer",
-    "SparseAutoencoder", "TopKSAE", "SAETrainingConfig", "architecture", "build_sae",
-    "cache_activations", "config_from_record", "make_config", "saved_record",
-    "evaluate_reconstruction", "load_sae", "loss_recovered", "preset",
-    "save_sae", "train_saes", "window_rows",
-]
+#: public name -> the module that defines it; loaded on first use, so that importing
+#: :mod:`dnatlas.sae.registry` (the architecture names, for the command line) needs no torch
+_WHERE = {
+    **dict.fromkeys(("ActivationStore", "CachedActivations", "ShuffleBuffer",
+                     "cache_activations", "window_rows"), "activation_store"),
+    "BatchTopKSAE": "archs.batchtopk", "JumpReLUSAE": "archs.jumprelu",
+    "ReLUSAE": "archs.relu", "TopKSAE": "archs.topk",
+    "SparseAutoencoder": "autoencoder", "SAEConfig": "config",
+    **dict.fromkeys(("evaluate_reconstruction", "loss_recovered"), "metrics"),
+    **dict.fromkeys(("ARCHITECTURES", "architecture", "build_sae", "config_from_record",
+                     "make_config", "saved_record"), "registry"),
+    **dict.fromkeys(("load_sae", "save_sae"), "saelens_format"),
+    **dict.fromkeys(("PRESETS", "SAESpec", "SAETrainer", "SAETrainingConfig", "preset",
+                     "train_saes"), "trainer"),
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'dnatlas.sae' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"dnatlas.sae.{_WHERE[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
