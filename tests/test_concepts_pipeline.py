@@ -205,7 +205,7 @@ def test_splits_must_be_disjoint_and_known(genome, tmp_path):
         evaluate_concepts(MotifAdapter(), root / "g.fa", None, tmp_path / "o",
                           neurons=["blocks.0.residual"],
                           settings=_settings(root, valid=["chrQ"], test=["chrP"]))
-    with pytest.raises(InputError, match="both --valid and --test"):
+    with pytest.raises(InputError, match="both valid and test"):
         evaluate_concepts(MotifAdapter(), root / "g.fa", None, tmp_path / "o",
                           neurons=["blocks.0.residual"], settings=_settings(root, valid=["chrP"]))
 

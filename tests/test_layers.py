@@ -63,34 +63,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("dnatlas.hf_hook", "dnatlas.models.hf"):
         "registers DNAtlas with transformers' Auto classes once the user imports "
         "transformers (never at `import dnatlas`; test_import_dnatlas_imports_no_layer)",
-    ("dnatlas.cli.annotate", "dnatlas.annotation.annotate"):
-        "`dnatlas annotate` calls annotate_genome directly: no pipelines.annotate yet",
-    ("dnatlas.cli.annotate", "dnatlas.genome.sources"):
-        "resolve_bundled_genome (a bundled name or a path) for `dnatlas annotate`",
-    ("dnatlas.cli.concepts", "dnatlas.concepts.labels"):
-        "`dnatlas concepts` lists and validates concept names itself",
-    ("dnatlas.cli.concepts", "dnatlas.concepts.label_sources"):
-        "`dnatlas concepts` lists the label sources itself",
-    ("dnatlas.cli.data", "dnatlas.genome.sources"):
-        "`dnatlas data build` resolves bundled genomes itself: no pipelines.data yet",
-    ("dnatlas.cli.data", "dnatlas.genome.store"):
-        "`dnatlas data info` opens a GenomeStore itself: no pipelines.data yet",
-    ("dnatlas.cli.data", "dnatlas.genome.store_build"):
-        "`dnatlas data build` calls build_store directly: no pipelines.data yet",
-    ("dnatlas.cli.data_remote", "dnatlas.genome.fetch"):
-        "`dnatlas data fetch` calls fetch_genomes directly: no pipelines.data yet",
-    ("dnatlas.cli.data_remote", "dnatlas.genome.select"):
-        "`dnatlas data select` calls the GTDB selection directly: no pipelines.data yet",
-    ("dnatlas.cli.motifs", "dnatlas.genome.sources"):
-        "resolve_bundled_genome for `dnatlas motifs scan`: no pipelines.motifs yet",
-    ("dnatlas.cli.motifs", "dnatlas.motifs"):
-        "`dnatlas motifs` reads matrices and scans directly: no pipelines.motifs yet",
-    ("dnatlas.cli.motifs", "dnatlas.motifs.bed_out"):
-        "`dnatlas motifs scan` writes BED directly: no pipelines.motifs yet",
-    ("dnatlas.cli.train", "dnatlas.training.config"):
-        "`dnatlas train` loads the training config directly: no pipelines.train yet",
-    ("dnatlas.cli.train", "dnatlas.training.trainer"):
-        "`dnatlas train` calls train() directly: no pipelines.train yet",
 }
 
 

@@ -175,7 +175,7 @@ def test_latents_selected_from_a_concept_table(tmp_path):
     plain = write_concepts(tmp_path / "plain.csv", rows[:6], dictionary=False)  # no column
     assert read_concepts(ConceptFilter(plain), 64) == best
     two = write_concepts(tmp_path / "two.csv", rows + [("sae:other", "CDS", 1, 0.1, "test", 0.9)])
-    with pytest.raises(InputError, match="--dictionary"):
+    with pytest.raises(InputError, match="with dictionary"):
         read_concepts(ConceptFilter(two), 64, "unknown")
     with pytest.raises(InputError, match="out of range"):
         read_concepts(ConceptFilter(table), d_sae=8, base_name="base")
@@ -200,7 +200,7 @@ def test_latents_selected_from_a_concept_table(tmp_path):
     lower = train_meta_sae(folder, tmp_path / "o2", MetaSAESettings(preset="decode-glm", steps=5),
                            concepts=ConceptFilter(table, threshold=0.3))
     assert lower.latents == [3, 7, 9]
-    with pytest.raises(InputError, match="--concepts"):
+    with pytest.raises(InputError, match="give concepts"):
         train_meta_sae(folder, tmp_path / "o3", MetaSAESettings(preset="decode-glm", steps=5))
 
 

@@ -410,9 +410,6 @@ def test_annotate_cli_accepts_a_bundled_genome_name(tmp_path, capsys, monkeypatc
     seen = []
     monkeypatch.setattr(annotate, "annotate_sequences",
                         lambda genome, *a, **k: seen.append([s for s, _ in genome]) or [])
-    import dnatlas.cli.annotate as cli_annotate
-
-    monkeypatch.setattr(cli_annotate, "annotate_genome", annotate.annotate_genome)
     code, _, err = run_cli(["annotate", "--genome", "ecoli_k12_mg1655", "--out", str(tmp_path / "a.gff3")],
                            capsys, monkeypatch)
     assert code == 0, err

@@ -18,15 +18,19 @@ def resolve_device(name: str | None = None):
     try:
         device = torch.device(str(name))
     except (RuntimeError, ValueError):
-        raise InputError(f"--device {name!r} is not a torch device (e.g. cpu, cuda, cuda:1)") from None
+        raise InputError(f"device {name!r} is not a torch device (e.g. cpu, cuda, cuda:1)",
+                         setting="device") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"--device {name}: this torch build or machine has no CUDA GPU "
-                             "(use --device cpu)")
+            raise InputError(f"device {name}: this torch build or machine has no CUDA GPU "
+                             "(use device cpu)", setting="device")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+            raise InputError(f"device {name}: only {torch.cuda.device_count()} CUDA "
+                             "device(s)", setting="device")
     elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"--device {name}: MPS is not available here (use --device cpu)")
+        raise InputError(f"device {name}: MPS is not available here (use device cpu)",
+                         setting="device")
     elif device.type not in ("cpu", "cuda", "mps"):
-        raise InputError(f"--device {name}: unsupported device type {device.type!r}")
+        raise InputError(f"device {name}: unsupported device type {device.type!r}",
+                         setting="device")
     return device

@@ -212,7 +212,8 @@ def check_writable_file(path: str | Path, what: str = "output",
         raise InputError(f"{what} is a folder, not a file", path=path)
     _make_parents(path.parent, what)
     if path.exists() and force is False:
-        raise InputError(f"{what} exists; give --force to replace it", path=path)
+        raise InputError(f"{what} exists; give force=True to replace it", path=path,
+                         setting="force")
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"{what} is not writable", path=path)
     if not os.access(path.parent, os.W_OK | os.X_OK):
@@ -242,17 +243,18 @@ def check_output_dir(path: str | Path, what: str = "output folder",
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise InputError(f"{what} holds files this command did not write ({shown}); "
-                             "give another folder, or --force to write beside them", path=path)
+                             "give another folder, or force=True to write beside them",
+                             path=path, setting="force")
     return path
 
 
 def check_free_space(folder: str | Path, needed: int, message: Callable[[int, int], str],
-                     margin: int = 0) -> None:
+                     margin: int = 0, setting: str | tuple[str, ...] | None = None) -> None:
     """Refuse to start writing ``needed`` bytes (plus ``margin``) into ``folder`` when its
-    disk has less free; the error's text is ``message(needed, free)``."""
+    disk has less free; the error's text is ``message(needed, free)``, naming ``setting``."""
     free = shutil.disk_usage(folder).free
     if free < needed + margin:
-        raise InputError(message(needed, free), path=Path(folder))
+        raise InputError(message(needed, free), path=Path(folder), setting=setting)
 
 
 def _make_parents(directory: Path, what: str) -> None:

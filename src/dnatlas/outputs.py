@@ -61,8 +61,8 @@ def lock_folder(directory: str | Path, what: str = "output folder",
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise InputError(f"another {holder} is using this {what} (it holds "
-                                 f"{name}); wait for it or choose another --out",
-                                 path=directory) from None
+                                 f"{name}); wait for it or choose another out",
+                                 path=directory, setting="out") from None
             raise
         yield path  # the file stays empty: folders of identical runs are identical
     finally:
@@ -177,8 +177,8 @@ def output_folder(path: str | Path, command: str, own: Callable[[str], bool],
         found = earlier_outputs(path, earlier)
         if found and not force:
             shown = ", ".join(found[:2]) + (", ..." if len(found) > 2 else "")
-            raise InputError(f"{what} already holds {result}: {shown}; give --force to "
-                             "replace it", path=path)
+            raise InputError(f"{what} already holds {result}: {shown}; give force=True to "
+                             "replace it", path=path, setting=("resume", "force"))
         (path / COMPLETE_NAME).unlink(missing_ok=True)  # unfinished from here on
         if force:
             for name in earlier_outputs(path, lambda n: own(n) and remove(n)):

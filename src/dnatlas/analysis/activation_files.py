@@ -205,7 +205,8 @@ def check_compatible(out: Path, old: dict | None, new: dict) -> None:
     if diff:
         what = ", ".join(f"{k} {old.get(k)!r} (now {new.get(k)!r})" for k in diff)
         raise InputError(f"the folder holds activations with another {what}; give another "
-                         "output folder, or --force to replace them", path=out)
+                         "output folder, or force=True to replace them", path=out,
+                         setting="force")
 
 
 def remove_written(out: Path, meta: dict | None) -> None:

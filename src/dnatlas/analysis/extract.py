@@ -235,9 +235,9 @@ def run_passes(model, seq, names, start, end, strand, sinks, chunk_size, batch_s
 
 def check_settings(chunk_size: int, batch_size: int, strand: str) -> None:
     """The checks of an extraction's settings, before any work."""
-    for flag, value in (("chunk size", chunk_size), ("batch size", batch_size)):
+    for name, value in (("chunk_size", chunk_size), ("batch_size", batch_size)):
         if int(value) < 1:
-            raise InputError(f"the {flag} must be at least 1, got {value}")
+            raise InputError(f"{name} must be at least 1, got {value}", setting=name)
     if strand not in STRANDS:
         raise InputError(f"strand must be '+', '-', 'both' or 'paired', got {strand!r}")
 

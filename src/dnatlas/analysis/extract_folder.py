@@ -112,13 +112,14 @@ def _open_folder(out, metas: list[dict], force: bool) -> Path:
     check_compatible(out, old, metas[0])
     itemsize = np.dtype(metas[0]["dtype"]).itemsize
     check_free_space(out, sum(int(np.prod(a["shape"])) * itemsize
-                              for meta in metas for a in meta["arrays"]), _no_room)
+                              for meta in metas for a in meta["arrays"]), _no_room,
+                     setting=("layers", "region", "out", "acts"))
     return out
 
 
 def _no_room(needed: int, free: int) -> str:
     return (f"the activations need {needed / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB "
-            "are free (fewer --layers, a --region, or another --out/--acts disk)")
+            "are free (fewer layers, a region, or another out/acts disk)")
 
 
 def _part(out: Path, entry: dict) -> Path:

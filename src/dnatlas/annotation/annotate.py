@@ -60,26 +60,29 @@ _ID_PREFIXES = {"CDS": "cds", "tRNA": "trna", "tmRNA": "tmrna", "rRNA": "rrna",
 # ---------------------------------------------------------------------------- driver
 
 
-def annotate_genome(genome_path: str | Path, out: str | Path, tools: Sequence[str] = TOOLS,
+def annotate_genome(genome_path: str | Path, out: str | Path | None, tools: Sequence[str] = TOOLS,
                     expterm: str | Path | None = None,
                     log: Callable[[str], None] | None = None,
                     force: bool | None = None,
                     min_terminator_confidence: int = DEFAULT_MIN_CONFIDENCE) -> list[Interval]:
-    """Annotate the records of a FASTA/GenBank file and write the features as GFF3.
+    """Annotate the records of a FASTA/GenBank file and, when ``out`` is given, write the
+    features as GFF3.
 
     ``out`` is checked before any tool runs, and the GFF3 is written atomically (a
     temporary file next to ``out``, renamed when complete, removed on failure). Returns
     the features. ``force=False`` refuses an existing ``out`` (the CLI without --force).
     ``min_terminator_confidence`` (0-100) is TransTermHP's ``--min-conf``.
     """
-    out = check_writable_file(out, "output GFF3", force=force)
+    if out is not None:
+        out = check_writable_file(out, "output GFF3", force=force)
     records = list(read_records(genome_path))
     if not records:
         raise InputError("no sequence records", path=genome_path)
     genome = [(record.id, decode(record.seq)) for record in records]
     intervals = annotate_sequences(genome, tools, expterm=expterm, log=log,
                                    min_terminator_confidence=min_terminator_confidence)
-    write_gff3(out, intervals, {seqid: len(seq) for seqid, seq in genome})
+    if out is not None:
+        write_gff3(out, intervals, {seqid: len(seq) for seqid, seq in genome})
     return intervals
 
 

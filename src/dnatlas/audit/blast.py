@@ -36,9 +36,9 @@ def blast_available() -> bool:
 
 def _require_blast() -> None:
     if not blast_available():
-        raise InputError("--backend blast needs BLAST+ (blastn, makeblastdb) on the PATH; "
+        raise InputError("backend blast needs BLAST+ (blastn, makeblastdb) on the PATH; "
                          "install it (Debian/Ubuntu: apt-get install ncbi-blast+) or use "
-                         "--backend kmer")
+                         "backend kmer", setting="backend")
 
 
 def _run(argv: list[str]) -> str:

@@ -234,7 +234,8 @@ def _store_target(folder: Path, source: dict) -> Target:
     target = target_from_store(path)
     if target.sha256 != source["sha256"]:
         raise StaleIndexError(f"the store {path} changed since the index was built; rebuild "
-                              "it with 'dnatlas audit index --store ... --force'", path=folder)
+                              "it (audit index with store and force=True)", path=folder,
+                              setting=("store", "force"))
     return target
 
 
@@ -243,7 +244,8 @@ def _fasta_target(folder: Path, meta: dict, notes: list[str]) -> Target:
     present = [f for f in source["files"] if Path(f["path"]).is_file()]
     if any(file_digest(f["path"]) != f["sha256"] for f in present):
         raise StaleIndexError("a FASTA file changed since the index was built; rebuild it "
-                              "with 'dnatlas audit index --genomes ... --force'", path=folder)
+                              "(audit index with genomes and force=True)", path=folder,
+                              setting=("genomes", "force"))
     if len(present) < len(source["files"]):
         notes.append("some indexed FASTA files no longer exist; searching the copy saved in "
                      "the index")

@@ -67,7 +67,8 @@ def leakage(target: Target, k: int = DEFAULT_K, chunk: int = 1 << 22, progress: 
     val = _segments(target, "val")
     if not val:
         raise InputError("the store holds no held-out (val) sequence: build it with "
-                         "--val-genomes or --val-fraction", path=target.source.get("path"))
+                         "val_genomes or val_fraction", path=target.source.get("path"),
+                         setting=("val_genomes", "val_fraction"))
     train = training_kmers(target, k, chunk, progress)
     trained_genomes = {target.genome[i] for i in _segments(target, "train")}
     groups: dict[tuple[str, str], list[int]] = {}

@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         _check_extras(args)
         code = args.func(args)
     except DnatlasError as exc:
-        print(f"dnatlas: error: {exc}", file=sys.stderr)
+        from dnatlas.cli.flags import error_line
+
+        command = getattr(args.func, "__module__", "").rpartition(".")[2]
+        print(f"dnatlas: error: {error_line(exc, command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dnatlas: interrupted", file=sys.stderr)

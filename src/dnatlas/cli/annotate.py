@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from dnatlas.annotation.annotate import TOOLS, annotate_genome
 from dnatlas.cli._model_input import add_genome_arg, needs
+from dnatlas.pipelines.annotate import TOOLS
 
 
 def register(subparsers) -> None:
@@ -65,11 +65,10 @@ def _tool_list(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dnatlas.genome.sources import resolve_bundled_genome
+    from dnatlas.pipelines.annotate import AnnotateSettings, annotate
 
-    genome = resolve_bundled_genome(args.genome)
-    intervals = annotate_genome(genome, args.out, args.tools, expterm=args.expterm,
-                                force=args.force,
+    settings = AnnotateSettings(tools=args.tools, expterm=args.expterm,
                                 min_terminator_confidence=args.transterm_min_conf)
-    print(f"wrote {len(intervals):,} features to {args.out}", file=sys.stderr)
+    result = annotate(args.genome, settings, out=args.out, force=args.force)
+    print(f"wrote {len(result.features):,} features to {args.out}", file=sys.stderr)
     return 0

@@ -120,11 +120,10 @@ def _annotations(args):
 
 
 def _label_spec(args):
-    from dnatlas.concepts.label_sources import LabelSpec
-    from dnatlas.concepts.labels import DEFAULT_CONCEPTS
+    from dnatlas.pipelines.concepts import LabelSpec
 
-    concepts = _split_list([args.concepts]) if args.concepts else DEFAULT_CONCEPTS
-    return LabelSpec(concepts=concepts, codons=not args.no_codons, split_by=args.split_by,
+    concepts = {"concepts": _split_list([args.concepts])} if args.concepts else {}
+    return LabelSpec(**concepts, codons=not args.no_codons, split_by=args.split_by,
                      beds=args.bed, bed_by_name=not args.bed_whole, min_count=args.min_count,
                      nucleotides=not args.no_nucleotides)
 

@@ -67,24 +67,24 @@ def _add_info(subparsers) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from dnatlas.genome.sources import resolve_bundled_genome
-    from dnatlas.genome.store_build import build_store
+    from dnatlas.pipelines.data import StoreSettings, build_genome_store
 
     if not args.inputs and not args.manifest:
         raise InputError("give INPUT files, --manifest, or both")
     val_genomes = [g.strip() for g in args.val_genomes.split(",") if g.strip()]
-    inputs = [resolve_bundled_genome(name) for name in args.inputs]
-    store = build_store(inputs, args.out, manifest=args.manifest, val_genomes=val_genomes,
-                        val_fraction=args.val_fraction, seed=args.seed, overwrite=args.force)
-    print(f"built {store.path}")
-    print(format_info(store.info()))
+    settings = StoreSettings(val_genomes=val_genomes, val_fraction=args.val_fraction,
+                             seed=args.seed)
+    result = build_genome_store(args.inputs, settings, out=args.out, force=args.force,
+                                manifest=args.manifest)
+    print(f"built {result.store.path}")
+    print(format_info(result.info))
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from dnatlas.genome.store import GenomeStore
+    from dnatlas.pipelines.data import genome_store_info
 
-    info = GenomeStore.open(args.store).info()
+    info = genome_store_info(args.store)
     print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0
 

@@ -34,7 +34,7 @@ def _warn(message: str) -> None:
 
 
 def _run_select(args: argparse.Namespace) -> int:
-    from dnatlas.genome.select import SelectCriteria, select_genomes
+    from dnatlas.pipelines.data import SelectCriteria, select_gtdb_genomes
 
     criteria = SelectCriteria(
         taxa=args.taxon,
@@ -44,20 +44,20 @@ def _run_select(args: argparse.Namespace) -> int:
         representatives_only=args.representatives_only,
         assembly_levels=args.assembly_levels,
     )
-    summary = select_genomes(args.gtdb_metadata, args.out, criteria, warn=_warn,
-                             force=args.force)
-    print(summary.format_table())
+    result = select_gtdb_genomes(args.gtdb_metadata, criteria, out=args.out, force=args.force,
+                                 warn=_warn)
+    print(result.summary.format_table())
     print(f"wrote {args.out}")
     return 0
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
-    from dnatlas.genome.fetch import fetch_genomes
+    from dnatlas.pipelines.data import FetchSettings, fetch_ncbi_genomes
 
-    progress = False if args.no_progress else None
-    result = fetch_genomes(args.manifest, args.out, base_url=args.base_url,
-                           retries=args.retries, jobs=args.jobs, backoff=args.backoff,
-                           timeout=args.timeout, progress=progress)
+    settings = FetchSettings(base_url=args.base_url, retries=args.retries, jobs=args.jobs,
+                             backoff=args.backoff, timeout=args.timeout,
+                             progress=False if args.no_progress else None)
+    result = fetch_ncbi_genomes(args.manifest, settings, out=args.out)
     print(f"{len(result.downloaded)} genome(s) downloaded ({result.bytes_downloaded:,} bytes), "
           f"{len(result.skipped)} already present and verified")
     print(f"wrote {result.manifest}")
@@ -66,7 +66,7 @@ def _run_fetch(args: argparse.Namespace) -> int:
 
 def add_commands(subparsers) -> None:
     """Add ``select`` and ``fetch`` to the ``dnatlas data`` subcommand group."""
-    from dnatlas.genome.select import DEFAULT_ASSEMBLY_LEVELS
+    from dnatlas.pipelines.data import DEFAULT_ASSEMBLY_LEVELS
 
     sel = subparsers.add_parser(
         "select",

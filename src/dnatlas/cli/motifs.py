@@ -77,27 +77,15 @@ def _background(text: str):
 
 
 def run_scan(args: argparse.Namespace) -> int:
-    from dnatlas.files import check_writable_file
-    from dnatlas.genome.sources import resolve_bundled_genome
-    from dnatlas.motifs import jaspar_motifs, read_motif_files, scan_genomes
-    from dnatlas.motifs.bed_out import default_summary_path
-    from dnatlas.outputs import distinct_outputs, lock_file
+    from dnatlas.pipelines.motifs import MotifScanSettings, scan_motifs
 
-    out = check_writable_file(args.out, "BED output", force=args.force)
-    summary = args.summary or default_summary_path(out)
-    distinct_outputs(out, summary)
-    check_writable_file(summary, "summary output", force=args.force)
-    genomes = [resolve_bundled_genome(genome) for genome in args.genome]
-    if args.jaspar:
-        motifs = jaspar_motifs(args.jaspar, release=args.jaspar_release)
-    else:
-        motifs = read_motif_files(args.motifs)
-    with lock_file(out, "BED output"):
-        result = scan_genomes(genomes, motifs, out, summary=summary, pvalue=args.pvalue,
-                              pseudocount=args.pseudocount, background=args.background,
-                              max_hits_per_kb=args.max_hits_per_kb, chunk_size=args.chunk_size)
-    dropped = sum(not s.kept for s in result.summaries)
-    print(f"wrote {result.hits_written:,} hits of {len(motifs) - dropped:,} motifs "
-          f"({dropped:,} dropped) over {result.scanned_nt:,} nt to {out}; summary {summary}",
-          file=sys.stderr)
+    settings = MotifScanSettings(
+        jaspar=args.jaspar, motif_files=args.motifs or (), jaspar_release=args.jaspar_release,
+        pvalue=args.pvalue, pseudocount=args.pseudocount, background=args.background,
+        max_hits_per_kb=args.max_hits_per_kb, chunk_size=args.chunk_size)
+    result = scan_motifs(args.genome, settings, out=args.out, force=args.force,
+                         summary=args.summary)
+    print(f"wrote {result.hits_written:,} hits of {len(result.summaries) - result.dropped:,} "
+          f"motifs ({result.dropped:,} dropped) over {result.scanned_nt:,} nt to {result.out}; "
+          f"summary {result.summary}", file=sys.stderr)
     return 0

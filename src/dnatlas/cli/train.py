@@ -30,12 +30,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dnatlas.training.config import load_train_config
-    from dnatlas.training.trainer import train
+    from dnatlas.pipelines.train import TrainSettings, train_model
 
-    cfg = load_train_config(args.config, args.overrides)
-    result = train(cfg, args.data, args.out, resume=args.resume, force=args.force,
-                   progress=not args.no_progress, device=args.device)
+    settings = TrainSettings(config=args.config, overrides=args.overrides, device=args.device,
+                             progress=not args.no_progress)
+    result = train_model(args.data, settings, out=args.out, force=args.force,
+                         resume=args.resume)
     if result.final_bits_per_nt is not None:
         print(f"step {result.step}: val {result.final_bits_per_nt:.4f} bits/nt")
     print(f"model saved to {result.out / 'model'}")

@@ -43,8 +43,8 @@ def make_splits(lengths: Mapping[str, int], valid: Sequence[str] | None = None,
         return {"valid": [(r, 0, n // 2) for r, n in lengths.items() if n >= 2],
                 "test": [(r, n // 2, n) for r, n in lengths.items() if n >= 2]}
     if not valid or not test:
-        raise InputError("give both --valid and --test regions (or neither: each record's "
-                         "halves)")
+        raise InputError("give both valid and test regions (or neither: each record's "
+                         "halves)", setting=("valid", "test"))
     splits = {"valid": _regions(valid, lengths, "valid"), "test": _regions(test, lengths, "test")}
     check_disjoint(splits)
     return splits

@@ -310,7 +310,8 @@ def _check_destination(out: Path, overwrite: bool) -> None:
     if not (out / META_FILE).is_file():
         raise InputError("exists and is not a genome store; refusing to replace it", path=out)
     if not overwrite:
-        raise InputError("already exists (use --force to replace the store)", path=out)
+        raise InputError("already exists (use force=True to replace the store)", path=out,
+                         setting="force")
     others = sorted(child.name for child in out.iterdir() if child.name not in STORE_FILES)
     if others:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")

@@ -176,8 +176,8 @@ class ModelAdapter(ABC):
     def check_window(self, length: int) -> None:
         """Refuse (InputError) windows of ``length`` nt longer than the model accepts."""
         if self.max_length is not None and length > self.max_length:
-            raise InputError(f"--window {length} is longer than {self.name} accepts "
-                             f"({self.max_length} nt)")
+            raise InputError(f"window {length} is longer than {self.name} accepts "
+                             f"({self.max_length} nt)", setting="window")
 
     # ------------------------------------------------------------------ device
     @property

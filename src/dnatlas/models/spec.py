@@ -49,7 +49,8 @@ def parse_model_spec(spec: str | None) -> ModelSpec:
     """Parse a ``--model`` value (see module docstring); None means ``default``."""
     text = DEFAULT if spec is None else str(spec).strip()
     if not text:
-        raise InputError("--model is empty; give 'default', a folder, KIND:PATH or hf:REPO_ID")
+        raise InputError("model is empty; give 'default', a folder, KIND:PATH or hf:REPO_ID",
+                         setting="model")
     rest, random = text, False
     if rest == RANDOM:
         raise InputError(f"model {text!r}: say which model to re-initialise, e.g. "

@@ -84,7 +84,8 @@ def scan_genomes(genomes: Sequence[str | Path], motifs: Sequence[Motif], out: st
     if not genomes:
         raise InputError("no genome to scan")
     if max_hits_per_kb is not None and max_hits_per_kb <= 0:
-        raise InputError(f"maximum hits per kb must be above 0, got {max_hits_per_kb}")
+        raise InputError(f"max_hits_per_kb must be above 0, got {max_hits_per_kb}",
+                         setting="max_hits_per_kb")
     out = check_writable_file(out, "BED output", force=force)
     summary = default_summary_path(out) if summary is None else Path(summary)
     check_writable_file(summary, "summary output", force=force)

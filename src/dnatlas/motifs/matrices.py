@@ -211,10 +211,12 @@ def jaspar_motifs(spec: str, release: str = JASPAR_RELEASE) -> list[Motif]:
     try:
         from pyjaspar import jaspardb
     except ImportError:
-        raise InputError("--jaspar needs pyjaspar: pip install 'dnatlas[motifs]'") from None
+        raise InputError("jaspar needs pyjaspar: pip install 'dnatlas[motifs]'",
+                         setting="jaspar") from None
     collection, _, taxon = spec.partition(":")
     if not collection:
-        raise InputError(f"--jaspar {spec!r}: give COLLECTION[:TAXON], e.g. CORE:vertebrates")
+        raise InputError(f"jaspar {spec!r}: give COLLECTION[:TAXON], e.g. CORE:vertebrates",
+                         setting="jaspar")
     try:
         db = jaspardb(release=release)
     except Exception as exc:
@@ -228,7 +230,7 @@ def jaspar_motifs(spec: str, release: str = JASPAR_RELEASE) -> list[Motif]:
         warnings.simplefilter("ignore")
         found = db.fetch_motifs(**query)
     if not found:
-        raise InputError(f"--jaspar {spec!r}: no matrix in {release} (collections: CORE, "
+        raise InputError(f"jaspar {spec!r}: no matrix in {release} (collections: CORE, "
                          "UNVALIDATED...; taxa: vertebrates, plants, insects, nematodes, "
-                         "fungi, urochordates)")
+                         "fungi, urochordates)", setting="jaspar")
     return unique_labels([make_motif(m.matrix_id, m.name or m.matrix_id, m.counts) for m in found])

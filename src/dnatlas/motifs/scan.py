@@ -119,7 +119,8 @@ def scan_sequence(codes: np.ndarray, prepared: Sequence[PreparedMotif],
     """
     lm = _lightmotif()
     if chunk_size < 1:
-        raise InputError(f"chunk size must be at least 1, got {chunk_size}")
+        raise InputError(f"chunk_size must be at least 1, got {chunk_size}",
+                         setting="chunk_size")
     codes = np.asarray(codes, dtype=np.uint8)
     length = int(codes.shape[0])
     if not prepared or length == 0:
@@ -176,5 +177,6 @@ def genome_composition(path: str | Path) -> np.ndarray:
         counts += np.bincount(record.seq, minlength=5)[:4]
     if (counts == 0).any():
         raise InputError("cannot use the genome's composition as background: some of A, C, G, "
-                         "T never occur (give --background uniform)", path=path)
+                         "T never occur (give background uniform)", path=path,
+                         setting="background")
     return counts / counts.sum()

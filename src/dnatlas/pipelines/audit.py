@@ -98,7 +98,7 @@ def genome_totals(rows: list[dict]) -> list[GenomeLeakage]:
 
 def _target(store: str | Path | None, genomes) -> Target | None:
     if store is not None and genomes:
-        raise InputError("give --store or --genomes, not both")
+        raise InputError("give store or genomes, not both", setting=("store", "genomes"))
     if store is not None:
         return target_from_store(store)
     return target_from_fasta(list(genomes)) if genomes else None
@@ -142,7 +142,8 @@ def _audit_index(out: str | Path, store: str | Path | None = None, genomes=(),
     """
     target = _target(store, genomes)
     if target is None:
-        raise InputError("give --store STORE or --genomes FASTA...")
+        raise InputError("give store (a genome store) or genomes (FASTA files)",
+                         setting=("store", "genomes"))
     out = Path(out)
     t0 = time.perf_counter()
     action = "built"
@@ -154,11 +155,12 @@ def _audit_index(out: str | Path, store: str | Path | None = None, genomes=(),
                 load_index(out, target)
                 action = "up to date"
             except StaleIndexError:
-                raise InputError("holds an index of other sequences; give --force to "
-                                 "rebuild it", path=out) from None
+                raise InputError("holds an index of other sequences; give force=True to "
+                                 "rebuild it", path=out, setting="force") from None
         elif not force:
             raise InputError(f"holds an index with k={meta.get('k')}, stride="
-                             f"{meta.get('stride')}; give --force to rebuild it", path=out)
+                             f"{meta.get('stride')}; give force=True to rebuild it", path=out,
+                             setting="force")
     else:
         check_output_dir(out, "index folder", own=INDEX_FILES.__contains__, force=force)
     if action == "built":
@@ -170,7 +172,8 @@ def _audit_index(out: str | Path, store: str | Path | None = None, genomes=(),
 
 def _queries(windows, fasta, one_based: bool) -> tuple[list[Query], Path]:
     if (windows is None) == (fasta is None):
-        raise InputError("give --windows TABLE or --fasta FASTA (one of them)")
+        raise InputError("give windows (a table) or fasta (one of them)",
+                         setting=("windows", "fasta"))
     if windows is not None:
         return read_windows(windows, one_based), Path(windows)
     return read_fasta_queries(fasta), Path(fasta)
@@ -195,7 +198,8 @@ def _audit_search(out: str | Path, windows=None, fasta=None, index=None, store=N
     if backend not in ("kmer", "blast"):
         raise InputError(f"unknown backend {backend!r} (kmer or blast)")
     if not 0 < min_identity <= 1:
-        raise InputError(f"--min-identity must be in (0, 1], got {min_identity}")
+        raise InputError(f"min_identity must be in (0, 1], got {min_identity}",
+                         setting="min_identity")
     queries, query_path = _queries(windows, fasta, one_based)
     out = check_output_dir(out, "output folder", own=set(SEARCH_OUTPUTS).__contains__,
                            force=force)
@@ -203,7 +207,8 @@ def _audit_search(out: str | Path, windows=None, fasta=None, index=None, store=N
     target = _target(store, genomes)
     t0 = time.perf_counter()
     if target is None and index is None:
-        raise InputError("give --index DIR, or --store STORE / --genomes FASTA... to search")
+        raise InputError("give index (a folder), or store / genomes to search",
+                         setting=("index", "store", "genomes"))
     kmer_index, what = None, "none (blastn)"
     if target is None:
         kmer_index, what = load_index(index), "loaded"

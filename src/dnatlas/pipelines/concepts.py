@@ -83,10 +83,10 @@ class ConceptSettings:
             raise InputError(f"strands must be '+', '-' or both, got {list(self.strands)}")
         for name in ("sample_nt", "chunk_size", "batch_size", "top"):
             if getattr(self, name) < 1:
-                raise InputError(f"{name.replace('_', '-')} must be at least 1, got "
-                                 f"{getattr(self, name)}")
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}",
+                                 setting=name)
         if self.edge < 0:
-            raise InputError(f"edge must be >= 0, got {self.edge}")
+            raise InputError(f"edge must be >= 0, got {self.edge}", setting="edge")
         t = np.asarray(self.thresholds, dtype=float)
         if t.ndim != 1 or not len(t) or np.any(t < 0) or np.any(t >= 1) \
                 or np.any(np.diff(t) <= 0):
@@ -301,7 +301,8 @@ def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, rand
     torch_device = str(adapter.device)
     dicts = _dictionaries(adapter, saes, neurons, False, torch_device)
     if not dicts:
-        raise InputError("no features to evaluate: give SAEs (--sae) or sites (--neurons)")
+        raise InputError("no features to evaluate: give SAEs (saes) or sites (neurons)",
+                         setting=("saes", "neurons"))
     _check_sae_models(dicts, adapter)
     codes, intervals = _genome(fasta, annotations)
     splits = make_splits({r: len(c) for r, c in codes.items()}, settings.valid, settings.test)

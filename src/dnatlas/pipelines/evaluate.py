@@ -55,10 +55,10 @@ def evaluate_models(data: str | Path, models: list[str] | None = None,
     from dnatlas.genome.store import GenomeStore
     from dnatlas.training.evaluate import coding_lookup, evaluate, fit_kmer_baseline
 
-    for name, value in (("window", window), ("max windows", max_windows),
-                        ("batch size", batch_size)):
+    for name, value in (("window", window), ("max_windows", max_windows),
+                        ("batch_size", batch_size)):
         if value < 1:
-            raise InputError(f"{name} must be at least 1, got {value}")
+            raise InputError(f"{name} must be at least 1, got {value}", setting=name)
     store = GenomeStore.open(data)
     if store.segment_indices(split).size == 0:
         raise InputError(f"the store has no {split!r} split", path=data)

@@ -57,7 +57,8 @@ def _refuse_other_spans(out, items, keys) -> None:
                 raise InputError(
                     f"the folder holds {key} of {format_region(seqid, a['start'], a['end'])}; "
                     f"extracting {format_region(seqid, start, end)} would replace it: give "
-                    "another --out, or --force to replace it", path=out)
+                    "another out, or force=True to replace it", path=out,
+                    setting=("out", "force"))
 
 
 def _extract_genome(model: str | ModelAdapter | None, fasta: str | Path, out: str | Path,

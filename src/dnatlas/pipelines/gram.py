@@ -89,9 +89,10 @@ def gram_inputs(model: str | ModelAdapter | None, req: GramRequest, device: str 
     if req.acts is not None:
         return _from_folder(req)
     if req.fasta is None or req.region is None:
-        raise InputError("give an activation folder (--acts), or --genome and --region")
+        raise InputError("give an activation folder (acts), or fasta and region",
+                         setting=("acts", "fasta", "region"))
     if not req.all_layers and req.layer is None:
-        raise InputError("give --layer (or --layers all)")
+        raise InputError("give layer (or all_layers=True)", setting=("layer", "all_layers"))
     adapter = resolve_model(model, device)
     (record, start, end), = records_of(req.fasta, req.region)
     keys = adapter.select_keys("all" if req.all_layers else req.layer, req.site)
@@ -136,7 +137,8 @@ def gram_maps(model: str | ModelAdapter | None, req: GramRequest, out: str | Pat
     intervals, tracks = _annotation(req, seqid, start, end)
     if req.phase is not None:
         if tracks is None:
-            raise InputError("--phase needs --annotations (to know the codon phases)")
+            raise InputError("phase needs annotations (to know the codon phases)",
+                             setting=("phase", "annotations"))
         _phase_maps(req, acts, tracks, out)
         return {}
     grams = {layer: gram_matrix(a, center=req.center) for layer, a in acts.items()}

@@ -169,7 +169,7 @@ def _pick_dictionary(names: set[str], wanted: str | None, base_name: str, path) 
     candidates = sorted(n for n in names if not n.startswith(("neurons", "random-init")))
     if len(candidates) != 1:
         raise InputError(f"the concept table holds dictionaries {', '.join(sorted(names))}; "
-                         "choose one with --dictionary", path=path)
+                         "choose one with dictionary", path=path, setting="dictionary")
     return candidates[0]
 
 
@@ -267,7 +267,7 @@ def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
     for name in ("width", "steps", "batch_size", "lr"):  # k: the architecture's config
         value = getattr(settings, name)
         if value is not None and not value > 0:
-            raise InputError(f"{name} must be positive, got {value}")
+            raise InputError(f"{name} must be positive, got {value}", setting=name)
     seed = preset.seed if settings.seed is None else settings.seed
     try:
         cfg = make_config(preset.arch, d_in, int(width), seed=derived_seed(seed, "init"),
@@ -314,7 +314,8 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
     elif train_on == "matched":
         if concepts is None:
             raise InputError(f"the {settings.preset} preset trains on the latents that matched "
-                             "a concept: give --concepts CSV or --latents")
+                             "a concept: give concepts CSV or latents",
+                             setting=("concepts", "latents"))
         ids = sorted(f for f, (_, v) in labels.items() if v > concepts.threshold)
         if not ids:
             raise InputError(f"no latent has {concepts.column} > {concepts.threshold} on "

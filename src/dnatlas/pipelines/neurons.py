@@ -62,8 +62,8 @@ class CatalogSettings:
     def check(self) -> None:
         for name in ("top", "windows", "half_window", "jobs", "chunk_size", "batch_size"):
             if getattr(self, name) < (0 if name in ("windows",) else 1):
-                raise InputError(f"{name.replace('_', '-')} must be positive, got "
-                                 f"{getattr(self, name)}")
+                raise InputError(f"{name} must be positive, got {getattr(self, name)}",
+                                 setting=name)
 
 
 @dataclass(frozen=True)
@@ -236,8 +236,8 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
     strand = "+" if derives_minus(model, keys) else "paired"
     existing = open_activations(acts_dir) if read_meta(acts_dir) is not None else None
     if existing is not None and existing.layout != "CL":
-        raise InputError("the activation folder must hold neuron-major (--layout CL) "
-                         "activations", path=acts_dir)
+        raise InputError("the activation folder must hold neuron-major (layout CL) "
+                         "activations", path=acts_dir, setting="layout")
     if existing is not None:
         check_compatible(acts_dir, existing.meta,
                          folder_identity(model, keys[0], np.float16, "CL", chunk_size))

@@ -25,7 +25,8 @@ def records_of(fasta: str | Path, region: str | None = None):
             try:
                 start, end = wanted.bounds(len(record))
             except InputError as exc:
-                raise InputError(exc.message, path=fasta, record=record.id) from None
+                raise InputError(exc.message, path=fasta, record=record.id,
+                                 setting=exc.settings) from None
             return [(record, start, end)]
         ids.append(record.id)
     shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")

@@ -86,7 +86,7 @@ def _is_cache(path: Path) -> bool:
 def _check_window(model: ModelAdapter, w: WindowSettings) -> None:
     """Refuse a window the model cannot take, before any data is read."""
     check_positive("window", w.window)
-    check_positive("windows per batch", w.windows_per_batch)
+    check_positive("windows_per_batch", w.windows_per_batch)
     model.check_window(w.window)
 
 
@@ -129,7 +129,7 @@ def _open_sae_out(out, resume: bool, force: bool):
     return output_folder(out, "sae train", own=lambda name: _is_sae_output(out, name),
                          force=force, what="SAE folder",
                          earlier=(lambda name: False) if resume else None,
-                         result=("an SAE run whose checkpoint already exists (--resume "
+                         result=("an SAE run whose checkpoint already exists (resume=True "
                                  "continues it)") if (out / "checkpoint.pt").exists()
                          else "an SAE")
 
@@ -198,7 +198,7 @@ def _sae_streams(adapter, windows: WindowSettings, keys, batch_size: int, buffer
         data_info = {"activation_cache": str(data_path)}
     else:
         _check_window(adapter, windows)
-        check_positive("buffer rows", buffer_rows)
+        check_positive("buffer_rows", buffer_rows)
         parts = [ActivationStore(adapter, window_source(windows.data, windows.split,
                                                         windows.window, windows.windows_per_batch,
                                                         windows.seed, s, streams),

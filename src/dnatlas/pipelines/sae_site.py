@@ -33,8 +33,8 @@ def load_sae_for(spec: str | Path, model: ModelAdapter, hook: str | None = None,
     sae = load_sae(folder, device=model.device if device is None else device)
     key = hook or sae.cfg.hook_name
     if not key:
-        raise InputError("the SAE's cfg.json has no hook_name; give the site (--hook)",
-                         path=folder)
+        raise InputError("the SAE's cfg.json has no hook_name; give the site (hook)",
+                         path=folder, setting="hook")
     try:
         model.check_keys([key])
     except ValueError as exc:

@@ -319,19 +319,23 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
 
     specs = [parse_edit(e) for e in req.edits]
     if not specs:
-        raise InputError("no --edit given")
+        raise InputError("no edits given", setting="edits")
     variants = [parse_variant(v) for v in req.variants]
     if req.control and not variants:
-        raise InputError("--control compares variants: give --variant")
+        raise InputError("control compares variants: give variants",
+                         setting=("control", "variants"))
     if req.top_max_frequency is not None and not 0 <= req.top_max_frequency <= 1:
-        raise InputError("top-max-frequency must be a fraction between 0 and 1")
+        raise InputError("top_max_frequency must be a fraction between 0 and 1",
+                         setting="top_max_frequency")
     if req.top_by not in ("excess", "mean"):
-        raise InputError(f"top-by must be excess or mean, got {req.top_by!r}")
+        raise InputError(f"top_by must be excess or mean, got {req.top_by!r}",
+                         setting="top_by")
     if req.frame_strand not in ("+", "-"):
-        raise InputError(f"frame strand must be + or -, got {req.frame_strand!r}")
+        raise InputError(f"frame_strand must be + or -, got {req.frame_strand!r}",
+                         setting="frame_strand")
     for name in ("max_sample", "max_window", "batch_size", "control_pool"):
         if getattr(req, name) < 1:
-            raise InputError(f"{name.replace('_', '-')} must be at least 1")
+            raise InputError(f"{name} must be at least 1", setting=name)
     if out is not None:
         check_output_dir(out, "output folder")  # writable, before the inputs are read
     adapter, sae, sae_dir, key, fasta, records = _load(model, req, device)

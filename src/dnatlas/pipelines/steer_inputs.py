@@ -133,8 +133,8 @@ def select_positions(records: dict, regions=(), bed=None, all_positions: bool = 
         add(v.record, v.pos, v.pos + 1)
     out = {rid: np.unique(np.concatenate(s)) for rid, s in spans.items() if s}
     if not out:
-        raise InputError("no positions to report: give --region, --bed, --all-positions or "
-                         "--variant")
+        raise InputError("no positions to report: give regions, bed, all_positions=True or "
+                         "variants", setting=("regions", "bed", "all_positions", "variants"))
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-__all__ = ["SAVED_FIELDS", "SAEConfig", "check_k"]
+__all__ = ["SAVED_FIELDS", "FieldError", "SAEConfig", "check_k"]
 
 #: the flat record of ``cfg.json``'s ``metadata.dnatlas.config``, in its order: the shared
 #: fields and those of the first four architectures; a later architecture's own fields follow
@@ -69,8 +69,16 @@ class SAEConfig:
             self.decoder_init_norm = self.default_decoder_init_norm
 
 
+class FieldError(ValueError):
+    """A config field out of range; ``field`` names it (for a command's flag)."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
 def check_k(cfg: SAEConfig) -> None:
     """The one rule for ``k`` (active features per row, or per row on average):
     ``1 <= k <= d_sae``."""
     if cfg.k is None or not 1 <= cfg.k <= cfg.d_sae:
-        raise ValueError(f"{cfg.arch} needs 1 <= k <= d_sae (got k={cfg.k})")
+        raise FieldError(f"{cfg.arch} needs 1 <= k <= d_sae (got k={cfg.k})", "k")

@@ -73,7 +73,7 @@ class ResolvedHyperparameters:
             return make_config(self.arch, d_in, expansion=self.expansion, **fields,
                                **self.sae_kwargs)
         except (TypeError, ValueError) as exc:
-            raise InputError(str(exc)) from None
+            raise InputError(str(exc), setting=getattr(exc, "field", None)) from None
 
 
 def resolve_hyperparameters(hyper: SAEHyperparameters, device: str) -> ResolvedHyperparameters:
@@ -94,10 +94,11 @@ def resolve_hyperparameters(hyper: SAEHyperparameters, device: str) -> ResolvedH
     check_positive("expansion", expansion)
     if hyper.k is not None:
         sae_kw["k"] = hyper.k
-    for value, name in ((hyper.l1, "l1_coefficient"), (hyper.l0, "l0_coefficient")):
+    for value, name, key in ((hyper.l1, "l1", "l1_coefficient"),
+                             (hyper.l0, "l0", "l0_coefficient")):
         if value is not None:
             check_non_negative(name, value)
-            sae_kw[name] = value
+            sae_kw[key] = value
     if not hyper.normalize:
         sae_kw["normalize"] = False
     for name in ("steps", "batch_size", "lr"):
@@ -114,10 +115,10 @@ def resolve_hyperparameters(hyper: SAEHyperparameters, device: str) -> ResolvedH
 def check_positive(name: str, value) -> None:
     """:class:`InputError` unless ``value > 0`` (a setting named ``name``)."""
     if not value > 0:
-        raise InputError(f"{name} must be positive, got {value}")
+        raise InputError(f"{name} must be positive, got {value}", setting=name)
 
 
 def check_non_negative(name: str, value) -> None:
     """:class:`InputError` unless ``value >= 0``."""
     if not value >= 0:
-        raise InputError(f"{name} must be at least 0, got {value}")
+        raise InputError(f"{name} must be at least 0, got {value}", setting=name)

@@ -122,13 +122,14 @@ def prepare_run_folder(directory: str | Path, resume: bool = False, force: bool 
     earlier = run_files(directory)
     if resume:
         if not (directory / CHECKPOINT_NAME).is_file():
-            raise InputError("--resume: there is no checkpoint to resume from "
-                             f"({CHECKPOINT_NAME})", path=directory)
+            raise InputError("resume=True: there is no checkpoint to resume from "
+                             f"({CHECKPOINT_NAME})", path=directory, setting="resume")
         return
     if earlier and not force:
         names = ", ".join(sorted({p.relative_to(directory).parts[0] for p in earlier}))
-        raise InputError(f"holds an earlier training run ({names}); use --resume to continue "
-                         "it or --force to replace it", path=directory)
+        raise InputError(f"holds an earlier training run ({names}); use resume=True to "
+                         "continue it or force=True to replace it", path=directory,
+                         setting=("resume", "force"))
     for path in earlier:
         path.unlink(missing_ok=True)
     _remove_stale(directory)

@@ -209,7 +209,7 @@ def load_train_config(spec: str, overrides: list[str] = ()) -> TrainConfig:
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
-            raise InputError(f"--set expects key=value, got {item!r}")
+            raise InputError(f"overrides expects key=value, got {item!r}", setting="overrides")
         parsed = yaml.safe_load(value)
         if key.startswith("model_overrides."):
             data.setdefault("model_overrides", {})[key.split(".", 1)[1]] = parsed

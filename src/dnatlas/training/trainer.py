@@ -279,13 +279,15 @@ def _load_model_state(model: nn.Module, state: dict, cfg: TrainConfig, out: Path
     saved = state.get("config") or {}
     for key in ("model", "preset", "model_overrides"):
         if key in saved and saved[key] != cfg.to_dict()[key]:
-            raise InputError(f"--resume: the checkpoint is of another model ({key} "
+            raise InputError(f"resume=True: the checkpoint is of another model ({key} "
                              f"{saved[key]!r}, this run has {cfg.to_dict()[key]!r}); resume "
-                             "with its settings or start a new --out", path=where)
+                             "with its settings or start a new out", path=where,
+                             setting=("resume", "out"))
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()
         detail = first[1].strip() if len(first) > 1 else (first[0] if first else "")
-        raise InputError("--resume: the checkpoint's weights do not fit this model "
-                         f"(another architecture?): {detail[:200]}", path=where) from None
+        raise InputError("resume=True: the checkpoint's weights do not fit this model "
+                         f"(another architecture?): {detail[:200]}", path=where,
+                         setting="resume") from None
