@@ -14,10 +14,11 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
 
-# the main job needs only the analysis extra (matplotlib, scikit-learn, scipy)
+# the main job needs the analysis extra (matplotlib, scikit-learn, scipy) and, for its
+# atlas and static explorer, the atlas extra (duckdb, pyarrow)
 setup: $(VENV)/.installed-main
 $(VENV)/.installed-main: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[analysis]"
+	$(PY) -m pip install -q -e ".[analysis,atlas]"
 	touch $@
 
 # tests and lint need every extra plus the dev tools

@@ -18,3 +18,10 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert "training engine" in out and "nats" not in out
     assert (tmp_path / "figures" / "neurons" / "catalog.json").exists()
     assert list((tmp_path / "figures").glob("fig2a_*.png"))
+    # the quick SAE, its atlas and the static explorer (issue 20)
+    assert (tmp_path / "atlas" / "manifest.json").exists()
+    assert list((tmp_path / "sae").glob("*/cfg.json"))
+    index = tmp_path / "explorer" / "index.html"
+    assert "data/index.js" in index.read_text()
+    assert (tmp_path / "explorer" / "data" / "index.js").exists()
+    assert str(index.resolve()) in out          # the file to open, printed

@@ -217,6 +217,35 @@ class Atlas:
         return hits[:limit]
 
 
+def feature_statistics(folder: str | Path, n_features: int, source: str | Path | None = None
+                       ) -> dict:
+    """``{"max", "mean", "frequency"}`` float64 (F,) arrays of the atlas's SAE dictionary
+    of ``n_features`` features (the one read from ``source``, an SAE folder, when several
+    fit): the whole-genome statistics of the atlas, both strands, for steering's maxima
+    (``dnatlas steer --max-activations ATLAS``)."""
+    import numpy as np
+
+    atlas = Atlas.open(folder)
+    try:
+        fits = [d for d in atlas.dictionaries() if d["kind"] == "sae" and not d["control"]
+                and d["n_features"] == n_features]
+        if source is not None and len(fits) > 1:
+            want = Path(source).resolve()
+            fits = [d for d in fits if d["source"] and Path(d["source"]).resolve() == want]
+        if len(fits) != 1:
+            raise InputError(f"the atlas has {len(fits)} SAE dictionaries of {n_features} "
+                             "features fitting this SAE (need exactly one)", path=folder)
+        rows = atlas._rows('SELECT feature, "max", mean, frac_active FROM features WHERE '
+                           "dictionary = ? ORDER BY feature", [fits[0]["dictionary"]])
+    finally:
+        atlas.close()
+    out = {name: np.zeros(n_features) for name in ("max", "mean", "frequency")}
+    for row in rows:
+        for name, col in (("max", "max"), ("mean", "mean"), ("frequency", "frac_active")):
+            out[name][row["feature"]] = row[col] or 0.0
+    return out
+
+
 def stale_reasons(have: dict, want: dict) -> list[str]:
     """What differs between an atlas's key and the key of the inputs it is asked for:
     e.g. ``['model fingerprint 1a2b... != 3c4d...', 'genome record chr1 differs']``."""

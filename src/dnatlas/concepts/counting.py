@@ -58,6 +58,18 @@ def feature_maxima(chunks: Iterable, edge: int = 0) -> np.ndarray:
     return best
 
 
+@dataclass(frozen=True)
+class Firing:
+    """A chunk's firing matrix (n, F*T) int32 CSR (1 where feature f is at level l + 1,
+    i.e. fires at the thresholds up to l), its per-(feature, threshold) firing counts
+    and the maxima and thresholds it was made with (:meth:`ConceptCounter.firing`)."""
+
+    matrix: sp.csr_matrix
+    fired: np.ndarray
+    maxima: np.ndarray
+    thresholds: np.ndarray
+
+
 @dataclass
 class ConceptCounts:
     """Counts of C concepts x F features x T thresholds (int64 arrays).
@@ -119,26 +131,47 @@ class ConceptCounter:
         self._pending_size = 0
         self._seen: list[np.ndarray] = []
 
-    def update(self, activations, chunk: ChunkLabels, mask: np.ndarray | None = None) -> None:
+    def firing(self, activations, mask: np.ndarray | None = None) -> Firing:
+        """The (position x feature*level) firing matrix of a chunk's activations, which
+        :meth:`update` takes; counters of the same maxima and thresholds (the real and
+        shuffled labels of one dictionary) can share it."""
+        F, T = self.tp.shape[1:]
+        n = activations.shape[0]
+        if activations.shape[1] != F:
+            raise ValueError(f"activations {activations.shape} do not match {F} features")
+        rows, cols, values = self._positive_entries(activations)
+        if mask is not None:
+            keep = mask[rows]
+            rows, cols, values = rows[keep], cols[keep], values[keep]
+        levels = np.searchsorted(self.thresholds, values / self._divisor[cols], side="left")
+        fires = levels > 0
+        rows, column = rows[fires], cols[fires] * T + (levels[fires] - 1)
+        matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, column)),
+                               shape=(n, F * T))
+        fired = _reverse_cumsum(np.bincount(column, minlength=F * T).reshape(F, T))
+        return Firing(matrix, fired, self.maxima, self.thresholds)
+
+    def update(self, activations, chunk: ChunkLabels, mask: np.ndarray | None = None,
+               firing: Firing | None = None) -> None:
         """Add one chunk: ``activations`` (n, F) float (numpy or scipy.sparse), row i at
-        the chunk's position i; ``mask`` bool (n,) leaves False positions out."""
+        the chunk's position i; ``mask`` bool (n,) leaves False positions out; ``firing``
+        (optional) the chunk's :meth:`firing` under the same mask, computed once."""
         C, F, T = self.tp.shape
         n = chunk.positives.shape[1]
         if activations.shape != (n, F) or chunk.positives.shape[0] != C:
             raise ValueError(f"activations {activations.shape} and labels "
                              f"{chunk.positives.shape} do not match ({C} concepts, {F} features)")
-        rows, cols, values = self._positive_entries(activations)
+        if firing is None:
+            firing = self.firing(activations, mask)
+        elif firing.maxima is not self.maxima and (
+                not np.array_equal(firing.maxima, self.maxima)
+                or not np.array_equal(firing.thresholds, self.thresholds)):
+            raise ValueError("a firing matrix of other maxima or thresholds")
         positives, element_ids = chunk.positives, chunk.element_ids
         if mask is not None:
-            keep = mask[rows]
-            rows, cols, values = rows[keep], cols[keep], values[keep]
             positives, element_ids = positives & mask, np.where(mask, element_ids, -1)
-        levels = np.searchsorted(self.thresholds, values / self._divisor[cols], side="left")
-        fires = levels > 0
-        rows, column = rows[fires], cols[fires] * T + (levels[fires] - 1)
-        firing = sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, column)),
-                               shape=(n, F * T))
-        self.fired += _reverse_cumsum(np.bincount(column, minlength=F * T).reshape(F, T))
+        self.fired += firing.fired
+        firing = firing.matrix
         self.n_positive += positives.sum(axis=1)
         labels = sp.csr_matrix(positives.astype(np.int32))
         self.tp += _reverse_cumsum((labels @ firing).toarray().reshape(C, F, T))

@@ -6,7 +6,13 @@
 3. evaluate the bundled pretrained model, the briefly trained one and the k-mer baseline
    on the held-out genome with the same seeded masking;
 4. analyse the bundled model on *E. coli*: activation Gram maps and the neuron catalog
-   against the RefSeq annotation (when the analysis extra is installed).
+   against the RefSeq annotation (when the analysis extra is installed);
+5. train a small SAE on the bundled model (quick settings, said on screen);
+6. build its feature atlas on the first 300 kb of *E. coli* (concept matches with
+   controls, descriptions; when the atlas extra is installed).
+
+``dnatlas demo`` then writes the static feature explorer of that atlas
+(``dnatlas explore --export``) and prints the file to open.
 """
 
 from __future__ import annotations
@@ -15,8 +21,13 @@ import time
 from pathlib import Path
 
 DEMO_VAL_GENOME = "vibrio_cholerae_h1"
-#: what the demo writes into its folder
-DEMO_OUTPUTS = frozenset({"store", "brief-run", "eval.json", "figures"})
+#: the demo's SAE: a demonstration of the pipeline, far too brief to be a useful SAE
+DEMO_SAE = dict(arch="topk", k=8, expansion=4, steps=200, batch_size=1024)
+DEMO_ATLAS_VALID = "K-12-MG1655:1-150000"
+DEMO_ATLAS_TEST = "K-12-MG1655:150001-300000"
+#: what the demo writes into its folder (``explorer``: by ``dnatlas demo``, after it)
+DEMO_OUTPUTS = frozenset({"store", "brief-run", "eval.json", "figures", "sae", "atlas",
+                          "explorer"})
 BRIEF_RUN_PURPOSE = ("The brief run shows the training engine working (store, masking, "
                      "checkpoints, evaluation) in seconds; it is far too short to learn the "
                      "genome: expect it to score no better than the k-mer baseline, and far "
@@ -44,7 +55,7 @@ def build_default_store(out: str | Path, force: bool = False):
 
 
 def run_demo(out: str | Path = "runs/demo", train_steps: int = 30, eval_windows: int = 24,
-             analysis: bool = True, force: bool = False) -> dict:
+             analysis: bool = True, force: bool = False, atlas: bool = True) -> dict:
     """:func:`_run_demo` (arguments as it takes them) holding the demo folder's lock
     (:mod:`dnatlas.outputs`): a second demo into ``out`` fails at once."""
     from dnatlas.files import check_output_dir
@@ -52,12 +63,14 @@ def run_demo(out: str | Path = "runs/demo", train_steps: int = 30, eval_windows:
 
     check_output_dir(out, "demo folder", force=force, own=DEMO_OUTPUTS.__contains__)
     with lock_folder(out, "demo folder"):
-        return _run_demo(out, train_steps, eval_windows, analysis, force)
+        return _run_demo(out, train_steps, eval_windows, analysis, force, atlas)
 
 
 def _run_demo(out: str | Path = "runs/demo", train_steps: int = 30, eval_windows: int = 24,
-              analysis: bool = True, force: bool = False) -> dict:
-    """Store, brief training, held-out evaluation and analysis; returns the eval results."""
+              analysis: bool = True, force: bool = False, atlas: bool = True) -> dict:
+    """Store, brief training, held-out evaluation, analysis, and (``atlas``) a quick SAE
+    and its atlas; returns the eval results (with ``atlas``: also ``results["atlas"]``,
+    the atlas and SAE folders, when built)."""
     from dnatlas.files import check_output_dir, write_json
     from dnatlas.models import default_model_path, load_model
     from dnatlas.training.config import load_train_config
@@ -112,8 +125,48 @@ def _run_demo(out: str | Path = "runs/demo", train_steps: int = 30, eval_windows
 
     if analysis:
         _run_analysis(out)
+    if atlas:
+        built = _run_atlas(out, store.path)
+        if built is not None:
+            results["atlas"] = built
     print(f"\ndone in {time.perf_counter() - t0:.0f} s; outputs in {out}/")
     return results
+
+
+def _run_atlas(out: Path, store: Path) -> dict | None:
+    """Steps 5-6: a quick SAE of the bundled model and its atlas; ``{"atlas", "sae"}``."""
+    from dnatlas import extras
+
+    if not extras.optional("atlas", "the SAE, its atlas and the explorer (steps 5-7)"):
+        return None
+    from dnatlas.atlas.reader import Atlas
+    from dnatlas.pipelines.atlas import AtlasSettings, build_atlas
+    from dnatlas.pipelines.sae import SAEHyperparameters, WindowSettings, train_sae
+
+    q = DEMO_SAE
+    _section(f"5. a small SAE of the bundled model at blocks.2.residual (quick settings: "
+             f"{q['arch']} k={q['k']}, {q['expansion']}x expansion, {q['steps']} steps of "
+             f"{q['batch_size']:,} rows; a demonstration, not a useful SAE)")
+    sae_dir = out / "sae" / f"demo-blocks.2.residual-{q['arch']}{q['k']}"
+    (sae_dir,) = train_sae(None, WindowSettings(data=str(store), window=1024), [2], sae_dir,
+                           SAEHyperparameters(**q, checkpoint_every=q["steps"]),
+                           buffer_rows=1 << 15, force=True)
+    _section(f"6. its feature atlas on E. coli MG1655 {DEMO_ATLAS_VALID.split(':')[1]} "
+             f"(valid) and {DEMO_ATLAS_TEST.split(':')[1]} (test), both strands")
+    settings = AtlasSettings(valid=[DEMO_ATLAS_VALID], test=[DEMO_ATLAS_TEST],
+                             sample_nt=100_000, top_k=5, top_pool=10, quantile_k=2)
+    result = build_atlas(None, "ecoli_k12_mg1655", None, saes=[str(sae_dir)],
+                         settings=settings, out=out / "atlas", force=True)
+    reader = Atlas.open(result.out)
+    try:
+        for d in reader.dictionaries():
+            top = reader.features(d["dictionary"], order="score_concept", limit=3)
+            print(f"{d['dictionary']}: {top['total']:,} features; best concept matches:")
+            for row in top["rows"]:
+                print(f"  #{row['feature']}: {row['description']}")
+    finally:
+        reader.close()
+    return {"atlas": str(result.out), "sae": str(sae_dir)}
 
 
 def _run_analysis(out: Path) -> None:

@@ -276,7 +276,9 @@ def run_controls(adapter, sae, key, records, variants, rows, raw_edits, maxima,
 
 @dataclass
 class SteerResult:
-    """What :func:`steer` computed (also written to ``out``)."""
+    """What :func:`steer` computed (also written to ``out``): ``summary`` is ``steer.json``;
+    ``n_positions``, ``mean_tv`` and ``max_tv`` the total-variation change of the masked
+    predictions over the positions steered; ``variant_effects`` each variant's change."""
 
     positions: dict
     base: dict
@@ -286,6 +288,10 @@ class SteerResult:
     codons: list
     summary: dict
     out: Path | None = None
+    n_positions: int = 0
+    mean_tv: float = float("nan")
+    max_tv: float = float("nan")
+    variant_effects: list = field(default_factory=list)
 
 
 def _load(model, req: SteerRequest, device):
@@ -350,7 +356,7 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
         raise InputError(f"max_window {req.max_window} nt is shorter than the model's context "
                          f"({2 * context + 1} nt): the sampled maxima would not be the features' "
                          "maxima; give at least that", setting="max_window")
-    if req.frame_start is not None and not hasattr(adapter, "logits"):
+    if req.frame_start is not None and not adapter.predicts_codons:
         raise InputError(f"{adapter.name}: codon and amino-acid probabilities need a windowed-"
                          "MLM model with triplet outputs (DNAtlas)")
     with contextlib.ExitStack() as stack:  # locked from here to the completion marker
@@ -378,8 +384,8 @@ def _steer(adapter, sae, sae_dir, key, fasta, records, req: SteerRequest, specs,
     need = {"max"} if req.control > 0 or any(s.op == "set_max" for s in specs) else set()
     need |= {"mean"} if ranked and req.top_by == "excess" else set()
     need |= {"frequency"} if ranked and req.top_max_frequency is not None else set()
-    stats = {} if req.max_activations is None else read_feature_stats(req.max_activations,
-                                                                      sae.d_sae)
+    stats = {} if req.max_activations is None else read_feature_stats(
+        req.max_activations, sae.d_sae, sae_dir)
     if need - set(stats):  # given columns are kept, the missing ones sampled
         sampled = sample_stats(adapter, sae, key, fasta, req, [len(r) for r in records.values()])
         stats = {**{k: v for k, v in sampled.items() if k != "n"}, **stats}
@@ -424,5 +430,7 @@ def _steer(adapter, sae, sae_dir, key, fasta, records, req: SteerRequest, specs,
     if out is not None:
         report.write_all(out, records, positions, base, steered, rows, codon_rows, summary,
                          stats, req)
-    return SteerResult(positions, base, steered, rows, edits, codon_rows, summary, out)
+    return SteerResult(positions, base, steered, rows, edits, codon_rows, summary, out,
+                       summary["n_positions"], summary["mean_tv"], summary["max_tv"],
+                       report.variant_effects(rows))
 

@@ -163,12 +163,20 @@ def check_variants(variants, records: dict) -> None:
 STAT_COLUMNS = ("max", "mean", "frequency")
 
 
-def read_feature_stats(path: str | Path, d_sae: int) -> dict[str, torch.Tensor]:
+def read_feature_stats(path: str | Path, d_sae: int, source: str | Path | None = None
+                       ) -> dict[str, torch.Tensor]:
     """Per-feature statistics from a TSV with a ``feature`` column and ``max`` (required),
     ``mean`` and ``frequency`` (optional) columns: ``{column: (d_sae,) float64}``, 0 for
-    features not listed."""
+    features not listed. A folder is read as a feature atlas (``dnatlas atlas build``):
+    its whole-genome max, mean and firing frequency of the SAE (``source``, its folder)."""
     from dnatlas.files import open_text
     from dnatlas.outputs import check_finished
+
+    if Path(path).is_dir():
+        from dnatlas.atlas.reader import feature_statistics
+
+        return {k: torch.from_numpy(v) for k, v in
+                feature_statistics(path, d_sae, source).items()}
 
     check_finished(path, "feature table's folder")
     with open_text(path) as fh:
