@@ -175,9 +175,10 @@ def test_training_settings_are_range_checked(settings):
         SAETrainer([SAESpec(None, "x", make_config("relu", D, S))], ok, "unused")
 
 
-@pytest.mark.parametrize("fields", [dict(l1_coefficient=float("inf")), dict(d_in=8.5),
-                                    dict(d_in="8"), dict(seed=-1), dict(k=40),
-                                    dict(jumprelu_bandwidth=float("nan")), dict(d_sae=1 << 40)])
+@pytest.mark.parametrize("fields", [dict(arch="relu", l1_coefficient=float("inf")),
+                                    dict(d_in=8.5), dict(d_in="8"), dict(seed=-1), dict(k=40),
+                                    dict(arch="jumprelu", jumprelu_bandwidth=float("nan")),
+                                    dict(d_sae=1 << 40)])
 def test_sae_configs_are_range_checked(fields):
     base = dict(arch="topk", d_in=D, d_sae=S, k=3)
     with pytest.raises(ValueError):

@@ -25,7 +25,6 @@ non-zero code on j; its weight is that code.
 from __future__ import annotations
 
 import csv
-import math
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -174,20 +173,17 @@ def _pick_dictionary(names: set[str], wanted: str | None, base_name: str, path) 
     return candidates[0]
 
 
-def _is_fraction(column: str) -> bool:
-    """Whether a concept-table column is a score in [0, 1] (F1, precision, recall)."""
-    return any(word in column for word in ("f1", "precision", "recall"))
-
-
 def read_concepts(flt: ConceptFilter, d_sae: int, base_name: str = ""
                   ) -> dict[int, tuple[str, float]]:
     """Best concept per latent: ``{feature: (concept, value)}`` with the highest
-    ``flt.column`` on ``flt.split`` among the rows of the base SAE's dictionary.
+    ``flt.column`` on ``flt.split`` among the rows of the base SAE's dictionary (scores
+    checked by :func:`~dnatlas.sae.meta.check_concept_score`).
 
     Raises:
         InputError: a missing column, a non-numeric value, a feature outside [0, d_sae).
     """
     from dnatlas.outputs import check_finished
+    from dnatlas.sae.meta import check_concept_score
 
     path = Path(flt.path)
     check_finished(path, "concept table's folder")
@@ -223,10 +219,7 @@ def read_concepts(flt: ConceptFilter, d_sae: int, base_name: str = ""
         if not 0 <= feature < d_sae:
             raise InputError(f"feature {feature} is out of range: the SAE has {d_sae} latents "
                              "(a table of another dictionary?)", path=path, line=line)
-        if not math.isfinite(value) or (_is_fraction(flt.column) and not 0 <= value <= 1):
-            raise InputError(f"{flt.column} {row[flt.column]!r} is not a "
-                             f"{'score in [0, 1]' if _is_fraction(flt.column) else 'finite number'}",
-                             path=path, line=line)
+        check_concept_score(flt.column, value, path, line)
         if feature not in best or value > best[feature][1]:
             best[feature] = (row["concept"], value)
     return best
@@ -259,6 +252,7 @@ def _open_out(out: Path, force: bool):
 
 
 def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
+    from dnatlas.sae import meta as m
     from dnatlas.sae.meta import derived_seed, meta_preset, meta_width, steps_for
     from dnatlas.sae.registry import make_config, saved_record
     from dnatlas.sae.training_config import SAETrainingConfig
@@ -269,12 +263,7 @@ def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
         if value is not None:
             sae_kw[name] = value
     width = settings.width or meta_width(preset, n_rows, sae_kw.get("k"))
-    if settings.width is None and settings.k is not None \
-            and settings.k > meta_width(preset, n_rows):
-        raise InputError(f"k = {settings.k} active meta-latents is more than the "
-                         f"{meta_width(preset, n_rows)} meta-latents of the {settings.preset} preset "
-                         f"for {n_rows} rows; give a smaller k or a width of at least k",
-                         setting=("k", "width"))
+    m.check_meta_k(settings.k, settings.width, m.meta_width(preset, n_rows), settings.preset)
     train = SAETrainingConfig(**{**preset.train, "device": device})
     for name in ("batch_size", "lr"):
         if getattr(settings, name) is not None:
@@ -290,11 +279,7 @@ def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
                           hook_name="sae_decoder", **sae_kw)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    from dnatlas.devices import check_memory
-
-    # two meta-SAEs (decoder rows, random dictionary): weights, gradients, Adam's moments
-    check_memory(2 * 16 * 2 * cfg.d_in * cfg.d_sae, f"two meta-SAEs of {cfg.d_in} x "
-                 f"{cfg.d_sae} (width)", setting="width")
+    m.check_meta_memory(cfg.d_in, cfg.d_sae)
     return preset, cfg, train, seed, {**saved_record(cfg), **sae_kw}
 
 
@@ -317,6 +302,7 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
 
     from dnatlas.devices import resolve_device
     from dnatlas.sae.meta import (
+        check_concept_score,
         decoder_rows,
         meta_preset,
     )
@@ -326,9 +312,8 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
     device = str(resolve_device(device))
     folder = _resolve(sae)
     base = load_sae(folder)
-    if concepts is not None and not 0 <= concepts.threshold <= 1 \
-            and _is_fraction(concepts.column):
-        raise InputError(f"the minimum score must be in [0, 1], got {concepts.threshold}")
+    if concepts is not None:
+        check_concept_score(concepts.column, concepts.threshold)
     labels = read_concepts(concepts, base.d_sae, folder.name) if concepts else {}
     train_on = settings.train_on or meta_preset(settings.preset).train_on
     if train_on not in ("all", "matched"):

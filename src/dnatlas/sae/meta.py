@@ -244,3 +244,30 @@ def meta_children(codes: Tensor, latents: Sequence[int]) -> list[list[tuple[int,
         values = column[nz].tolist()
         out.append(sorted(zip((ids[i] for i in nz), values), key=lambda t: (-t[1], t[0])))
     return out
+
+
+def check_meta_k(k: int | None, width: int | None, default_width: int, preset: str) -> None:
+    """Refuse a ``k`` above the preset's width when no width is given (it was once widened
+    silently to k)."""
+    if width is None and k is not None and k > default_width:
+        raise InputError(f"k = {k} active meta-latents is more than the {default_width} "
+                         f"meta-latents of the {preset} preset for these rows; give a smaller "
+                         "k or a width of at least k", setting=("k", "width"))
+
+
+def check_meta_memory(d_in: int, width: int) -> None:
+    """Two meta-SAEs (decoder rows, random dictionary) of ``d_in x width``: weights,
+    gradients and Adam's moments, float32, must fit the memory available."""
+    from dnatlas.devices import check_memory
+
+    check_memory(2 * 16 * 2 * d_in * width, f"two meta-SAEs of {d_in} x {width} (width)",
+                 setting="width")
+
+
+def check_concept_score(column: str, value: float, path=None, line: int | None = None) -> None:
+    """A concept-table score: finite, and in [0, 1] for F1, precision and recall columns."""
+    fraction = any(word in column for word in ("f1", "precision", "recall"))
+    if not math.isfinite(value) or (fraction and not 0 <= value <= 1):
+        where = {"path": path, "line": line} if line is not None else {}
+        raise InputError(f"{column} {value!r} is not a "
+                         f"{'score in [0, 1]' if fraction else 'finite number'}", **where)
