@@ -43,7 +43,7 @@ def _extract_child(length: int, out: str, chunk: int, threads: int, genome: bool
     import torch
 
     torch.set_num_threads(threads)
-    from dnatlas.analysis.extract import extract_to_dir
+    from dnatlas.analysis.extract_folder import extract_to_dir
     from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
 
     torch.manual_seed(0)

@@ -75,7 +75,8 @@ def _flops(model, names) -> float:
 def _jobs(model, tmp: str):
     import torch
 
-    from dnatlas.analysis.extract import extract_activations, extract_to_dir
+    from dnatlas.analysis.extract import extract_activations
+    from dnatlas.analysis.extract_folder import extract_to_dir
 
     def extract(seq):
         extract_to_dir(model, seq, f"{tmp}/lc", "all", "neurons", progress=False, force=True)
@@ -147,7 +148,7 @@ def throughput(core: int, repeats: int, plain: bool = False) -> list[dict]:
 
 def scaling(length: int, fasta: str | None = None) -> dict:
     """Child process: one ``neurons`` extraction over ``length`` nt, its time and peak RSS."""
-    from dnatlas.analysis.extract import extract_to_dir
+    from dnatlas.analysis.extract_folder import extract_to_dir
     from dnatlas.models import load_model
 
     model = load_model()

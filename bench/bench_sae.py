@@ -90,10 +90,10 @@ def steady_state(arch, args, data) -> dict[str, torch.Tensor] | None:
     """
     if not args.steady_l0:
         return None
-    from dnatlas.sae.architectures import SAEConfig, build_sae
+    from dnatlas.sae import build_sae, make_config
 
     kw = {"k": args.k} if arch in ("topk", "batchtopk") else {}
-    sae = build_sae(SAEConfig.from_expansion(arch, args.d_in, args.expansion, normalize=False,
+    sae = build_sae(make_config(arch, args.d_in, expansion=args.expansion, normalize=False,
                                              decoder_init_norm=1.0, **kw)).to(args.device)
     with torch.no_grad():
         pre = (data[0] - sae.b_dec) @ sae.W_enc
@@ -116,11 +116,11 @@ def _l0(sae, x) -> float:
 
 
 def run_ours(arch, args, data, state=None) -> tuple[float, float]:
-    from dnatlas.sae.architectures import SAEConfig
+    from dnatlas.sae import make_config
     from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig
 
     kw = {"k": args.k} if arch in ("topk", "batchtopk") else {}
-    cfg = SAEConfig.from_expansion(arch, args.d_in, args.expansion, normalize=False, **kw)
+    cfg = make_config(arch, args.d_in, expansion=args.expansion, normalize=False, **kw)
     total = args.steps + args.warmup
     train = SAETrainingConfig(steps=total, batch_size=args.batch_size, lr=4e-4, lr_warmup_frac=0.0,
                         log_every=total, checkpoint_every=10**9, device=args.device, progress=False)
@@ -141,9 +141,9 @@ def run_sae_lens(arch, args, data, state=None) -> tuple[float, float]:
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.training.sae_trainer import SAETrainer
 
-    from dnatlas.sae.architectures import SAEConfig
+    from dnatlas.sae import make_config
 
-    ours = SAEConfig.from_expansion(arch, args.d_in, args.expansion,
+    ours = make_config(arch, args.d_in, expansion=args.expansion,
                                     k=args.k if arch in ("topk", "batchtopk") else None)
     d_sae = int(args.d_in * args.expansion)
     common = dict(d_in=args.d_in, d_sae=d_sae, device=args.device,
@@ -194,14 +194,14 @@ def _run(spec: str, argv: list[str]) -> tuple[float, float]:
 def sparse_sweep(args) -> None:
     """dnatlas's forward + backward time, dense vs sparse code path, by active fraction."""
     from dnatlas.runtime import tune_allocator
-    from dnatlas.sae.architectures import SAEConfig, build_sae
+    from dnatlas.sae import build_sae, make_config
 
     tune_allocator()
     x = make_data(args.d_in, args.batch_size, 1, args.device)[0]
     print("| arch | active fraction | dense ms | sparse ms | dense / sparse |")
     print("|---|---:|---:|---:|---:|")
     for arch in ("relu", "jumprelu"):
-        sae = build_sae(SAEConfig.from_expansion(arch, args.d_in, args.expansion,
+        sae = build_sae(make_config(arch, args.d_in, expansion=args.expansion,
                                                  normalize=False)).to(args.device)
         with torch.no_grad():
             pre = x @ sae.W_enc

@@ -46,8 +46,8 @@ class Killed(Exception):
 def run(model, steps, out, batch_size, every, resume=False, kill_after=None, replay=False):
     from dnatlas import bundled
     from dnatlas.pipelines.windows import window_source
+    from dnatlas.sae import make_config
     from dnatlas.sae.activation_store import ActivationStore
-    from dnatlas.sae.architectures import SAEConfig
     from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig
 
     key = "blocks.2.residual"
@@ -66,7 +66,7 @@ def run(model, steps, out, batch_size, every, resume=False, kill_after=None, rep
     counting = Counting(model)
     windows = window_source(bundled.genome_path("ecoli_k12_mg1655"), "train", 1024, 8, seed=0)
     store = Store(counting, windows, [key], batch_size=batch_size, buffer_rows=1 << 15, seed=0)
-    spec = SAESpec(None, key, SAEConfig.from_expansion("topk", model.d(key), 16, k=16))
+    spec = SAESpec(None, key, make_config("topk", model.d(key), expansion=16, k=16))
     cfg = SAETrainingConfig(steps=steps, batch_size=batch_size, checkpoint_every=every,
                             progress=False)
     trainer = SAETrainer([spec], cfg, out)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dnatlas.analysis.activation_files import array_file_name, open_activations
-from dnatlas.analysis.extract import extract_to_dir
+from dnatlas.analysis.extract_folder import extract_to_dir
 from dnatlas.cli import main
 from dnatlas.errors import InputError
 from dnatlas.models import load_model

@@ -24,7 +24,7 @@ def w(tmp_path_factory):
     """Inputs: a tiny model, a genome, an annotation, a store, an SAE, damaged copies."""
     from dnatlas.architectures.dnatlas import DNAtlas, DNAtlasConfig
     from dnatlas.genome.store_build import build_store
-    from dnatlas.sae.architectures import SAEConfig, build_sae
+    from dnatlas.sae import build_sae, make_config
     from dnatlas.sae.saelens_format import save_sae
 
     root = tmp_path_factory.mktemp("contract")
@@ -37,7 +37,7 @@ def w(tmp_path_factory):
     (root / "ann.gff3").write_text(GFF)
     (root / "other.gff3").write_text(GFF.replace("chrA", "chrZ"))
     build_store([root / "genome.fa"], root / "store", val_fraction=0.3, progress=False)
-    sae = build_sae(SAEConfig.from_expansion("topk", 64, 2, k=4, hook_name="blocks.1.residual"))
+    sae = build_sae(make_config("topk", 64, expansion=2, k=4, hook_name="blocks.1.residual"))
     save_sae(sae, root / "sae")
     (root / "a_file").write_text("x")
     for name, damage in (("list_config", "config"), ("truncated", "weights"),
@@ -59,7 +59,7 @@ def w(tmp_path_factory):
     for f in ("cfg.json", "sae_weights.safetensors"):
         data = (root / "sae" / f).read_bytes()
         (truncated_sae / f).write_bytes(data if f == "cfg.json" else data[:300])
-    from dnatlas.analysis.extract import extract_to_dir
+    from dnatlas.analysis.extract_folder import extract_to_dir
     from dnatlas.models import load_model
 
     seq = np.random.default_rng(2).integers(0, 4, 400).astype(np.uint8)

@@ -175,12 +175,11 @@ def test_outputs(evaluated):
 
 def test_sae_dictionary_and_rc_pairs(genome, tmp_path):
     """An SAE whose latent 1 reads channel 0 finds the motif through the SAE path."""
-    from dnatlas.sae.architectures import build_sae
-    from dnatlas.sae.config import SAEConfig
+    from dnatlas.sae import build_sae, make_config
     from dnatlas.sae.saelens_format import save_sae
 
     root, *_ = genome
-    sae = build_sae(SAEConfig(arch="relu", d_in=3, d_sae=4, hook_name="blocks.0.residual",
+    sae = build_sae(make_config("relu", d_in=3, d_sae=4, hook_name="blocks.0.residual",
                               normalize=False))
     with torch.no_grad():
         sae.W_enc.zero_()
@@ -215,11 +214,11 @@ def test_concept_labels_bed(genome, tmp_path):
     root, seq, n_plus, n_minus = genome
     spec = LabelSpec(concepts=(), codons=False, beds=[str(root / "motif.bed")])
     rows = write_concept_labels(root / "g.fa", None, tmp_path / "labels.bed", spec)
-    by = {r["concept"]: r for r in rows}
-    assert by["motif:GATTACA"]["elements"] == n_plus + n_minus
-    assert by["motif:GATTACA"]["positions_plus"] == 7 * n_plus
-    assert by["A"]["positions_plus"] == int((seq == 0).sum())
-    assert by["A"]["positions_minus"] == int((seq == 3).sum())
+    by = {r.concept: r for r in rows}
+    assert by["motif:GATTACA"].elements == n_plus + n_minus
+    assert by["motif:GATTACA"].positions_plus == 7 * n_plus
+    assert by["A"].positions_plus == int((seq == 0).sum())
+    assert by["A"].positions_minus == int((seq == 3).sum())
     lines = (tmp_path / "labels.bed").read_text().splitlines()
     assert len(lines) == n_plus + n_minus
     assert lines[0].split("\t")[3].startswith("motif:GATTACA|")
@@ -238,3 +237,25 @@ def test_cli_errors_are_one_line(argv, words, tmp_path, capsys):
     code = main(["concepts", "eval", "--out", str(tmp_path / "o"), *argv])
     assert code == 2
     one_line(capsys.readouterr().err, *words)
+
+
+def test_headlines_are_typed_and_the_defaults_live_in_the_library(evaluated):
+    from dnatlas.pipelines.concepts import default_annotations, default_saes
+
+    result, _ = evaluated
+    by_name = {h.name: h for h in result.headlines}
+    assert list(by_name) == list(result.summary["dictionaries"])
+    real = by_name["neurons:blocks.0.residual"]
+    view = result.summary["dictionaries"][real.name]["views"]["real both"]
+    assert real.view == "real both" and real.identified == view["identified"]
+    assert real.features_tied == view["features_tied"]
+    assert real.identified_beyond_shuffled == view["identified_beyond_shuffled"]
+    control = by_name["random-init neurons:blocks.0.residual"]
+    assert control.identified_beyond_shuffled is None  # no shuffled control counted
+    assert default_annotations("ecoli_k12_mg1655") == "ecoli_k12_mg1655"
+    assert default_annotations("genome.fa") is None
+    assert default_annotations("genome.fa", ["a.gff3"]) == ["a.gff3"]
+    assert default_annotations("ecoli_k12_mg1655", None) is None
+    assert default_saes(None, None, None) == ["default"] == default_saes("default", None, None)
+    assert default_saes("default", None, ["blocks.2.residual"]) == []
+    assert default_saes("dnatlas:x", None, None) == [] and default_saes(None, ["s"], None) == ["s"]

@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from dnatlas.analysis.extract import (
-    extract_activations,
-    extract_to_dir,
-    open_activations,
-)
+from dnatlas.analysis.activation_files import open_activations
+from dnatlas.analysis.extract import extract_activations
+from dnatlas.analysis.extract_folder import extract_to_dir
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import reverse_complement
 from dnatlas.genome.regions import Region, parse_region

@@ -10,7 +10,7 @@ import torch
 
 from dnatlas.cli import main
 from dnatlas.errors import InputError
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import build_sae, make_config
 from dnatlas.sae.meta import (
     decoder_batches,
     decoder_rows,
@@ -37,7 +37,7 @@ def planted_sae(folder, eps=0.3, seed=0):
     groups = torch.arange(PARENTS).repeat_interleave(CHILDREN)
     rows = parents[groups] + eps * noise
     rows = rows / rows.norm(dim=1, keepdim=True)
-    sae = build_sae(SAEConfig(arch="topk", d_in=D, d_sae=len(rows), k=4, hook_name="blocks.0.residual"))
+    sae = build_sae(make_config("topk", d_in=D, d_sae=len(rows), k=4, hook_name="blocks.0.residual"))
     with torch.no_grad():
         sae.W_dec.copy_(rows * (0.2 + 3 * torch.rand(len(rows), 1, generator=gen)))
     save_sae(sae, folder)
@@ -77,9 +77,9 @@ def test_no_generator_replays_a_base_sae_initialisation():
     # random dictionary nor the meta-SAE's initial decoder of seed 0 may start on those rows
     seeds = {derived_seed(0, p) for p in ("init", "batches", "random-dictionary")}
     assert len(seeds) == 3 and 0 not in seeds and derived_seed(1, "init") != derived_seed(0, "init")
-    base_init = build_sae(SAEConfig(arch="topk", d_in=D, d_sae=64, k=4, seed=0)).W_dec.detach()
+    base_init = build_sae(make_config("topk", d_in=D, d_sae=64, k=4, seed=0)).W_dec.detach()
     assert (random_dictionary(64, D, seed=0) @ base_init.T).abs().max() < 0.8
-    meta_init = build_sae(SAEConfig(arch="batchtopk", d_in=D, d_sae=16, k=4,
+    meta_init = build_sae(make_config("batchtopk", d_in=D, d_sae=16, k=4,
                                     seed=derived_seed(0, "init"))).W_dec.detach()
     assert (meta_init @ base_init.T).abs().max() < 0.8
 

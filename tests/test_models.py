@@ -224,3 +224,21 @@ def test_checkpoints_with_legacy_parameter_names_load():
         tokens = torch.randint(0, 6, (1, 120))
         with torch.no_grad():
             assert torch.equal(fresh(tokens).logits, model(tokens).logits)
+
+
+def test_codon_log_probs_only_where_the_model_predicts_triplets(seq):
+    from dnatlas.architectures.dnatlas.windowed_mlm import masked_log_probs
+
+    tokens = torch.from_numpy(seq[:200].astype(np.int64))[None]
+    tokens[0, 50:53] = 5  # MASK
+    dnatlas = load_model("dnatlas:tiny:random-init")
+    assert dnatlas.predicts_codons
+    lp = dnatlas.codon_log_probs(tokens)
+    assert lp.shape == (1, 200, 64)
+    torch.testing.assert_close(lp, masked_log_probs(dnatlas.logits(tokens), tokens), rtol=0,
+                               atol=0)
+    for name, make in MODELS.items():
+        model = make()
+        assert not model.predicts_codons, name
+        with pytest.raises(InputError, match="windowed-MLM model with triplet outputs"):
+            model.codon_log_probs(tokens)

@@ -245,12 +245,12 @@ def test_sae_training_resumes_from_the_stream_state(tmp_path):
     """A killed run resumed from its checkpoint equals the uninterrupted run exactly, and
     the resume runs the model only on windows the killed run had not consumed."""
     from dnatlas.models import load_model
-    from dnatlas.sae.architectures import SAEConfig
+    from dnatlas.sae import make_config
     from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig
 
     adapter = load_model("dnatlas:tiny:random-init")
     spec = SAESpec(None, "blocks.1.residual",
-                   SAEConfig.from_expansion("topk", adapter.d("blocks.1.residual"), 2, k=4))
+                   make_config("topk", adapter.d("blocks.1.residual"), expansion=2, k=4))
     cfg = SAETrainingConfig(steps=14, batch_size=32, checkpoint_every=4, norm_batches=3,
                             lr_warmup_frac=0.3, lr_decay_frac=0.5, progress=False)
     whole = SAETrainer([spec], cfg, tmp_path / "whole")

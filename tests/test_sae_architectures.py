@@ -3,18 +3,14 @@
 import pytest
 import torch
 
-from dnatlas.sae.architectures import (
-    JumpReLUFunction,
-    SAEConfig,
-    batch_topk_indices,
-    build_sae,
-)
+from dnatlas.sae import build_sae, config_from_record, make_config, saved_record
+from dnatlas.sae.sparse_ops import JumpReLUFunction, batch_topk_indices
 
 D, S, B = 8, 32, 12
 
 
 def make(arch, **kw):
-    cfg = SAEConfig(arch=arch, d_in=D, d_sae=S, k=kw.pop("k", 4 if arch in ("topk", "batchtopk") else None),
+    cfg = make_config(arch, d_in=D, d_sae=S, k=kw.pop("k", 4 if arch in ("topk", "batchtopk") else None),
                     seed=kw.pop("seed", 3), **kw)
     sae = build_sae(cfg).double()
     with torch.no_grad():  # non-trivial biases and scale
@@ -292,7 +288,7 @@ def test_folding_keeps_outputs(arch):
 
 @pytest.mark.parametrize("arch", ["topk", "batchtopk", "jumprelu"])
 def test_decoder_rows_stay_unit_norm(arch):
-    cfg = SAEConfig(arch=arch, d_in=D, d_sae=S, k=4 if arch != "jumprelu" else None)
+    cfg = make_config(arch, d_in=D, d_sae=S, k=4 if arch != "jumprelu" else None)
     sae = build_sae(cfg)
     opt = torch.optim.Adam(sae.parameters(), lr=1e-2)
     for step in range(5):
@@ -307,7 +303,7 @@ def test_decoder_rows_stay_unit_norm(arch):
 
 
 def test_relu_decoder_is_free():
-    sae = build_sae(SAEConfig(arch="relu", d_in=D, d_sae=S))
+    sae = build_sae(make_config("relu", d_in=D, d_sae=S))
     torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.full((S,), 0.1))
     opt = torch.optim.Adam(sae.parameters(), lr=1e-2)
     loss = sae.forward_train(data().float()).loss
@@ -319,12 +315,12 @@ def test_relu_decoder_is_free():
 
 def test_config_validation_and_loss_dict():
     with pytest.raises(ValueError):
-        SAEConfig(arch="gated", d_in=4, d_sae=8)
+        make_config("gated", d_in=4, d_sae=8)
     with pytest.raises(ValueError):
-        SAEConfig(arch="topk", d_in=4, d_sae=8)
-    cfg = SAEConfig.from_expansion("topk", 4, 8, k=2)
+        make_config("topk", d_in=4, d_sae=8)
+    cfg = make_config("topk", 4, expansion=8, k=2)
     assert cfg.d_sae == 32 and cfg.aux_k == 2
-    assert SAEConfig.from_dict(cfg.to_dict()) == cfg
+    assert config_from_record(saved_record(cfg)) == cfg
     terms = build_sae(cfg).loss(torch.randn(5, 4))
     assert set(terms) == {"loss", "mse", "sparsity", "aux"}
     torch.testing.assert_close(terms["loss"], terms["mse"] + terms["sparsity"] + terms["aux"])

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import build_sae, make_config
 from dnatlas.sae.metrics import evaluate_reconstruction, loss_recovered
 
 
 def test_evaluate_reconstruction_brute_force():
     torch.manual_seed(0)
-    sae = build_sae(SAEConfig("topk", 6, 24, k=2, hook_name="h"))
+    sae = build_sae(make_config("topk", 6, 24, k=2, hook_name="h"))
     with torch.no_grad():
         sae.b_enc[:12] = -100.0  # these features never fire
         sae.b_enc[12] = 100.0    # this one always fires
@@ -34,7 +34,7 @@ def test_evaluate_reconstruction_brute_force():
 
 def identity_sae(d, hook):
     """ReLU SAE with x_hat = relu(x) - relu(-x) = x exactly."""
-    sae = build_sae(SAEConfig("relu", d, 2 * d, hook_name=hook))
+    sae = build_sae(make_config("relu", d, 2 * d, hook_name=hook))
     eye = torch.eye(d)
     with torch.no_grad():
         sae.W_enc.copy_(torch.cat([eye, -eye], 1))
@@ -56,7 +56,7 @@ def test_loss_recovered():
     perfect = loss_recovered(adapter, identity_sae(16, key), tokens)
     assert perfect["loss_recovered"] == pytest.approx(1.0, abs=1e-4)
     assert perfect["loss_sae"] == pytest.approx(perfect["loss_clean"], abs=1e-5)
-    noisy = build_sae(SAEConfig("relu", 16, 32, hook_name=key, seed=1))
+    noisy = build_sae(make_config("relu", 16, 32, hook_name=key, seed=1))
     m = loss_recovered(adapter, noisy, tokens)
     ref = {k: np.mean([float(adapter.mlm_loss(torch.as_tensor(t), intervene=iv, seed=i))
                        for i, t in enumerate(tokens)])

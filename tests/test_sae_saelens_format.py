@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from dnatlas.errors import InputError
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import build_sae, make_config
 from dnatlas.sae.saelens_format import load_sae, save_sae
 
 D, S = 8, 32
@@ -17,7 +17,7 @@ HAS_SAE_LENS = importlib.util.find_spec("sae_lens") is not None
 
 def trained_like(arch, scale=0.37):
     """An SAE with non-trivial weights, biases, input scale and threshold."""
-    cfg = SAEConfig(arch=arch, d_in=D, d_sae=S, k=4 if arch in ("topk", "batchtopk") else None,
+    cfg = make_config(arch, d_in=D, d_sae=S, k=4 if arch in ("topk", "batchtopk") else None,
                     hook_name="blocks.2.residual", model_name="hyenadna:toy", seed=7)
     sae = build_sae(cfg)
     g = torch.Generator().manual_seed(1)

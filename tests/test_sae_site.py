@@ -9,7 +9,7 @@ from dnatlas.cli import main
 from dnatlas.errors import InputError
 from dnatlas.models.dnatlas import DNAtlasAdapter
 from dnatlas.pipelines.sae_site import load_sae_for
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import build_sae, make_config
 from dnatlas.sae.saelens_format import save_sae
 from tests.helpers import one_line, write_inputs
 
@@ -24,7 +24,7 @@ def inputs(tmp_path_factory):
     model, fasta, _ = write_inputs(root)
     for name, d_in, hook in (("fits", 64, "blocks.1.residual"), ("narrow", 32, "blocks.1.residual"),
                              ("deep", 64, "blocks.9.residual")):
-        save_sae(build_sae(SAEConfig(arch="topk", d_in=d_in, d_sae=16, k=2, hook_name=hook)),
+        save_sae(build_sae(make_config("topk", d_in=d_in, d_sae=16, k=2, hook_name=hook)),
                  root / name)
     return model, fasta, root
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import build_sae, make_config
 from dnatlas.sae.sparse_ops import JumpReLUCodes, JumpReLUFunction, ReLUCodes
 
 B, D, S = 40, 6, 24
@@ -70,7 +70,7 @@ def test_jumprelu_codes_equal_autograd_with_the_straight_through_threshold():
 
 
 def test_jumprelu_sae_with_a_negative_threshold_uses_the_composite_path():
-    sae = build_sae(SAEConfig(arch="jumprelu", d_in=D, d_sae=S)).double()
+    sae = build_sae(make_config("jumprelu", d_in=D, d_sae=S)).double()
     x = torch.randn(B, D, dtype=torch.float64)
     with torch.no_grad():
         sae.threshold.copy_(torch.linspace(-0.5, 0.5, S, dtype=torch.float64))

@@ -8,7 +8,7 @@ the same parameters on either branch.
 import pytest
 import torch
 
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import build_sae, make_config
 from dnatlas.sae.sparse_ops import JumpReLUFunction, SparseCodes
 
 B, D, S = 48, 8, 64
@@ -17,7 +17,7 @@ DENSITIES = (0.02, 0.1, 0.5)
 
 def _sae(arch, density, dead=(3, 17, 40)):
     """A double SAE whose pre-activations (on _data()) are active at about ``density``."""
-    sae = build_sae(SAEConfig(arch=arch, d_in=D, d_sae=S, seed=5, aux_coefficient=0.5)).double()
+    sae = build_sae(make_config(arch, d_in=D, d_sae=S, seed=5, aux_coefficient=0.5)).double()
     x = _data()
     with torch.no_grad():
         g = torch.Generator().manual_seed(2)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dnatlas.errors import InputError
-from dnatlas.sae.architectures import SAEConfig
+from dnatlas.sae import make_config
 from dnatlas.sae.saelens_format import load_sae
 from dnatlas.sae.trainer import SAESpec, SAETrainer, SAETrainingConfig, preset, train_saes
 
@@ -23,11 +23,11 @@ def batches(start=0):
 
 def specs():
     return [
-        SAESpec("topk", "a", SAEConfig("topk", D, S, k=3, dead_after=2, seed=1)),
-        SAESpec("relu", "b", SAEConfig("relu", D, S, l1_coefficient=0.05, aux_coefficient=0.1,
+        SAESpec("topk", "a", make_config("topk", D, S, k=3, dead_after=2, seed=1)),
+        SAESpec("relu", "b", make_config("relu", D, S, l1_coefficient=0.05, aux_coefficient=0.1,
                                        dead_after=2, seed=2)),
-        SAESpec("jump", "a", SAEConfig("jumprelu", D, S, l0_coefficient=0.01, seed=3)),
-        SAESpec("btk", "b", SAEConfig("batchtopk", D, S, k=3, dead_after=2, seed=4)),
+        SAESpec("jump", "a", make_config("jumprelu", D, S, l0_coefficient=0.01, seed=3)),
+        SAESpec("btk", "b", make_config("batchtopk", D, S, k=3, dead_after=2, seed=4)),
     ]
 
 
@@ -88,7 +88,7 @@ def test_several_saes_from_one_pass_equal_separate_runs(tmp_path):
 
 
 def test_outputs_and_saved_sae(tmp_path):
-    spec = SAESpec(None, "a", SAEConfig("topk", D, S, k=3, model_name="toy"))
+    spec = SAESpec(None, "a", make_config("topk", D, S, k=3, model_name="toy"))
     saes = train_saes([spec], batches(), cfg(steps=6, checkpoint_every=100), tmp_path)
     sae = saes[None]
     assert sae.cfg.hook_name == "a" and float(sae.input_scale) != 1.0
@@ -105,14 +105,14 @@ def test_outputs_and_saved_sae(tmp_path):
 
 
 def test_tensor_batches_and_errors(tmp_path):
-    spec = SAESpec(None, "x", SAEConfig("relu", D, S))
+    spec = SAESpec(None, "x", make_config("relu", D, S))
     plain = (b["a"] for b in batches())
     train_saes([spec], plain, cfg(steps=3), tmp_path)
     with pytest.raises(InputError, match="checkpoint already exists"):
         train_saes([spec], (b["a"] for b in batches()), cfg(steps=3), tmp_path)
     with pytest.raises(InputError, match="ran out after 2"):
         train_saes([spec], [torch.randn(B, D)] * 2, cfg(steps=3), tmp_path / "short")
-    other = SAESpec(None, "x", SAEConfig("relu", D, S, l1_coefficient=9.0))
+    other = SAESpec(None, "x", make_config("relu", D, S, l1_coefficient=9.0))
     with pytest.raises(InputError, match="l1_coefficient"):
         SAETrainer([other], cfg(steps=4), tmp_path).fit(batches(), resume=True)
     with pytest.raises(ValueError):
@@ -141,7 +141,7 @@ def test_logged_mse_is_in_activation_units_like_sae_eval(tmp_path):
     from dnatlas.sae.metrics import evaluate_reconstruction
 
     x = 7.0 * torch.randn(512, 16, generator=torch.Generator().manual_seed(0))  # far from unit norm
-    spec = SAESpec(None, "k", SAEConfig.from_expansion("topk", 16, 2, k=4, hook_name="k"))
+    spec = SAESpec(None, "k", make_config("topk", 16, expansion=2, k=4, hook_name="k"))
     trainer = SAETrainer([spec], SAETrainingConfig(steps=1, batch_size=512, lr=1e-30,
                                                     log_every=1, progress=False), tmp_path)
     (sae,) = trainer.fit([{"k": x}] * 9).values()  # 8 batches estimate the scale, 1 trains
@@ -172,7 +172,7 @@ def test_the_progress_bar_shows_the_current_steps_values(tmp_path, monkeypatch):
             pass
 
     monkeypatch.setattr(trainer_module, "progress", Bar)
-    spec = SAESpec(None, "a", SAEConfig("topk", D, S, k=3, seed=1))
+    spec = SAESpec(None, "a", make_config("topk", D, S, k=3, seed=1))
     SAETrainer([spec], cfg(steps=40, log_every=20), tmp_path).fit(batches())
     steps = [n for n, _ in shown]
     assert steps == list(range(2, 41, 2))  # every log_every // 10 steps

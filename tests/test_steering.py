@@ -14,7 +14,7 @@ from dnatlas.cli import main
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import MASK
 from dnatlas.models.dnatlas import DNAtlasAdapter
-from dnatlas.sae.architectures import SAEConfig, build_sae
+from dnatlas.sae import build_sae, make_config
 from dnatlas.sae.saelens_format import save_sae
 from dnatlas.sae.steering import (
     FeatureEdit,
@@ -83,7 +83,7 @@ def models():
 
 def make_sae(arch, d_in, d_sae=24, seed=0):
     """A random SAE of ``arch`` with a non-unit input scale and live thresholds."""
-    sae = build_sae(SAEConfig(arch=arch, d_in=d_in, d_sae=d_sae, k=4, seed=seed,
+    sae = build_sae(make_config(arch, d_in=d_in, d_sae=d_sae, k=4, seed=seed,
                               hook_name="blocks.1.residual"))
     with torch.no_grad():
         g = torch.Generator().manual_seed(seed + 1)

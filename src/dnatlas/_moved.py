@@ -16,6 +16,7 @@ old path                           new path
 ``dnatlas.baselines.transformer``  ``dnatlas.architectures.transformer``
 ``dnatlas.models.arch[.X]``        ``dnatlas.architectures[.X]``
 ``dnatlas.models.checkpoint_files`` ``dnatlas.model_files``
+``dnatlas.sae.architectures``      ``dnatlas.sae.registry``, ``dnatlas.sae.archs.X``
 =================================  ==========================================================
 """
 
@@ -47,6 +48,10 @@ MOVED: dict[str, tuple[str, ...]] = {
     "dnatlas.models.arch.hyenadna": ("dnatlas.architectures.hyenadna",),
     "dnatlas.models.arch.nucleotide_transformer": ("dnatlas.architectures.nucleotide_transformer",),
     "dnatlas.models.checkpoint_files": ("dnatlas.model_files",),
+    "dnatlas.sae.architectures": ("dnatlas.sae.registry", "dnatlas.sae.sparse_ops",
+                                  "dnatlas.sae.autoencoder",
+                                  *(f"dnatlas.sae.archs.{a}" for a in
+                                    ("relu", "topk", "batchtopk", "jumprelu"))),
 }
 _PACKAGES = {"dnatlas.model", "dnatlas.baselines", "dnatlas.models.arch"}
 

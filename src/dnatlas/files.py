@@ -8,8 +8,9 @@ writes that survive crashes, and output-folder checks made before long work star
   one. Files are created with the usual permissions (0666 minus the umask).
 * :func:`write_json`: atomic JSON with NaN/inf as null; :func:`load_safetensors`: read
   weights with one-line errors for missing, empty, truncated or foreign files.
-* :func:`check_writable_file` / :func:`check_output_dir`: fail early with one line when an
-  output cannot be written, before any work is done.
+* :func:`check_writable_file` / :func:`check_output_dir` / :func:`check_free_space`: fail
+  early with one line when an output cannot be written or does not fit on its disk, before
+  any work is done.
 * :func:`file_digest`: the hex digest (sha256 by default) of a file's bytes, the one key
   every cache and download check uses for a file.
 """
@@ -21,6 +22,7 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -244,6 +246,15 @@ def check_output_dir(path: str | Path, what: str = "output folder",
                              "give another folder, or force=True to write beside them",
                              path=path, setting="force")
     return path
+
+
+def check_free_space(folder: str | Path, needed: int, message: Callable[[int, int], str],
+                     margin: int = 0, setting: str | tuple[str, ...] | None = None) -> None:
+    """Refuse to start writing ``needed`` bytes (plus ``margin``) into ``folder`` when its
+    disk has less free; the error's text is ``message(needed, free)``, naming ``setting``."""
+    free = shutil.disk_usage(folder).free
+    if free < needed + margin:
+        raise InputError(message(needed, free), path=Path(folder), setting=setting)
 
 
 def _make_parents(directory: Path, what: str) -> None:

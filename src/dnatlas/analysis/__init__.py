@@ -18,13 +18,11 @@ Modules (importing this package loads neither torch nor matplotlib):
 - :mod:`~dnatlas.analysis.figures`: one-call recipes for the report's figures from a model.
 """
 
+from dnatlas.analysis.activation_files import open_activations
 from dnatlas.analysis.auprc import LabelIndex, average_precision, precision_recall_curve
 from dnatlas.analysis.catalog import NeuronCatalog, layer_summary
-from dnatlas.analysis.extract import (
-    extract_activations,
-    extract_to_dir,
-    open_activations,
-)
+from dnatlas.analysis.extract import extract_activations
+from dnatlas.analysis.extract_folder import extract_to_dir
 from dnatlas.analysis.gram import (
     gram_matrix,
     phase_positions,

@@ -235,7 +235,7 @@ def merge_meta(out: Path, old: dict | None, meta: dict) -> None:
 
 @dataclass
 class Activations:
-    """A folder written by :func:`dnatlas.analysis.extract.extract_to_dir`.
+    """A folder written by :func:`dnatlas.analysis.extract_folder.extract_to_dir`.
 
     Attributes:
         path: the folder; meta: the parsed ``meta.json``.
@@ -255,6 +255,11 @@ class Activations:
     @property
     def layout(self) -> str:
         return self.meta["layout"]
+
+    @property
+    def n_arrays(self) -> int:
+        """Arrays the folder holds (records x layers x strands)."""
+        return len(self.meta["arrays"])
 
     def entry(self, layer: str | None = None, strand: str = "+", seqid: str | None = None) -> dict:
         """The metadata entry of one array (layer/seqid may be omitted when unique)."""

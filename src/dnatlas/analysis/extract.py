@@ -15,38 +15,23 @@ input window chosen from the model's context geometry (:class:`~dnatlas.models.M
 
 Memory stays that of one batch of windows, whatever the record's length. The − strand comes
 from the RC permutation of RC-equivariant models (no second pass), and from a pass over the
-reverse complement otherwise. On disk, arrays and ``meta.json`` are handled by
-:mod:`dnatlas.analysis.activation_files`.
+reverse complement otherwise. Activation folders (one record, or many shared among
+torchrun's ranks) are written by :mod:`dnatlas.analysis.extract_folder`, through the same
+plan, batches and conversion.
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 
-from dnatlas.analysis.activation_files import (
-    FORMAT,
-    VERSION,
-    Activations,
-    MemorySink,
-    NpySink,
-    array_file_name,
-    check_compatible,
-    merge_meta,
-    open_activations,
-    read_meta,
-    remove_written,
-    sequence_sha256,
-)
+from dnatlas.analysis.activation_files import MemorySink
 from dnatlas.errors import InputError
 from dnatlas.genome.alphabet import reverse_complement
 from dnatlas.models import ModelAdapter, as_adapter
 from dnatlas.progress import progress
 
-__all__ = ["Activations", "extract_activations", "extract_to_dir", "open_activations",
-           "plan_windows"]
+__all__ = ["STRANDS", "batch_windows", "check_settings", "check_span", "derives_minus",
+           "extract_activations", "outputs_of", "plan_windows", "prepare"]
 
 STRANDS = {"+": ("+",), "-": ("-",), "both": ("+", "-"), "paired": ("+", "-")}
 
@@ -83,8 +68,9 @@ def plan_windows(model: ModelAdapter, start: int, end: int, total: int, chunk: i
         yield s, e, a, a + width
 
 
-def _batches(windows, batch_size: int):
-    """Group consecutive windows of equal input length into batches."""
+def batch_windows(windows, batch_size: int):
+    """Group consecutive windows of equal input length into batches of at most
+    ``batch_size`` (lists of windows): how every extraction batches its forward passes."""
     batch = []
     for w in windows:
         if batch and (len(batch) == batch_size or (w[3] - w[2]) != (batch[0][3] - batch[0][2])):
@@ -180,22 +166,31 @@ def _converted(act, dtype, layout: str, rc: _RC | None = None, paired: bool = Fa
 def _pass(model, seq, names, start, end, chunk_size, batch_size, bar, emit) -> None:
     """One strand's pass over ``seq[start:end]``: ``emit(s, e, {name: block})`` per chunk."""
     windows = plan_windows(model, start, end, len(seq), chunk_size)
-    for batch in _batches(windows, batch_size):
+    for batch in batch_windows(windows, batch_size):
         for (s, e, _, _), acts in _forward(model, seq, batch, names):
             emit(s, e, acts)
             bar.update(e - s)
 
 
-def _run(model, seq, names, start, end, strand, sinks, chunk_size, batch_size,
-         progress_enabled, desc, dtype=np.float32, layout: str = "LC"):
-    """Fill ``sinks[name, strand]`` (``sinks[name, "paired"]`` for strand ``paired``)."""
+def derives_minus(model: ModelAdapter, names) -> bool:
+    """Whether the − strand of ``names`` comes from the forward pass through the RC
+    permutation (every site RC-equivariant) rather than from a pass over the reverse
+    complement."""
+    return all(model.rc_permutation(n) is not None for n in names)
+
+
+def run_passes(model, seq, names, start, end, strand, sinks, chunk_size, batch_size,
+               progress_enabled, desc, dtype=np.float32, layout: str = "LC"):
+    """Fill ``sinks[name, strand]`` (``sinks[name, "paired"]`` for strand ``paired``): the
+    forward pass, and a pass over the reverse complement where the − strand cannot be
+    derived from the RC permutation. ``sinks`` are :mod:`~dnatlas.analysis.activation_files`
+    sinks (memory or ``.npy``)."""
     from dnatlas.runtime import tune_allocator, worker_threads
 
     tune_allocator()  # each chunk's (L, C) arrays are reused, not re-mapped
     strands = STRANDS[strand]
-    perms = {n: model.rc_permutation(n) for n in names} if "-" in strands else {}
-    derive_minus = "-" in strands and all(p is not None for p in perms.values())
-    rc = {n: _RC(p) for n, p in perms.items()} if derive_minus else {}
+    derive_minus = "-" in strands and derives_minus(model, names)
+    rc = {n: _RC(model.rc_permutation(n)) for n in names} if derive_minus else {}
     passes = 2 if strands == ("+", "-") and not derive_minus else 1
     bar = progress(total=(end - start) * passes, unit="nt", desc=desc,
                    disable=progress_enabled is False, unit_scale=True)
@@ -238,25 +233,37 @@ def _run(model, seq, names, start, end, strand, sinks, chunk_size, batch_size,
     bar.close()
 
 
-def _prepare(model, seq, layers, site, start, end, chunk_size, batch_size, strand):
-    model = as_adapter(model)
-    seq = np.asarray(seq)
-    if seq.ndim != 1:
-        raise ValueError(f"seq must be a 1-D array of nucleotide codes, got shape {seq.shape}")
-    end = len(seq) if end is None else int(end)
-    if not 0 <= start < end <= len(seq):
-        raise InputError(f"region [{start}, {end}) is outside the sequence [0, {len(seq)})")
+def check_settings(chunk_size: int, batch_size: int, strand: str) -> None:
+    """The checks of an extraction's settings, before any work."""
     for name, value in (("chunk_size", chunk_size), ("batch_size", batch_size)):
         if int(value) < 1:
             raise InputError(f"{name} must be at least 1, got {value}", setting=name)
     if strand not in STRANDS:
         raise InputError(f"strand must be '+', '-', 'both' or 'paired', got {strand!r}")
+
+
+def check_span(seq: np.ndarray, start: int, end: int) -> None:
+    """Refuse a span ``[start, end)`` outside ``seq``."""
+    if not 0 <= start < end <= len(seq):
+        raise InputError(f"region [{start}, {end}) is outside the sequence [0, {len(seq)})")
+
+
+def prepare(model, seq, layers, site, start, end, chunk_size, batch_size, strand):
+    """``(adapter, seq, names, start, end)`` of one extraction request, checked."""
+    model = as_adapter(model)
+    seq = np.asarray(seq)
+    if seq.ndim != 1:
+        raise ValueError(f"seq must be a 1-D array of nucleotide codes, got shape {seq.shape}")
+    end = len(seq) if end is None else int(end)
+    check_span(seq, start, end)
+    check_settings(chunk_size, batch_size, strand)
     names = model.select_keys(layers, site)
     return model, seq, names, start, end
 
 
-def _shape(layout: str, length: int, channels: int) -> list[int]:
-    return [length, channels] if layout == "LC" else [channels, length]
+def outputs_of(strand: str) -> tuple[str, ...]:
+    """The arrays one strand setting writes per layer: ``("paired",)`` or its strands."""
+    return ("paired",) if strand == "paired" else STRANDS[strand]
 
 
 def extract_activations(model, seq: np.ndarray, layers="all", site: str | None = None,
@@ -282,91 +289,15 @@ def extract_activations(model, seq: np.ndarray, layers="all", site: str | None =
         ``{name: array}`` for one strand (or ``paired``); for ``"both"``,
         ``{(name, strand): array}``.
     """
-    model, seq, names, start, end = _prepare(model, seq, layers, site, start, end,
-                                             chunk_size, batch_size, strand)
-    outputs = ("paired",) if strand == "paired" else STRANDS[strand]
+    model, seq, names, start, end = prepare(model, seq, layers, site, start, end,
+                                            chunk_size, batch_size, strand)
+    outputs = outputs_of(strand)
     factor = 2 if strand == "paired" else 1
     sinks = {(n, s): MemorySink(end - start, factor * model.d(n), dtype, layout)
              for n in names for s in outputs}
-    _run(model, seq, names, start, end, strand, sinks, chunk_size, batch_size, progress,
-         "extract", dtype, layout)
+    run_passes(model, seq, names, start, end, strand, sinks, chunk_size, batch_size, progress,
+               "extract", dtype, layout)
     arrays = {key: sink.close() for key, sink in sinks.items()}
     if len(outputs) == 1:
         return {n: arrays[n, outputs[0]] for n in names}
     return arrays
-
-
-def _check_free_space(out: Path, needed: int) -> None:
-    """Refuse to start an extraction that cannot fit on the disk (before writing anything)."""
-    free = shutil.disk_usage(out).free
-    if needed > free:
-        raise InputError(f"the activations need {needed / 2**30:.1f} GiB but only "
-                         f"{free / 2**30:.1f} GiB are free (fewer layers, a region, or "
-                         "another out/acts disk)", path=out,
-                         setting=("layers", "region", "out", "acts"))
-
-
-def extract_to_dir(model, seq: np.ndarray, out: str | Path, layers="all",
-                   site: str | None = None, seqid: str = "seq", start: int = 0,
-                   end: int | None = None, strand: str = "+", chunk_size: int = 1 << 15,
-                   batch_size: int = 1, dtype=np.float16, layout: str = "LC",
-                   progress: bool | None = None, force: bool = False) -> Activations:
-    """Stream activations of ``seq[start:end]`` to ``.npy`` files in ``out``.
-
-    Several calls with different ``seqid`` add records to the same folder; an existing
-    entry of the same (seqid, layer, strand) is replaced. A folder that holds activations
-    of another model (by fingerprint), site, layout, dtype or chunking is refused, unless
-    ``force`` (which removes only what an earlier extraction wrote there). Other arguments
-    as in :func:`extract_activations`.
-    """
-    from dnatlas.files import check_output_dir
-
-    model, seq, names, start, end = _prepare(model, seq, layers, site, start, end,
-                                             chunk_size, batch_size, strand)
-    out = check_output_dir(out, "activation folder")
-    old = read_meta(out)
-    meta = {"format": FORMAT, "version": VERSION, "model": model.name,
-            "model_fingerprint": model.fingerprint(), "site": names[0].rsplit(".", 1)[-1],
-            "dtype": np.dtype(dtype).name, "layout": layout,
-            # chunking changes results only for models without a finite receptive field
-            "chunk_size": int(chunk_size) if model.receptive_field is None else None,
-            "receptive_field": model.receptive_field, "rc_permutation": {}, "arrays": []}
-    if force:
-        remove_written(out, old)
-        old = None
-    check_compatible(out, old, meta)
-    outputs = ("paired",) if strand == "paired" else STRANDS[strand]
-    factor = 2 if strand == "paired" else 1
-    channels = {n: factor * model.d(n) for n in names}
-    _check_free_space(out, sum(channels.values()) * (end - start) * len(outputs)
-                      * np.dtype(dtype).itemsize)
-    sha = sequence_sha256(seq)
-    sinks = {}
-    for name in names:
-        for s in outputs:
-            fname = array_file_name(seqid, name, s)
-            sinks[name, s] = NpySink(out / (fname + ".part"), end - start, channels[name],
-                                     dtype, layout)
-            meta["arrays"].append({"seqid": seqid, "sequence_sha256": sha, "start": start,
-                                   "end": end, "strand": s, "layer": name, "file": fname,
-                                   "shape": _shape(layout, end - start, channels[name])})
-    try:
-        _run(model, seq, names, start, end, strand, sinks, chunk_size, batch_size, progress,
-             f"extract {seqid}", dtype, layout)
-        for sink in sinks.values():
-            sink.close()  # the background writes done (a write error raised here)
-    except BaseException:
-        for sink in sinks.values():
-            sink.abort()
-        raise
-    for (name, s), sink in sinks.items():
-        sink.path.replace(out / array_file_name(seqid, name, s))
-    for name in names:
-        perm = model.rc_permutation(name)
-        if strand == "paired":
-            c = model.d(name)
-            perm = np.concatenate([np.arange(c, 2 * c), np.arange(c)])
-        if perm is not None:
-            meta["rc_permutation"][name] = np.asarray(perm).tolist()
-    merge_meta(out, old, meta)
-    return open_activations(out)

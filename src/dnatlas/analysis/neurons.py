@@ -21,7 +21,7 @@ the stop-codon neuron on its 1st; ``footnote6=True`` replaces the ``start_codon`
 ``stop_codon`` tracks by ``start_codon_2nd`` and ``stop_codon_1st``.
 
 Activations are read neuron-major, ``(C, N)`` per record (``layout="CL"`` of
-:func:`dnatlas.analysis.extract.extract_to_dir`), so one neuron is one contiguous row even
+:func:`dnatlas.analysis.extract_folder.extract_to_dir`), so one neuron is one contiguous row even
 when the arrays are memory maps of whole genomes.
 """
 

@@ -128,9 +128,8 @@ def run_index(args: argparse.Namespace) -> int:
 
     done = audit_index(args.out, store=args.store, genomes=args.genomes or (), k=args.k,
                        stride=args.stride, blast=args.blast, force=args.force)
-    meta = done["meta"]
-    print(f"{done['action']}: {args.out} ({meta['n_entries']:,} {meta['k']}-mers of "
-          f"{meta['n_bases']:,} nt, stride {meta['stride']}; {done['seconds']:.1f} s)",
+    print(f"{done.action}: {args.out} ({done.n_entries:,} {done.k}-mers of "
+          f"{done.n_bases:,} nt, stride {done.stride}; {done.seconds:.1f} s)",
           file=sys.stderr)
     return 0
 
@@ -143,20 +142,19 @@ def run_search(args: argparse.Namespace) -> int:
                         k=args.k, stride=args.stride, min_identity=args.min_identity,
                         min_length=args.min_length, max_occurrences=args.max_occurrences,
                         one_based=args.one_based, force=args.force)
-    print(f"{done['queries']:,} queries, {done['hits']:,} hits, {done['features']:,} "
-          f"features (index {done['index']}; search {done['seconds']['search']:.1f} s); "
-          f"wrote {', '.join(done['outputs'])}", file=sys.stderr)
+    print(f"{done.queries:,} queries, {done.hits:,} hits, {done.features:,} "
+          f"features (index {done.index}; search {done.search_seconds:.1f} s); "
+          f"wrote {', '.join(done.outputs)}", file=sys.stderr)
     return 0
 
 
 def run_leakage(args: argparse.Namespace) -> int:
-    from dnatlas.pipelines.audit import audit_leakage
+    from dnatlas.pipelines.audit import audit_leakage, genome_totals
 
     rows = audit_leakage(args.store, args.out, k=args.k, force=args.force)
-    for row in rows:
-        if row["record"] == "*":
-            share = "NA" if row["shared_fraction"] is None else f"{row['shared_fraction']:.4f}"
-            print(f"{row['genome']}\tshared_fraction={share}\t"
-                  f"distinct_kmers={row['distinct_kmers']:,}")
+    for total in genome_totals(rows):
+        share = "NA" if total.shared_fraction is None else f"{total.shared_fraction:.4f}"
+        print(f"{total.genome}\tshared_fraction={share}\t"
+              f"distinct_kmers={total.distinct_kmers:,}")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

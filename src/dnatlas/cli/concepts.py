@@ -116,9 +116,7 @@ def _annotations(args):
     items = _split_list(args.annotations)
     if items == ["none"]:
         return None
-    if not items:
-        return str(args.genome) if str(args.genome) == "ecoli_k12_mg1655" else None
-    return items
+    return items or "default"   # the library's default for the genome
 
 
 def _label_spec(args):
@@ -150,23 +148,19 @@ def run_eval(args: argparse.Namespace) -> int:
         sample_nt=args.sample, edge=args.edge, chunk_size=args.chunk_size,
         batch_size=args.batch_size, shuffled=not args.no_shuffled, seed=args.seed,
         top=args.top, labels=_label_spec(args))
-    saes = args.sae
-    if not saes and args.neurons is None and args.model in (None, "default"):
-        saes = ["default"]   # the bundled model's bundled SAE
     result = evaluate_concepts(args.model, args.genome, _annotations(args), args.out,
-                               saes=saes, neurons=args.neurons,
+                               saes=args.sae or None, neurons=args.neurons,
                                random_init=args.random_init,
                                random_init_saes=args.random_init_sae, settings=settings,
                                device=args.device, force=args.force)
     print(result.table, end="")
-    for name, entry in result.summary["dictionaries"].items():
-        view = entry["views"].get("real both") or next(iter(entry["views"].values()))
-        beyond = view.get("identified_beyond_shuffled")
+    for h in result.headlines:
+        beyond = h.identified_beyond_shuffled
         beyond = "" if beyond is None else f" ({len(beyond)} beyond the shuffled control)"
-        tied = view.get("features_tied_beyond_shuffled")
+        tied = h.features_tied_beyond_shuffled
         tied = "" if tied is None else f" ({tied} beyond the shuffled control)"
-        print(f"{name}: {len(view['identified'])} concepts identified{beyond}, "
-              f"{view['features_tied']} of {entry['features']} features tied to a concept{tied}")
+        print(f"{h.name}: {len(h.identified)} concepts identified{beyond}, "
+              f"{h.features_tied} of {h.features} features tied to a concept{tied}")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
@@ -178,7 +172,6 @@ def run_labels(args: argparse.Namespace) -> int:
                                 force=args.force)
     print("concept\telements\tpositions_plus\tpositions_minus")
     for row in rows:
-        print(f"{row['concept']}\t{row['elements']}\t{row['positions_plus']}\t"
-              f"{row['positions_minus']}")
+        print(f"{row.concept}\t{row.elements}\t{row.positions_plus}\t{row.positions_minus}")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -46,19 +46,19 @@ def run(args: argparse.Namespace) -> int:
                               args.batch_size, args.device)
     _print_table(results)
     if args.json_out:
-        write_json(args.json_out, results)
+        write_json(args.json_out, {label: r.metrics for label, r in results.items()})
     return 0
 
 
-def _print_table(results: dict[str, dict]) -> None:
-    has_coding = any("coding" in r for r in results.values())
+def _print_table(results) -> None:
+    has_coding = any(r.coding_bits_per_nt is not None for r in results.values())
     header = f"{'model':<60} {'bits/nt':>8} {'acc':>7}"
     if has_coding:
         header += f" {'coding bits/nt':>14} {'noncoding bits/nt':>17}"
     print(header)
     print("-" * len(header))
     for name, r in results.items():
-        line = f"{name[-60:]:<60} {r['bits_per_nt']:8.4f} {r['accuracy']:7.4f}"
-        if has_coding and "coding" in r:
-            line += f" {r['coding']['bits_per_nt']:14.4f} {r['noncoding']['bits_per_nt']:17.4f}"
+        line = f"{name[-60:]:<60} {r.bits_per_nt:8.4f} {r.accuracy:7.4f}"
+        if has_coding and r.coding_bits_per_nt is not None:
+            line += f" {r.coding_bits_per_nt:14.4f} {r.noncoding_bits_per_nt:17.4f}"
         print(line)

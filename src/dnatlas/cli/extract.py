@@ -41,5 +41,5 @@ def run_extract(args: argparse.Namespace) -> int:
                           region=args.region, strand=args.strand, dtype=args.dtype,
                           layout=args.layout, chunk_size=args.chunk_size,
                           batch_size=args.batch_size, device=args.device, force=args.force)
-    print(f"wrote {len(acts.meta['arrays'])} arrays to {args.out}", file=sys.stderr)
+    print(f"wrote {acts.n_arrays} arrays to {args.out}", file=sys.stderr)
     return 0

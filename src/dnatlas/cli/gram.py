@@ -64,7 +64,7 @@ def run_gram(args: argparse.Namespace) -> int:
     stats = gram_maps(args.model, req, args.out, args.stats, device=args.device,
                       force=args.force)
     for layer, s in stats.items():
-        print(f"{layer}\t{s['region']}\ttoeplitz={s['toeplitz_score']:.3f}"
-              f"\tperiodicity3={s['periodicity3']:.4f}")
+        print(f"{layer}\t{s.region}\ttoeplitz={s.toeplitz_score:.3f}"
+              f"\tperiodicity3={s.periodicity3:.4f}")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

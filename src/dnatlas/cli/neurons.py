@@ -90,7 +90,7 @@ def run_neurons(args: argparse.Namespace) -> int:
                             site=args.site, acts_dir=args.acts, settings=settings,
                             device=args.device, force=args.force)
     if result.summary:
-        print_layer_summary(result.summary, result.codon_match)
+        print_layer_summary(result)
     else:
         print_summary(result.catalogs[0], result.codon_match)
     print(f"wrote {args.out}", file=sys.stderr)
@@ -101,15 +101,13 @@ def _match(match: dict, track: str) -> str:
     return f"{match[track]:.3f}" if track in match else "-"
 
 
-def print_layer_summary(rows, match) -> None:
-    """Each track's best layer and neuron; ``codon_match``: AP of an exact codon match."""
+def print_layer_summary(result) -> None:
+    """Each track's best layer and neuron, with the AP of an exact codon match."""
     print("track\tchance\tbest_layer\tneuron\tauprc\tlift\tcodon_match")
-    for row in rows:
-        if row["best_layer"]:
-            print(f"{row['track']}\t{row['chance']:.3g}\t{row['layer']}\t{row['neuron']}"
-                  f"\t{row['auprc']:.3f}\t{row['lift']:.1f}\t{_match(match, row['track'])}")
-    missing = sorted({r["track"] for r in rows} - {r["track"] for r in rows if r["best_layer"]})
-    for track in missing:
+    for b in result.best_per_track:
+        print(f"{b.track}\t{b.chance:.3g}\t{b.layer}\t{b.neuron}"
+              f"\t{b.auprc:.3f}\t{b.lift:.1f}\t{_match(result.codon_match, b.track)}")
+    for track in result.tracks_without_positives:
         print(f"{track}\t0\t-\t-\t-\t-  (no positives)")
 
 

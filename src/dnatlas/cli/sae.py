@@ -21,6 +21,7 @@ import sys
 
 from dnatlas.cli._model_input import add_device_arg, add_model_arg, positive_int
 from dnatlas.cli.sae_meta import add_meta
+from dnatlas.pipelines.sae import ARCHITECTURES
 
 
 def register(subparsers) -> None:
@@ -63,7 +64,7 @@ def _add_train(sub) -> None:
     _add_source_args(p, "train")
     _add_key_args(p)
     p.add_argument("--preset", help="hyperparameter preset, e.g. hyenadna-001 (flags override it)")
-    p.add_argument("--arch", choices=["relu", "topk", "batchtopk", "jumprelu"], help="architecture")
+    p.add_argument("--arch", choices=ARCHITECTURES, help="architecture")
     p.add_argument("--expansion", type=float, help="d_sae / d_in (default 16)")
     p.add_argument("--k", type=positive_int, help="active features per row (topk, batchtopk)")
     p.add_argument("--l1", type=float, help="L1 coefficient (relu; default 0.1)")
@@ -151,16 +152,15 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.json:
         check_writable_file(args.json, "--json", force=args.force)
-    metrics, frequency = evaluate_sae(args.sae, args.model, _windows(args), args.batches,
-                                      args.loss_batches, args.dense_threshold, args.device)
-    warnings = metrics.pop("warnings")
-    width = max(len(k) for k in metrics)
-    for k, v in metrics.items():
+    result = evaluate_sae(args.sae, args.model, _windows(args), args.batches,
+                          args.loss_batches, args.dense_threshold, args.device)
+    width = max(len(k) for k in result.metrics)
+    for k, v in result.metrics.items():
         print(f"{k:<{width}}  {v:.6g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
-    for text in warnings:
+    for text in result.warnings:
         print(f"dnatlas: warning: {text}", file=sys.stderr)
     if args.json:
-        write_json(args.json, {**metrics, "warnings": warnings, "feature_frequency": frequency})
+        write_json(args.json, result.to_json())
     return 0
 
 

@@ -67,12 +67,12 @@ def run_meta(args: argparse.Namespace) -> int:
         strand=args.concept_strand)
     result = train_meta_sae(args.sae, args.out, settings, latents=args.latents,
                             concepts=concepts, device=args.device, force=args.force)
-    dec, rnd = result.metrics["decoder"], result.metrics["random"]
+    dec, rnd = result.decoder, result.random
     print(f"{'':<16}{'decoder':>12}{'random':>12}")
     for key in dec:
         print(f"{key:<16}{dec[key]:>12.4g}{rnd[key]:>12.4g}")
     for name, path in result.paths.items():
         print(f"{name:<16}{path}")
-    for text in result.metrics["warnings"]:
+    for text in result.warnings:
         print(f"dnatlas: warning: {text}", file=sys.stderr)
     return 0

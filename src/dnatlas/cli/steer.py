@@ -111,14 +111,14 @@ def run_steer(args: argparse.Namespace) -> int:
                        annotations=args.annotations, top=args.top, batch_size=args.batch_size,
                        seed=args.seed)
     result = steer(args.model, req, args.out, device=args.device, force=args.force)
-    s = result.summary
     print(f"edits\t{' '.join(f'{e.feature}:{e.op}={e.value:.4g}' for e in result.edits)}")
-    print(f"positions\t{s['n_positions']}\tmean_tv={s['mean_tv']:.4g}\tmax_tv={s['max_tv']:.4g}")
-    for v in s["variants"]:
-        line = f"{v['variant']}\tdelta_log_odds={v['delta_log_odds']:+.4f}"
-        if v.get("control_n"):
-            line += (f"\tcontrol={v['control_mean']:+.4f}+-{v['control_sd']:.4f}"
-                     f"\trank={v['control_rank']:.3f}")
+    print(f"positions\t{result.n_positions}\tmean_tv={result.mean_tv:.4g}"
+          f"\tmax_tv={result.max_tv:.4g}")
+    for v in result.variant_effects:
+        line = f"{v.variant}\tdelta_log_odds={v.delta_log_odds:+.4f}"
+        if v.control_n:
+            line += (f"\tcontrol={v.control_mean:+.4f}+-{v.control_sd:.4f}"
+                     f"\trank={v.control_rank:.3f}")
         print(line)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
                              progress=not args.no_progress)
     result = train_model(args.data, settings, out=args.out, force=args.force,
                          resume=args.resume)
-    if result.final_eval:
-        print(f"step {result.step}: val {result.final_eval['bits_per_nt']:.4f} bits/nt")
+    if result.final_bits_per_nt is not None:
+        print(f"step {result.step}: val {result.final_bits_per_nt:.4f} bits/nt")
     print(f"model saved to {result.out / 'model'}")
     return 0

@@ -129,9 +129,22 @@ def build_labels(intervals: Sequence[Interval], codes: Mapping[str, np.ndarray],
     return drop_empty(labels)
 
 
-def label_summary(labels: ConceptLabels) -> list[dict]:
-    """Per concept: elements, and positions covered on each strand (nucleotide concepts:
-    the counts of that base read on each strand)."""
+@dataclass(frozen=True)
+class ConceptCount:
+    """A concept's elements and the positions it covers on each strand (nucleotide
+    concepts: the counts of that base read on each strand); the columns of
+    ``labels.summary.tsv``."""
+
+    concept: str
+    elements: int
+    positions_plus: int
+    positions_minus: int
+
+    COLUMNS = ("concept", "elements", "positions_plus", "positions_minus")
+
+
+def label_summary(labels: ConceptLabels) -> list[ConceptCount]:
+    """Per concept its :class:`ConceptCount`."""
     rows = []
     counts = labels.n_elements()
     for c, name in enumerate(labels.names):
@@ -143,8 +156,7 @@ def label_summary(labels: ConceptLabels) -> list[dict]:
             table = labels.pieces[c]
             span = table[:, 2] - table[:, 1]
             plus, minus = int(span[table[:, 3] == 1].sum()), int(span[table[:, 3] == -1].sum())
-        rows.append({"concept": name, "elements": int(counts[c]), "positions_plus": plus,
-                     "positions_minus": minus})
+        rows.append(ConceptCount(name, int(counts[c]), plus, minus))
     return rows
 
 

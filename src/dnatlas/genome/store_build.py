@@ -30,7 +30,7 @@ import numpy as np
 
 from dnatlas._version import __version__
 from dnatlas.errors import InputError
-from dnatlas.files import check_output_dir, file_digest
+from dnatlas.files import check_free_space, check_output_dir, file_digest
 from dnatlas.genome.readers import read_records
 from dnatlas.genome.sources import (
     GenomeSource,
@@ -112,8 +112,11 @@ def build_store(inputs: Iterable[str | Path], out: str | Path, manifest: str | P
              for s in _progress(sources, progress, "checking genomes")]
     _assign_offsets(plans)
     remove_stale_builds(out)
-    _check_free_space(out.parent, sum(plan.length for plan in plans) + 128
-                      + 200 * sum(len(plan.parts) + len(plan.records) for plan in plans))
+    check_free_space(out.parent, sum(plan.length for plan in plans) + 128
+                     + 200 * sum(len(plan.parts) + len(plan.records) for plan in plans),
+                     lambda needed, free: "not enough free space for the store: it needs about "
+                     f"{_megabytes(needed)}, the disk has {_megabytes(free)} free",
+                     margin=SPACE_MARGIN_BYTES)
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:
@@ -171,15 +174,6 @@ def _build_running(suffix: str) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _check_free_space(folder: Path, needed: int) -> None:
-    """Refuse to start writing ``needed`` bytes into ``folder`` without room for them."""
-    free = shutil.disk_usage(folder).free
-    if free < needed + SPACE_MARGIN_BYTES:
-        raise InputError(f"not enough free space for the store: it needs about "
-                         f"{_megabytes(needed)}, the disk has {_megabytes(free)} free",
-                         path=folder)
 
 
 def _megabytes(size: int) -> str:

@@ -38,6 +38,7 @@ class DNAtlasAdapter(ModuleAdapter):
 
     kind = "dnatlas"
     sites = ("neurons", "pre_act", "post_act", "residual")
+    predicts_codons = True
 
     def __init__(self, model: DNAtlas, name: str = "dnatlas"):
         assert set(self.sites) == set(SITES)

@@ -9,6 +9,9 @@ see only this interface, whatever the model's tokenisation:
 * ``nucleotide_log_probs(tokens, intervene=None)``: tokens (B, L) with MASK=5 at hidden
   positions -> (B, L, 4) natural-log probabilities of A, C, G, T at every position.
 * ``mlm_loss(tokens, intervene=None, seed=0)``: the model's own training loss (scalar).
+* ``codon_log_probs(tokens, intervene=None)``: (B, L, 64) log-probabilities of the triplet
+  centred at each position, for models that predict triplets (``predicts_codons``: DNAtlas'
+  windowed MLM); codon and amino-acid read-outs (steering) use it.
 * ``intervene`` maps a key to a function ``(..., d) -> (..., d)`` that replaces that
   site's activations downstream (SAE splicing, zero-ablation, steering). It is applied at
   the model's own positions (tokens, not nucleotides).
@@ -216,6 +219,19 @@ class ModelAdapter(ABC):
         ``seed`` fixes any randomness (which positions a masked LM masks), so calls with
         and without interventions compare like with like.
         """
+
+    #: whether :meth:`codon_log_probs` is available (the model predicts triplets)
+    predicts_codons: bool = False
+
+    def codon_log_probs(self, tokens: Tensor,
+                        intervene: dict[str, Intervention] | None = None) -> Tensor:
+        """Log-probabilities (B, L, 64) of the triplet centred at every position of tokens
+        (B, L) (MASK=5 where hidden): at position ``l`` the triplet ``x[l-1:l+2]``, index
+        16*first + 4*middle + last, with the same ``intervene`` as
+        :meth:`nucleotide_log_probs`. Only models that predict triplets
+        (:attr:`predicts_codons`) have it; the others raise :class:`InputError`."""
+        raise InputError(f"{self.name}: codon and amino-acid probabilities need a windowed-"
+                         "MLM model with triplet outputs (DNAtlas)")
 
     @abstractmethod
     def random_init(self, seed: int = 0) -> ModelAdapter:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from dnatlas.audit.blast import blast_search, make_blast_db
@@ -40,6 +41,59 @@ SEARCH_OUTPUTS = ("hits.tsv", "features.tsv", "features.json")
 HIT_COLUMNS = ("query", "feature", "query_region", "query_strand", "query_length", "genome",
                "record", "start_1based", "end_1based", "strand", "identity", "matches",
                "aligned", "qstart_1based", "qend_1based", "split", "self")
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """What :func:`audit_index` did: ``action`` (``built`` or ``up to date``), in how many
+    ``seconds``, the index's k-mer length ``k``, ``stride``, ``n_entries`` k-mers of
+    ``n_bases`` nucleotides, and its whole ``meta.json``."""
+
+    action: str
+    seconds: float
+    k: int
+    stride: int
+    n_entries: int
+    n_bases: int
+    meta: dict
+
+    @classmethod
+    def of(cls, action: str, seconds: float, meta: dict) -> IndexResult:
+        return cls(action, seconds, meta["k"], meta["stride"], meta["n_entries"],
+                   meta["n_bases"], meta)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What :func:`audit_search` found and wrote: the number of ``queries``, ``hits`` and
+    ``features``, how the ``index`` was had (``loaded``, ``built``...), the seconds of
+    indexing and searching, the files written, and all ``counts`` (also ``seeds``,
+    ``candidates``, ``skipped_kmers``, ``short_queries``, as in ``features.json``)."""
+
+    queries: int
+    hits: int
+    features: int
+    index: str
+    index_seconds: float
+    search_seconds: float
+    outputs: list[str]
+    counts: dict
+
+
+@dataclass(frozen=True)
+class GenomeLeakage:
+    """A held-out genome's total row of :func:`audit_leakage`: the share of its distinct
+    k-mers found in training (None when it has none) and their number."""
+
+    genome: str
+    shared_fraction: float | None
+    distinct_kmers: int
+
+
+def genome_totals(rows: list[dict]) -> list[GenomeLeakage]:
+    """The per-genome totals (``record`` = ``*``) of :func:`audit_leakage`'s rows."""
+    return [GenomeLeakage(r["genome"], r["shared_fraction"], r["distinct_kmers"])
+            for r in rows if r["record"] == "*"]
 
 
 def _target(store: str | Path | None, genomes) -> Target | None:
@@ -77,14 +131,14 @@ def _locked(out, what: str):
 
 def _audit_index(out: str | Path, store: str | Path | None = None, genomes=(),
                 k: int = DEFAULT_K, stride: int = DEFAULT_STRIDE, blast: bool = False,
-                force: bool = False, progress: bool = True) -> dict:
+                force: bool = False, progress: bool = True) -> IndexResult:
     """Index a store (``store``) or FASTA files (``genomes``) into the folder ``out``.
 
     An up-to-date index with the same k and stride is kept as it is; any other index there
     is replaced only with ``force``. ``blast``: also make the BLAST database.
 
     Returns:
-        ``{"action": "built"|"up to date", "seconds", "meta"}``.
+        an :class:`IndexResult`.
     """
     target = _target(store, genomes)
     if target is None:
@@ -113,7 +167,7 @@ def _audit_index(out: str | Path, store: str | Path | None = None, genomes=(),
         save_index(build_index(target, k, stride, progress), out, force=force)
     if blast:
         make_blast_db(target, out)
-    return {"action": action, "seconds": time.perf_counter() - t0, "meta": read_meta(out)}
+    return IndexResult.of(action, time.perf_counter() - t0, read_meta(out))
 
 
 def _queries(windows, fasta, one_based: bool) -> tuple[list[Query], Path]:
@@ -129,7 +183,7 @@ def _audit_search(out: str | Path, windows=None, fasta=None, index=None, store=N
                  backend: str = "kmer", k: int = DEFAULT_K, stride: int = DEFAULT_STRIDE,
                  min_identity: float = 0.9, min_length: int = 50,
                  max_occurrences: int = 1000, one_based: bool = False, force: bool = False,
-                 progress: bool = True) -> dict:
+                 progress: bool = True) -> SearchResult:
     """Search a feature's windows (``windows`` table) or FASTA queries (``fasta``) and write
     ``hits.tsv``, ``features.tsv`` and ``features.json`` into the folder ``out``.
 
@@ -139,7 +193,7 @@ def _audit_search(out: str | Path, windows=None, fasta=None, index=None, store=N
     only to indexes built here. ``backend="blast"`` searches with blastn instead.
 
     Returns:
-        ``{"queries", "hits", "features", "index", "seconds", "outputs"}``.
+        a :class:`SearchResult`.
     """
     if backend not in ("kmer", "blast"):
         raise InputError(f"unknown backend {backend!r} (kmer or blast)")
@@ -189,9 +243,8 @@ def _audit_search(out: str | Path, windows=None, fasta=None, index=None, store=N
               "short_queries": sum(len(s) < k for s in seqs)}
     write_json(paths[2], {"params": params, "index": index_info, "counts": counts,
                           "features": features})
-    return {**counts, "features": len(features), "index": what,
-            "seconds": {"index": index_seconds, "search": search_seconds},
-            "outputs": [str(p) for p in paths]}
+    return SearchResult(counts["queries"], counts["hits"], len(features), what, index_seconds,
+                        search_seconds, [str(p) for p in paths], counts)
 
 
 def _write_hits(path: Path, queries: list[Query], hits: list[Hit]) -> None:

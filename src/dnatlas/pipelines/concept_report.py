@@ -22,6 +22,7 @@ is chosen on ``valid`` and reported on ``test``:
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,52 @@ BEYOND_SHUFFLED = 0.1
 BEST_COLUMNS = (*PREFIX, "concept", "feature", "threshold", "identified", "partner",
                 "partner_cosine", *(f"valid_{c}" for c in COLUMNS[4:]),
                 *(f"test_{c}" for c in COLUMNS[4:]))
+
+
+@dataclass(frozen=True)
+class DictionaryHeadline:
+    """One dictionary's result on its headline view (real labels, both strands when both
+    were evaluated, else its first view).
+
+    Attributes:
+        name: the dictionary; features: its number of features.
+        identified: concepts identified; features_tied: features tied to a concept.
+        identified_beyond_shuffled, features_tied_beyond_shuffled: the same, beating the
+            shuffled-labels control (None without that control).
+    """
+
+    name: str
+    features: int
+    view: str
+    identified: list[str]
+    features_tied: int
+    identified_beyond_shuffled: list[str] | None = None
+    features_tied_beyond_shuffled: int | None = None
+
+
+@dataclass
+class ConceptResult:
+    """What :func:`~dnatlas.pipelines.concepts.evaluate_concepts` produced: ``summary`` (as
+    in ``summary.json``), ``best`` rows (as in ``best.csv``), the printed ``table``, the
+    output folder and each dictionary's :class:`DictionaryHeadline`."""
+
+    summary: dict
+    best: list[dict]
+    table: str
+    out: Path
+    headlines: list[DictionaryHeadline] = field(default_factory=list)
+
+
+#: the view a dictionary's headline reports, when it was evaluated
+HEADLINE_VIEW = "real both"
+
+
+def _headline(name: str, entry: dict) -> DictionaryHeadline:
+    label = HEADLINE_VIEW if HEADLINE_VIEW in entry["views"] else next(iter(entry["views"]))
+    view = entry["views"][label]
+    return DictionaryHeadline(name, entry["features"], label, view["identified"],
+                              view["features_tied"], view.get("identified_beyond_shuffled"),
+                              view.get("features_tied_beyond_shuffled"))
 
 
 def _views(dicts, counts, settings):
@@ -138,11 +185,9 @@ def _table(best_by_view, dicts, strand: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: Path, dicts, counts, settings, context: dict):
-    """Write the files of the module doc; returns a
-    :class:`~dnatlas.pipelines.concepts.ConceptResult`."""
+def write_report(out: Path, dicts, counts, settings, context: dict) -> ConceptResult:
+    """Write the files of the module doc; returns a :class:`ConceptResult`."""
     from dnatlas.analysis.concept_plots import plot_f1_distributions, plot_identified
-    from dnatlas.pipelines.concepts import ConceptResult
 
     views = _views(dicts, counts, settings)
     pairs = {d.name: d.pairs for d in dicts}
@@ -195,4 +240,5 @@ def write_report(out: Path, dicts, counts, settings, context: dict):
     plot_f1_distributions(out / "f1_distributions.png", best_by_view, strand)
     plot_identified(out / "identified_vs_threshold.png", by_threshold,
                     list(map(float, settings.thresholds)), strand)
-    return ConceptResult(summary, best_rows, table, out)
+    return ConceptResult(summary, best_rows, table, out,
+                         [_headline(name, entry) for name, entry in summary["dictionaries"].items()])

@@ -2,9 +2,9 @@
 which biology, with controls (InterPLM's method on genomic intervals; papers 001, 003).
 
     from dnatlas.pipelines.concepts import ConceptSettings, evaluate_concepts
-    result = evaluate_concepts("default", "ecoli_k12_mg1655", "ecoli_k12_mg1655",
-                               "runs/concepts", saes=["default"], random_init=True)
-    result.summary["dictionaries"]      # concepts identified, features tied to a concept
+    result = evaluate_concepts("default", "ecoli_k12_mg1655", "default", "runs/concepts",
+                               random_init=True)   # the bundled SAE and annotation
+    result.headlines        # per dictionary: concepts identified, features tied to a concept
 
 One pass of the model over the genome (both strands, real flanking context everywhere)
 feeds every dictionary: the latents of each SAE, the neurons of each site. Each feature is
@@ -30,15 +30,20 @@ from pathlib import Path
 import numpy as np
 
 from dnatlas.concepts import DEFAULT_THRESHOLDS, ConceptCounter, chunk_labels, shuffled_labels
-from dnatlas.concepts.label_sources import LabelSpec, build_labels
+from dnatlas.concepts.label_sources import ConceptCount, LabelSpec, build_labels
 from dnatlas.concepts.splits import chunk_regions, make_splits
 from dnatlas.errors import InputError
 from dnatlas.models import ModelAdapter, resolve_model
+from dnatlas.pipelines import concept_report
 from dnatlas.pipelines.concept_features import (
     FeatureDictionary,
     neuron_dictionary,
     sae_dictionary,
 )
+from dnatlas.pipelines.concept_report import ConceptResult, DictionaryHeadline
+
+__all__ = ["ConceptResult", "ConceptSettings", "DictionaryHeadline", "default_annotations",
+           "default_saes", "evaluate_concepts", "is_concepts_output", "write_concept_labels"]
 
 OUTPUT_FILES = frozenset({"concepts.csv", "best.csv", "summary.json", "table.txt",
                           "f1_distributions.png", "identified_vs_threshold.png"})
@@ -88,15 +93,23 @@ class ConceptSettings:
             raise InputError(f"thresholds must be ascending, in [0, 1), got {list(self.thresholds)}")
 
 
-@dataclass
-class ConceptResult:
-    """What :func:`evaluate_concepts` produced: ``summary`` (as in ``summary.json``),
-    ``best`` rows (as in ``best.csv``), the printed ``table`` and the output folder."""
+def default_annotations(genome: str | Path, annotations="default"):
+    """The annotation to score against: ``annotations`` unless it is ``"default"``, which
+    means the bundled annotation of a bundled genome given by name, and none otherwise."""
+    from dnatlas import bundled
 
-    summary: dict
-    best: list[dict]
-    table: str
-    out: Path
+    if not isinstance(annotations, str) or annotations != "default":
+        return annotations
+    return str(genome) if str(genome) in bundled.annotation_names() else None
+
+
+def default_saes(model, saes: Sequence[str | Path] | None, neurons) -> list:
+    """The SAEs to evaluate: ``saes``; when None, the bundled SAE for the bundled model (no
+    ``neurons`` given), none otherwise."""
+    if saes is not None:
+        return list(saes)
+    bundled_model = model is None or (isinstance(model, str) and model == "default")
+    return ["default"] if bundled_model and neurons is None else []
 
 
 def is_concepts_output(name: str) -> bool:
@@ -250,7 +263,8 @@ def _run_model(model, dicts, codes, splits, label_sets, settings, tag: str) -> d
 
 def evaluate_concepts(model: str | ModelAdapter | None, fasta: str | Path,
                       annotations: str | Path | None, out: str | Path,
-                      saes: Sequence[str | Path] = (), neurons: Sequence[str] | None = None,
+                      saes: Sequence[str | Path] | None = None,
+                      neurons: Sequence[str] | None = None,
                       random_init: bool = False, random_init_saes: Sequence[str | Path] = (),
                       settings: ConceptSettings | None = None, device: str | None = None,
                       force: bool = False) -> ConceptResult:
@@ -258,8 +272,10 @@ def evaluate_concepts(model: str | ModelAdapter | None, fasta: str | Path,
 
     Args:
         model: a ``--model`` spec or adapter; fasta: genome (or a bundled genome's name);
-            annotations: GFF3/GenBank/BED (or a bundled name), None for no annotation.
-        saes: SAE folders (``default``: the bundled SAE) read on ``model``.
+            annotations: GFF3/GenBank/BED (or a bundled name), None for no annotation,
+            ``"default"``: :func:`default_annotations`.
+        saes: SAE folders (``default``: the bundled SAE) read on ``model``; None:
+            :func:`default_saes`.
         neurons: sites whose neurons are a dictionary (default: each SAE's site).
         random_init: add the control model ``model`` with fresh weights (same
             architecture): its neurons at the same sites, and ``random_init_saes``
@@ -273,6 +289,8 @@ def evaluate_concepts(model: str | ModelAdapter | None, fasta: str | Path,
 
     settings = settings or ConceptSettings()
     settings.check()
+    saes = default_saes(model, saes, neurons)
+    annotations = default_annotations(fasta, annotations)
     with distributed.session(device) as info:
         adapter = resolve_model(model, info.device)
         return _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init,
@@ -312,7 +330,6 @@ def _evaluate(adapter, fasta, annotations, out, saes, neurons, random_init, rand
 def _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations, folder,
                    random_init, random_init_saes, settings) -> ConceptResult:
     from dnatlas import distributed
-    from dnatlas.pipelines.concept_report import write_report
 
     torch_device = str(adapter.device)
     out = folder.path
@@ -337,7 +354,7 @@ def _evaluate_into(adapter, dicts, codes, intervals, splits, fasta, annotations,
                                  settings, "random-init"))
         dicts += control_dicts
     context = _report_context(adapter, fasta, annotations, splits, dropped, labels)
-    return distributed.on_main(write_report, out, dicts, counts, settings, context)
+    return distributed.on_main(concept_report.write_report, out, dicts, counts, settings, context)
 
 
 def _report_context(adapter, fasta, annotations, splits, dropped, labels) -> dict:
@@ -368,10 +385,9 @@ def _first_pass_done(out, dicts, counts, settings, began: float, context: dict) 
     """Write the first pass's results before the random-init control runs (rewritten with
     both at the end), and say how long the second pass will take."""
     from dnatlas import distributed
-    from dnatlas.pipelines.concept_report import write_report
 
     took = time.perf_counter() - began
-    distributed.on_main(write_report, out, dicts, counts, settings,
+    distributed.on_main(concept_report.write_report, out, dicts, counts, settings,
                         {**context, "unfinished": "pass 2 (random-init) running"})
     _say(f"pass 1 done in {took / 60:.1f} min; its results are in {out}; pass 2 (the "
          f"random-init control) will take about as long (~{took / 60:.1f} min)")
@@ -385,13 +401,19 @@ def _say(text: str) -> None:
 
 
 def write_concept_labels(fasta: str | Path, annotations, out: str | Path,
-                         spec: LabelSpec | None = None, force: bool = False) -> list[dict]:
+                         spec: LabelSpec | None = None, force: bool = False
+                         ) -> list[ConceptCount]:
     """Write the concept labels of ``fasta`` as BED6 to ``out`` and the per-concept
-    summary next to it (``OUT.summary.tsv``); returns the summary rows."""
+    summary next to it (``OUT.summary.tsv``); returns its rows, one
+    :class:`ConceptCount` per concept with elements.
+    ``annotations`` as in :func:`evaluate_concepts`."""
+    from dataclasses import astuple
+
     from dnatlas.concepts.label_sources import label_summary, write_bed
     from dnatlas.files import atomic_write, check_writable_file
 
     out = check_writable_file(out, "BED file", force=force)
+    annotations = default_annotations(fasta, annotations)
     summary_path = out.with_name(out.name.removesuffix(".bed") + ".summary.tsv")
     check_writable_file(summary_path, "summary file", force=force)
     codes, intervals = _genome(fasta, annotations)
@@ -400,9 +422,7 @@ def write_concept_labels(fasta: str | Path, annotations, out: str | Path,
         write_bed(labels, fh)
     rows = label_summary(labels)
     with atomic_write(summary_path) as fh:
-        fh.write("concept\telements\tpositions_plus\tpositions_minus\n")
-        for row in rows + [{"concept": name, "elements": 0, "positions_plus": 0,
-                            "positions_minus": 0} for name in dropped]:
-            fh.write("\t".join(str(row[k]) for k in ("concept", "elements", "positions_plus",
-                                                      "positions_minus")) + "\n")
+        fh.write("\t".join(ConceptCount.COLUMNS) + "\n")
+        for row in rows + [ConceptCount(name, 0, 0, 0) for name in dropped]:
+            fh.write("\t".join(map(str, astuple(row))) + "\n")
     return rows

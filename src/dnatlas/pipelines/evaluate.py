@@ -3,18 +3,47 @@ on one split of a genome store, with the same seeded masking for every model."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from dnatlas.errors import InputError
 from dnatlas.models import load_model
 
 
+@dataclass(frozen=True)
+class ModelScores:
+    """One model's scores: ``metrics`` as :func:`dnatlas.training.evaluate.evaluate` gives
+    them (the ``--json`` record: ``bits_per_nt``, ``accuracy``, ``n_positions``, with
+    annotations ``coding`` and ``noncoding`` sub-records, for the fitted k-mer baseline its
+    ``k``)."""
+
+    metrics: dict
+
+    @property
+    def bits_per_nt(self) -> float:
+        return self.metrics["bits_per_nt"]
+
+    @property
+    def accuracy(self) -> float:
+        return self.metrics["accuracy"]
+
+    @property
+    def coding_bits_per_nt(self) -> float | None:
+        """Bits/nt at coding positions (None without annotations)."""
+        return self.metrics["coding"]["bits_per_nt"] if "coding" in self.metrics else None
+
+    @property
+    def noncoding_bits_per_nt(self) -> float | None:
+        return self.metrics["noncoding"]["bits_per_nt"] if "noncoding" in self.metrics else None
+
+
 def evaluate_models(data: str | Path, models: list[str] | None = None,
                     baselines: list[str] = (), split: str = "val",
                     annotations: str | Path | None = None, kmer_orders=(1, 2, 3, 4, 5, 6, 7),
                     window: int = 1024, max_windows: int = 256, batch_size: int = 16,
-                    device: str | None = None, progress: bool = True) -> dict[str, dict]:
-    """``{label: metrics}`` for every model spec and baseline.
+                    device: str | None = None, progress: bool = True
+                    ) -> dict[str, ModelScores]:
+    """``{label: ModelScores}`` for every model spec and baseline.
 
     Args:
         models: ``--model`` specs (default: the bundled model unless baselines are given).
@@ -61,5 +90,5 @@ def evaluate_models(data: str | Path, models: list[str] | None = None,
         if res["n_positions"] == 0:
             raise InputError(f"{label}: no position was scored (windows of {window} nt longer "
                              f"than every {split!r} segment?)")
-    return results
+    return {label: ModelScores(res) for label, res in results.items()}
 

@@ -4,7 +4,7 @@ model, from an activation folder or straight from the model, with their statisti
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ class GramRequest:
 
 
 def _from_folder(req: GramRequest):
-    from dnatlas.analysis.extract import open_activations
+    from dnatlas.analysis.activation_files import open_activations
     from dnatlas.genome.regions import parse_region
 
     store = open_activations(req.acts)
@@ -101,13 +101,30 @@ def gram_inputs(model: str | ModelAdapter | None, req: GramRequest, device: str 
     return record.id, start, end, acts
 
 
+@dataclass
+class GramStats:
+    """One layer's Gram map numbers: its ``region`` (1-based), Toeplitz score and
+    3-periodicity; ``profiles`` (with a statistics file): offset profiles by label
+    (``all``, or ``coding`` and ``non-coding``)."""
+
+    region: str
+    toeplitz_score: float
+    periodicity3: float
+    profiles: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"region": self.region, "toeplitz_score": self.toeplitz_score,
+                "periodicity3": self.periodicity3,
+                **{f"profile_{label}": prof for label, prof in self.profiles.items()}}
+
+
 def gram_maps(model: str | ModelAdapter | None, req: GramRequest, out: str | Path,
               stats_path: str | Path | None = None, device: str | None = None,
-              force: bool = False) -> dict:
-    """Draw the Gram map(s) of ``req`` into PNG ``out``; returns per-layer statistics
-    (Toeplitz score, 3-periodicity; with ``stats_path`` also offset profiles, written as
-    JSON with an offset-profile PNG next to it). Existing outputs are replaced only with
-    ``force``."""
+              force: bool = False) -> dict[str, GramStats]:
+    """Draw the Gram map(s) of ``req`` into PNG ``out``; returns each layer's
+    :class:`GramStats` (none for ``--phase`` maps; with ``stats_path`` also offset
+    profiles, written as JSON with an offset-profile PNG next to it). Existing outputs are
+    replaced only with ``force``."""
     from dnatlas.analysis import plots
     from dnatlas.analysis.gram import gram_matrix
     from dnatlas.analysis.offsets import offset_profile, periodicity3, toeplitz_score
@@ -128,8 +145,8 @@ def gram_maps(model: str | ModelAdapter | None, req: GramRequest, out: str | Pat
     stats = {}
     for layer, g in grams.items():
         prof = offset_profile(g, req.max_offset)
-        stats[layer] = {"region": _region(seqid, start, end),
-                        "toeplitz_score": toeplitz_score(g), "periodicity3": periodicity3(prof)}
+        stats[layer] = GramStats(_region(seqid, start, end), toeplitz_score(g),
+                                 periodicity3(prof))
     if len(grams) > 1:
         fig = plots.gram_grid_figure(grams, start, end, intervals, seqid, scale=req.scale)
     else:
@@ -196,7 +213,7 @@ def _write_stats(req: GramRequest, grams, stats, coding, path: Path) -> None:
         masks = {"all": None} if coding is None else {"coding": coding, "non-coding": ~coding}
         for label, mask in masks.items():
             prof = offset_profile(g, req.max_offset, mask)
-            stats[layer][f"profile_{label}"] = prof.as_dict()
+            stats[layer].profiles[label] = prof.as_dict()
             profiles[f"{layer} {label}"] = prof
-    write_json(path, stats, indent=1)
+    write_json(path, {layer: s.to_json() for layer, s in stats.items()}, indent=1)
     plots.save_figure(plots.offset_profile_figure(profiles), path.with_suffix(".offsets.png"))

@@ -107,6 +107,21 @@ class MetaSAEResult:
     children: list[list[tuple[int, float]]]
     paths: dict[str, Path] = field(default_factory=dict)
 
+    @property
+    def decoder(self) -> dict[str, float]:
+        """The meta-SAE's measures (``fve``, ``mse``, ``l0``...) on the decoder rows."""
+        return self.metrics["decoder"]
+
+    @property
+    def random(self) -> dict[str, float]:
+        """The same measures of the meta-SAE trained on the random dictionary."""
+        return self.metrics["random"]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Reasons a number should not be trusted (e.g. as many meta-latents as rows)."""
+        return self.metrics["warnings"]
+
 
 # ---- inputs -------------------------------------------------------------------------------
 
@@ -234,8 +249,8 @@ def _open_out(out: Path, force: bool):
 
 
 def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
-    from dnatlas.sae.architectures import SAEConfig
     from dnatlas.sae.meta import derived_seed, meta_preset, meta_width, steps_for
+    from dnatlas.sae.registry import make_config, saved_record
     from dnatlas.sae.training_config import SAETrainingConfig
 
     preset = meta_preset(settings.preset)
@@ -249,18 +264,17 @@ def _configs(settings: MetaSAESettings, n_rows: int, d_in: int, device: str):
         if getattr(settings, name) is not None:
             setattr(train, name, getattr(settings, name))
     train.steps = settings.steps or steps_for(preset, n_rows, train.batch_size) or train.steps
-    for name in ("width", "k", "steps", "batch_size", "lr"):
+    for name in ("width", "steps", "batch_size", "lr"):  # k: the architecture's config
         value = getattr(settings, name)
         if value is not None and not value > 0:
             raise InputError(f"{name} must be positive, got {value}", setting=name)
     seed = preset.seed if settings.seed is None else settings.seed
     try:
-        cfg = SAEConfig(arch=preset.arch, d_in=d_in, d_sae=int(width),
-                        seed=derived_seed(seed, "init"),
-                        hook_name="sae_decoder", **sae_kw)
+        cfg = make_config(preset.arch, d_in, int(width), seed=derived_seed(seed, "init"),
+                          hook_name="sae_decoder", **sae_kw)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return preset, cfg, train, seed
+    return preset, cfg, train, seed, {**saved_record(cfg), **sae_kw}
 
 
 def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings | None = None,
@@ -311,17 +325,18 @@ def train_meta_sae(sae: str | Path, out: str | Path, settings: MetaSAESettings |
     rows = decoder_rows(base, ids)
     if len(ids) < 2:
         raise InputError(f"a meta-SAE needs at least 2 latents, got {len(ids)}")
-    preset, cfg, train, seed = _configs(settings, len(ids), base.d_in, device)
+    preset, cfg, train, seed, fields = _configs(settings, len(ids), base.d_in, device)
     with _open_out(Path(out), force) as dest:  # locked until the completion marker
         result = _train(dest.path, folder, base, rows, ids, labels, concepts, preset, cfg,
-                        train, seed, settings, device)
+                        fields, train, seed, settings, device)
         dest.complete(OUTPUTS)
         return result
 
 
-def _train(out: Path, folder: Path, base, rows, ids, labels, concepts, preset, cfg, train,
-           seed, settings, device) -> MetaSAEResult:
-    """The meta-SAEs of :func:`train_meta_sae` trained and written into ``out``."""
+def _train(out: Path, folder: Path, base, rows, ids, labels, concepts, preset, cfg, fields,
+           train, seed, settings, device) -> MetaSAEResult:
+    """The meta-SAEs of :func:`train_meta_sae` trained and written into ``out``; ``fields``:
+    the config's saved record with the settings given (reported in ``settings``)."""
     import copy
 
     import torch
@@ -358,7 +373,7 @@ def _train(out: Path, folder: Path, base, rows, ids, labels, concepts, preset, c
         meta = load_sae(out / key, device=device)
         codes = meta_codes(meta, data)
         metrics[name] = decoder_variance_explained(meta, data, codes)
-        if cfg.arch == "batchtopk":
+        if hasattr(meta, "encode_batch"):  # batch-level selection in training (batchtopk)
             with torch.no_grad():
                 batch = decoder_variance_explained(meta, data, meta.encode_batch(
                     data.to(device)).cpu())
@@ -370,7 +385,8 @@ def _train(out: Path, folder: Path, base, rows, ids, labels, concepts, preset, c
         "row a latent of its own, so its FVE says little about shared structure; give "
         f"--width below {len(ids)}"]
     metrics["settings"] = {**source, "latents": len(ids), "arch": cfg.arch, "width": cfg.d_sae,
-                           "k": cfg.k, "l0_coefficient": cfg.l0_coefficient, "seed": seed,
+                           "k": fields["k"], "l0_coefficient": fields["l0_coefficient"],
+                           "seed": seed,
                            "steps": train.steps, "batch_size": train.batch_size, "lr": train.lr}
     paths = {"meta_sae": out / META_DIR, "random_sae": out / RANDOM_DIR,
              "metrics": out / "metrics.json", "children": out / "children.csv",

@@ -66,6 +66,19 @@ class CatalogSettings:
                                  setting=name)
 
 
+@dataclass(frozen=True)
+class TrackBest:
+    """A track's best neuron over the layers scanned: its ``layer`` (key) and ``neuron``,
+    their ``auprc``, the track's ``chance`` AP and the ``lift`` over it."""
+
+    track: str
+    chance: float
+    layer: str
+    neuron: int
+    auprc: float
+    lift: float
+
+
 @dataclass
 class CatalogResult:
     """What :func:`neuron_catalog` produced.
@@ -81,6 +94,18 @@ class CatalogResult:
     codon_match: dict
     summary: list[dict] = field(default_factory=list)
     out: Path = Path(".")
+
+    @property
+    def best_per_track(self) -> list[TrackBest]:
+        """Each track's best layer and neuron (several layers; tracks with positives)."""
+        return [TrackBest(r["track"], r["chance"], r["layer"], r["neuron"], r["auprc"],
+                          r["lift"]) for r in self.summary if r["best_layer"]]
+
+    @property
+    def tracks_without_positives(self) -> list[str]:
+        """The tracks of :attr:`summary` no layer could score (no positive position)."""
+        best = {r["track"] for r in self.summary if r["best_layer"]}
+        return sorted({r["track"] for r in self.summary} - best)
 
 
 def _labels(records, bounds, intervals, settings: CatalogSettings):
@@ -197,7 +222,7 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
     (``paired`` arrays; perm maps channel c to its − strand copy C + c). ``bounds``
     (``{id: (start, end)}``, default whole records) limits each record to a span.
     Under torchrun the ranks share the extraction
-    (:func:`~dnatlas.pipelines.extract.extract_records`).
+    (:func:`~dnatlas.analysis.extract_folder.extract_records`).
     """
     from dnatlas.analysis.activation_files import (
         check_compatible,
@@ -205,18 +230,17 @@ def neuron_major_activations(model: ModelAdapter, records, keys: list[str], acts
         read_meta,
         sequence_sha256,
     )
-    from dnatlas.pipelines.extract import extract_records
+    from dnatlas.analysis.extract import derives_minus
+    from dnatlas.analysis.extract_folder import extract_records, folder_identity
 
-    strand = "+" if all(model.rc_permutation(k) is not None for k in keys) else "paired"
+    strand = "+" if derives_minus(model, keys) else "paired"
     existing = open_activations(acts_dir) if read_meta(acts_dir) is not None else None
     if existing is not None and existing.layout != "CL":
         raise InputError("the activation folder must hold neuron-major (layout CL) "
                          "activations", path=acts_dir, setting="layout")
     if existing is not None:
-        check_compatible(acts_dir, existing.meta, {
-            "model_fingerprint": model.fingerprint(), "site": keys[0].rsplit(".", 1)[-1],
-            "layout": "CL", "dtype": "float16",
-            "chunk_size": int(chunk_size) if model.receptive_field is None else None})
+        check_compatible(acts_dir, existing.meta,
+                         folder_identity(model, keys[0], np.float16, "CL", chunk_size))
     spans = [(record, *(bounds or {}).get(record.id, (0, len(record)))) for record in records]
     shas = {record.id: sequence_sha256(record.seq) for record in records}
     missing: dict[tuple, list] = {}  # records grouped by the layers they lack

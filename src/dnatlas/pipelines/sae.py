@@ -18,91 +18,33 @@ from __future__ import annotations
 
 import itertools
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dnatlas.errors import InputError
-from dnatlas.models import ModelAdapter, resolve_model
 from dnatlas.pipelines.windows import window_source
+from dnatlas.sae.hyperparameters import (
+    SAEHyperparameters,
+    check_non_negative,
+    check_positive,
+    resolve_hyperparameters,
+)
+from dnatlas.sae.registry import ARCHITECTURES  # the names train_sae takes (--arch)
 
-ARCHS = ("relu", "topk", "batchtopk", "jumprelu")
+if TYPE_CHECKING:
+    from dnatlas.models import ModelAdapter
 
-
-@dataclass
-class SAEHyperparameters:
-    """What a user may set about an SAE run; None means the preset's value or the default.
-
-    Attributes:
-        preset: a named preset of :data:`dnatlas.sae.trainer.PRESETS` (flags override it).
-        arch: relu, topk, batchtopk or jumprelu.
-        expansion: d_sae / d_in (default 16).
-        k: active features per row (topk, batchtopk).
-        l1, l0: sparsity coefficients (relu; jumprelu).
-        steps, batch_size, lr: optimisation (defaults 10,000, 4,096 rows, 4e-4).
-        normalize: rescale inputs to E||x||^2 = d_in during training.
-        checkpoint_every: steps between checkpoints.
-    """
-
-    preset: str | None = None
-    arch: str | None = None
-    expansion: float | None = None
-    k: int | None = None
-    l1: float | None = None
-    l0: float | None = None
-    steps: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    normalize: bool = True
-    checkpoint_every: int = 1000
-    extra: dict = field(default_factory=dict)
+__all__ = ["ARCHITECTURES", "SAEEvaluation", "SAEHyperparameters", "WindowSettings",
+           "cache_sae_activations", "evaluate_sae", "train_sae"]
 
 
-def resolve_hyperparameters(hyper: SAEHyperparameters, device: str):
-    """Merge a preset with the user's values: ``(arch, expansion, sae_kwargs, train_config)``.
+def _resolve_model(model, device, seed: int) -> ModelAdapter:
+    """The model layer's ``resolve_model``, imported on use (``dnatlas sae --help`` stays
+    torch-free)."""
+    from dnatlas.models import resolve_model
 
-    Raises :class:`InputError` for missing or out-of-range values.
-    """
-    from dnatlas.sae.trainer import SAETrainingConfig, preset
-
-    sae_kw, train = preset(hyper.preset) if hyper.preset else ({}, SAETrainingConfig())
-    arch = hyper.arch or sae_kw.pop("arch", None)
-    sae_kw.pop("arch", None)
-    if arch is None:
-        raise InputError(f"give an architecture ({', '.join(ARCHS)}) or a preset")
-    if arch not in ARCHS:
-        raise InputError(f"unknown SAE architecture {arch!r}; choose from {', '.join(ARCHS)}")
-    expansion = sae_kw.pop("expansion", 16)
-    if hyper.expansion is not None:
-        expansion = hyper.expansion
-    _positive("expansion", expansion)
-    for value, name, key in ((hyper.k, "k", "k"), (hyper.l1, "l1", "l1_coefficient"),
-                             (hyper.l0, "l0", "l0_coefficient")):
-        if value is not None:
-            (_positive if name == "k" else _non_negative)(name, value)
-            sae_kw[key] = value
-    if not hyper.normalize:
-        sae_kw["normalize"] = False
-    if arch in ("topk", "batchtopk") and "k" not in sae_kw:
-        raise InputError(f"the {arch} architecture needs k", setting="k")
-    for name in ("steps", "batch_size", "lr"):
-        value = getattr(hyper, name)
-        if value is not None:
-            _positive(name, value)
-            setattr(train, name, value)
-    _positive("checkpoint_every", hyper.checkpoint_every)
-    train.device = device
-    train.checkpoint_every = hyper.checkpoint_every
-    return arch, expansion, {**sae_kw, **hyper.extra}, train
-
-
-def _positive(name: str, value) -> None:
-    if not value > 0:
-        raise InputError(f"{name} must be positive, got {value}", setting=name)
-
-
-def _non_negative(name: str, value) -> None:
-    if not value >= 0:
-        raise InputError(f"{name} must be at least 0, got {value}", setting=name)
+    return resolve_model(model, device, seed=seed)
 
 
 def _device(name: str | None) -> str:
@@ -143,8 +85,8 @@ def _is_cache(path: Path) -> bool:
 
 def _check_window(model: ModelAdapter, w: WindowSettings) -> None:
     """Refuse a window the model cannot take, before any data is read."""
-    _positive("window", w.window)
-    _positive("windows_per_batch", w.windows_per_batch)
+    check_positive("window", w.window)
+    check_positive("windows_per_batch", w.windows_per_batch)
     model.check_window(w.window)
 
 
@@ -210,20 +152,23 @@ def _train_sae(model: str | ModelAdapter | None, windows: WindowSettings, layers
     Under torchrun the ranks train data-parallel (module docstring); rank 0 writes.
     """
     from dnatlas import distributed
+    from dnatlas.sae.trainer import SAESpec
 
     with distributed.session(device) as info:
         device = str(info.device) if info.enabled else _device(device)
-        arch, expansion, sae_kw, train = resolve_hyperparameters(hyper, device)
-        adapter = resolve_model(model, device, seed=windows.seed)
+        resolved = resolve_hyperparameters(hyper, device)
+        adapter = _resolve_model(model, device, windows.seed)
         keys = adapter.select_keys(layers, site)
-        if arch == "batchtopk" and info.enabled:
-            raise InputError("batchtopk selects the top k * batch activations of the whole "
-                             "batch, which data-parallel ranks do not share: train it in one "
-                             "process (or use topk)")
-        data, data_info = _sae_streams(adapter, windows, keys, train.batch_size, buffer_rows,
-                                       device)
-        return _train_on(adapter, data, data_info, keys, arch, expansion, sae_kw, train,
-                         windows.seed, out, resume, device)
+        if not resolved.data_parallel and info.enabled:
+            raise InputError(f"{resolved.arch} selects the top k * batch activations of the "
+                             "whole batch, which data-parallel ranks do not share: train it "
+                             "in one process (or use topk)")
+        specs = [SAESpec(None if len(keys) == 1 else key, key, resolved.config(
+                     adapter.d(key), hook_name=key, model_name=adapter.name,
+                     seed=windows.seed + i)) for i, key in enumerate(keys)]
+        data, data_info = _sae_streams(adapter, windows, keys, resolved.train.batch_size,
+                                       buffer_rows, device)
+        return _train_on(adapter, data, data_info, specs, resolved, out, resume, device)
 
 
 def _sae_streams(adapter, windows: WindowSettings, keys, batch_size: int, buffer_rows: int,
@@ -239,7 +184,7 @@ def _sae_streams(adapter, windows: WindowSettings, keys, batch_size: int, buffer
 
     world, rank = distributed.world_size(), distributed.rank()
     streams = world if windows.streams is None else windows.streams
-    _positive("streams", streams)
+    check_positive("streams", streams)
     if streams % world or batch_size % streams:
         raise InputError(f"{streams} data-parallel streams must be a multiple of the {world} "
                          f"process(es) and divide the batch size {batch_size}")
@@ -253,7 +198,7 @@ def _sae_streams(adapter, windows: WindowSettings, keys, batch_size: int, buffer
         data_info = {"activation_cache": str(data_path)}
     else:
         _check_window(adapter, windows)
-        _positive("buffer_rows", buffer_rows)
+        check_positive("buffer_rows", buffer_rows)
         parts = [ActivationStore(adapter, window_source(windows.data, windows.split,
                                                         windows.window, windows.windows_per_batch,
                                                         windows.seed, s, streams),
@@ -266,48 +211,60 @@ def _sae_streams(adapter, windows: WindowSettings, keys, batch_size: int, buffer
     return (parts[0] if len(parts) == 1 else StreamGroup(parts)), data_info
 
 
-def _train_on(adapter, data, data_info, keys, arch, expansion, sae_kw, train, seed, out,
-              resume, device) -> list[Path]:
-    """Build one SAE per key and train them all on ``data``; returns their folders."""
+def _train_on(adapter, data, data_info, specs, resolved, out, resume, device) -> list[Path]:
+    """Train the SAEs of ``specs`` on ``data``; returns their folders."""
     from dnatlas import distributed
-    from dnatlas.sae.architectures import SAEConfig
-    from dnatlas.sae.trainer import SAESpec, SAETrainer
+    from dnatlas.sae.trainer import SAETrainer
 
-    specs = []
-    for i, key in enumerate(keys):
-        try:
-            cfg = SAEConfig.from_expansion(arch, adapter.d(key), expansion, hook_name=key,
-                                           model_name=adapter.name, seed=seed + i, **sae_kw)
-        except (TypeError, ValueError) as exc:
-            raise InputError(str(exc)) from None
-        specs.append(SAESpec(None if len(keys) == 1 else key, key, cfg))
+    train = resolved.train
     trainer = SAETrainer(specs, train, out, metadata={
         "dnatlas_data": data_info, "model_fingerprint": adapter.fingerprint()})
     if distributed.is_main():
         ranks = f" x {distributed.world_size()} ranks" if distributed.world_size() > 1 else ""
-        print(f"training {len(specs)} {arch} SAE(s) on {', '.join(keys)} of {adapter.name} "
-              f"({specs[0].config.d_in} -> {specs[0].config.d_sae}) for {train.steps} steps "
-              f"of {train.batch_size} rows on {device}{ranks}", file=sys.stderr)
+        keys = [spec.key for spec in specs]
+        print(f"training {len(specs)} {resolved.arch} SAE(s) on {', '.join(keys)} of "
+              f"{adapter.name} ({specs[0].config.d_in} -> {specs[0].config.d_sae}) for "
+              f"{train.steps} steps of {train.batch_size} rows on {device}{ranks}",
+              file=sys.stderr)
     trainer.fit(data, resume=resume)
     return [trainer.sae_dir(spec) for spec in specs]
 
 
+@dataclass
+class SAEEvaluation:
+    """What :func:`evaluate_sae` measured.
+
+    Attributes:
+        metrics: name -> value, in report order: the SAE, model, key and data, then L0,
+            FVU, dead/dense features and (with windows) the MLM loss recovered.
+        warnings: reasons a number should not be trusted (e.g. zero-ablation scoring
+            better than the clean model).
+        feature_frequency: each feature's firing frequency.
+    """
+
+    metrics: dict
+    warnings: list[str]
+    feature_frequency: list[float]
+
+    def to_json(self) -> dict:
+        """The ``--json`` record: the metrics, the warnings and the frequencies."""
+        return {**self.metrics, "warnings": self.warnings,
+                "feature_frequency": self.feature_frequency}
+
+
 def evaluate_sae(sae_dir: str | Path, model: str | ModelAdapter | None, windows: WindowSettings,
                  batches: int = 20, loss_batches: int = 4, dense_threshold: float = 0.1,
-                 device: str | None = None) -> tuple[dict, list[float]]:
-    """L0, FVU, dead/dense features and MLM loss recovered of an SAE.
-
-    Returns ``(metrics, feature_frequency)``; ``metrics["warnings"]`` lists reasons a number
-    should not be trusted (e.g. zero-ablation scoring better than the clean model).
-    """
+                 device: str | None = None) -> SAEEvaluation:
+    """L0, FVU, dead/dense features and MLM loss recovered of an SAE
+    (:class:`SAEEvaluation`)."""
     from dnatlas.pipelines.sae_site import load_sae_for
     from dnatlas.sae.activation_store import CachedActivations, window_rows
     from dnatlas.sae.metrics import evaluate_reconstruction, loss_recovered
 
-    _positive("batches", batches)
-    _non_negative("loss batches", loss_batches)
+    check_positive("batches", batches)
+    check_non_negative("loss batches", loss_batches)
     device = _device(device)
-    adapter = resolve_model(model, device, seed=windows.seed)
+    adapter = _resolve_model(model, device, windows.seed)
     sae, sae_dir, key = load_sae_for(sae_dir, adapter, device=device)
     data_path = Path(windows.data)
     if _is_cache(data_path):
@@ -338,9 +295,8 @@ def evaluate_sae(sae_dir: str | Path, model: str | ModelAdapter | None, windows:
     if loss:
         loss["loss_unit"] = "bits (the model's training loss)"
     metrics = {"sae": str(sae_dir), "model": adapter.name, "key": key, "data": str(windows.data),
-               **{k: v for k, v in recon.items() if k != "feature_frequency"}, **loss,
-               "warnings": warnings}
-    return metrics, recon["feature_frequency"]
+               **{k: v for k, v in recon.items() if k != "feature_frequency"}, **loss}
+    return SAEEvaluation(metrics, warnings, recon["feature_frequency"])
 
 
 def cache_sae_activations(model: str | ModelAdapter | None, windows: WindowSettings, layers,
@@ -352,10 +308,10 @@ def cache_sae_activations(model: str | ModelAdapter | None, windows: WindowSetti
 
     from dnatlas.sae.activation_store import cache_activations, window_rows
 
-    _positive("shards", shards)
-    _positive("batches per shard", batches_per_shard)
+    check_positive("shards", shards)
+    check_positive("batches per shard", batches_per_shard)
     device = _device(device)
-    adapter = resolve_model(model, device, seed=windows.seed)
+    adapter = _resolve_model(model, device, windows.seed)
     keys = adapter.select_keys(layers, site)
     _check_window(adapter, windows)
     rows_of = functools.partial(window_rows, adapter, keys=keys, drop_n=not windows.keep_n)

@@ -276,7 +276,9 @@ def run_controls(adapter, sae, key, records, variants, rows, raw_edits, maxima,
 
 @dataclass
 class SteerResult:
-    """What :func:`steer` computed (also written to ``out``)."""
+    """What :func:`steer` computed (also written to ``out``): ``summary`` is ``steer.json``;
+    ``n_positions``, ``mean_tv`` and ``max_tv`` the total-variation change of the masked
+    predictions over the positions steered; ``variant_effects`` each variant's change."""
 
     positions: dict
     base: dict
@@ -286,6 +288,10 @@ class SteerResult:
     codons: list
     summary: dict
     out: Path | None = None
+    n_positions: int = 0
+    mean_tv: float = float("nan")
+    max_tv: float = float("nan")
+    variant_effects: list = field(default_factory=list)
 
 
 def _load(model, req: SteerRequest, device):
@@ -334,7 +340,7 @@ def steer(model: str | ModelAdapter | None, req: SteerRequest, out: str | Path |
         check_output_dir(out, "output folder")  # writable, before the inputs are read
     adapter, sae, sae_dir, key, fasta, records = _load(model, req, device)
     check_features([f for s in specs for f in s.features], sae.d_sae)
-    if req.frame_start is not None and not hasattr(adapter, "logits"):
+    if req.frame_start is not None and not adapter.predicts_codons:
         raise InputError(f"{adapter.name}: codon and amino-acid probabilities need a windowed-"
                          "MLM model with triplet outputs (DNAtlas)")
     with contextlib.ExitStack() as stack:  # locked from here to the completion marker
@@ -404,5 +410,7 @@ def _steer(adapter, sae, sae_dir, key, fasta, records, req: SteerRequest, specs,
     if out is not None:
         report.write_all(out, records, positions, base, steered, rows, codon_rows, summary,
                          stats, req)
-    return SteerResult(positions, base, steered, rows, edits, codon_rows, summary, out)
+    return SteerResult(positions, base, steered, rows, edits, codon_rows, summary, out,
+                       summary["n_positions"], summary["mean_tv"], summary["max_tv"],
+                       report.variant_effects(rows))
 

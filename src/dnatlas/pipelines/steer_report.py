@@ -22,6 +22,7 @@ Files written into the output folder:
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,25 @@ def position_table(records, positions, base, steered) -> dict[str, dict[str, np.
                       "delta_log_odds_ref": np.where(known, d, np.nan),
                       "tv": 0.5 * np.abs(q - p).sum(1)}
     return table
+
+
+@dataclass(frozen=True)
+class VariantEffect:
+    """A variant's change of ``log p(ALT) - log p(REF)`` under steering, and its controls
+    (``control_n`` random edits: their mean, SD and the variant's one-sided rank)."""
+
+    variant: str
+    delta_log_odds: float
+    control_n: int = 0
+    control_mean: float | None = None
+    control_sd: float | None = None
+    control_rank: float | None = None
+
+
+def variant_effects(rows: list[dict]) -> list[VariantEffect]:
+    """The :class:`VariantEffect` of each row of :func:`~dnatlas.pipelines.steer.variant_rows`."""
+    return [VariantEffect(row["variant"], row["delta_log_odds"], **control_stats(row))
+            for row in rows]
 
 
 def control_stats(row: dict) -> dict:

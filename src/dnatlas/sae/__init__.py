@@ -2,9 +2,11 @@
 
 Modules:
 
-* :mod:`~dnatlas.sae.config`, :mod:`~dnatlas.sae.autoencoder`,
-  :mod:`~dnatlas.sae.architectures`: ReLU+L1, TopK, BatchTopK and JumpReLU SAEs sharing
-  :class:`SparseAutoencoder` (``encode``, ``decode``, ``forward``, ``loss``).
+* :mod:`~dnatlas.sae.registry`: the architectures by name (ReLU+L1, TopK, BatchTopK and
+  JumpReLU, one module each in :mod:`~dnatlas.sae.archs` with its own config), sharing
+  :class:`SparseAutoencoder` (:mod:`~dnatlas.sae.autoencoder`: ``encode``, ``decode``,
+  ``forward``, ``loss``) and :class:`SAEConfig` (:mod:`~dnatlas.sae.config`).
+* :mod:`~dnatlas.sae.hyperparameters`: a named preset merged with a user's settings.
 * :mod:`~dnatlas.sae.trainer` (settings in :mod:`~dnatlas.sae.training_config`):
   :class:`SAETrainer` trains many SAEs (layers x hyperparameters) from one pass over
   activation batches; resumable checkpoints that include the activation stream's state.
@@ -17,41 +19,42 @@ Models are reached through :mod:`dnatlas.models` (any model, one protocol).
 
 Quick start::
 
-    from dnatlas.sae import SAEConfig, SAESpec, SAETrainingConfig, SAETrainer, ActivationStore
+    from dnatlas.sae import SAESpec, SAETrainingConfig, SAETrainer, ActivationStore, make_config
     from dnatlas.models import load_model
 
     adapter = load_model("hyenadna:/models/hyenadna-small-32k-seqlen-hf")
     key = adapter.key(2)                                   # "blocks.2.residual"
     store = ActivationStore(adapter, windows, [key], batch_size=4096)
-    spec = SAESpec(None, key, SAEConfig.from_expansion("topk", adapter.d(key), 16, k=32))
+    spec = SAESpec(None, key, make_config("topk", adapter.d(key), expansion=16, k=32))
     SAETrainer([spec], SAETrainingConfig(steps=20_000), "out/sae").fit(store)
 """
 
-from dnatlas.sae.activation_store import (
-    ActivationStore,
-    CachedActivations,
-    ShuffleBuffer,
-    cache_activations,
-    window_rows,
-)
-from dnatlas.sae.architectures import (
-    ARCHITECTURES,
-    BatchTopKSAE,
-    JumpReLUSAE,
-    ReLUSAE,
-    SAEConfig,
-    SparseAutoencoder,
-    TopKSAE,
-    build_sae,
-)
-from dnatlas.sae.metrics import evaluate_reconstruction, loss_recovered
-from dnatlas.sae.saelens_format import load_sae, save_sae
-from dnatlas.sae.trainer import PRESETS, SAESpec, SAETrainer, SAETrainingConfig, preset, train_saes
+import importlib
 
-__all__ = [
-    "ARCHITECTURES", "ActivationStore", "BatchTopKSAE", "CachedActivations", "JumpReLUSAE",
-    "PRESETS", "ReLUSAE", "SAEConfig", "SAESpec", "SAETrainer", "ShuffleBuffer",
-    "SparseAutoencoder", "TopKSAE", "SAETrainingConfig", "build_sae", "cache_activations",
-    "evaluate_reconstruction", "load_sae", "loss_recovered", "preset",
-    "save_sae", "train_saes", "window_rows",
-]
+#: public name -> the module that defines it; loaded on first use, so that importing
+#: :mod:`dnatlas.sae.registry` (the architecture names, for the command line) needs no torch
+_WHERE = {
+    **dict.fromkeys(("ActivationStore", "CachedActivations", "ShuffleBuffer",
+                     "cache_activations", "window_rows"), "activation_store"),
+    "BatchTopKSAE": "archs.batchtopk", "JumpReLUSAE": "archs.jumprelu",
+    "ReLUSAE": "archs.relu", "TopKSAE": "archs.topk",
+    "SparseAutoencoder": "autoencoder", "SAEConfig": "config",
+    **dict.fromkeys(("evaluate_reconstruction", "loss_recovered"), "metrics"),
+    **dict.fromkeys(("ARCHITECTURES", "architecture", "build_sae", "config_from_record",
+                     "make_config", "saved_record"), "registry"),
+    **dict.fromkeys(("load_sae", "save_sae"), "saelens_format"),
+    **dict.fromkeys(("PRESETS", "SAESpec", "SAETrainer", "SAETrainingConfig", "preset",
+                     "train_saes"), "trainer"),
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'dnatlas.sae' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"dnatlas.sae.{_WHERE[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})

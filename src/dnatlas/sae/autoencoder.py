@@ -2,8 +2,52 @@
 
 :class:`SparseAutoencoder` holds the SAELens-named parameters and computes pre-activations,
 reconstruction, the normalised-space training loss and the dead-feature auxiliary losses;
-the four architectures of :mod:`dnatlas.sae.architectures` (whose docstring has the maths)
-implement ``activation`` and ``_train_codes``.
+each architecture of :mod:`dnatlas.sae.registry` (one module of :mod:`dnatlas.sae.archs`
+each: relu, topk, batchtopk, jumprelu) names its config class and implements
+``activation`` and ``_train_codes``, and says how it is saved as a SAELens folder.
+
+All architectures share :class:`SparseAutoencoder`, which holds the SAELens-named parameters
+
+    W_enc (d_in, d_sae)   b_enc (d_sae,)   W_dec (d_sae, d_in)   b_dec (d_in,)
+
+(plus ``threshold`` (d_sae,) for JumpReLU and BatchTopK) and computes, on raw activations x
+of shape (..., d_in),
+
+    pre   = (x * s - b_dec) @ W_enc + b_enc          pre-activations, (..., d_sae)
+    f     = act(pre)                                 feature activations, (..., d_sae)
+    x_hat = (f @ W_dec + b_dec) / s                  reconstruction, (..., d_in)
+
+where ``s`` is the input scale (buffer ``input_scale``). The trainer sets ``s`` so that
+E||x * s||^2 = d_in on the first batches ("normalised space"); every loss term is computed in
+that space, so hyperparameters transfer across layers and models. :meth:`folded` absorbs ``s``
+into the weights (W_enc * s, W_dec / s, b_dec / s), which changes no output, so a saved SAE
+works on raw activations with ``s = 1``.
+
+Each feature's decoder direction is a *row* of W_dec. How its norm is kept from absorbing the
+sparsity penalty differs by architecture:
+
+=========== ====================================================== =========================
+arch        activation                                             decoder norm
+=========== ====================================================== =========================
+relu        ReLU(pre); penalty l1 * sum_i f_i * ||W_dec[i]||       free, penalty norm-weighted
+topk        keep the k largest pre per row, then ReLU              unit rows (projection)
+batchtopk   keep the k * B largest ReLU(pre) of the whole batch    unit rows (projection)
+jumprelu    pre * H(pre - threshold); penalty l0 * sum_i H(...)    unit rows (projection)
+=========== ====================================================== =========================
+
+"Projection" renormalises every row of W_dec to unit norm after each optimiser step
+(:meth:`SparseAutoencoder.after_step`). The relu architecture follows Anthropic's April 2024
+update (as SAELens' "standard" SAE): decoder unconstrained, L1 weighted by decoder norms.
+
+Dead features (no activation for ``dead_after`` consecutive training steps, counted in the
+buffer ``steps_since_fired``) get an auxiliary loss: AuxK for topk/batchtopk (Gao et al.
+2024: the ``aux_k`` largest dead pre-activations reconstruct the residual x - x_hat), and
+Anthropic's pre-activation loss for relu/jumprelu (push dead pre-activations up to the
+threshold). Only dead features' parameters receive its gradient.
+
+BatchTopK trains with a batch-level top-k and keeps an exponential moving average of the
+smallest selected activation in ``threshold``; at inference (:meth:`encode`) it is a JumpReLU
+with that threshold, which is how SAELens saves it.
 """
 
 from __future__ import annotations
@@ -11,7 +55,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -53,8 +97,17 @@ class SparseAutoencoder(nn.Module):
     """
 
     arch: ClassVar[str] = ""
+    #: the architecture's config: a :class:`~dnatlas.sae.config.SAEConfig` dataclass
+    config_class: ClassVar[type[SAEConfig]] = SAEConfig
     #: whether decoder rows are renormalised to unit norm after each step
     project_decoder: ClassVar[bool] = True
+    #: whether data-parallel ranks can train it (each on its share of every batch)
+    data_parallel: ClassVar[bool] = True
+    #: SAELens: the ``architecture`` of cfg.json, the tensors saved beside W_enc, b_enc,
+    #: W_dec, b_dec, and whether SAELens' own folders of that architecture load as this one
+    saelens_architecture: ClassVar[str] = ""
+    saved_tensors: ClassVar[tuple[str, ...]] = ()
+    reads_saelens: ClassVar[bool] = True
     #: ReLU / JumpReLU training: below this fraction of active entries (pre > threshold) the
     #: decoder and the weight gradients are computed at the active entries only
     #: (:class:`~dnatlas.sae.sparse_ops.SparseCodes`), above it densely; both give the same
@@ -211,10 +264,30 @@ class SparseAutoencoder(nn.Module):
         other.input_scale.fill_(1.0)
         return other
 
+    @classmethod
+    def saelens_fields(cls, cfg: SAEConfig) -> dict[str, Any]:
+        """Top-level cfg.json fields of this architecture beyond the shared ones."""
+        return {}
+
+    @classmethod
+    def from_saelens(cls, cfg: dict[str, Any], tensors: dict[str, Tensor], hook_name: str,
+                     model_name: str) -> tuple[SAEConfig, dict[str, Tensor]]:
+        """The config (and the tensors, converted where needed) of a folder SAELens wrote."""
+        return cls.config_class(int(cfg["d_in"]), int(cfg["d_sae"]), hook_name=hook_name,
+                                model_name=model_name), tensors
+
+    @torch.no_grad()
+    def after_load(self) -> None:
+        """Called once saved tensors are copied in (state that is not saved)."""
+
+    def _repr_fields(self) -> str:
+        """The architecture's own fields in :meth:`extra_repr` (``", k=16"``)."""
+        return ""
+
     def extra_repr(self) -> str:
         c = self.cfg
-        extra = f", k={c.k}" if c.k is not None else ""
-        return f"arch={c.arch}, d_in={c.d_in}, d_sae={c.d_sae}{extra}, hook={c.hook_name!r}"
+        return (f"arch={c.arch}, d_in={c.d_in}, d_sae={c.d_sae}{self._repr_fields()}, "
+                f"hook={c.hook_name!r}")
 
     # ---- helpers shared by subclasses ---------------------------------------------------
 
@@ -224,6 +297,13 @@ class SparseAutoencoder(nn.Module):
             return None
         dead = torch.nonzero(self.dead_mask).squeeze(1)
         return dead if dead.numel() else None
+
+    def _dead_pre_activations(self, x: Tensor, bias: Tensor, dead: Tensor | None
+                              ) -> Tensor | None:
+        """pre[:, dead] = x @ W_enc[:, dead] + bias[dead], (B, n_dead), from those columns only."""
+        if dead is None:
+            return None
+        return torch.addmm(bias.index_select(0, dead), x, self.W_enc.index_select(1, dead))
 
     def _pre_act_aux(self, pre_d: Tensor, dead: Tensor | None, threshold: Tensor | float) -> Tensor:
         """Anthropic's dead-feature loss: c * mean_b sum_{i dead} relu(theta_i - pre_i) ||W_dec[i]||.

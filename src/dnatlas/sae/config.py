@@ -1,58 +1,56 @@
-"""Hyperparameters of one sparse autoencoder: :class:`SAEConfig` and the architecture names.
+"""Hyperparameters of one sparse autoencoder: the fields every architecture shares.
 
-Split from :mod:`dnatlas.sae.architectures`, which re-exports every name here.
+Each architecture (:mod:`dnatlas.sae.registry`) declares its own config, a dataclass
+derived from :class:`SAEConfig` with its own fields and checks;
+:func:`dnatlas.sae.registry.make_config` builds the one of an architecture named at run
+time. A saved folder's ``cfg.json`` keeps one flat record of all architectures' fields
+(:data:`SAVED_FIELDS`; :func:`dnatlas.sae.registry.saved_record`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
-ARCHITECTURES = ("relu", "topk", "batchtopk", "jumprelu")
+__all__ = ["SAVED_FIELDS", "FieldError", "SAEConfig", "check_k"]
 
-#: default coefficient of the dead-feature auxiliary loss per architecture
-DEFAULT_AUX_COEFFICIENT = {"relu": 0.0, "topk": 1 / 32, "batchtopk": 1 / 32, "jumprelu": 0.0}
+#: the flat record of ``cfg.json``'s ``metadata.dnatlas.config``, in its order: the shared
+#: fields and those of the first four architectures; a later architecture's own fields follow
+SAVED_FIELDS = ("arch", "d_in", "d_sae", "k", "l1_coefficient", "l0_coefficient",
+                "aux_coefficient", "aux_k", "dead_after", "jumprelu_bandwidth",
+                "jumprelu_init_threshold", "threshold_lr", "normalize", "decoder_init_norm",
+                "seed", "hook_name", "model_name")
 
 
 @dataclass
 class SAEConfig:
-    """Hyperparameters of one sparse autoencoder.
+    """Hyperparameters shared by every architecture (its own config adds the rest).
 
     Args:
-        arch: one of :data:`ARCHITECTURES`.
         d_in: width of the activations read.
         d_sae: number of features (dictionary size).
-        k: active features per row (topk) or per row on average (batchtopk).
-        l1_coefficient: weight of the norm-weighted L1 penalty (relu).
-        l0_coefficient: weight of the L0 penalty (jumprelu).
-        aux_coefficient: weight of the dead-feature auxiliary loss; None takes
-            :data:`DEFAULT_AUX_COEFFICIENT` for the architecture.
+        aux_coefficient: weight of the dead-feature auxiliary loss; None takes the
+            architecture's :attr:`default_aux_coefficient`.
         aux_k: dead features used by AuxK; None means d_in // 2.
         dead_after: a feature is dead after this many training steps without firing.
-        jumprelu_bandwidth: width epsilon of the rectangle kernel of the straight-through
-            estimator (jumprelu), in normalised units.
-        jumprelu_init_threshold: initial threshold (jumprelu).
-        threshold_lr: rate of the moving average of the BatchTopK inference threshold.
         normalize: estimate an input scale so that E||x||^2 = d_in during training.
-        decoder_init_norm: initial norm of decoder rows; None means 0.1 for relu (free
-            norms) and 1 for the projected architectures.
+        decoder_init_norm: initial norm of decoder rows; None takes the architecture's
+            :attr:`default_decoder_init_norm` (0.1 for relu's free norms, else 1).
         seed: seed of the weight initialisation.
         hook_name: the activation key the SAE reads (e.g. ``"blocks.2.residual"``).
         model_name: the model the activations come from (free text, saved in cfg.json).
     """
 
-    arch: str
+    #: the architecture's registered name
+    arch: ClassVar[str] = ""
+    default_aux_coefficient: ClassVar[float] = 0.0
+    default_decoder_init_norm: ClassVar[float] = 1.0
+
     d_in: int
     d_sae: int
-    k: int | None = None
-    l1_coefficient: float = 0.1
-    l0_coefficient: float = 1.0
     aux_coefficient: float | None = None
     aux_k: int | None = None
     dead_after: int = 1000
-    jumprelu_bandwidth: float = 0.001
-    jumprelu_init_threshold: float = 0.001
-    threshold_lr: float = 0.01
     normalize: bool = True
     decoder_init_norm: float | None = None
     seed: int = 0
@@ -60,30 +58,27 @@ class SAEConfig:
     model_name: str = ""
 
     def __post_init__(self):
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown SAE architecture {self.arch!r}; "
-                             f"choose from {', '.join(ARCHITECTURES)}")
+        """The checks and defaults of every config; an architecture's config extends it."""
         if self.d_in < 1 or self.d_sae < 1:
             raise ValueError("d_in and d_sae must be positive")
-        if self.arch in ("topk", "batchtopk"):
-            if self.k is None or not 0 < self.k <= self.d_sae:
-                raise ValueError(f"{self.arch} needs 0 < k <= d_sae (got k={self.k})")
         if self.aux_coefficient is None:
-            self.aux_coefficient = DEFAULT_AUX_COEFFICIENT[self.arch]
+            self.aux_coefficient = self.default_aux_coefficient
         if self.aux_k is None:
             self.aux_k = max(1, self.d_in // 2)
         if self.decoder_init_norm is None:
-            self.decoder_init_norm = 0.1 if self.arch == "relu" else 1.0
+            self.decoder_init_norm = self.default_decoder_init_norm
 
-    @classmethod
-    def from_expansion(cls, arch: str, d_in: int, expansion: int, **kwargs: Any) -> SAEConfig:
-        """Config with ``d_sae = expansion * d_in``."""
-        return cls(arch=arch, d_in=d_in, d_sae=int(expansion * d_in), **kwargs)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+class FieldError(ValueError):
+    """A config field out of range; ``field`` names it (for a command's flag)."""
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SAEConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def check_k(cfg: SAEConfig) -> None:
+    """The one rule for ``k`` (active features per row, or per row on average):
+    ``1 <= k <= d_sae``."""
+    if cfg.k is None or not 1 <= cfg.k <= cfg.d_sae:
+        raise FieldError(f"{cfg.arch} needs 1 <= k <= d_sae (got k={cfg.k})", "k")

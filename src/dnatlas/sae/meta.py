@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from dnatlas.errors import InputError
-from dnatlas.sae.architectures import SparseAutoencoder
+from dnatlas.sae.autoencoder import SparseAutoencoder
 
 __all__ = ["META_PRESETS", "MetaPreset", "decoder_batches", "decoder_rows", "derived_seed",
            "decoder_variance_explained", "meta_children", "meta_codes", "meta_preset",
@@ -62,7 +62,8 @@ class MetaPreset:
         arch: the meta-SAE's architecture.
         width: meta-latents (None: ``ceil(width_ratio * rows)``).
         width_ratio: meta-latents per training row when ``width`` is None.
-        sae: further :class:`~dnatlas.sae.config.SAEConfig` keywords (k, coefficients...).
+        sae: further config fields of the architecture (k, coefficients...; see
+            :func:`dnatlas.sae.registry.make_config`).
         train: :class:`~dnatlas.sae.training_config.SAETrainingConfig` keywords.
         epochs: when set, steps = epochs * ceil(rows / batch_size) (passes over the rows).
         replacement: rows drawn with replacement (True) or shuffled once per epoch (False).

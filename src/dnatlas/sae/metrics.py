@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dnatlas.sae.architectures import SparseAutoencoder
+from dnatlas.sae.autoencoder import SparseAutoencoder
 
 
 @torch.no_grad()

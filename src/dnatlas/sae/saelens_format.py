@@ -32,15 +32,21 @@ from safetensors.torch import save_file
 
 from dnatlas.errors import InputError
 from dnatlas.files import atomic_path, atomic_write_text, check_output_dir, load_safetensors
-from dnatlas.sae.architectures import SAEConfig, SparseAutoencoder, build_sae
+from dnatlas.sae.autoencoder import SparseAutoencoder
+from dnatlas.sae.registry import (
+    ARCHITECTURES,
+    architecture,
+    build_sae,
+    config_from_record,
+    saved_record,
+)
 
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae_weights.safetensors"
 #: the SAELens cfg schema version our files follow (SAELens reads >= 6.0 without conversion)
 SAELENS_SCHEMA_VERSION = "6.0.0"
-
-_SAELENS_ARCH = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu",
-                 "jumprelu": "jumprelu"}
+#: the tensors of every architecture (each adds its ``saved_tensors``)
+SHARED_TENSORS = ("W_enc", "b_enc", "W_dec", "b_dec")
 
 
 def _hook_layer(hook_name: str) -> int:
@@ -52,7 +58,7 @@ def saelens_cfg(sae: SparseAutoencoder, extra_metadata: dict[str, Any] | None = 
                 ) -> dict[str, Any]:
     """The cfg.json dictionary of ``sae`` (assumed folded: input scale 1)."""
     c = sae.cfg
-    arch = _SAELENS_ARCH[c.arch]
+    arch = type(sae).saelens_architecture
     metadata: dict[str, Any] = {
         "sae_lens_version": SAELENS_SCHEMA_VERSION,
         "sae_lens_training_version": None,
@@ -64,7 +70,7 @@ def saelens_cfg(sae: SparseAutoencoder, extra_metadata: dict[str, Any] | None = 
         "context_size": None,
         "dataset_path": None,
         "model_from_pretrained_kwargs": {},
-        "dnatlas": {"config": c.to_dict()},
+        "dnatlas": {"config": saved_record(c)},
     }
     if extra_metadata:
         metadata.update(extra_metadata)
@@ -82,16 +88,13 @@ def saelens_cfg(sae: SparseAutoencoder, extra_metadata: dict[str, Any] | None = 
         "hook_layer": metadata["hook_layer"],
         "metadata": metadata,
     }
-    if arch == "topk":
-        cfg["k"] = int(c.k)
-        cfg["rescale_acts_by_decoder_norm"] = False
+    cfg.update(type(sae).saelens_fields(c))
     return cfg
 
 
 def _weights(sae: SparseAutoencoder) -> dict[str, torch.Tensor]:
-    tensors = {name: getattr(sae, name).detach() for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
-    if sae.cfg.arch in ("jumprelu", "batchtopk"):
-        tensors["threshold"] = sae.threshold.detach()
+    tensors = {name: getattr(sae, name).detach()
+               for name in (*SHARED_TENSORS, *type(sae).saved_tensors)}
     return {k: v.to("cpu", torch.float32).contiguous() for k, v in tensors.items()}
 
 
@@ -154,28 +157,19 @@ def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> Spars
                          "supported; fold the normalisation into the weights first",
                          path=directory / CFG_FILENAME)
     if ours is not None:
-        sae_cfg = SAEConfig.from_dict(ours)
+        sae_cfg = config_from_record(ours)
     else:
-        mapping = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}
-        if arch not in mapping:
+        readers = {cls.saelens_architecture: cls for cls in map(architecture, ARCHITECTURES)
+                   if cls.reads_saelens}
+        if arch not in readers:
             raise InputError(f"unsupported SAE architecture {arch!r}", path=directory / CFG_FILENAME)
-        sae_cfg = SAEConfig(
-            arch=mapping[arch], d_in=int(cfg["d_in"]), d_sae=int(cfg["d_sae"]),
-            k=int(cfg["k"]) if arch == "topk" else None,
-            hook_name=str(metadata.get("hook_name") or cfg.get("hook_name") or ""),
-            model_name=str(metadata.get("model_name") or cfg.get("model_name") or ""),
-        )
-        if arch == "topk" and cfg.get("rescale_acts_by_decoder_norm"):
-            # selection on pre * ||W_dec||: fold the norms into the encoder
-            norms = tensors["W_dec"].norm(dim=1).clamp_min(1e-8)
-            tensors["W_enc"] = tensors["W_enc"] * norms
-            tensors["b_enc"] = tensors["b_enc"] * norms
-            tensors["W_dec"] = tensors["W_dec"] / norms[:, None]
+        sae_cfg, tensors = readers[arch].from_saelens(
+            cfg, tensors, hook_name=str(metadata.get("hook_name") or cfg.get("hook_name") or ""),
+            model_name=str(metadata.get("model_name") or cfg.get("model_name") or ""))
     sae = build_sae(sae_cfg)
     expected = {"W_enc": (sae_cfg.d_in, sae_cfg.d_sae), "b_enc": (sae_cfg.d_sae,),
                 "W_dec": (sae_cfg.d_sae, sae_cfg.d_in), "b_dec": (sae_cfg.d_in,)}
-    if sae_cfg.arch in ("jumprelu", "batchtopk"):
-        expected["threshold"] = (sae_cfg.d_sae,)
+    expected.update({name: tuple(getattr(sae, name).shape) for name in type(sae).saved_tensors})
     for name, shape in expected.items():
         if name not in tensors:
             raise InputError(f"{WEIGHTS_FILENAME} has no tensor {name!r}", path=directory)
@@ -185,6 +179,5 @@ def load_sae(directory: str | Path, device: str | torch.device = "cpu") -> Spars
     with torch.no_grad():
         for name in expected:
             getattr(sae, name).copy_(tensors[name])
-        if sae_cfg.arch == "batchtopk":
-            sae.threshold_initialised.fill_(True)
+    sae.after_load()
     return sae.to(device)

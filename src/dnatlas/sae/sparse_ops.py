@@ -1,6 +1,6 @@
 """Custom autograd pieces of the sparse SAEs: JumpReLU with straight-through threshold
 gradients, gathering the selected pre-activations, decoding from sparse codes, and the
-batch-level top-k selection. Split from :mod:`dnatlas.sae.architectures`.
+batch-level top-k selection. Used by the architectures of :mod:`dnatlas.sae.archs`.
 """
 
 from __future__ import annotations

@@ -53,7 +53,9 @@ from dnatlas import distributed
 from dnatlas.errors import InputError
 from dnatlas.files import atomic_path, atomic_write
 from dnatlas.progress import progress
-from dnatlas.sae.architectures import SAEConfig, SparseAutoencoder, build_sae, expected_norm_scale
+from dnatlas.sae.autoencoder import SparseAutoencoder, expected_norm_scale
+from dnatlas.sae.config import SAEConfig
+from dnatlas.sae.registry import build_sae, saved_record
 from dnatlas.sae.saelens_format import save_sae
 from dnatlas.sae.training_config import PRESETS, SAETrainingConfig, preset
 
@@ -366,9 +368,8 @@ class SAETrainer:
             slot.sums, slot.n = {}, 0
             if len(postfix) < 9:
                 tag = "" if len(self.slots) == 1 else f"{slot.spec.name}:"
-                postfix[f"{tag}loss"] = row["loss"]
-                postfix[f"{tag}L0"] = row["l0"]
-                postfix[f"{tag}FVU"] = row["fvu"]
+                postfix.update({f"{tag}loss": row["loss"], f"{tag}L0": row["l0"],
+                                f"{tag}FVU": row["fvu"]})
         return postfix
 
     # ---- checkpoints -----------------------------------------------------------------
@@ -389,15 +390,14 @@ class SAETrainer:
                 return path
         state = {
             "data_state": data_state,
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
             "step": self.step,
             "train_config": self.cfg.to_dict(),
             "saes": [
                 {
                     "name": slot.spec.name,
                     "key": slot.spec.key,
-                    "config": slot.spec.config.to_dict(),
+                    "config": saved_record(slot.spec.config),
                     "state": slot.sae.state_dict(),
                     "optim": slot.optim.state_dict(),
                     "sums": {k: v.cpu() for k, v in slot.sums.items()},
@@ -425,7 +425,7 @@ class SAETrainer:
                              f"{sorted(str(s.spec.name) for s in self.slots)}", path=path)
         for slot in self.slots:
             entry = saved[slot.spec.name]
-            ours = slot.spec.config.to_dict()
+            ours = saved_record(slot.spec.config)
             if entry["key"] != slot.spec.key or entry["config"] != ours:
                 diff = sorted(k for k in ours if entry["config"].get(k) != ours[k])
                 raise InputError(f"checkpoint SAE {slot.spec.name!r} was trained with other "

@@ -66,10 +66,18 @@ class TrainingDiverged(DnatlasError):
 
 @dataclass
 class TrainResult:
+    """What :func:`train` did: the run folder, the last step, the training losses and the
+    final validation metrics (:func:`dnatlas.training.evaluate.evaluate`), if any."""
+
     out: Path
     step: int
     train_losses: list[float] = field(default_factory=list)  # nats per loss term, per step
     final_eval: dict | None = None
+
+    @property
+    def final_bits_per_nt(self) -> float | None:
+        """Validation bits/nt at the end (None when no final evaluation ran)."""
+        return self.final_eval["bits_per_nt"] if self.final_eval else None
 
 
 def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
