@@ -236,11 +236,17 @@ def build_atlas(model: str | ModelAdapter | None = None, genome: str | Path | No
         random_init_saes: SAEs trained on the random-init model (with
             ``settings.random_init``).
     """
+    import contextlib
+
     from dnatlas import distributed
+    from dnatlas.outputs import lock_folder
 
     settings = settings or AtlasSettings()
     settings.check()
-    with distributed.session(device) as info:
+    with distributed.session(device) as info, contextlib.ExitStack() as stack:
+        if out is not None and distributed.is_main():   # one build per folder at a time
+            Path(out).mkdir(parents=True, exist_ok=True)
+            stack.enter_context(lock_folder(out, "atlas folder", "atlas build"))
         from dnatlas.models import resolve_model
 
         adapter = resolve_model(model, info.device)
