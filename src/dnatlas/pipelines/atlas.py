@@ -281,7 +281,7 @@ def _build(adapter, genome, annotations, saes, neurons, settings, out, force, re
     from dnatlas.concepts import shuffled_labels
     from dnatlas.concepts.label_sources import build_labels
     from dnatlas.concepts.splits import chunk_regions, make_splits
-    from dnatlas.pipelines.concepts import _check_sae_models, _genome, _sample
+    from dnatlas.pipelines.concepts import _genome, _sample
     from dnatlas.progress import progress
 
     t_start = time.perf_counter()
@@ -293,7 +293,6 @@ def _build(adapter, genome, annotations, saes, neurons, settings, out, force, re
     dicts = _dictionaries(adapter, list(saes or ()), neurons, False, torch_device)
     if not dicts:
         raise InputError("no features: give SAEs (--sae) or sites (--neurons)")
-    _check_sae_models(dicts, adapter)
     codes, intervals = _genome(genome, annotations)
     records = list(codes)
     offsets = dict(zip(records, np.cumsum([0] + [len(codes[r]) for r in records[:-1]])
@@ -306,7 +305,6 @@ def _build(adapter, genome, annotations, saes, neurons, settings, out, force, re
         control_dicts = _dictionaries(control, list(random_init_saes),
                                       list(dict.fromkeys(d.key for d in dicts)), True,
                                       torch_device)
-        _check_sae_models(control_dicts, control)
     key = atlas_key(adapter, dicts + control_dicts, codes, annotations, settings,
                     None if control is None else control.fingerprint())
     out = None if out is None else Path(out)

@@ -88,7 +88,7 @@ def check_k(cfg: SAEConfig) -> None:
 #: the most features an SAE may have (d_sae * d_in float32 weights twice must fit a machine)
 MAX_SAE_WEIGHTS = 1 << 33
 
-_INT_FIELDS = ("d_in", "d_sae", "k", "aux_k", "dead_after", "seed")
+_INT_FIELDS = ("d_in", "d_sae", "aux_k", "dead_after", "seed")  # k: its own rule, check_k
 _FLOAT_FIELDS = ("l1_coefficient", "l0_coefficient", "aux_coefficient", "jumprelu_bandwidth",
                  "jumprelu_init_threshold", "threshold_lr", "decoder_init_norm")
 
