@@ -37,6 +37,7 @@ import scipy.sparse as sp
 
 from dnatlas.atlas import schema
 from dnatlas.atlas.accumulate import AtlasContext, Chunk
+from dnatlas.atlas.columns import arrow_type
 
 #: modules holding the atlas's accumulators and finalizers, in finalizer order
 PARTS = [
@@ -323,20 +324,6 @@ def dictionaries_rows(contexts: Mapping[str, AtlasContext]) -> dict:
     return rows
 
 
-_ARROW = {}
-
-
-def _arrow_type(duck: str):
-    import pyarrow as pa
-
-    if not _ARROW:
-        base = {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
-                "DOUBLE": pa.float64(), "FLOAT": pa.float32(), "BOOLEAN": pa.bool_()}
-        _ARROW.update(base)
-        _ARROW.update({f"{k}[]": pa.list_(v) for k, v in base.items()})
-    return _ARROW[duck]
-
-
 def _column(values, typ):
     import pyarrow as pa
 
@@ -378,9 +365,9 @@ def to_arrow(table: str, pieces: list[dict]):
         n = len(next(iter(piece.values())))
         arrays = []
         for col, duck, _ in columns:
-            typ = _arrow_type(duck)
+            typ = arrow_type(duck)
             arrays.append(_column(piece[col], typ) if col in piece else pa.nulls(n, typ))
         batches.append(pa.table(arrays, names=[c for c, _, _ in columns]))
     if not batches:
-        return pa.table({c: pa.array([], _arrow_type(t)) for c, t, _ in columns})
+        return pa.table({c: pa.array([], arrow_type(t)) for c, t, _ in columns})
     return pa.concat_tables(batches)

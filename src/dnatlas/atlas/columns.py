@@ -41,7 +41,7 @@ def like(original, table_name: str, columns: Mapping[str, list]):
     import pyarrow as pa
 
     types = {c: t for c, t, _ in schema.TABLES[table_name]}
-    return pa.table({c: pa.array(v, type=_arrow_type(types[c]) if c in types else None)
+    return pa.table({c: pa.array(v, type=arrow_type(types[c]) if c in types else None)
                      for c, v in columns.items()})
 
 
@@ -65,7 +65,7 @@ def update_features(features, values: Mapping[tuple[str, int], Mapping[str, obje
     types = {c: t for c, t, _ in schema.TABLES["features"]}
     table = features
     for name, column in new.items():
-        array = pa.array(column, type=_arrow_type(types[name]) if name in types else None)
+        array = pa.array(column, type=arrow_type(types[name]) if name in types else None)
         i = table.column_names.index(name) if name in table.column_names else -1
         table = table.set_column(i, name, array) if i >= 0 else table.append_column(name, array)
     return table
@@ -81,11 +81,17 @@ def append_rows(table_name: str, table, new: Mapping[str, list]):
     return like(table, table_name, {c: cols[c] for c in schema.columns(table_name)})
 
 
-def _arrow_type(duck: str):
+_ARROW: dict = {}
+
+
+def arrow_type(duck: str):
+    """The Arrow type a schema column of DuckDB type ``duck`` is built with."""
     import pyarrow as pa
 
-    base = {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
-            "DOUBLE": pa.float64(), "FLOAT": pa.float32(), "BOOLEAN": pa.bool_()}
-    if duck.endswith("[]"):
-        return pa.list_(base[duck[:-2]])
-    return base[duck]
+    if not _ARROW:
+        base = {"VARCHAR": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
+                "DOUBLE": pa.float64(), "FLOAT": pa.float32(), "BOOLEAN": pa.bool_(),
+                "BLOB": pa.binary()}
+        _ARROW.update(base)
+        _ARROW.update({f"{k}[]": pa.list_(v) for k, v in base.items()})
+    return _ARROW[duck]
