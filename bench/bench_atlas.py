@@ -72,6 +72,7 @@ def random_sae(model, features: int, folder: Path, k: int = 16,
                site: str = "blocks.2.residual") -> str:
     """A random-init TopK SAE of ``features`` latents on ``site`` (SAELens folder)."""
     from dnatlas.sae.architectures import build_sae
+
     from dnatlas.sae.config import SAEConfig
     from dnatlas.sae.saelens_format import save_sae
 
