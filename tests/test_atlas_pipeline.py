@@ -254,3 +254,27 @@ def test_cli_builds_and_page_reads_without_torch(genome, tmp_path, capsys):  # n
               "assert page['feature']['max'] is not None and page['examples']\n"
               "assert 'torch' not in sys.modules, 'torch imported'\n")
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+@pytest.mark.parametrize("spec, site", [("hyenadna:{fx}/hyenadna", "blocks.1.residual"),
+                                        ("nt:{fx}/nt/v2", "blocks.0.residual")])
+def test_cli_builds_hyenadna_and_nt_atlases_on_a_users_genome(mg_slice, tmp_path, spec, site):
+    """The same command serves the third-party models: their neurons, both strands,
+    described and read back."""
+    from pathlib import Path
+
+    from dnatlas.atlas.reader import Atlas
+    from dnatlas.cli import main
+
+    fixtures = Path(__file__).parent / "fixtures"
+    out = tmp_path / "atlas"
+    assert main(["atlas", "build", "--model", spec.format(fx=fixtures), "--neurons", site,
+                 "--genome", str(mg_slice / "g.fa"), "--annotations", str(mg_slice / "a.gff3"),
+                 "--out", str(out)]) == 0
+    atlas = Atlas.open(out)
+    (d,) = atlas.dictionaries()
+    assert d["kind"] == "neurons" and d["site"] == site
+    rows = atlas.features(d["dictionary"], limit=1000)["rows"]
+    assert len(rows) == d["n_features"] and all(r["description"] for r in rows)
+    page = atlas.feature(d["dictionary"], rows[0]["feature"])
+    assert {e["strand"] for e in page["examples"]} <= {"+", "-"} and page["examples"]
