@@ -7,8 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from dnatlas.cli._model_input import add_device_arg, add_model_arg, non_negative_int, positive_int
-from dnatlas.cli.concepts import _add_label_args, _label_spec, _split_list, _thresholds
+from dnatlas.cli._model_input import add_device_arg, add_model_arg, non_negative_int
+from dnatlas.cli.concepts import (
+    _add_label_args,
+    _label_spec,
+    _split_list,
+    _thresholds,
+    add_pass_args,
+)
 
 
 def register(subparsers) -> None:
@@ -26,36 +32,11 @@ def register(subparsers) -> None:
                     "refused unless --force.")
     add_model_arg(b)
     _add_label_args(b)
-    b.add_argument("--sae", action="append", default=[], metavar="DIR",
-                   help="SAE folder (SAELens) of the model; 'default' is the bundled SAE, "
-                        "used when neither --sae nor --neurons is given (repeatable)")
-    b.add_argument("--neurons", action="append", metavar="SITE",
-                   help="a site whose neurons are a dictionary (repeatable; default: each "
-                        "SAE's site; 'none' for no neurons)")
-    b.add_argument("--random-init", action="store_true",
-                   help="control: the same architecture with random weights (its neurons)")
-    b.add_argument("--random-init-sae", action="append", default=[], metavar="DIR",
-                   help="an SAE trained on the random-init model (with --random-init)")
-    b.add_argument("--valid", action="append", metavar="REGIONS",
-                   help="validation regions, as concepts eval (default: first halves)")
-    b.add_argument("--test", action="append", metavar="REGIONS",
-                   help="test regions, disjoint from --valid (default: second halves)")
-    b.add_argument("--thresholds", default="0,0.15,0.5,0.6,0.8", metavar="LIST",
-                   help="thresholds on the max-normalised activation (default 0,0.15,0.5,0.6,0.8)")
-    b.add_argument("--sample", type=positive_int, default=1_000_000, metavar="NT",
-                   help="validation positions per strand for the feature maxima (default "
-                        "1,000,000)")
-    b.add_argument("--edge", type=non_negative_int, default=64, metavar="NT",
-                   help="positions at record ends left out of the maxima (default 64)")
-    b.add_argument("--no-shuffled", action="store_true", help="skip the shuffled-labels control")
-    b.add_argument("--seed", type=int, default=0, help="seed of the controls (default 0)")
+    add_pass_args(b, neurons_none=True)
     b.add_argument("--top-k", type=non_negative_int, default=20, metavar="N",
                    help="top examples per feature (default 20)")
     b.add_argument("--quantile-k", type=non_negative_int, default=4, metavar="N",
                    help="examples per activation range (default 4)")
-    b.add_argument("--chunk-size", type=positive_int, default=1 << 16, metavar="NT",
-                   help="positions per model call (default 65536)")
-    b.add_argument("--batch-size", type=positive_int, default=1, metavar="N")
     add_device_arg(b)
     b.add_argument("--out", "-o", type=Path, default=Path("runs/atlas"), metavar="DIR",
                    help="the atlas folder (default runs/atlas)")

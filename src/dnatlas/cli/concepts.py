@@ -23,6 +23,40 @@ ANNOTATION_HELP = ("annotation file(s) (GFF3, GenBank, BED) or a bundled annotat
                    "annotation when the genome is the bundled default; 'none' for no annotation)")
 
 
+def add_pass_args(p, neurons_none: bool = False) -> None:
+    """The flags of one model pass over a genome shared by ``concepts eval`` and ``atlas
+    build``: the dictionaries, the splits, the thresholds and maxima, the controls, the
+    chunking. One definition, so both commands speak the same words."""
+    p.add_argument("--sae", action="append", default=[], metavar="DIR",
+                   help="SAE folder (SAELens) of the model; 'default' is the bundled SAE, "
+                        "used when neither --sae nor --neurons is given (repeatable)")
+    p.add_argument("--neurons", action="append", metavar="SITE",
+                   help="a site whose neurons are a dictionary, e.g. blocks.2.residual "
+                        "(repeatable; default: each SAE's site"
+                        + ("; 'none' for no neurons)" if neurons_none else ")"))
+    p.add_argument("--random-init", action="store_true",
+                   help="control: the same architecture with random weights (its neurons)")
+    p.add_argument("--random-init-sae", action="append", default=[], metavar="DIR",
+                   help="an SAE trained on the random-init model (with --random-init)")
+    p.add_argument("--valid", action="append", metavar="REGIONS",
+                   help="validation regions, 1-based RECORD:START-END or RECORD, comma-"
+                        "separated or repeated (default: each record's first half)")
+    p.add_argument("--test", action="append", metavar="REGIONS",
+                   help="test regions, disjoint from --valid (default: second halves)")
+    p.add_argument("--thresholds", default="0,0.15,0.5,0.6,0.8", metavar="LIST",
+                   help="thresholds on the max-normalised activation (default 0,0.15,0.5,0.6,0.8)")
+    p.add_argument("--sample", type=positive_int, default=1_000_000, metavar="NT",
+                   help="validation positions per strand for the feature maxima (default "
+                        "1,000,000)")
+    p.add_argument("--edge", type=non_negative_int, default=64, metavar="NT",
+                   help="positions at record ends left out of the maxima (default 64)")
+    p.add_argument("--no-shuffled", action="store_true", help="skip the shuffled-labels control")
+    p.add_argument("--seed", type=int, default=0, help="seed of the controls (default 0)")
+    p.add_argument("--chunk-size", type=positive_int, default=1 << 16, metavar="NT",
+                   help="positions per model call (default 65536)")
+    p.add_argument("--batch-size", type=positive_int, default=1, metavar="N")
+
+
 def _add_label_args(p) -> None:
     add_genome_arg(p, required=True, default=BUNDLED_GENOME)
     p.add_argument("--annotations", "-a", action="append", metavar="FILES", help=ANNOTATION_HELP)
@@ -60,36 +94,11 @@ def register(subparsers) -> None:
                     "labels. Writes concepts.csv, best.csv, summary.json, table.txt and PNGs.")
     add_model_arg(ev)
     _add_label_args(ev)
-    ev.add_argument("--sae", action="append", default=[], metavar="DIR",
-                    help="SAE folder (SAELens) of the model; 'default' is the bundled SAE, "
-                         "used when neither --sae nor --neurons is given (repeatable)")
-    ev.add_argument("--neurons", action="append", metavar="SITE",
-                    help="a site whose neurons are a dictionary, e.g. blocks.2.residual "
-                         "(repeatable; default: each SAE's site)")
-    ev.add_argument("--random-init", action="store_true",
-                    help="control: the same architecture with random weights (its neurons)")
-    ev.add_argument("--random-init-sae", action="append", default=[], metavar="DIR",
-                    help="an SAE trained on the random-init model (with --random-init)")
-    ev.add_argument("--valid", action="append", metavar="REGIONS",
-                    help="validation regions, 1-based RECORD:START-END or RECORD, comma-"
-                         "separated or repeated (default: each record's first half)")
-    ev.add_argument("--test", action="append", metavar="REGIONS",
-                    help="test regions, disjoint from --valid (default: second halves)")
+    add_pass_args(ev)
     ev.add_argument("--strand", choices=["both", "+", "-"], default="both",
                     help="strands to evaluate (default both; tables give each and both)")
-    ev.add_argument("--thresholds", default="0,0.15,0.5,0.6,0.8", metavar="LIST",
-                    help="thresholds on the max-normalised activation (default 0,0.15,0.5,0.6,0.8)")
-    ev.add_argument("--sample", type=positive_int, default=1_000_000, metavar="NT",
-                    help="validation positions per strand for the feature maxima (default 1,000,000)")
-    ev.add_argument("--edge", type=non_negative_int, default=64, metavar="NT",
-                    help="positions at record ends left out of the maxima (default 64)")
-    ev.add_argument("--no-shuffled", action="store_true", help="skip the shuffled-labels control")
     ev.add_argument("--top", type=positive_int, default=5,
                     help="features per concept in concepts.csv (default 5)")
-    ev.add_argument("--seed", type=int, default=0, help="seed of the controls (default 0)")
-    ev.add_argument("--chunk-size", type=positive_int, default=1 << 16, metavar="NT",
-                    help="positions per model call (default 65536)")
-    ev.add_argument("--batch-size", type=positive_int, default=1, metavar="N")
     add_device_arg(ev)
     ev.add_argument("--out", "-o", type=Path, required=True, metavar="DIR")
     ev.add_argument("--force", action="store_true", help="replace an earlier evaluation in DIR")
