@@ -278,3 +278,34 @@ def test_cli_builds_hyenadna_and_nt_atlases_on_a_users_genome(mg_slice, tmp_path
     assert len(rows) == d["n_features"] and all(r["description"] for r in rows)
     page = atlas.feature(d["dictionary"], rows[0]["feature"])
     assert {e["strand"] for e in page["examples"]} <= {"+", "-"} and page["examples"]
+
+
+def test_tss_landmark_from_the_cli_and_in_the_key(mg_slice, tmp_path, capsys):
+    """--tss adds the 'tss' landmark; the TSS file's content is part of the atlas key, so
+    an edited file makes the atlas stale; a missing file is one line, exit 2."""
+    from dnatlas.atlas.reader import Atlas
+    from dnatlas.cli import main
+
+    tss = tmp_path / "tss.bed"
+    tss.write_text("".join(f"{mg_slice_record(mg_slice)}\t{i * 700}\t{i * 700 + 1}\tt{i}\t0\t+\n"
+                           for i in range(1, 40)))
+    out = tmp_path / "atlas"
+    args = ["atlas", "build", "--neurons", "blocks.2.residual", "--genome",
+            str(mg_slice / "g.fa"), "--annotations", str(mg_slice / "a.gff3"), "--out", str(out)]
+    assert main([*args, "--tss", str(tmp_path / "missing.bed")]) == 2
+    assert "no such file of transcription start sites" in capsys.readouterr().err
+    assert main([*args, "--tss", str(tss)]) == 0
+    capsys.readouterr()
+    atlas = Atlas.open(out)
+    (d,) = atlas.dictionaries()
+    page = atlas.feature(d["dictionary"], 0)
+    assert {(r["landmark"], r["n"]) for r in page["landmarks"]} >= {("tss", 39)}
+    tss.write_text(tss.read_text().replace("\t700\t701\t", "\t710\t711\t"))
+    assert main([*args, "--tss", str(tss)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stale atlas" in err and "tss:" in err, err
+    assert main([*args, "--tss", str(tss), "--force"]) == 0
+
+
+def mg_slice_record(root) -> str:
+    return (root / "g.fa").read_text().split("\n", 1)[0][1:].split()[0]

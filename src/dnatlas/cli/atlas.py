@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dnatlas.cli._model_input import add_device_arg, add_model_arg, non_negative_int
+from dnatlas.cli._model_input import add_device_arg, add_model_arg, non_negative_int, positive_int
 from dnatlas.cli.concepts import (
     _add_label_args,
     _label_spec,
@@ -37,6 +37,14 @@ def register(subparsers) -> None:
                    help="top examples per feature (default 20)")
     b.add_argument("--quantile-k", type=non_negative_int, default=4, metavar="N",
                    help="examples per activation range (default 4)")
+    b.add_argument("--tss", metavar="FILE",
+                   help="a BED or GFF3 of transcription start sites: adds the 'tss' landmark "
+                        "to every feature's landmark profile")
+    b.add_argument("--meta-sae", metavar="DIR",
+                   help="a 'dnatlas sae meta' folder of the SAE: meta-SAE parents and "
+                        "siblings of its features")
+    b.add_argument("--landmark-flank", type=positive_int, default=100, metavar="NT",
+                   help="nt on each side of a landmark in its profile (default 100)")
     add_device_arg(b)
     b.add_argument("--out", "-o", type=Path, default=Path("runs/atlas"), metavar="DIR",
                    help="the atlas folder (default runs/atlas)")
@@ -71,7 +79,8 @@ def run_build(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size, batch_size=args.batch_size,
         shuffled=not args.no_shuffled, seed=args.seed, labels=_label_spec(args),
         top_k=args.top_k, top_pool=max(2 * args.top_k, 1), quantile_k=args.quantile_k,
-        random_init=args.random_init)
+        random_init=args.random_init, tss=args.tss, meta_sae=args.meta_sae,
+        landmark_flank=args.landmark_flank)
     result = build_atlas(args.model, args.genome, _annotations(args), saes=saes,
                          neurons=neurons, settings=settings, out=args.out, force=args.force,
                          resume=args.resume, device=args.device,

@@ -107,6 +107,14 @@ class AtlasSettings:
                 raise InputError(f"{name.replace('_', '-')} must be at least 1")
         if self.top_k < 0 or self.quantile_k < 0 or self.top_pool < self.top_k:
             raise InputError("top-k and quantile-k must be >= 0, top-pool >= top-k")
+        if self.landmark_flank < 1 or self.landmark_flank > 10_000:
+            raise InputError(f"landmark_flank must be in 1..10,000 nt, got {self.landmark_flank}",
+                             setting="landmark_flank")
+        if self.tss is not None and not Path(self.tss).is_file():
+            raise InputError("no such file of transcription start sites", path=self.tss,
+                             setting="tss")
+        if self.meta_sae is not None and not Path(self.meta_sae).is_dir():
+            raise InputError("no such meta-SAE folder", path=self.meta_sae, setting="meta_sae")
 
     def as_dict(self) -> dict:
         """JSON-ready (the part of the key and of the accumulators' settings)."""
@@ -173,6 +181,8 @@ def atlas_key(model: ModelAdapter, dicts, codes: dict, annotations, settings: At
                    for r, c in codes.items()},
         "annotations": annotation_hash(annotations),
         "concept_beds": _file_hash(settings.labels.beds) if settings.labels.beds else None,
+        "tss": _file_hash([settings.tss]) if settings.tss else None,
+        "meta_sae": sae_hash(settings.meta_sae) if settings.meta_sae else None,
         "settings": settings.as_dict(),
         "schema_version": schema.SCHEMA_VERSION,
     }
