@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from dnatlas.atlas import schema
 from dnatlas.atlas.accumulate import AtlasContext, Chunk
 from dnatlas.atlas.columns import arrow_type
+from dnatlas.genome.alphabet import sequence_sha256
 
 #: modules holding the atlas's accumulators and finalizers, in finalizer order
 PARTS = [
@@ -309,7 +310,7 @@ def records_rows(context: AtlasContext) -> dict:
         rows["length"].append(len(codes))
         rows["offset"].append(int(context.offsets[record]))
         rows["gc"].append(float(np.isin(codes, (1, 2)).sum() / max(int(acgt.sum()), 1)))
-        rows["sha256"].append(hashlib.sha256(codes.tobytes()).hexdigest())
+        rows["sha256"].append(sequence_sha256(codes))
     return rows
 
 

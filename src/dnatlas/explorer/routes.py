@@ -18,7 +18,8 @@ from fastapi.responses import Response
 
 from dnatlas.errors import InputError
 from dnatlas.explorer import api_models as m
-from dnatlas.explorer.state import ExplorerState, clean
+from dnatlas.explorer.state import ExplorerState
+from dnatlas.files import json_safe
 
 Name = Annotated[str, Query(min_length=1, max_length=200)]
 Pos = Annotated[int, Query(ge=1, le=10**12)]
@@ -76,7 +77,7 @@ def add_api_routes(app: FastAPI, st: ExplorerState) -> None:  # noqa: C901 (one 
         need_dictionary(dictionary)
         page = st.atlas.features(dictionary, order, desc, limit, offset, explained, concept or None,
                                  text or None)
-        return _json(clean({"dictionary": dictionary, "order": order, "desc": desc,
+        return _json(json_safe({"dictionary": dictionary, "order": order, "desc": desc,
                             "limit": limit, "offset": offset, **page}))
 
     @app.get("/api/feature/{dictionary}/{feature}", response_model=m.FeaturePage)
@@ -87,7 +88,7 @@ def add_api_routes(app: FastAPI, st: ExplorerState) -> None:  # noqa: C901 (one 
 
     @app.get("/api/concepts", response_model=m.ConceptList)
     def concepts():
-        return _json(clean({"concepts": st.atlas.concepts()}))
+        return _json(json_safe({"concepts": st.atlas.concepts()}))
 
     @app.get("/api/concept/{concept}", response_model=m.ConceptPage)
     def concept(concept: Annotated[str, PathParam(max_length=200)]):
@@ -100,7 +101,7 @@ def add_api_routes(app: FastAPI, st: ExplorerState) -> None:  # noqa: C901 (one 
         hits = st.atlas.search(q, limit)
         if st.genome is not None:
             hits += st.genome.genes(q, limit)
-        return _json(clean({"query": q, "hits": hits[:limit]}))
+        return _json(json_safe({"query": q, "hits": hits[:limit]}))
 
     @app.get("/api/annotation", response_model=m.AnnotationTrack)
     def annotation(chr: Name, start: Pos, end: Pos):
@@ -155,7 +156,7 @@ def add_api_routes(app: FastAPI, st: ExplorerState) -> None:  # noqa: C901 (one 
 
         def work():
             acts = st.engine.site_acts(site, chr, a, b)[0]
-            return clean(gram_view(acts, chr, a, b, site, phase, scale,
+            return json_safe(gram_view(acts, chr, a, b, site, phase, scale,
                                    st.genome.intervals(chr, a, b), st.genome.lengths[chr]))
         return _json(await st.pool.run(("gram", chr, a, b, site, phase, scale), work))
 
@@ -178,7 +179,7 @@ def add_api_routes(app: FastAPI, st: ExplorerState) -> None:  # noqa: C901 (one 
             g = min(len(codes), lim.gram_max_nt)
             out["gram"] = (gram_view(plus[:g], "query", 0, g, st.engine.dictionaries[name].site,
                                      None, "linear") if req.gram and g >= 2 else None)
-            return clean(out)
+            return json_safe(out)
         return _json(await st.pool.run(None, work))
 
     @app.post("/api/steer", response_model=m.SteerResponse)
@@ -202,7 +203,7 @@ def add_api_routes(app: FastAPI, st: ExplorerState) -> None:  # noqa: C901 (one 
             out = steer_view(st.engine.adapter, st.engine.dictionaries[name],
                              st.genome.codes[req.chr], req.chr, a, b, edits, maxima,
                              req.codons, req.frame_start, req.frame_strand)
-            return clean({"dictionary": d["dictionary"], "edits": edits, **out})
+            return json_safe({"dictionary": d["dictionary"], "edits": edits, **out})
         return _json(await st.pool.run(None, work))
 
 

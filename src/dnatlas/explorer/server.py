@@ -46,18 +46,14 @@ def _annotations(genome, annotations):
 def expected_key(have: dict, adapter, codes: dict, annotations, sae_sources: dict) -> dict:
     """The key an atlas of these inputs would carry, for the fields ``have`` names (the
     build settings are taken as they are: any settings are fine for the explorer)."""
-    import hashlib
-
-    import numpy as np
-
+    from dnatlas.genome.alphabet import sequence_sha256
     from dnatlas.pipelines.atlas import annotation_hash, sae_hash
 
     want = dict(have)
     if "model" in have:
         want["model"] = adapter.fingerprint()
     if "genome" in have:
-        want["genome"] = {r: hashlib.sha256(np.asarray(c, np.uint8).tobytes()).hexdigest()
-                          for r, c in codes.items()}
+        want["genome"] = {r: sequence_sha256(c) for r, c in codes.items()}
     if "annotations" in have:
         want["annotations"] = annotation_hash(annotations)
     if isinstance(have.get("saes"), dict):

@@ -3,26 +3,13 @@ the worker pool, opened once from an :class:`~dnatlas.explorer.config.ExplorerCo
 
 from __future__ import annotations
 
-import math
 import threading
 
 from dnatlas.atlas.reader import ORDERABLE, Atlas
 from dnatlas.errors import InputError
 from dnatlas.explorer.config import ExplorerConfig, manifest_inputs
 from dnatlas.explorer.pool import ModelPool
-
-
-def clean(obj):
-    """JSON-safe: non-finite floats -> None, tuples -> lists, numpy scalars -> Python."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [clean(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, str | bytes):
-        return clean(obj.item())
-    return obj
+from dnatlas.files import json_safe
 
 
 class ExplorerState:
@@ -121,7 +108,7 @@ class ExplorerState:
             name = self.genome.name
             ref = {"id": name, "fastaURL": f"genome/{name}.fa",
                    "indexURL": f"genome/{name}.fa.fai"}
-        return clean({
+        return json_safe({
             "title": self.config.title, "version": __version__,
             "schema_version": int(manifest.get("schema_version", 0)),
             "atlas": {k: v for k, v in manifest.items() if k != "complete"},
@@ -143,13 +130,13 @@ class ExplorerState:
         page = self.atlas.feature(dictionary, feature)
         page["dictionary"] = {**page["dictionary"], "live": self.live(dictionary)}
         page["tracks"] = []
-        return clean(page)
+        return json_safe(page)
 
     def concept_page(self, concept: str) -> dict:
         rows = self.atlas.best_for_concept(concept)
         for r in rows:
             r["description"] = self.descriptions(r["dictionary"]).get(r["feature"])
-        return clean({"concept": concept, "features": rows})
+        return json_safe({"concept": concept, "features": rows})
 
     def close(self) -> None:
         self.pool.shutdown()

@@ -8,6 +8,8 @@ to N, and lowercase reads as uppercase. The complement of code ``x < 4`` is
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 A, C, G, T, N = 0, 1, 2, 3, 4
@@ -74,3 +76,8 @@ def gc_content(codes: np.ndarray) -> float:
     counts = np.bincount(np.asarray(codes).ravel(), minlength=5)[:4]
     total = counts.sum()
     return float((counts[C] + counts[G]) / total) if total else float("nan")
+
+
+def sequence_sha256(codes: np.ndarray) -> str:
+    """sha256 of a sequence's uint8 codes: what keys caches and atlases to a record."""
+    return hashlib.sha256(np.ascontiguousarray(codes, dtype=np.uint8).tobytes()).hexdigest()

@@ -35,6 +35,7 @@ from dnatlas.atlas.accumulate import AtlasContext, manhattan_bin_size
 from dnatlas.concepts import DEFAULT_THRESHOLDS
 from dnatlas.concepts.label_sources import LabelSpec
 from dnatlas.errors import InputError
+from dnatlas.genome.alphabet import sequence_sha256
 from dnatlas.models import ModelAdapter
 from dnatlas.pipelines.atlas_pass import (
     PARTIAL,
@@ -145,12 +146,12 @@ class AtlasResult:
 
 
 def _file_hash(paths) -> str:
+    """sha256 over the files' names and digests (:func:`dnatlas.files.file_digest`)."""
+    from dnatlas.files import file_digest
+
     h = hashlib.sha256()
     for p in sorted(Path(x) for x in paths):
-        h.update(p.name.encode())
-        with open(p, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        h.update(f"{p.name}\0{file_digest(p)}\0".encode())
     return h.hexdigest()
 
 
@@ -177,8 +178,7 @@ def atlas_key(model: ModelAdapter, dicts, codes: dict, annotations, settings: At
         "control_model": control_fingerprint,
         "saes": {d.name: sae_hash(d.source) for d in dicts if d.source is not None},
         "dictionaries": sorted(d.name for d in dicts),
-        "genome": {r: hashlib.sha256(np.asarray(c, np.uint8).tobytes()).hexdigest()
-                   for r, c in codes.items()},
+        "genome": {r: sequence_sha256(c) for r, c in codes.items()},
         "annotations": annotation_hash(annotations),
         "concept_beds": _file_hash(settings.labels.beds) if settings.labels.beds else None,
         "tss": _file_hash([settings.tss]) if settings.tss else None,
